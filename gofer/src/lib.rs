@@ -1,0 +1,1 @@
+//! The gofer server, protocol and client.

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing Carapace need, if any are missing.
+# Sourced by scripts/try.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+
+CARAPACE_PACKAGES=(
+    build-essential   # gcc -static for the syscall test programs
+    libc6-dev         # libc.a for static test binaries
+    pkg-config
+    python3           # the sandbox's done-when checks run python3 inside
+    busybox-static    # a small static userland for rootfs tests
+)
+
+missing=()
+for p in "${CARAPACE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "deps: installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,1 @@
+//! Filesystem implementations: tmpfs, dev, the gofer client filesystem, host fds.

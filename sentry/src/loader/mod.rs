@@ -1,0 +1,1 @@
+//! Loading programs: ELF (static, static-PIE, dynamic), `#!` scripts, the initial stack.

@@ -1,0 +1,111 @@
+//! Platforms run application code and report why it stopped; all policy lives in the kernel.
+//!
+//! A [`Platform`] makes [`AddressSpace`]s (the host-side view of one `MemoryManager`) and
+//! [`Context`]s (one per task). `Context::switch` runs the task's registers in an address
+//! space until the application makes a syscall, faults, or is interrupted.
+
+pub mod ptrace;
+
+use crate::error::Result;
+use crate::mm::MemoryFile;
+use std::sync::Arc;
+
+/// x86_64 general-purpose registers, laid out as the kernel's `user_regs_struct`.
+pub type Regs = libc::user_regs_struct;
+
+/// Memory protection bits as in `mmap(2)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prot {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Prot {
+    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
+    pub const RW: Prot = Prot { read: true, write: true, exec: false };
+
+    pub fn from_bits(prot: i32) -> Prot {
+        Prot {
+            read: prot & libc::PROT_READ != 0,
+            write: prot & libc::PROT_WRITE != 0,
+            exec: prot & libc::PROT_EXEC != 0,
+        }
+    }
+
+    pub fn bits(self) -> i32 {
+        let mut b = 0;
+        if self.read {
+            b |= libc::PROT_READ;
+        }
+        if self.write {
+            b |= libc::PROT_WRITE;
+        }
+        if self.exec {
+            b |= libc::PROT_EXEC;
+        }
+        b
+    }
+
+    pub fn allows(self, access: Access) -> bool {
+        match access {
+            Access::Read => self.read || self.write || self.exec,
+            Access::Write => self.write,
+            Access::Exec => self.exec,
+        }
+    }
+}
+
+/// How a faulting access touched memory, when the platform knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Exec,
+}
+
+/// Why [`Context::switch`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The application executed `syscall`; the number is in `orig_rax`, arguments in
+    /// rdi, rsi, rdx, r10, r8, r9, and `rip` already points past the instruction.
+    Syscall,
+    /// A memory fault at `addr`. `mapped` is false when nothing was mapped there in the
+    /// host view (`SEGV_MAPERR`): the kernel may populate the page and retry.
+    Fault { addr: u64, mapped: bool },
+    /// A synchronous signal other than a memory fault (SIGILL, SIGFPE, SIGTRAP, SIGBUS…).
+    Signal { signo: i32, code: i32, addr: u64 },
+    /// The switch was interrupted from outside (e.g. to deliver a signal); nothing happened.
+    Interrupted,
+}
+
+/// The host side of one application address space.
+pub trait AddressSpace: Send {
+    /// Map `len` bytes of the MemoryFile at `file_offset` to `addr` with `prot`, replacing
+    /// whatever was there. `addr`, `len` and `file_offset` are page aligned.
+    fn map(&mut self, addr: u64, len: u64, prot: Prot, file_offset: u64) -> Result<()>;
+    /// Remove any mapping in `[addr, addr + len)`.
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<()>;
+    /// Change the protection of mapped pages in `[addr, addr + len)`.
+    fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<()>;
+    /// The highest address (exclusive) the application may use.
+    fn max_user_address(&self) -> u64;
+}
+
+/// One task's execution context on a platform.
+pub trait Context: Send {
+    /// Run `regs` in the context's address space until the application stops.
+    fn switch(&mut self, regs: &mut Regs) -> Result<Exit>;
+}
+
+/// A way to run application code.
+pub trait Platform: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// A fresh, empty address space and the first context running in it (a new process
+    /// image: the first task, `execve`, `fork`). The memory manager owns the address space,
+    /// the task owns the context.
+    fn new_process(
+        &self,
+        memory_file: &Arc<MemoryFile>,
+    ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)>;
+}

@@ -1,0 +1,1 @@
+//! The ptrace platform: stub processes traced with `PTRACE_SYSEMU`.

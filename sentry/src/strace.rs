@@ -1,0 +1,1 @@
+//! `--strace`: one line per syscall, decoded with `syscall-tables`.

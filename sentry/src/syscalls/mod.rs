@@ -1,0 +1,1 @@
+//! System call dispatch and one module per family.
