@@ -24,6 +24,13 @@ impl UserAddr {
     }
 }
 
+/// A file that private mappings copy their pages from (ELF segments, `mmap` of a file).
+/// Implemented by the VFS for regular files.
+pub trait MappableFile: Send + Sync {
+    /// Read up to `buf.len()` bytes at `offset`; fewer only at end of file.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+}
+
 /// One process's address space. Placeholder until the VMA code lands.
 pub struct MemoryManager {}
 
