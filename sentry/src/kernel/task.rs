@@ -1,9 +1,13 @@
 //! A task: one application thread, run by one sentry host thread.
 #![deny(unsafe_code)]
 
+use super::signal::SignalState;
+use super::{Credentials, Kernel};
 use crate::error::Result;
+use crate::loader::{self, AuxCreds, Opener};
 use crate::mm::{MemoryManager, UserAddr};
-use crate::platform::{Context, Regs};
+use crate::platform::{Context, Exit, Regs};
+use crate::syscalls::{self, SyscallArgs, SyscallReturn};
 use crate::vfs::{FdTable, FsContext};
 use crate::{errno, return_errno};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,16 +15,224 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Longest path the application may pass (Linux `PATH_MAX`, including the NUL).
 pub const PATH_MAX: usize = 4096;
 
+/// How a process ended, as `wait` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled { signo: i32, core: bool },
+}
+
+impl ExitStatus {
+    /// The status a shell reports: the exit code, or 128 + the signal number.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c & 0xff,
+            ExitStatus::Signaled { signo, .. } => 128 + signo,
+        }
+    }
+}
+
+/// Resource limits: soft and hard per resource, indexed by `RLIMIT_*`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rlimits(pub [(u64, u64); 16]);
+
+impl Default for Rlimits {
+    fn default() -> Self {
+        const INF: u64 = u64::MAX;
+        let mut r = [(INF, INF); 16];
+        let mut set = |res: u32, soft: u64, hard: u64| {
+            if let Some(slot) = r.get_mut(res as usize) {
+                *slot = (soft, hard);
+            }
+        };
+        set(libc::RLIMIT_STACK, crate::mm::STACK_SIZE, INF);
+        set(libc::RLIMIT_CORE, 0, INF);
+        set(libc::RLIMIT_NOFILE, 1024, 4096);
+        set(libc::RLIMIT_NPROC, 4096, 4096);
+        set(libc::RLIMIT_MEMLOCK, 8 << 20, 8 << 20);
+        set(libc::RLIMIT_SIGPENDING, 4096, 4096);
+        set(libc::RLIMIT_MSGQUEUE, 819_200, 819_200);
+        set(libc::RLIMIT_NICE, 0, 0);
+        set(libc::RLIMIT_RTPRIO, 0, 0);
+        Rlimits(r)
+    }
+}
+
 pub struct Task {
+    pub kernel: Arc<Kernel>,
     pub tid: i32,
+    /// Thread-group id: the pid `getpid` returns.
+    pub tgid: i32,
+    pub ppid: i32,
     pub regs: Regs,
     pub ctx: Box<dyn Context>,
     pub mm: Arc<Mutex<MemoryManager>>,
     pub fs: Arc<Mutex<FsContext>>,
     pub files: Arc<Mutex<FdTable>>,
+    pub creds: Credentials,
+    pub signals: SignalState,
+    pub rlimits: Rlimits,
+    /// `comm`: the name `PR_GET_NAME` and `/proc/PID/comm` show (at most 15 bytes).
+    pub comm: Vec<u8>,
+    pub clear_child_tid: UserAddr,
+    pub robust_list: (UserAddr, usize),
+    pub pdeath_signal: i32,
+    pub dumpable: bool,
+    pub no_new_privs: bool,
+    pub child_subreaper: bool,
+    /// The path of the running executable (`/proc/self/exe`).
+    pub exe_path: Vec<u8>,
+    /// Set when the task has exited; the loop stops.
+    pub exit_status: Option<ExitStatus>,
 }
 
 impl Task {
+    /// The sandbox's first process, pid 1: a fresh address space with `path` loaded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_init(
+        kernel: Arc<Kernel>,
+        fs: FsContext,
+        files: FdTable,
+        creds: Credentials,
+        open: &Opener<'_>,
+        path: &[u8],
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> Result<Task> {
+        let (aspace, ctx) = kernel.platform.new_process(&kernel.memory_file)?;
+        let mut mm = MemoryManager::new(kernel.memory_file.clone(), aspace);
+        let loaded = loader::load(&mut mm, open, path, argv, envp, aux_creds(&creds))?;
+        let tid = kernel.alloc_pid();
+        Ok(Task {
+            kernel,
+            tid,
+            tgid: tid,
+            ppid: 0,
+            regs: loaded.regs,
+            ctx,
+            mm: Arc::new(Mutex::new(mm)),
+            fs: Arc::new(Mutex::new(fs)),
+            files: Arc::new(Mutex::new(files)),
+            creds,
+            signals: SignalState::default(),
+            rlimits: Rlimits::default(),
+            comm: comm_from_path(path),
+            clear_child_tid: UserAddr(0),
+            robust_list: (UserAddr(0), 0),
+            pdeath_signal: 0,
+            dumpable: true,
+            no_new_privs: false,
+            child_subreaper: false,
+            exe_path: loaded.exe_path,
+            exit_status: None,
+        })
+    }
+
+    /// Replace the process image (`execve`): a new address space, registers and name.
+    /// Nothing of the old image changes unless loading succeeds.
+    pub fn exec(
+        &mut self,
+        open: &Opener<'_>,
+        path: &[u8],
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> Result<()> {
+        let (aspace, ctx) = self.kernel.platform.new_process(&self.kernel.memory_file)?;
+        let mut mm = MemoryManager::new(self.kernel.memory_file.clone(), aspace);
+        let loaded = loader::load(&mut mm, open, path, argv, envp, aux_creds(&self.creds))?;
+        self.mm = Arc::new(Mutex::new(mm));
+        self.ctx = ctx;
+        self.regs = loaded.regs;
+        self.exe_path = loaded.exe_path;
+        self.comm = comm_from_path(path);
+        self.signals.reset_for_exec();
+        self.clear_child_tid = UserAddr(0);
+        self.robust_list = (UserAddr(0), 0);
+        self.files().close_on_exec();
+        Ok(())
+    }
+
+    pub fn files(&self) -> MutexGuard<'_, FdTable> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn fs(&self) -> MutexGuard<'_, FsContext> {
+        self.fs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run the task until it exits.
+    pub fn run(&mut self) -> ExitStatus {
+        loop {
+            let exit = match self.ctx.switch(&mut self.regs) {
+                Ok(exit) => exit,
+                Err(e) => {
+                    tracing::error!("task {}: platform failed: {e}", self.tid);
+                    return ExitStatus::Signaled {
+                        signo: libc::SIGKILL,
+                        core: false,
+                    };
+                }
+            };
+            match exit {
+                Exit::Syscall => self.handle_syscall(),
+                Exit::Fault { addr, mapped } => {
+                    if self.mm().handle_fault(addr, mapped).is_err() {
+                        self.force_signal_exit(libc::SIGSEGV);
+                    }
+                }
+                Exit::Signal { signo, .. } => self.force_signal_exit(signo),
+                Exit::Interrupted => {}
+            }
+            if let Some(status) = self.exit_status {
+                return status;
+            }
+        }
+    }
+
+    /// A synchronous signal with no way to deliver it yet: the default action.
+    fn force_signal_exit(&mut self, signo: i32) {
+        let core = matches!(
+            signo,
+            libc::SIGSEGV
+                | libc::SIGBUS
+                | libc::SIGILL
+                | libc::SIGFPE
+                | libc::SIGTRAP
+                | libc::SIGABRT
+        );
+        self.exit_status = Some(ExitStatus::Signaled { signo, core });
+    }
+
+    fn handle_syscall(&mut self) {
+        let nr = self.regs.orig_rax;
+        let r = &self.regs;
+        let args = SyscallArgs([r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9]);
+        let entry = self
+            .kernel
+            .strace
+            .then(|| crate::strace::entry(self, nr, &args));
+        let result = syscalls::dispatch(self, nr, &args);
+        let ret: Option<i64> = match result {
+            Ok(SyscallReturn::Value(v)) => {
+                self.regs.rax = v;
+                Some(v as i64)
+            }
+            Ok(SyscallReturn::KeepRegs) => Some(self.regs.rax as i64),
+            Ok(SyscallReturn::Exit) => None,
+            Err(e) => {
+                if !e.msg.is_empty() {
+                    tracing::debug!("syscall {nr}: {e}");
+                }
+                let v = -i64::from(e.errno.raw());
+                self.regs.rax = v as u64;
+                Some(v)
+            }
+        };
+        if let Some(line) = entry {
+            crate::strace::exit(self, nr, &args, &line, ret);
+        }
+    }
+
     pub fn mm(&self) -> MutexGuard<'_, MemoryManager> {
         // A poisoned lock means a sentry bug already panicked; keep going with the data.
         self.mm.lock().unwrap_or_else(|e| e.into_inner())
@@ -64,7 +276,7 @@ impl Task {
                 return Ok(out);
             }
             out.extend_from_slice(buf);
-            cur = cur.add(n as u64)?;
+            cur = cur.offset(n as u64)?;
         }
         return_errno!(ENAMETOOLONG)
     }
@@ -74,4 +286,19 @@ impl Task {
     pub fn read_path(&self, addr: UserAddr) -> Result<Vec<u8>> {
         self.read_cstring(addr, PATH_MAX)
     }
+}
+
+fn aux_creds(c: &Credentials) -> AuxCreds {
+    AuxCreds {
+        uid: c.ruid,
+        euid: c.euid,
+        gid: c.rgid,
+        egid: c.egid,
+    }
+}
+
+/// Linux sets `comm` to the file name being executed, cut to 15 bytes.
+fn comm_from_path(path: &[u8]) -> Vec<u8> {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    name.iter().take(15).copied().collect()
 }

@@ -1,4 +1,207 @@
 //! The MemoryFile: one memfd per sandbox holding all application memory.
+//!
+//! The file is sparse: frames cost host memory only once touched, and freed frames are
+//! punched out. The sentry maps the whole file once and reads or writes application
+//! memory through that mapping; stubs map ranges of it where the application sees them.
 
-/// Placeholder until the allocator lands.
-pub struct MemoryFile {}
+use crate::errno;
+use crate::error::{Error, Result};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Size of the file's address range. Sparse, so this only bounds how much memory the
+/// sandbox can hold at once.
+const FILE_SIZE: u64 = 64 << 30;
+
+/// A range of MemoryFile pages, reference counted so that `fork` can share frames
+/// copy-on-write.
+struct Allocator {
+    /// First never-used offset.
+    bump: u64,
+    /// Freed single frames, ready for reuse.
+    free: Vec<u64>,
+    /// Reference count per frame offset (absent = 1 is not used: every live frame is here).
+    refs: std::collections::HashMap<u64, u32>,
+}
+
+pub struct MemoryFile {
+    fd: OwnedFd,
+    base: *mut u8,
+    alloc: Mutex<Allocator>,
+}
+
+// SAFETY: `base` points at a shared mapping that lives as long as the MemoryFile; all
+// access through it goes through `with_slice`/`read`/`write`, which bound-check offsets.
+// Concurrent access to the same bytes mirrors what the application's threads do to their
+// own memory and is the application's business, exactly as on Linux.
+unsafe impl Send for MemoryFile {}
+// SAFETY: see `Send` above.
+unsafe impl Sync for MemoryFile {}
+
+impl MemoryFile {
+    pub fn new() -> Result<MemoryFile> {
+        let fd = nix::sys::memfd::memfd_create(
+            c"carapace-memory",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )?;
+        nix::unistd::ftruncate(&fd, FILE_SIZE as i64)?;
+        // SAFETY: mapping a fresh memfd we own at a kernel-chosen address; the mapping is
+        // never unmapped while `self` lives (Drop unmaps it).
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                FILE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::last_os_error());
+        }
+        Ok(MemoryFile {
+            fd,
+            base: base.cast(),
+            alloc: Mutex::new(Allocator {
+                bump: 0,
+                free: Vec::new(),
+                refs: std::collections::HashMap::new(),
+            }),
+        })
+    }
+
+    /// The memfd, for platforms that map it into stubs.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    fn allocator(&self) -> std::sync::MutexGuard<'_, Allocator> {
+        self.alloc.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Allocate `pages` contiguous zeroed frames; returns the file offset of the first.
+    pub fn allocate(&self, pages: u64) -> Result<u64> {
+        let mut a = self.allocator();
+        if pages == 1 {
+            if let Some(off) = a.free.pop() {
+                a.refs.insert(off, 1);
+                return Ok(off);
+            }
+        }
+        let len = pages.checked_mul(PAGE_SIZE).ok_or(errno!(ENOMEM))?;
+        let off = a.bump;
+        let end = off.checked_add(len).ok_or(errno!(ENOMEM))?;
+        if end > FILE_SIZE {
+            return Err(errno!(ENOMEM, "MemoryFile exhausted"));
+        }
+        a.bump = end;
+        for i in 0..pages {
+            a.refs.insert(off + i * PAGE_SIZE, 1);
+        }
+        Ok(off)
+    }
+
+    /// Take another reference to a frame (a fork sharing it copy-on-write).
+    pub fn inc_ref(&self, off: u64) {
+        let mut a = self.allocator();
+        *a.refs.entry(off).or_insert(0) += 1;
+    }
+
+    /// How many address spaces hold this frame.
+    pub fn ref_count(&self, off: u64) -> u32 {
+        self.allocator().refs.get(&off).copied().unwrap_or(0)
+    }
+
+    /// Drop a reference; the last one returns the frame's host memory and recycles it.
+    pub fn dec_ref(&self, off: u64) {
+        let mut a = self.allocator();
+        let last = match a.refs.get_mut(&off) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if last {
+            a.refs.remove(&off);
+            // Punching returns the page to the host and makes it read back as zeros, so
+            // a recycled frame is already clean.
+            let _ = nix::fcntl::fallocate(
+                &self.fd,
+                nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                    | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                off as i64,
+                PAGE_SIZE as i64,
+            );
+            a.free.push(off);
+        }
+    }
+
+    /// The sentry's view of `len` bytes at file offset `off`.
+    fn ptr(&self, off: u64, len: usize) -> Result<*mut u8> {
+        let end = off.checked_add(len as u64).ok_or(errno!(EFAULT))?;
+        if end > FILE_SIZE {
+            return Err(errno!(EFAULT));
+        }
+        // SAFETY: `off + len` is within the mapping, checked above.
+        Ok(unsafe { self.base.add(off as usize) })
+    }
+
+    /// Copy bytes out of the file.
+    pub fn read(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+        let p = self.ptr(off, buf.len())?;
+        // SAFETY: `p..p+len` lies in our live shared mapping (checked by `ptr`), and `buf`
+        // is a distinct sentry buffer, so the ranges do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copy bytes into the file.
+    pub fn write(&self, off: u64, data: &[u8]) -> Result<()> {
+        let p = self.ptr(off, data.len())?;
+        // SAFETY: as in `read`, with the direction reversed.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+        Ok(())
+    }
+
+    /// Copy one frame to another (copy-on-write, private file pages).
+    pub fn copy_frame(&self, from: u64, to: u64) -> Result<()> {
+        let src = self.ptr(from, PAGE_SIZE as usize)?;
+        let dst = self.ptr(to, PAGE_SIZE as usize)?;
+        if from == to {
+            return Ok(());
+        }
+        // SAFETY: both frames lie in the mapping and are distinct pages, so they do not
+        // overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, PAGE_SIZE as usize) };
+        Ok(())
+    }
+
+    /// Fill a frame from a closure that writes into a page-sized sentry buffer view.
+    pub fn fill_frame(&self, off: u64, f: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<()> {
+        let p = self.ptr(off, PAGE_SIZE as usize)?;
+        // SAFETY: the frame lies in the mapping; while it is being filled it is not yet
+        // mapped into any stub, so no one else writes it.
+        let page = unsafe { std::slice::from_raw_parts_mut(p, PAGE_SIZE as usize) };
+        f(page)
+    }
+
+    /// Bytes of host memory the file holds (for `sysinfo` and benchmarks).
+    pub fn allocated_bytes(&self) -> u64 {
+        let a = self.allocator();
+        (a.refs.len() as u64).saturating_mul(PAGE_SIZE)
+    }
+}
+
+impl Drop for MemoryFile {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping made in `new`; no references outlive self.
+        unsafe {
+            libc::munmap(self.base.cast(), FILE_SIZE as usize);
+        }
+    }
+}

@@ -1,12 +1,24 @@
 //! Application memory: the [`MemoryFile`] that holds it and the [`MemoryManager`] that
 //! keeps each process's VMAs (the truth) and tells the platform what to map where.
 
+mod manager;
 mod memory_file;
 
-pub use memory_file::MemoryFile;
+pub use manager::{Backing, MemoryManager, Vma, STACK_SIZE};
+pub use memory_file::{MemoryFile, PAGE_SIZE};
 
-use crate::error::Result;
 use crate::errno;
+use crate::error::Result;
+
+/// Round `v` down to a page boundary.
+pub const fn page_down(v: u64) -> u64 {
+    v & !(PAGE_SIZE - 1)
+}
+
+/// Round `v` up to a page boundary, or `None` if that overflows.
+pub fn page_up(v: u64) -> Option<u64> {
+    Some(v.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
+}
 
 /// An address in the application's address space. Never dereferenced by the sentry: it is
 /// translated through the memory manager, which fails with `EFAULT`.
@@ -19,7 +31,7 @@ impl UserAddr {
     }
 
     /// `self + off`, or `EFAULT` if it wraps.
-    pub fn add(self, off: u64) -> Result<UserAddr> {
+    pub fn offset(self, off: u64) -> Result<UserAddr> {
         self.0.checked_add(off).map(UserAddr).ok_or(errno!(EFAULT))
     }
 }
@@ -29,20 +41,4 @@ impl UserAddr {
 pub trait MappableFile: Send + Sync {
     /// Read up to `buf.len()` bytes at `offset`; fewer only at end of file.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
-}
-
-/// One process's address space. Placeholder until the VMA code lands.
-pub struct MemoryManager {}
-
-impl MemoryManager {
-    /// Copy `buf.len()` bytes from application memory at `addr`; `EFAULT` if any byte is
-    /// not readable by the application.
-    pub fn copy_in(&mut self, _addr: UserAddr, _buf: &mut [u8]) -> Result<()> {
-        Err(errno!(EFAULT))
-    }
-
-    /// Copy `data` to application memory at `addr`; `EFAULT` if any byte is not writable.
-    pub fn copy_out(&mut self, _addr: UserAddr, _data: &[u8]) -> Result<()> {
-        Err(errno!(EFAULT))
-    }
 }

@@ -22,8 +22,16 @@ pub struct Prot {
 }
 
 impl Prot {
-    pub const NONE: Prot = Prot { read: false, write: false, exec: false };
-    pub const RW: Prot = Prot { read: true, write: true, exec: false };
+    pub const NONE: Prot = Prot {
+        read: false,
+        write: false,
+        exec: false,
+    };
+    pub const RW: Prot = Prot {
+        read: true,
+        write: true,
+        exec: false,
+    };
 
     pub fn from_bits(prot: i32) -> Prot {
         Prot {
@@ -96,6 +104,8 @@ pub trait AddressSpace: Send {
 pub trait Context: Send {
     /// Run `regs` in the context's address space until the application stops.
     fn switch(&mut self, regs: &mut Regs) -> Result<Exit>;
+    /// CPU time the application has used on this context (for the CPU-time clocks).
+    fn cpu_time(&self) -> std::time::Duration;
 }
 
 /// A way to run application code.

@@ -1,1 +1,310 @@
-//! The ptrace platform: stub processes traced with `PTRACE_SYSEMU`.
+//! The ptrace platform: one stub process per address space, traced with `PTRACE_SYSEMU`.
+//!
+//! Each stub starts as a fresh exec of the tiny [`stub`] program, so it holds nothing of
+//! the sentry. The task's host thread is its tracer (ptrace binds a tracee to one tracer
+//! thread), runs application code with `PTRACE_SYSEMU` — every syscall stops before the
+//! host kernel executes it — and changes the stub's mappings by injecting
+//! `mmap`/`munmap`/`mprotect` at the stub's own syscall site.
+//!
+//! Limitation for now: the address space injects through the same stub thread its task
+//! runs on, which is right while every process has one thread. Threads sharing an address
+//! space will need the injecting thread chosen per call.
+
+mod stub;
+
+pub use stub::STUB_BASE;
+
+use super::{AddressSpace, Context, Exit, Platform, Prot, Regs};
+use crate::errno;
+use crate::error::{Error, Result};
+use crate::mm::MemoryFile;
+use nix::sys::ptrace;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, OnceLock};
+
+/// The file descriptor number of the MemoryFile inside every stub.
+const STUB_MEMFD: i32 = 0;
+
+/// `si_code` of a SIGSEGV for an address with no mapping (asm-generic/siginfo.h).
+const SEGV_MAPERR: i32 = 1;
+
+pub struct PtracePlatform {
+    /// The stub program in a sealed memfd, exec'd with `execveat(AT_EMPTY_PATH)` so that
+    /// creating a stub needs no host path (the sentry may have none).
+    stub_exe: OnceLock<OwnedFd>,
+}
+
+impl PtracePlatform {
+    pub fn new() -> PtracePlatform {
+        PtracePlatform {
+            stub_exe: OnceLock::new(),
+        }
+    }
+
+    fn stub_exe(&self) -> Result<&OwnedFd> {
+        if let Some(fd) = self.stub_exe.get() {
+            return Ok(fd);
+        }
+        let fd = nix::sys::memfd::memfd_create(
+            c"carapace-stub",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )?;
+        let img = stub::image();
+        let n = nix::unistd::write(&fd, &img)?;
+        if n != img.len() {
+            return Err(errno!(EIO, "short write of the stub image"));
+        }
+        // Keep it away from fds 0..=2, which the child rearranges before exec.
+        let fd = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+        // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(self.stub_exe.get_or_init(|| fd))
+    }
+}
+
+impl Default for PtracePlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Platform for PtracePlatform {
+    fn name(&self) -> &'static str {
+        "ptrace"
+    }
+
+    fn new_process(
+        &self,
+        memory_file: &Arc<MemoryFile>,
+    ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
+        let pid = spawn_stub(self.stub_exe()?.as_raw_fd(), memory_file.fd().as_raw_fd())?;
+        let stub = Stub { pid };
+        // The stub starts with its exec-time stack, vDSO and vvar mapped; the application
+        // must see none of it.
+        stub.inject(libc::SYS_munmap, [0, STUB_BASE, 0, 0, 0, 0])?;
+        let after = STUB_BASE + 0x1000;
+        stub.inject(
+            libc::SYS_munmap,
+            [after, 0x7fff_ffff_f000 - after, 0, 0, 0, 0],
+        )?;
+        Ok((
+            Box::new(PtraceAddressSpace { pid }),
+            Box::new(PtraceContext { stub }),
+        ))
+    }
+}
+
+/// Fork and exec a stub; returns once it is stopped at its first instruction, traced by
+/// the calling thread.
+fn spawn_stub(exe_fd: i32, memfd: i32) -> Result<Pid> {
+    // Everything the child needs is prepared before fork: after fork in a multi-threaded
+    // process only async-signal-safe calls are allowed.
+    let empty = CString::default();
+    let argv: [*const libc::c_char; 2] = [c"carapace-stub".as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: fork in a multi-threaded process; the child below only makes raw syscalls
+    // (no allocation, no locks) and then execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: child after fork; each call is a plain syscall on values prepared
+        // above. On any failure the child exits and the parent sees it in waitpid.
+        unsafe {
+            // Its own session: terminal signals (^C) for the sentry's group skip it.
+            libc::setsid();
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+                libc::_exit(126);
+            }
+            if memfd != STUB_MEMFD {
+                libc::dup2(memfd, STUB_MEMFD);
+            }
+            libc::fcntl(STUB_MEMFD, libc::F_SETFD, 0);
+            libc::syscall(
+                libc::SYS_close_range,
+                1u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            libc::syscall(
+                libc::SYS_execveat,
+                exe_fd,
+                empty.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+            libc::_exit(127);
+        }
+    }
+    let pid = Pid::from_raw(pid);
+    match waitpid(pid, Some(WaitPidFlag::__WALL))? {
+        WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP) => {}
+        other => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+            tracing::error!("stub failed to start: {other:?}");
+            return Err(errno!(EAGAIN, "stub failed to start"));
+        }
+    }
+    ptrace::setoptions(
+        pid,
+        ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL,
+    )?;
+    Ok(pid)
+}
+
+/// A stopped stub thread the calling host thread traces.
+struct Stub {
+    pid: Pid,
+}
+
+impl Stub {
+    /// Run one host syscall inside the stub (for its mappings), returning its raw result.
+    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<i64> {
+        inject(self.pid, nr, args)
+    }
+}
+
+fn inject(pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
+    let mut regs = ptrace::getregs(pid)?;
+    regs.rip = stub::SYSCALL_SITE;
+    regs.rax = nr as u64;
+    regs.orig_rax = u64::MAX;
+    regs.rdi = args[0];
+    regs.rsi = args[1];
+    regs.rdx = args[2];
+    regs.r10 = args[3];
+    regs.r8 = args[4];
+    regs.r9 = args[5];
+    ptrace::setregs(pid, regs)?;
+    ptrace::cont(pid, None)?;
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::__WALL))? {
+            WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP) => {
+                let after = ptrace::getregs(pid)?;
+                if after.rip != stub::SYSCALL_SITE_END {
+                    return Err(errno!(EFAULT, "stub stopped outside its syscall site"));
+                }
+                return Ok(after.rax as i64);
+            }
+            WaitStatus::Stopped(_, _) | WaitStatus::PtraceSyscall(_) => {
+                // Nothing else should stop a stub mid-injection; drop it and go on.
+                ptrace::cont(pid, None)?;
+            }
+            _ => return Err(errno!(ESRCH, "stub died during injection")),
+        }
+    }
+}
+
+fn check_injected(ret: i64) -> Result<()> {
+    if (-4095..0).contains(&ret) {
+        Err(Error::new(crate::error::Errno::from_raw(-ret as i32)))
+    } else {
+        Ok(())
+    }
+}
+
+pub struct PtraceAddressSpace {
+    pid: Pid,
+}
+
+impl AddressSpace for PtraceAddressSpace {
+    fn map(&mut self, addr: u64, len: u64, prot: Prot, file_offset: u64) -> Result<()> {
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let args = [
+            addr,
+            len,
+            prot.bits() as u64,
+            flags,
+            STUB_MEMFD as u64,
+            file_offset,
+        ];
+        let ret = inject(self.pid, libc::SYS_mmap, args)?;
+        check_injected(ret)
+    }
+
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
+        check_injected(inject(self.pid, libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?)
+    }
+
+    fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<()> {
+        let args = [addr, len, prot.bits() as u64, 0, 0, 0];
+        check_injected(inject(self.pid, libc::SYS_mprotect, args)?)
+    }
+
+    fn max_user_address(&self) -> u64 {
+        STUB_BASE
+    }
+}
+
+impl Drop for PtraceAddressSpace {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+    }
+}
+
+pub struct PtraceContext {
+    stub: Stub,
+}
+
+impl Context for PtraceContext {
+    fn cpu_time(&self) -> std::time::Duration {
+        // The host's CPU-time clock of the stub thread (Linux's MAKE_THREAD_CPUCLOCK with
+        // CPUCLOCK_SCHED): the application's own time, not the sentry's.
+        let clock = ((!self.stub.pid.as_raw()) << 3) | 6;
+        nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
+            .map(|ts| std::time::Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+            .unwrap_or_default()
+    }
+
+    fn switch(&mut self, regs: &mut Regs) -> Result<Exit> {
+        let pid = self.stub.pid;
+        ptrace::setregs(pid, *regs)?;
+        ptrace::sysemu(pid, None)?;
+        let status = waitpid(pid, Some(WaitPidFlag::__WALL))?;
+        match status {
+            WaitStatus::PtraceSyscall(_) => {
+                *regs = ptrace::getregs(pid)?;
+                Ok(Exit::Syscall)
+            }
+            WaitStatus::Stopped(_, sig) => {
+                *regs = ptrace::getregs(pid)?;
+                let signo = sig as i32;
+                match signo {
+                    libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP => {
+                        let info = ptrace::getsiginfo(pid)?;
+                        // SAFETY: the kernel filled a fault siginfo for these signals, so
+                        // the union holds the `_sigfault` member `si_addr` reads.
+                        let addr = unsafe { info.si_addr() } as u64;
+                        if signo == libc::SIGSEGV && info.si_code > 0 {
+                            Ok(Exit::Fault {
+                                addr,
+                                mapped: info.si_code != SEGV_MAPERR,
+                            })
+                        } else {
+                            Ok(Exit::Signal {
+                                signo,
+                                code: info.si_code,
+                                addr,
+                            })
+                        }
+                    }
+                    // Anything else was sent to the stub from outside; the application
+                    // never sees host signals.
+                    _ => Ok(Exit::Interrupted),
+                }
+            }
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                Err(errno!(ESRCH, "stub process died"))
+            }
+            _ => Ok(Exit::Interrupted),
+        }
+    }
+}

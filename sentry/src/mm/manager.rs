@@ -1,0 +1,653 @@
+//! The MemoryManager: one process's VMAs and the MemoryFile frames behind them.
+//!
+//! VMAs are the truth. Frames are allocated lazily: the stub faults, the sentry populates
+//! a chunk around the fault (zeros for anonymous memory, file bytes for private file
+//! mappings) and maps it into the stub. The sentry reads and writes application memory
+//! through its own mapping of the MemoryFile, populating pages the same way.
+
+use super::{page_down, page_up, MappableFile, MemoryFile, UserAddr, PAGE_SIZE};
+use crate::error::Result;
+use crate::platform::{Access, AddressSpace, Prot};
+use crate::{errno, return_errno};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What fills a VMA's pages the first time they are touched.
+#[derive(Clone)]
+pub enum Backing {
+    /// Zero-filled memory.
+    Anon,
+    /// A private copy of a file; `offset` is the file offset of the VMA's start.
+    File {
+        file: Arc<dyn MappableFile>,
+        offset: u64,
+    },
+}
+
+#[derive(Clone)]
+pub struct Vma {
+    pub end: u64,
+    pub prot: Prot,
+    /// `MAP_SHARED` anonymous memory (shared with children once fork exists).
+    pub shared: bool,
+    pub backing: Backing,
+    /// What `/proc/PID/maps` shows: a path, `[heap]`, `[stack]`, or nothing.
+    pub name: String,
+}
+
+impl Vma {
+    /// The backing of the part of this VMA that starts `delta` bytes in.
+    fn backing_from(&self, delta: u64) -> Backing {
+        match &self.backing {
+            Backing::Anon => Backing::Anon,
+            Backing::File { file, offset } => Backing::File {
+                file: file.clone(),
+                offset: offset.saturating_add(delta),
+            },
+        }
+    }
+}
+
+/// Pages populated around an anonymous fault. Costs no host memory until touched: frames
+/// of the sparse MemoryFile are only offsets until written.
+const ANON_FAULT_AROUND: u64 = 256;
+/// Pages copied from a file around a fault in a private file mapping.
+const FILE_FAULT_AROUND: u64 = 16;
+
+/// Default `RLIMIT_STACK`: the main stack is mapped at this size from the start.
+pub const STACK_SIZE: u64 = 8 << 20;
+/// Space kept free below the stack before `mmap` allocations start.
+const STACK_GAP: u64 = 128 << 20;
+/// Lowest address `mmap` hands out without a hint (Linux's default `mmap_min_addr`).
+const MMAP_MIN_ADDR: u64 = 0x10000;
+
+pub struct MemoryManager {
+    mf: Arc<MemoryFile>,
+    aspace: Box<dyn AddressSpace>,
+    /// VMAs keyed by start address; never overlapping, never empty.
+    vmas: BTreeMap<u64, Vma>,
+    /// Populated pages: page address → MemoryFile frame offset.
+    pages: BTreeMap<u64, u64>,
+    brk_start: u64,
+    brk: u64,
+    stack_top: u64,
+    mmap_top: u64,
+}
+
+impl MemoryManager {
+    pub fn new(mf: Arc<MemoryFile>, aspace: Box<dyn AddressSpace>) -> MemoryManager {
+        let stack_top = aspace.max_user_address() - PAGE_SIZE;
+        let mmap_top = stack_top - STACK_SIZE - STACK_GAP;
+        MemoryManager {
+            mf,
+            aspace,
+            vmas: BTreeMap::new(),
+            pages: BTreeMap::new(),
+            brk_start: 0,
+            brk: 0,
+            stack_top,
+            mmap_top,
+        }
+    }
+
+    pub fn memory_file(&self) -> &Arc<MemoryFile> {
+        &self.mf
+    }
+
+    /// The top of the main thread's stack (exclusive).
+    pub fn stack_top(&self) -> u64 {
+        self.stack_top
+    }
+
+    /// Where a PIE executable is loaded (Linux's `ELF_ET_DYN_BASE` without randomization).
+    pub fn pie_base(&self) -> u64 {
+        page_down(self.aspace.max_user_address() / 3 * 2)
+    }
+
+    /// Set the program break's start, right after the loaded executable.
+    pub fn set_brk_start(&mut self, addr: u64) {
+        self.brk_start = addr;
+        self.brk = addr;
+    }
+
+    pub fn vmas(&self) -> impl Iterator<Item = (u64, &Vma)> {
+        self.vmas.iter().map(|(s, v)| (*s, v))
+    }
+
+    /// The VMA containing `addr`, with its start.
+    fn find_vma(&self, addr: u64) -> Option<(u64, &Vma)> {
+        let (start, vma) = self.vmas.range(..=addr).next_back()?;
+        (addr < vma.end).then_some((*start, vma))
+    }
+
+    fn range_is_free(&self, start: u64, end: u64) -> bool {
+        if let Some((_, v)) = self.vmas.range(..end).next_back() {
+            if v.end > start {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A free range of `len` bytes, top-down below the mmap base.
+    fn find_free(&self, len: u64) -> Result<u64> {
+        let mut top = self.mmap_top;
+        for (start, vma) in self.vmas.range(..self.mmap_top).rev() {
+            if vma.end <= top && top - vma.end >= len {
+                return Ok(top - len);
+            }
+            top = top.min(*start);
+        }
+        if top >= len && top - len >= MMAP_MIN_ADDR {
+            return Ok(top - len);
+        }
+        return_errno!(ENOMEM)
+    }
+
+    /// Split the VMA containing `addr` so that a VMA starts exactly at `addr`.
+    fn split_at(&mut self, addr: u64) {
+        let Some((start, vma)) = self.find_vma(addr) else {
+            return;
+        };
+        if start == addr {
+            return;
+        }
+        let mut tail = vma.clone();
+        tail.backing = vma.backing_from(addr - start);
+        if let Some(head) = self.vmas.get_mut(&start) {
+            head.end = addr;
+        }
+        self.vmas.insert(addr, tail);
+    }
+
+    /// Drop the frames of populated pages in `[start, end)`.
+    fn release_pages(&mut self, start: u64, end: u64) {
+        let gone: Vec<(u64, u64)> = self
+            .pages
+            .range(start..end)
+            .map(|(a, f)| (*a, *f))
+            .collect();
+        for (addr, frame) in gone {
+            self.pages.remove(&addr);
+            self.mf.dec_ref(frame);
+        }
+    }
+
+    /// Remove every mapping in `[start, end)` (page aligned).
+    fn unmap_range(&mut self, start: u64, end: u64) -> Result<()> {
+        if start >= end {
+            return Ok(());
+        }
+        self.split_at(start);
+        self.split_at(end);
+        let doomed: Vec<u64> = self.vmas.range(start..end).map(|(s, _)| *s).collect();
+        for s in doomed {
+            self.vmas.remove(&s);
+        }
+        self.release_pages(start, end);
+        self.aspace.unmap(start, end - start)
+    }
+
+    /// `mmap(2)` once the file (if any) is resolved. `len` is non-zero; returns the address.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmap(
+        &mut self,
+        hint: u64,
+        len: u64,
+        prot: Prot,
+        fixed: bool,
+        noreplace: bool,
+        shared: bool,
+        backing: Backing,
+        name: String,
+    ) -> Result<u64> {
+        let len = page_up(len).ok_or(errno!(ENOMEM))?;
+        if len == 0 {
+            return_errno!(EINVAL);
+        }
+        let max = self.aspace.max_user_address();
+        let start = if fixed || noreplace {
+            if !hint.is_multiple_of(PAGE_SIZE) {
+                return_errno!(EINVAL);
+            }
+            let end = hint.checked_add(len).ok_or(errno!(ENOMEM))?;
+            if end > max || hint < MMAP_MIN_ADDR {
+                // Linux: EPERM below mmap_min_addr, ENOMEM past TASK_SIZE.
+                if hint < MMAP_MIN_ADDR {
+                    return_errno!(EPERM);
+                }
+                return_errno!(ENOMEM);
+            }
+            if noreplace && !self.range_is_free(hint, end) {
+                return_errno!(EEXIST);
+            }
+            self.unmap_range(hint, end)?;
+            hint
+        } else {
+            let hint = page_down(hint);
+            match hint.checked_add(len) {
+                Some(end)
+                    if hint >= MMAP_MIN_ADDR && end <= max && self.range_is_free(hint, end) =>
+                {
+                    hint
+                }
+                _ => self.find_free(len)?,
+            }
+        };
+        let end = start + len;
+        self.vmas.insert(
+            start,
+            Vma {
+                end,
+                prot,
+                shared,
+                backing,
+                name,
+            },
+        );
+        Ok(start)
+    }
+
+    /// `munmap(2)`.
+    pub fn munmap(&mut self, addr: u64, len: u64) -> Result<()> {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
+            return_errno!(EINVAL);
+        }
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .filter(|&e| e <= self.aspace.max_user_address())
+            .ok_or(errno!(EINVAL))?;
+        self.unmap_range(addr, end)
+    }
+
+    /// Check that every page of `[start, end)` is covered by some VMA.
+    fn fully_mapped(&self, start: u64, end: u64) -> bool {
+        let mut cur = start;
+        while cur < end {
+            match self.find_vma(cur) {
+                Some((_, v)) => cur = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// `mprotect(2)`.
+    pub fn mprotect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<()> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return_errno!(EINVAL);
+        }
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(errno!(ENOMEM))?;
+        if addr == end {
+            return Ok(());
+        }
+        if !self.fully_mapped(addr, end) {
+            return_errno!(ENOMEM);
+        }
+        self.split_at(addr);
+        self.split_at(end);
+        for (_, vma) in self.vmas.range_mut(addr..end) {
+            vma.prot = prot;
+        }
+        // The stub refaults with the new protection; populated pages keep their data.
+        self.aspace.unmap(addr, end - addr)
+    }
+
+    /// `brk(2)`: returns the new break, or the old one if the request cannot be met.
+    pub fn brk(&mut self, addr: u64) -> u64 {
+        if addr < self.brk_start {
+            return self.brk;
+        }
+        let (Some(old_end), Some(new_end)) = (page_up(self.brk), page_up(addr)) else {
+            return self.brk;
+        };
+        if new_end > old_end {
+            if !self.range_is_free(old_end, new_end) || new_end > self.mmap_top {
+                return self.brk;
+            }
+            // Extend the heap VMA, or start it.
+            let heap = self
+                .vmas
+                .range(..old_end)
+                .next_back()
+                .filter(|(_, v)| v.end == old_end && v.name == "[heap]")
+                .map(|(s, _)| *s);
+            match heap.and_then(|s| self.vmas.get_mut(&s)) {
+                Some(v) => v.end = new_end,
+                None => {
+                    let vma = Vma {
+                        end: new_end,
+                        prot: Prot::RW,
+                        shared: false,
+                        backing: Backing::Anon,
+                        name: "[heap]".into(),
+                    };
+                    self.vmas.insert(old_end, vma);
+                }
+            }
+        } else if new_end < old_end && self.unmap_range(new_end, old_end).is_err() {
+            return self.brk;
+        }
+        self.brk = addr;
+        addr
+    }
+
+    /// `mremap(2)` for the cases programs use: shrink in place, grow in place, or move.
+    pub fn mremap(
+        &mut self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        fixed_to: Option<u64>,
+    ) -> Result<u64> {
+        if !old.is_multiple_of(PAGE_SIZE) {
+            return_errno!(EINVAL);
+        }
+        let old_len = page_up(old_len).ok_or(errno!(EINVAL))?;
+        let new_len = page_up(new_len).ok_or(errno!(EINVAL))?;
+        if new_len == 0 || old_len == 0 {
+            return_errno!(EINVAL);
+        }
+        let old_end = old.checked_add(old_len).ok_or(errno!(EFAULT))?;
+        // The old range must lie in one VMA.
+        let (vstart, vma) = self.find_vma(old).ok_or(errno!(EFAULT))?;
+        if vma.end < old_end {
+            return_errno!(EFAULT);
+        }
+        let vma = vma.clone();
+        if fixed_to.is_none() {
+            if new_len <= old_len {
+                self.unmap_range(old + new_len, old_end)?;
+                return Ok(old);
+            }
+            let new_end = old.checked_add(new_len).ok_or(errno!(ENOMEM))?;
+            if vma.end == old_end
+                && new_end <= self.aspace.max_user_address()
+                && self.range_is_free(old_end, new_end)
+            {
+                if let Some(v) = self.vmas.get_mut(&vstart) {
+                    v.end = new_end;
+                }
+                return Ok(old);
+            }
+            if !may_move {
+                return_errno!(ENOMEM);
+            }
+        }
+        let dest = match fixed_to {
+            Some(d) => {
+                if d % PAGE_SIZE != 0 {
+                    return_errno!(EINVAL);
+                }
+                let dend = d.checked_add(new_len).ok_or(errno!(EINVAL))?;
+                if d < old_end && old < dend {
+                    return_errno!(EINVAL);
+                }
+                self.unmap_range(d, dend)?;
+                d
+            }
+            None => self.find_free(new_len)?,
+        };
+        // Move: the new VMA takes the old pages' frames.
+        let moved: Vec<(u64, u64)> = self
+            .pages
+            .range(old..old_end)
+            .map(|(a, f)| (*a, *f))
+            .collect();
+        let keep = old_len.min(new_len);
+        for (a, f) in moved {
+            self.pages.remove(&a);
+            if a - old < keep {
+                self.pages.insert(dest + (a - old), f);
+            } else {
+                self.mf.dec_ref(f);
+            }
+        }
+        let new_vma = Vma {
+            end: dest + new_len,
+            prot: vma.prot,
+            shared: vma.shared,
+            backing: vma.backing_from(old - vstart),
+            name: vma.name.clone(),
+        };
+        // Remove the old range's VMA pieces (the pages are already moved).
+        self.split_at(old);
+        self.split_at(old_end);
+        let doomed: Vec<u64> = self.vmas.range(old..old_end).map(|(s, _)| *s).collect();
+        for s in doomed {
+            self.vmas.remove(&s);
+        }
+        self.aspace.unmap(old, old_len)?;
+        self.vmas.insert(dest, new_vma);
+        Ok(dest)
+    }
+
+    /// `madvise(MADV_DONTNEED)`: private pages read back as zeros (or the file's bytes).
+    pub fn discard(&mut self, addr: u64, len: u64) -> Result<()> {
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(errno!(EINVAL))?;
+        if !self.fully_mapped(addr, end) {
+            return_errno!(ENOMEM);
+        }
+        self.release_pages(addr, end);
+        self.aspace.unmap(addr, end - addr)
+    }
+
+    /// `mincore(2)`: one byte per page, 1 where the page holds data.
+    pub fn mincore(&self, addr: u64, len: u64) -> Result<Vec<u8>> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return_errno!(EINVAL);
+        }
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(errno!(ENOMEM))?;
+        if !self.fully_mapped(addr, end) {
+            return_errno!(ENOMEM);
+        }
+        Ok((addr..end)
+            .step_by(PAGE_SIZE as usize)
+            .map(|p| u8::from(self.pages.contains_key(&p)))
+            .collect())
+    }
+
+    /// Is every page of the range mapped (for `msync`)?
+    pub fn check_mapped(&self, addr: u64, len: u64) -> Result<()> {
+        let end = page_up(len)
+            .and_then(|l| addr.checked_add(l))
+            .ok_or(errno!(ENOMEM))?;
+        if self.fully_mapped(addr, end) {
+            Ok(())
+        } else {
+            Err(errno!(ENOMEM))
+        }
+    }
+
+    /// The frame behind `page`, populating it (and only it) if needed.
+    fn frame(&mut self, page: u64) -> Result<u64> {
+        if let Some(f) = self.pages.get(&page) {
+            return Ok(*f);
+        }
+        let (start, vma) = self.find_vma(page).ok_or(errno!(EFAULT))?;
+        let backing = vma.backing.clone();
+        let frame = self.mf.allocate(1)?;
+        if let Err(e) = fill_from(&self.mf, frame, 1, &backing, page - start) {
+            self.mf.dec_ref(frame);
+            return Err(e);
+        }
+        self.pages.insert(page, frame);
+        Ok(frame)
+    }
+
+    /// Check the VMAs allow `access` to every byte of `[addr, addr + len)`.
+    fn check_access(&self, addr: u64, len: usize, access: Access) -> Result<()> {
+        let end = addr.checked_add(len as u64).ok_or(errno!(EFAULT))?;
+        let mut cur = addr;
+        while cur < end {
+            let (_, vma) = self.find_vma(cur).ok_or(errno!(EFAULT))?;
+            if !vma.prot.allows(access) {
+                return_errno!(EFAULT);
+            }
+            cur = vma.end;
+        }
+        Ok(())
+    }
+
+    /// Run `f` on each (frame offset, byte range in frame, byte range in the buffer) piece
+    /// of `[addr, addr + len)`.
+    fn for_each_piece(
+        &mut self,
+        addr: u64,
+        len: usize,
+        mut f: impl FnMut(&MemoryFile, u64, usize, usize) -> Result<()>,
+    ) -> Result<()> {
+        let mut done = 0usize;
+        while done < len {
+            let cur = addr + done as u64;
+            let page = page_down(cur);
+            let in_page = (cur - page) as usize;
+            let n = (PAGE_SIZE as usize - in_page).min(len - done);
+            let frame = self.frame(page)?;
+            f(&self.mf, frame + in_page as u64, done, n)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    pub fn copy_in(&mut self, addr: UserAddr, buf: &mut [u8]) -> Result<()> {
+        self.check_access(addr.0, buf.len(), Access::Read)?;
+        self.for_each_piece(addr.0, buf.len(), |mf, off, at, n| {
+            let dst = buf.get_mut(at..at + n).ok_or(errno!(EFAULT))?;
+            mf.read(off, dst)
+        })
+    }
+
+    pub fn copy_out(&mut self, addr: UserAddr, data: &[u8]) -> Result<()> {
+        self.check_access(addr.0, data.len(), Access::Write)?;
+        self.write_unchecked(addr.0, data)
+    }
+
+    /// Write ignoring VMA protection: the loader zeroing the tail of a read-only segment,
+    /// as Linux's ELF loader does before the protection applies.
+    pub fn write_unchecked(&mut self, addr: u64, data: &[u8]) -> Result<()> {
+        self.check_access(addr, data.len(), Access::Read)
+            .or_else(|_| {
+                // Any VMA at all will do; protection is ignored here.
+                if self.fully_mapped(addr, addr.saturating_add(data.len() as u64)) {
+                    Ok(())
+                } else {
+                    Err(errno!(EFAULT))
+                }
+            })?;
+        self.for_each_piece(addr, data.len(), |mf, off, at, n| {
+            let src = data.get(at..at + n).ok_or(errno!(EFAULT))?;
+            mf.write(off, src)
+        })
+    }
+
+    /// A fault reported by the platform. `Ok` means the access can be retried; `Err` means
+    /// the application gets SIGSEGV.
+    pub fn handle_fault(&mut self, addr: u64, mapped: bool) -> Result<()> {
+        let page = page_down(addr);
+        let (start, vma) = self.find_vma(page).ok_or(errno!(EFAULT))?;
+        if vma.prot == Prot::NONE || mapped {
+            // Mapped with the VMA's full protection already: a real access violation.
+            return_errno!(EFAULT);
+        }
+        let vma = vma.clone();
+        let around = match vma.backing {
+            Backing::Anon => ANON_FAULT_AROUND,
+            Backing::File { .. } => FILE_FAULT_AROUND,
+        };
+        let chunk = around * PAGE_SIZE;
+        let lo = (page / chunk * chunk).max(start);
+        let hi = lo.saturating_add(chunk).min(vma.end);
+        self.populate(start, &vma, lo, hi)?;
+        self.map_populated(lo, hi, vma.prot)
+    }
+
+    /// Give every page of `[lo, hi)` inside `vma` a frame.
+    fn populate(&mut self, vstart: u64, vma: &Vma, lo: u64, hi: u64) -> Result<()> {
+        let mut p = lo;
+        while p < hi {
+            if self.pages.contains_key(&p) {
+                p += PAGE_SIZE;
+                continue;
+            }
+            // A run of missing pages gets contiguous frames, filled in one go.
+            let mut q = p;
+            while q < hi && !self.pages.contains_key(&q) {
+                q += PAGE_SIZE;
+            }
+            let n = (q - p) / PAGE_SIZE;
+            let frame = self.mf.allocate(n)?;
+            if let Err(e) = fill_from(&self.mf, frame, n, &vma.backing, p - vstart) {
+                for i in 0..n {
+                    self.mf.dec_ref(frame + i * PAGE_SIZE);
+                }
+                return Err(e);
+            }
+            for i in 0..n {
+                self.pages.insert(p + i * PAGE_SIZE, frame + i * PAGE_SIZE);
+            }
+            p = q;
+        }
+        Ok(())
+    }
+
+    /// Map the populated pages of `[lo, hi)` into the stub, one call per run of
+    /// contiguous frames.
+    fn map_populated(&mut self, lo: u64, hi: u64, prot: Prot) -> Result<()> {
+        let mut run: Option<(u64, u64, u64)> = None; // (addr, len, frame)
+        let pages: Vec<(u64, u64)> = self.pages.range(lo..hi).map(|(a, f)| (*a, *f)).collect();
+        for (a, f) in pages {
+            run = match run {
+                Some((ra, rl, rf)) if ra + rl == a && rf + rl == f => {
+                    Some((ra, rl + PAGE_SIZE, rf))
+                }
+                Some((ra, rl, rf)) => {
+                    self.aspace.map(ra, rl, prot, rf)?;
+                    Some((a, PAGE_SIZE, f))
+                }
+                None => Some((a, PAGE_SIZE, f)),
+            };
+        }
+        if let Some((ra, rl, rf)) = run {
+            self.aspace.map(ra, rl, prot, rf)?;
+        }
+        Ok(())
+    }
+}
+
+/// Fill `n` fresh frames starting at `frame` with the backing's bytes for the VMA offset
+/// `delta`.
+fn fill_from(mf: &MemoryFile, frame: u64, n: u64, backing: &Backing, delta: u64) -> Result<()> {
+    let Backing::File { file, offset } = backing else {
+        return Ok(()); // fresh frames are already zero
+    };
+    let foff = offset.checked_add(delta).ok_or(errno!(EFAULT))?;
+    let len = (n * PAGE_SIZE) as usize;
+    let mut buf = vec![0u8; len];
+    let mut got = 0usize;
+    while got < len {
+        let dst = buf.get_mut(got..).ok_or(errno!(EFAULT))?;
+        let r = file.read_at(dst, foff + got as u64)?;
+        if r == 0 {
+            break;
+        }
+        got += r;
+    }
+    // Bytes past the end of the file stay zero, as Linux shows them in the last page.
+    mf.write(frame, &buf)
+}
+
+impl Drop for MemoryManager {
+    fn drop(&mut self) {
+        for (_, f) in std::mem::take(&mut self.pages) {
+            self.mf.dec_ref(f);
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! Process and identity syscalls: exit, ids, credentials, uname, arch_prctl, prctl,
+//! rlimits, and the thread bookkeeping glibc sets up at start.
+#![deny(unsafe_code)]
+
+use super::SyscallReturn;
+use crate::error::Result;
+use crate::kernel::task::ExitStatus;
+use crate::kernel::{Task, KERNEL_RELEASE, KERNEL_VERSION};
+use crate::mm::UserAddr;
+use crate::{errno, return_errno};
+
+pub fn sys_exit_group(task: &mut Task, code: i32) -> Result<SyscallReturn> {
+    task.exit_status = Some(ExitStatus::Exited(code & 0xff));
+    Ok(SyscallReturn::Exit)
+}
+
+/// `exit`: with one thread per process (for now) the same as `exit_group`.
+pub fn sys_exit(task: &mut Task, code: i32) -> Result<SyscallReturn> {
+    sys_exit_group(task, code)
+}
+
+pub fn sys_getpid(task: &mut Task) -> Result<u64> {
+    Ok(task.tgid as u64)
+}
+
+pub fn sys_gettid(task: &mut Task) -> Result<u64> {
+    Ok(task.tid as u64)
+}
+
+pub fn sys_getppid(task: &mut Task) -> Result<u64> {
+    Ok(task.ppid as u64)
+}
+
+pub fn sys_getuid(task: &mut Task) -> Result<u64> {
+    Ok(u64::from(task.creds.ruid))
+}
+
+pub fn sys_geteuid(task: &mut Task) -> Result<u64> {
+    Ok(u64::from(task.creds.euid))
+}
+
+pub fn sys_getgid(task: &mut Task) -> Result<u64> {
+    Ok(u64::from(task.creds.rgid))
+}
+
+pub fn sys_getegid(task: &mut Task) -> Result<u64> {
+    Ok(u64::from(task.creds.egid))
+}
+
+pub fn sys_getresuid(task: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> Result<u64> {
+    let c = task.creds.clone();
+    task.write_obj(r, &c.ruid)?;
+    task.write_obj(e, &c.euid)?;
+    task.write_obj(s, &c.suid)?;
+    Ok(0)
+}
+
+pub fn sys_getresgid(task: &mut Task, r: UserAddr, e: UserAddr, s: UserAddr) -> Result<u64> {
+    let c = task.creds.clone();
+    task.write_obj(r, &c.rgid)?;
+    task.write_obj(e, &c.egid)?;
+    task.write_obj(s, &c.sgid)?;
+    Ok(0)
+}
+
+/// `-1` as a `uid_t` argument means "leave unchanged".
+const KEEP: u32 = u32::MAX;
+
+/// setresuid(2): unprivileged callers may only pick among their current ids.
+pub fn sys_setresuid(task: &mut Task, r: u32, e: u32, s: u32) -> Result<u64> {
+    let c = &task.creds;
+    let allowed = |id: u32| id == KEEP || id == c.ruid || id == c.euid || id == c.suid;
+    let permitted = allowed(r) && allowed(e) && allowed(s);
+    if !(c.is_privileged() || permitted) {
+        return_errno!(EPERM);
+    }
+    let c = &mut task.creds;
+    if r != KEEP {
+        c.ruid = r;
+    }
+    if e != KEEP {
+        c.euid = e;
+    }
+    if s != KEEP {
+        c.suid = s;
+    }
+    c.fsuid = c.euid;
+    Ok(0)
+}
+
+pub fn sys_setresgid(task: &mut Task, r: u32, e: u32, s: u32) -> Result<u64> {
+    let c = &task.creds;
+    let allowed = |id: u32| id == KEEP || id == c.rgid || id == c.egid || id == c.sgid;
+    let permitted = allowed(r) && allowed(e) && allowed(s);
+    if !(c.is_privileged() || permitted) {
+        return_errno!(EPERM);
+    }
+    let c = &mut task.creds;
+    if r != KEEP {
+        c.rgid = r;
+    }
+    if e != KEEP {
+        c.egid = e;
+    }
+    if s != KEEP {
+        c.sgid = s;
+    }
+    c.fsgid = c.egid;
+    Ok(0)
+}
+
+/// setuid(2): privileged callers set all ids; others only the effective one.
+pub fn sys_setuid(task: &mut Task, uid: u32) -> Result<u64> {
+    if uid == KEEP {
+        return_errno!(EINVAL);
+    }
+    if task.creds.is_privileged() {
+        sys_setresuid(task, uid, uid, uid)
+    } else {
+        sys_setresuid(task, KEEP, uid, KEEP)
+    }
+}
+
+pub fn sys_setgid(task: &mut Task, gid: u32) -> Result<u64> {
+    if gid == KEEP {
+        return_errno!(EINVAL);
+    }
+    if task.creds.is_privileged() {
+        sys_setresgid(task, gid, gid, gid)
+    } else {
+        sys_setresgid(task, KEEP, gid, KEEP)
+    }
+}
+
+pub fn sys_setreuid(task: &mut Task, r: u32, e: u32) -> Result<u64> {
+    sys_setresuid(task, r, e, KEEP)
+}
+
+pub fn sys_setregid(task: &mut Task, r: u32, e: u32) -> Result<u64> {
+    sys_setresgid(task, r, e, KEEP)
+}
+
+pub fn sys_getgroups(task: &mut Task, size: i32, list: UserAddr) -> Result<u64> {
+    let groups = task.creds.groups.clone();
+    if size < 0 {
+        return_errno!(EINVAL);
+    }
+    if size == 0 {
+        return Ok(groups.len() as u64);
+    }
+    if (size as usize) < groups.len() {
+        return_errno!(EINVAL);
+    }
+    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    task.copy_out(list, &bytes)?;
+    Ok(groups.len() as u64)
+}
+
+/// Linux's `NGROUPS_MAX`.
+const NGROUPS_MAX: usize = 65536;
+
+pub fn sys_setgroups(task: &mut Task, size: usize, list: UserAddr) -> Result<u64> {
+    if size > NGROUPS_MAX {
+        return_errno!(EINVAL);
+    }
+    if !task.creds.is_privileged() {
+        return_errno!(EPERM);
+    }
+    let mut bytes = vec![0u8; size * 4];
+    task.copy_in(list, &mut bytes)?;
+    task.creds.groups = bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(0)
+}
+
+/// `struct utsname`: six 65-byte fields.
+const UTS_FIELD: usize = 65;
+
+pub fn sys_uname(task: &mut Task, buf: UserAddr) -> Result<u64> {
+    let hostname = task
+        .kernel
+        .hostname
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
+    let domain = task
+        .kernel
+        .domainname
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        &hostname,
+        KERNEL_RELEASE.as_bytes(),
+        KERNEL_VERSION.as_bytes(),
+        b"x86_64",
+        &domain,
+    ];
+    let mut out = vec![0u8; UTS_FIELD * 6];
+    for (i, f) in fields.iter().enumerate() {
+        let n = f.len().min(UTS_FIELD - 1);
+        if let (Some(dst), Some(src)) = (out.get_mut(i * UTS_FIELD..i * UTS_FIELD + n), f.get(..n))
+        {
+            dst.copy_from_slice(src);
+        }
+    }
+    task.copy_out(buf, &out)?;
+    Ok(0)
+}
+
+/// Longest host or domain name (`__NEW_UTS_LEN`).
+const UTS_NAME_MAX: usize = 64;
+
+fn set_uts_name(task: &mut Task, name: UserAddr, len: usize, domain: bool) -> Result<u64> {
+    if !task.creds.is_privileged() {
+        return_errno!(EPERM);
+    }
+    if len > UTS_NAME_MAX {
+        return_errno!(EINVAL);
+    }
+    let mut buf = vec![0u8; len];
+    task.copy_in(name, &mut buf)?;
+    let slot = if domain {
+        &task.kernel.domainname
+    } else {
+        &task.kernel.hostname
+    };
+    if let Ok(mut s) = slot.lock() {
+        *s = buf;
+    }
+    Ok(0)
+}
+
+pub fn sys_sethostname(task: &mut Task, name: UserAddr, len: usize) -> Result<u64> {
+    set_uts_name(task, name, len, false)
+}
+
+pub fn sys_setdomainname(task: &mut Task, name: UserAddr, len: usize) -> Result<u64> {
+    set_uts_name(task, name, len, true)
+}
+
+const ARCH_SET_GS: i32 = 0x1001;
+const ARCH_SET_FS: i32 = 0x1002;
+const ARCH_GET_FS: i32 = 0x1003;
+const ARCH_GET_GS: i32 = 0x1004;
+const ARCH_GET_CPUID: i32 = 0x1011;
+const ARCH_SET_CPUID: i32 = 0x1012;
+
+/// The highest canonical user address + 1; fs/gs bases beyond it fault in Linux.
+const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+
+pub fn sys_arch_prctl(task: &mut Task, code: i32, addr: u64) -> Result<u64> {
+    match code {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if addr >= TASK_SIZE {
+                return_errno!(EPERM);
+            }
+            if code == ARCH_SET_FS {
+                task.regs.fs_base = addr;
+            } else {
+                task.regs.gs_base = addr;
+            }
+            Ok(0)
+        }
+        ARCH_GET_FS | ARCH_GET_GS => {
+            let v = if code == ARCH_GET_FS {
+                task.regs.fs_base
+            } else {
+                task.regs.gs_base
+            };
+            task.write_obj(UserAddr(addr), &v)?;
+            Ok(0)
+        }
+        ARCH_GET_CPUID => Ok(1),
+        ARCH_SET_CPUID => return_errno!(ENODEV),
+        _ => return_errno!(EINVAL),
+    }
+}
+
+pub fn sys_set_tid_address(task: &mut Task, addr: UserAddr) -> Result<u64> {
+    task.clear_child_tid = addr;
+    Ok(task.tid as u64)
+}
+
+/// `sizeof(struct robust_list_head)` on x86_64.
+const ROBUST_LIST_HEAD_SIZE: usize = 24;
+
+pub fn sys_set_robust_list(task: &mut Task, head: UserAddr, len: usize) -> Result<u64> {
+    if len != ROBUST_LIST_HEAD_SIZE {
+        return_errno!(EINVAL);
+    }
+    task.robust_list = (head, len);
+    Ok(0)
+}
+
+pub fn sys_get_robust_list(
+    task: &mut Task,
+    pid: i32,
+    head_ptr: UserAddr,
+    len_ptr: UserAddr,
+) -> Result<u64> {
+    if pid != 0 && pid != task.tid {
+        return_errno!(ESRCH);
+    }
+    task.write_obj(head_ptr, &task.robust_list.0 .0)?;
+    task.write_obj(len_ptr, &(task.robust_list.1 as u64))?;
+    Ok(0)
+}
+
+/// `struct rlimit64`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Rlimit {
+    cur: u64,
+    max: u64,
+}
+
+const RLIM_NLIMITS: u32 = 16;
+
+pub fn sys_prlimit64(
+    task: &mut Task,
+    pid: i32,
+    resource: u32,
+    new: UserAddr,
+    old: UserAddr,
+) -> Result<u64> {
+    if pid != 0 && pid != task.tgid {
+        return_errno!(ESRCH);
+    }
+    if resource >= RLIM_NLIMITS {
+        return_errno!(EINVAL);
+    }
+    let slot = resource as usize;
+    let cur = *task.rlimits.0.get(slot).ok_or(errno!(EINVAL))?;
+    let new_val = if new.is_null() {
+        None
+    } else {
+        Some(task.read_obj::<Rlimit>(new)?)
+    };
+    if let Some(n) = new_val {
+        if n.cur > n.max {
+            return_errno!(EINVAL);
+        }
+        if n.max > cur.1 && !task.creds.is_privileged() {
+            return_errno!(EPERM);
+        }
+        if resource == libc::RLIMIT_NOFILE && n.max > NR_OPEN {
+            return_errno!(EPERM);
+        }
+    }
+    if !old.is_null() {
+        task.write_obj(
+            old,
+            &Rlimit {
+                cur: cur.0,
+                max: cur.1,
+            },
+        )?;
+    }
+    if let (Some(n), Some(s)) = (new_val, task.rlimits.0.get_mut(slot)) {
+        *s = (n.cur, n.max);
+    }
+    Ok(0)
+}
+
+/// `fs.nr_open`: the hard ceiling for RLIMIT_NOFILE.
+const NR_OPEN: u64 = 1 << 20;
+
+pub fn sys_getrlimit(task: &mut Task, resource: u32, old: UserAddr) -> Result<u64> {
+    sys_prlimit64(task, 0, resource, UserAddr(0), old)
+}
+
+pub fn sys_setrlimit(task: &mut Task, resource: u32, new: UserAddr) -> Result<u64> {
+    if new.is_null() {
+        return_errno!(EFAULT);
+    }
+    sys_prlimit64(task, 0, resource, new, UserAddr(0))
+}
+
+pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<u64> {
+    match option {
+        libc::PR_SET_NAME => {
+            let mut name = [0u8; 16];
+            task.copy_in(UserAddr(arg2), &mut name)?;
+            let n = name.iter().position(|&b| b == 0).unwrap_or(15).min(15);
+            task.comm = name.get(..n).unwrap_or_default().to_vec();
+            Ok(0)
+        }
+        libc::PR_GET_NAME => {
+            let mut name = [0u8; 16];
+            for (d, s) in name.iter_mut().zip(task.comm.iter().take(15)) {
+                *d = *s;
+            }
+            task.copy_out(UserAddr(arg2), &name)?;
+            Ok(0)
+        }
+        libc::PR_SET_PDEATHSIG => {
+            if arg2 > 64 {
+                return_errno!(EINVAL);
+            }
+            task.pdeath_signal = arg2 as i32;
+            Ok(0)
+        }
+        libc::PR_GET_PDEATHSIG => {
+            task.write_obj(UserAddr(arg2), &task.pdeath_signal)?;
+            Ok(0)
+        }
+        libc::PR_GET_DUMPABLE => Ok(u64::from(task.dumpable)),
+        libc::PR_SET_DUMPABLE => {
+            if arg2 > 1 {
+                return_errno!(EINVAL);
+            }
+            task.dumpable = arg2 == 1;
+            Ok(0)
+        }
+        libc::PR_SET_NO_NEW_PRIVS => {
+            if arg2 != 1 {
+                return_errno!(EINVAL);
+            }
+            task.no_new_privs = true;
+            Ok(0)
+        }
+        libc::PR_GET_NO_NEW_PRIVS => Ok(u64::from(task.no_new_privs)),
+        libc::PR_SET_CHILD_SUBREAPER => {
+            task.child_subreaper = arg2 != 0;
+            Ok(0)
+        }
+        libc::PR_GET_CHILD_SUBREAPER => {
+            task.write_obj(UserAddr(arg2), &i32::from(task.child_subreaper))?;
+            Ok(0)
+        }
+        libc::PR_GET_SECCOMP => Ok(0),
+        libc::PR_CAPBSET_READ => {
+            if arg2 > 40 {
+                return_errno!(EINVAL);
+            }
+            Ok(1)
+        }
+        libc::PR_GET_KEEPCAPS | libc::PR_GET_TIMERSLACK => Ok(0),
+        libc::PR_SET_KEEPCAPS | libc::PR_SET_TIMERSLACK => Ok(0),
+        _ => return_errno!(EINVAL),
+    }
+}

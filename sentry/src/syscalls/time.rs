@@ -1,0 +1,269 @@
+//! Clocks, sleeping, randomness, and the scheduling and system-information calls.
+#![deny(unsafe_code)]
+
+use crate::error::Result;
+use crate::kernel::Task;
+use crate::mm::UserAddr;
+use crate::{errno, return_errno};
+use std::time::Duration;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: i64,
+}
+
+impl Timespec {
+    /// A duration from application input: `EINVAL` if out of range, as nanosleep(2).
+    pub fn to_duration(self) -> Result<Duration> {
+        if self.sec < 0 || !(0..1_000_000_000).contains(&self.nsec) {
+            return_errno!(EINVAL);
+        }
+        Ok(Duration::new(self.sec as u64, self.nsec as u32))
+    }
+
+    fn from_duration(d: Duration) -> Timespec {
+        Timespec {
+            sec: d.as_secs() as i64,
+            nsec: i64::from(d.subsec_nanos()),
+        }
+    }
+}
+
+/// The clock ids the sentry serves. Negative ids name per-process/thread CPU clocks
+/// (`clock_getcpuclockid`); only the caller's own are supported.
+fn read_clock(task: &Task, clock: i32) -> Result<Timespec> {
+    let host = |id: nix::time::ClockId| -> Result<Timespec> {
+        let ts = nix::time::clock_gettime(id)?;
+        Ok(Timespec {
+            sec: ts.tv_sec(),
+            nsec: ts.tv_nsec(),
+        })
+    };
+    match clock {
+        libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI => {
+            host(nix::time::ClockId::from_raw(clock))
+        }
+        libc::CLOCK_MONOTONIC
+        | libc::CLOCK_MONOTONIC_COARSE
+        | libc::CLOCK_MONOTONIC_RAW
+        | libc::CLOCK_BOOTTIME => {
+            // The sandbox's own boot: uptime starts when it did, like a fresh machine.
+            let _ = host;
+            Ok(Timespec::from_duration(
+                task.kernel.boot_time.elapsed() + BOOT_OFFSET,
+            ))
+        }
+        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
+            Ok(Timespec::from_duration(task.ctx.cpu_time()))
+        }
+        c if c < 0 => {
+            // CPU clock of a pid: (~pid << 3) | type. Accept our own process/thread.
+            let pid = !(c >> 3);
+            if pid == 0 || pid == task.tgid || pid == task.tid {
+                Ok(Timespec::from_duration(task.ctx.cpu_time()))
+            } else {
+                Err(errno!(EINVAL))
+            }
+        }
+        _ => Err(errno!(EINVAL)),
+    }
+}
+
+/// Monotonic time starts a little above zero, so programs that treat 0 as "unset" work.
+const BOOT_OFFSET: Duration = Duration::from_secs(1);
+
+pub fn sys_clock_gettime(task: &mut Task, clock: i32, tp: UserAddr) -> Result<u64> {
+    let ts = read_clock(task, clock)?;
+    task.write_obj(tp, &ts)?;
+    Ok(0)
+}
+
+pub fn sys_clock_getres(task: &mut Task, clock: i32, tp: UserAddr) -> Result<u64> {
+    read_clock(task, clock)?;
+    let res = match clock {
+        libc::CLOCK_REALTIME_COARSE | libc::CLOCK_MONOTONIC_COARSE => Timespec {
+            sec: 0,
+            nsec: 4_000_000,
+        },
+        _ => Timespec { sec: 0, nsec: 1 },
+    };
+    if !tp.is_null() {
+        task.write_obj(tp, &res)?;
+    }
+    Ok(0)
+}
+
+pub fn sys_gettimeofday(task: &mut Task, tv: UserAddr, tz: UserAddr) -> Result<u64> {
+    if !tv.is_null() {
+        let ts = read_clock(task, libc::CLOCK_REALTIME)?;
+        let tv_val = Timespec {
+            sec: ts.sec,
+            nsec: ts.nsec / 1000,
+        };
+        task.write_obj(tv, &tv_val)?;
+    }
+    if !tz.is_null() {
+        task.write_obj(tz, &[0i32; 2])?;
+    }
+    Ok(0)
+}
+
+pub fn sys_time(task: &mut Task, tloc: UserAddr) -> Result<u64> {
+    let ts = read_clock(task, libc::CLOCK_REALTIME)?;
+    if !tloc.is_null() {
+        task.write_obj(tloc, &ts.sec)?;
+    }
+    Ok(ts.sec as u64)
+}
+
+fn sleep_until(task: &Task, clock: i32, deadline: Timespec) -> Result<()> {
+    loop {
+        let now = read_clock(task, clock)?;
+        let now_ns = i128::from(now.sec) * 1_000_000_000 + i128::from(now.nsec);
+        let end_ns = i128::from(deadline.sec) * 1_000_000_000 + i128::from(deadline.nsec);
+        if now_ns >= end_ns {
+            return Ok(());
+        }
+        let left = u64::try_from(end_ns - now_ns).unwrap_or(u64::MAX);
+        std::thread::sleep(Duration::from_nanos(left));
+    }
+}
+
+pub fn sys_nanosleep(task: &mut Task, req: UserAddr, _rem: UserAddr) -> Result<u64> {
+    let d = task.read_obj::<Timespec>(req)?.to_duration()?;
+    std::thread::sleep(d);
+    Ok(0)
+}
+
+pub fn sys_clock_nanosleep(
+    task: &mut Task,
+    clock: i32,
+    flags: i32,
+    req: UserAddr,
+    _rem: UserAddr,
+) -> Result<u64> {
+    let ts = task.read_obj::<Timespec>(req)?;
+    let d = ts.to_duration()?;
+    match clock {
+        libc::CLOCK_REALTIME
+        | libc::CLOCK_MONOTONIC
+        | libc::CLOCK_BOOTTIME
+        | libc::CLOCK_TAI
+        | libc::CLOCK_PROCESS_CPUTIME_ID => {}
+        libc::CLOCK_THREAD_CPUTIME_ID => return_errno!(EINVAL),
+        _ => return_errno!(EINVAL),
+    }
+    if flags & libc::TIMER_ABSTIME != 0 {
+        sleep_until(task, clock, ts)?;
+    } else {
+        std::thread::sleep(d);
+    }
+    Ok(0)
+}
+
+pub fn sys_getrandom(task: &mut Task, buf: UserAddr, len: usize, flags: u32) -> Result<u64> {
+    let known = libc::GRND_NONBLOCK | libc::GRND_RANDOM | libc::GRND_INSECURE;
+    if flags & !known != 0 || (flags & libc::GRND_RANDOM != 0 && flags & libc::GRND_INSECURE != 0) {
+        return_errno!(EINVAL);
+    }
+    // Linux returns at most 32 MiB - 1 per call.
+    let len = len.min((32 << 20) - 1);
+    let mut out = vec![0u8; len.min(1 << 20)];
+    let mut done = 0usize;
+    while done < len {
+        let n = (len - done).min(out.len());
+        let chunk = out.get_mut(..n).ok_or(errno!(EFAULT))?;
+        let got = crate::host::getrandom(chunk, 0)?;
+        let part = out.get(..got).ok_or(errno!(EFAULT))?;
+        task.copy_out(buf.offset(done as u64)?, part)?;
+        done += got;
+    }
+    Ok(done as u64)
+}
+
+pub fn sys_sched_yield(_task: &mut Task) -> Result<u64> {
+    std::thread::yield_now();
+    Ok(0)
+}
+
+/// CPUs the sandbox reports: the host's count (the stubs may run on any of them).
+fn ncpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+pub fn sys_sched_getaffinity(task: &mut Task, pid: i32, len: usize, mask: UserAddr) -> Result<u64> {
+    if pid != 0 && pid != task.tid && pid != task.tgid {
+        return_errno!(ESRCH);
+    }
+    // The kernel's cpumask size: 8 bytes covers our CPUs; len must hold it and be a
+    // multiple of sizeof(long).
+    if len < 8 || !len.is_multiple_of(8) {
+        return_errno!(EINVAL);
+    }
+    let n = ncpus().min(64);
+    let bits: u64 = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    task.write_obj(mask, &bits)?;
+    Ok(8)
+}
+
+pub fn sys_sched_setaffinity(task: &mut Task, pid: i32, len: usize, mask: UserAddr) -> Result<u64> {
+    if pid != 0 && pid != task.tid && pid != task.tgid {
+        return_errno!(ESRCH);
+    }
+    let mut buf = vec![0u8; len.min(128)];
+    task.copy_in(mask, &mut buf)?;
+    if buf.iter().all(|&b| b == 0) {
+        return_errno!(EINVAL);
+    }
+    Ok(0)
+}
+
+pub fn sys_getcpu(task: &mut Task, cpu: UserAddr, node: UserAddr) -> Result<u64> {
+    if !cpu.is_null() {
+        task.write_obj(cpu, &0u32)?;
+    }
+    if !node.is_null() {
+        task.write_obj(node, &0u32)?;
+    }
+    Ok(0)
+}
+
+/// `struct sysinfo` on x86_64.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Sysinfo {
+    uptime: i64,
+    loads: [u64; 3],
+    totalram: u64,
+    freeram: u64,
+    sharedram: u64,
+    bufferram: u64,
+    totalswap: u64,
+    freeswap: u64,
+    procs: u16,
+    pad: [u8; 6],
+    totalhigh: u64,
+    freehigh: u64,
+    mem_unit: u32,
+    pad2: [u8; 4],
+}
+
+pub fn sys_sysinfo(task: &mut Task, info: UserAddr) -> Result<u64> {
+    let host = nix::sys::sysinfo::sysinfo()?;
+    let used = task.kernel.memory_file.allocated_bytes();
+    let total = host.ram_total();
+    let si = Sysinfo {
+        uptime: (task.kernel.boot_time.elapsed() + BOOT_OFFSET).as_secs() as i64,
+        totalram: total,
+        freeram: total.saturating_sub(used),
+        procs: 1,
+        mem_unit: 1,
+        ..Sysinfo::default()
+    };
+    task.write_obj(info, &si)?;
+    Ok(0)
+}
