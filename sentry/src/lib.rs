@@ -5,6 +5,7 @@
 //! memory lives in one [`mm::MemoryFile`]; files are reached through the [`vfs`], whose
 //! host-backed filesystems talk to the gofer. See `DESIGN.md` §2–3.
 
+pub mod boot;
 pub mod error;
 pub mod fs;
 pub mod host;

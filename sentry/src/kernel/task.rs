@@ -58,6 +58,14 @@ impl Default for Rlimits {
     }
 }
 
+/// A loaded but not yet running process image.
+pub struct NewImage {
+    mm: MemoryManager,
+    ctx: Box<dyn Context>,
+    loaded: loader::Loaded,
+    comm: Vec<u8>,
+}
+
 pub struct Task {
     pub kernel: Arc<Kernel>,
     pub tid: i32,
@@ -128,28 +136,38 @@ impl Task {
         })
     }
 
-    /// Replace the process image (`execve`): a new address space, registers and name.
-    /// Nothing of the old image changes unless loading succeeds.
-    pub fn exec(
-        &mut self,
+    /// Load a new process image (`execve`, first half): a fresh address space with
+    /// `path` loaded. Nothing of the running image changes; `install_image` commits it.
+    pub fn load_image(
+        &self,
         open: &Opener<'_>,
         path: &[u8],
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
-    ) -> Result<()> {
+    ) -> Result<NewImage> {
         let (aspace, ctx) = self.kernel.platform.new_process(&self.kernel.memory_file)?;
         let mut mm = MemoryManager::new(self.kernel.memory_file.clone(), aspace);
         let loaded = loader::load(&mut mm, open, path, argv, envp, aux_creds(&self.creds))?;
-        self.mm = Arc::new(Mutex::new(mm));
-        self.ctx = ctx;
-        self.regs = loaded.regs;
-        self.exe_path = loaded.exe_path;
-        self.comm = comm_from_path(path);
+        Ok(NewImage {
+            mm,
+            ctx,
+            loaded,
+            comm: comm_from_path(path),
+        })
+    }
+
+    /// Replace the process image with a loaded one (`execve`, second half): the point of
+    /// no return.
+    pub fn install_image(&mut self, img: NewImage) {
+        self.mm = Arc::new(Mutex::new(img.mm));
+        self.ctx = img.ctx;
+        self.regs = img.loaded.regs;
+        self.exe_path = img.loaded.exe_path;
+        self.comm = img.comm;
         self.signals.reset_for_exec();
         self.clear_child_tid = UserAddr(0);
         self.robust_list = (UserAddr(0), 0);
         self.files().close_on_exec();
-        Ok(())
     }
 
     pub fn files(&self) -> MutexGuard<'_, FdTable> {

@@ -1,0 +1,134 @@
+//! `carapace do CMD…`: one command in a fresh sandbox whose root is the host's `/`,
+//! served read-only by a gofer, with a tmpfs at /tmp and the dev files. The zero-setup way
+//! to try Carapace.
+
+use anyhow::Context;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use sentry::boot::{BootError, SandboxConfig};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::process::Stdio;
+
+#[derive(clap::Args)]
+pub struct DoArgs {
+    /// The platform that runs application code.
+    #[arg(long, default_value = "ptrace", value_parser = ["ptrace"])]
+    platform: String,
+    /// Print every syscall the application makes, with decoded arguments and results.
+    #[arg(long)]
+    strace: bool,
+    /// Write the sandbox's debug log to this file.
+    #[arg(long)]
+    pub debug_log: Option<std::path::PathBuf>,
+    /// Working directory inside the sandbox (default: the current one).
+    #[arg(long)]
+    cwd: Option<std::path::PathBuf>,
+    /// Set an environment variable inside the sandbox (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<std::ffi::OsString>,
+}
+
+/// Exit statuses as shells use them for a command that cannot run.
+const EXIT_NOT_FOUND: u8 = 127;
+const EXIT_CANNOT_EXECUTE: u8 = 126;
+
+pub fn run(args: DoArgs) -> anyhow::Result<u8> {
+    let mut envp: Vec<Vec<u8>> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut e = k.as_bytes().to_vec();
+            e.push(b'=');
+            e.extend_from_slice(v.as_bytes());
+            e
+        })
+        .collect();
+    for kv in &args.env {
+        let Some((k, _)) = kv.split_once('=') else {
+            anyhow::bail!("--env {kv:?}: expected KEY=VALUE");
+        };
+        if k.is_empty() {
+            anyhow::bail!("--env {kv:?}: empty variable name");
+        }
+        let prefix = format!("{k}=");
+        envp.retain(|e| !e.starts_with(prefix.as_bytes()));
+        envp.push(kv.as_bytes().to_vec());
+    }
+    let cwd = match &args.cwd {
+        Some(c) => c.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
+
+    let (gofer, sentry_end) = spawn_gofer()?;
+    let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
+    let cfg = SandboxConfig {
+        strace: args.strace,
+        gofer: sentry_end,
+        stdio,
+        argv,
+        envp,
+        cwd: cwd.as_os_str().as_bytes().to_vec(),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        hostname: b"carapace".to_vec(),
+    };
+    let result = sentry::boot::run(cfg);
+    // The sentry's end of the socket is closed by now; the gofer sees EOF and exits.
+    let _ = reap(gofer);
+    match result {
+        Ok(status) => Ok(status.shell_code() as u8),
+        Err(BootError::NotFound(cmd)) => {
+            eprintln!("carapace: {cmd}: command not found");
+            Ok(EXIT_NOT_FOUND)
+        }
+        Err(BootError::CannotExecute(cmd, e)) => {
+            eprintln!("carapace: {cmd}: cannot execute: {e}");
+            Ok(EXIT_CANNOT_EXECUTE)
+        }
+        Err(BootError::Setup(e)) => Err(anyhow::anyhow!("sandbox setup failed: {e}")),
+    }
+}
+
+/// Start `carapace gofer` serving the host root read-only; returns it and the sentry's end
+/// of the socketpair.
+fn spawn_gofer() -> anyhow::Result<(std::process::Child, OwnedFd)> {
+    let (sentry_end, gofer_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the gofer")?;
+    // The gofer inherits its end: a close-on-exec-free duplicate made just for the spawn.
+    let inherited = nix::unistd::dup(&gofer_end).context("dup for the gofer")?;
+    drop(gofer_end);
+    let exe = std::env::current_exe().context("cannot find the carapace binary")?;
+    let child = std::process::Command::new(exe)
+        .arg("gofer")
+        .arg("--root")
+        .arg("/")
+        .arg("--read-only")
+        .arg("--sock-fd")
+        .arg(inherited.as_raw_fd().to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .context("cannot start the gofer")?;
+    drop(inherited);
+    Ok((child, sentry_end))
+}
+
+fn dup_stdio(fd: i32) -> anyhow::Result<OwnedFd> {
+    use std::os::fd::AsFd;
+    let dup = match fd {
+        0 => std::io::stdin().as_fd().try_clone_to_owned(),
+        1 => std::io::stdout().as_fd().try_clone_to_owned(),
+        _ => std::io::stderr().as_fd().try_clone_to_owned(),
+    };
+    dup.with_context(|| format!("standard descriptor {fd} is not open"))
+}
+
+fn reap(mut child: std::process::Child) -> std::io::Result<()> {
+    child.wait().map(|_| ())
+}
