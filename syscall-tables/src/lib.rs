@@ -1,96 +1,117 @@
-//! Linux syscall and errno tables. (Interim: the full table is being written.)
+//! Linux syscall and errno tables.
+//!
+//! One declarative table per architecture ([`x86_64`]) holds every syscall number with
+//! its name, argument kinds, return kind and Carapace's support status. Everything else
+//! is derived from it: the `nr::*` constants, lookup by number and name, the sentry's
+//! dispatch and `--strace` lines ([`strace`]), seccomp rules, and `docs/syscalls.md`
+//! ([`render_markdown`]). The crate is std-only so that anything can depend on it.
+#![forbid(unsafe_code)]
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    X86_64,
+pub mod errno;
+pub mod flags;
+pub mod strace;
+mod types;
+pub mod x86_64;
+
+pub use strace::{format_entry, format_return, MemoryReader};
+pub use types::{Arch, Arg, ArgKind, FlagSet, RetKind, Status, Syscall};
+
+/// Every syscall of `arch`, in number order.
+pub fn table(arch: Arch) -> &'static [Syscall] {
+    match arch {
+        Arch::X86_64 => x86_64::SYSCALLS,
+    }
 }
 
-pub struct Syscall {
-    pub nr: u64,
-    pub name: &'static str,
+/// The syscall numbered `nr` on `arch`, if Linux assigned that number.
+pub fn lookup(arch: Arch, nr: u64) -> Option<&'static Syscall> {
+    let rows = table(arch);
+    rows.binary_search_by_key(&nr, |sc| sc.nr)
+        .ok()
+        .and_then(|i| rows.get(i))
 }
 
-pub trait MemoryReader {
-    fn read_bytes(&mut self, addr: u64, len: usize) -> Option<Vec<u8>>;
-    fn read_cstr(&mut self, addr: u64, max: usize) -> Option<Vec<u8>>;
+/// The syscall called `name` (`"openat"`) on `arch`.
+pub fn by_name(arch: Arch, name: &str) -> Option<&'static Syscall> {
+    table(arch).iter().find(|sc| sc.name == name)
 }
 
-pub fn lookup(_arch: Arch, _nr: u64) -> Option<&'static Syscall> {
-    None
+/// How many syscalls of a table have each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub implemented: usize,
+    pub partial: usize,
+    pub unimplemented: usize,
 }
 
-pub fn format_entry(sc: &Syscall, args: &[u64; 6], _mem: &mut dyn MemoryReader) -> String {
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.implemented + self.partial + self.unimplemented
+    }
+}
+
+/// The status counts of `arch`'s table.
+pub fn counts(arch: Arch) -> Counts {
+    let mut counts = Counts::default();
+    for sc in table(arch) {
+        match sc.status {
+            Status::Implemented => counts.implemented += 1,
+            Status::Partial => counts.partial += 1,
+            Status::Unimplemented => counts.unimplemented += 1,
+        }
+    }
+    counts
+}
+
+/// A few human lines with the counts, for `gen-syscall-docs --summary`.
+pub fn render_summary(arch: Arch) -> String {
+    let c = counts(arch);
     format!(
-        "{}({:#x}, {:#x}, {:#x})",
-        sc.name, args[0], args[1], args[2]
+        "{} syscalls on {}: {} implemented, {} partial, {} unimplemented (ENOSYS).\n\
+         Details: docs/syscalls.md\n",
+        c.total(),
+        arch.name(),
+        c.implemented,
+        c.partial,
+        c.unimplemented
     )
 }
 
-pub fn format_return(_sc: &Syscall, ret: i64) -> String {
-    format!("= {ret}")
+/// `docs/syscalls.md` for `arch`: what the statuses mean, the counts, one row per syscall.
+pub fn render_markdown(arch: Arch) -> String {
+    let c = counts(arch);
+    let mut out = String::new();
+    out.push_str(&format!("# Carapace syscall support ({})\n\n", arch.name()));
+    out.push_str(
+        "<!-- Generated from syscall-tables by `cargo run -p syscall-tables --bin \
+         gen-syscall-docs`; do not edit by hand. -->\n\n",
+    );
+    out.push_str(
+        "Every system call Linux has assigned a number on this architecture, and how far \
+         the sentry emulates it. **implemented**: Linux's semantics, as far as the \
+         compatibility tests know. **partial**: the common cases work; the note says what \
+         does not. **unimplemented**: the call fails with `ENOSYS` and is logged once by \
+         name. Nothing is passed through to the host kernel.\n\n",
+    );
+    out.push_str(&format!(
+        "- implemented: {}\n- partial: {}\n- unimplemented: {}\n- total: {}\n\n",
+        c.implemented,
+        c.partial,
+        c.unimplemented,
+        c.total()
+    ));
+    out.push_str("| nr | name | status | note |\n|---:|---|---|---|\n");
+    for sc in table(arch) {
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            sc.nr,
+            sc.name,
+            sc.status.label(),
+            sc.note.replace('|', "\\|")
+        ));
+    }
+    out
 }
 
-pub mod x86_64 {
-    pub mod nr {
-        pub const ARCH_PRCTL: u64 = 158;
-        pub const BRK: u64 = 12;
-        pub const CLOCK_GETRES: u64 = 229;
-        pub const CLOCK_GETTIME: u64 = 228;
-        pub const CLOCK_NANOSLEEP: u64 = 230;
-        pub const EXIT: u64 = 60;
-        pub const EXIT_GROUP: u64 = 231;
-        pub const GETCPU: u64 = 309;
-        pub const GETEGID: u64 = 108;
-        pub const GETEUID: u64 = 107;
-        pub const GETGID: u64 = 104;
-        pub const GETGROUPS: u64 = 115;
-        pub const GETPID: u64 = 39;
-        pub const GETPPID: u64 = 110;
-        pub const GETRANDOM: u64 = 318;
-        pub const GETRESGID: u64 = 120;
-        pub const GETRESUID: u64 = 118;
-        pub const GETRLIMIT: u64 = 97;
-        pub const GETTID: u64 = 186;
-        pub const GETTIMEOFDAY: u64 = 96;
-        pub const GETUID: u64 = 102;
-        pub const GET_ROBUST_LIST: u64 = 274;
-        pub const MADVISE: u64 = 28;
-        pub const MINCORE: u64 = 27;
-        pub const MMAP: u64 = 9;
-        pub const MPROTECT: u64 = 10;
-        pub const MREMAP: u64 = 25;
-        pub const MSYNC: u64 = 26;
-        pub const MUNMAP: u64 = 11;
-        pub const NANOSLEEP: u64 = 35;
-        pub const PRCTL: u64 = 157;
-        pub const PRLIMIT64: u64 = 302;
-        pub const RT_SIGACTION: u64 = 13;
-        pub const RT_SIGPROCMASK: u64 = 14;
-        pub const SCHED_GETAFFINITY: u64 = 204;
-        pub const SCHED_SETAFFINITY: u64 = 203;
-        pub const SCHED_YIELD: u64 = 24;
-        pub const SETDOMAINNAME: u64 = 171;
-        pub const SETGID: u64 = 106;
-        pub const SETGROUPS: u64 = 116;
-        pub const SETHOSTNAME: u64 = 170;
-        pub const SETREGID: u64 = 114;
-        pub const SETRESGID: u64 = 119;
-        pub const SETRESUID: u64 = 117;
-        pub const SETREUID: u64 = 113;
-        pub const SETRLIMIT: u64 = 160;
-        pub const SETUID: u64 = 105;
-        pub const SET_ROBUST_LIST: u64 = 273;
-        pub const SET_TID_ADDRESS: u64 = 218;
-        pub const SIGALTSTACK: u64 = 131;
-        pub const SYSINFO: u64 = 99;
-        pub const TIME: u64 = 201;
-        pub const UNAME: u64 = 63;
-    }
-}
-
-pub mod errno {
-    /// The name of errno `n` (`"ENOENT"` for 2).
-    pub fn name(_n: i32) -> Option<&'static str> {
-        None
-    }
-}
+#[cfg(test)]
+mod tests;
