@@ -43,6 +43,8 @@ pub fn sys_mmap(
     let shared = match flags & MAP_TYPE {
         libc::MAP_PRIVATE => false,
         libc::MAP_SHARED => true,
+        // Linux validates flags only for files; anonymous memory has no such type.
+        libc::MAP_SHARED_VALIDATE if flags & libc::MAP_ANONYMOUS != 0 => return_errno!(EINVAL),
         libc::MAP_SHARED_VALIDATE => {
             if flags & !KNOWN_MAP_FLAGS != 0 {
                 return_errno!(EOPNOTSUPP);

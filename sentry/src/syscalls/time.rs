@@ -152,7 +152,8 @@ pub fn sys_clock_nanosleep(
         | libc::CLOCK_BOOTTIME
         | libc::CLOCK_TAI
         | libc::CLOCK_PROCESS_CPUTIME_ID => {}
-        libc::CLOCK_THREAD_CPUTIME_ID => return_errno!(EINVAL),
+        // Linux answers EOPNOTSUPP here, though the man page says EINVAL.
+        libc::CLOCK_THREAD_CPUTIME_ID => return_errno!(EOPNOTSUPP),
         _ => return_errno!(EINVAL),
     }
     if flags & libc::TIMER_ABSTIME != 0 {
