@@ -16,11 +16,56 @@ macro_rules! errno_consts {
 }
 
 errno_consts!(
-    EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, E2BIG, ENOEXEC, EBADF, ECHILD, EAGAIN, ENOMEM,
-    EACCES, EFAULT, EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR, EINVAL, ENFILE, EMFILE,
-    ENOTTY, ETXTBSY, EFBIG, ENOSPC, ESPIPE, EROFS, EMLINK, EPIPE, EDOM, ERANGE, EDEADLK,
-    ENAMETOOLONG, ENOLCK, ENOSYS, ENOTEMPTY, ELOOP, ENODATA, EOVERFLOW, EOPNOTSUPP, ENOTSUP,
-    ENOTSOCK, ETIMEDOUT, ECONNREFUSED, EALREADY, EINPROGRESS, ELIBBAD, ERESTART,
+    EPERM,
+    ENOENT,
+    ESRCH,
+    EINTR,
+    EIO,
+    ENXIO,
+    E2BIG,
+    ENOEXEC,
+    EBADF,
+    ECHILD,
+    EAGAIN,
+    ENOMEM,
+    EACCES,
+    EFAULT,
+    EBUSY,
+    EEXIST,
+    EXDEV,
+    ENODEV,
+    ENOTDIR,
+    EISDIR,
+    EINVAL,
+    ENFILE,
+    EMFILE,
+    ENOTTY,
+    ETXTBSY,
+    EFBIG,
+    ENOSPC,
+    ESPIPE,
+    EROFS,
+    EMLINK,
+    EPIPE,
+    EDOM,
+    ERANGE,
+    EDEADLK,
+    ENAMETOOLONG,
+    ENOLCK,
+    ENOSYS,
+    ENOTEMPTY,
+    ELOOP,
+    ENODATA,
+    EOVERFLOW,
+    EOPNOTSUPP,
+    ENOTSUP,
+    ENOTSOCK,
+    ETIMEDOUT,
+    ECONNREFUSED,
+    EALREADY,
+    EINPROGRESS,
+    ELIBBAD,
+    ERESTART,
 );
 
 /// Kernel-internal: the syscall was interrupted and should restart transparently if the
@@ -69,7 +114,9 @@ impl Error {
 
     /// The host's `errno` after a failed host call made on the application's behalf.
     pub fn last_os_error() -> Error {
-        let raw = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let raw = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         Error::new(Errno(raw))
     }
 }
@@ -119,7 +166,10 @@ macro_rules! return_errno {
         return Err($crate::error::Error::new($crate::error::Errno::$errno))
     };
     ($errno:ident, $msg:expr) => {
-        return Err($crate::error::Error::with_msg($crate::error::Errno::$errno, $msg))
+        return Err($crate::error::Error::with_msg(
+            $crate::error::Errno::$errno,
+            $msg,
+        ))
     };
 }
 

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod fs;
+pub mod host;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

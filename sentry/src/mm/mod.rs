@@ -5,8 +5,8 @@ mod memory_file;
 
 pub use memory_file::MemoryFile;
 
-use crate::error::Result;
 use crate::errno;
+use crate::error::Result;
 
 /// An address in the application's address space. Never dereferenced by the sentry: it is
 /// translated through the memory manager, which fails with `EFAULT`.
