@@ -70,6 +70,13 @@ pub trait FileDescription: Send + Sync {
     fn truncate(&self, _size: u64) -> Result<()> {
         Err(errno!(EINVAL))
     }
+
+    /// A name for logs and `/proc/self/maps`: the absolute path if the file has one.
+    fn path_name(&self) -> String {
+        self.path()
+            .map(|p| String::from_utf8_lossy(&p.absolute()).into_owned())
+            .unwrap_or_default()
+    }
 }
 
 /// Flags `F_SETFL` may change.

@@ -39,6 +39,19 @@ impl VfsPath {
         Arc::ptr_eq(&self.dentry, &self.mount.root)
     }
 
+    /// The absolute path from the top of the mount tree.
+    pub fn absolute(&self) -> Vec<u8> {
+        let mut top = self.clone();
+        while let Some(mp) = top.mount.mountpoint.clone() {
+            top = mp;
+        }
+        let top = VfsPath {
+            dentry: top.mount.root.clone(),
+            mount: top.mount,
+        };
+        self.path_from(&top)
+    }
+
     /// The absolute path of `self` as seen from `root` (`getcwd`, `/proc/self/fd`). A path
     /// outside `root` is named from the topmost point reached, as Linux does.
     pub fn path_from(&self, root: &VfsPath) -> Vec<u8> {

@@ -87,7 +87,7 @@ impl GoferInode {
 impl Drop for GoferInode {
     fn drop(&mut self) {
         // Nothing useful to do if the gofer is gone; the handle dies with it.
-        let _ = self.fs.client.close(self.handle);
+        self.fs.client.close(self.handle);
     }
 }
 
@@ -136,7 +136,7 @@ impl Inode for GoferInode {
         let (h, attr) = it.next().ok_or(errno!(ENOENT))?;
         // A one-name walk gives at most one handle; close any extra defensively.
         for (extra, _) in it {
-            let _ = self.fs.client.close(extra);
+            self.fs.client.close(extra);
         }
         Ok(GoferInode::new(&self.fs, h, attr))
     }
