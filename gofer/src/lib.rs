@@ -1,1 +1,3 @@
 //! The gofer server, protocol and client.
+
+pub mod protocol;
