@@ -151,7 +151,6 @@ impl Client {
                 Ok((r, _)) => return Self::unexpected("walk", &r),
                 // Only the very first component's failure is the caller's error.
                 Err(e) if out.is_empty() => return Err(e),
-                Err(e) if e == EIO => return Err(e),
                 Err(_) => break,
             };
             if nodes.is_empty() || nodes.len() > chunk.len() {
@@ -159,7 +158,7 @@ impl Client {
                     n = nodes.len(),
                     "gofer client: walk reply of the wrong length"
                 );
-                for (h, _) in &nodes {
+                for (h, _) in out.iter().chain(&nodes) {
                     self.close(*h);
                 }
                 return Err(EIO);

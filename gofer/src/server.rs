@@ -20,7 +20,7 @@ use nix::unistd::{fchownat, ftruncate, linkat, symlinkat, unlinkat, Gid, Uid, Un
 
 use crate::protocol::{
     decode_header, dirent_encoded_len, Attr, DecodeError, Dirent, Errno, Handle, Name, Request,
-    Response, SetAttr, StatFs, DIRENTS_OVERHEAD, MAX_PACKET, MAX_PAYLOAD, REQ_CLOSE, SETATTR_ATIME,
+    Response, SetAttr, StatFs, DIRENTS_OVERHEAD, MAX_PACKET, MAX_PAYLOAD, SETATTR_ATIME,
     SETATTR_GID, SETATTR_MODE, SETATTR_MTIME, SETATTR_SIZE, SETATTR_UID, SYMLINK_MAX,
 };
 use crate::sys;
@@ -176,7 +176,6 @@ impl Server {
             Ok(r) => r,
             Err(e) => (Response::Error(e), None),
         };
-        debug_assert!(expects_reply || header.kind == REQ_CLOSE);
         expects_reply.then_some((tag, reply, fd))
     }
 
@@ -496,9 +495,12 @@ impl Server {
             host,
             Mode::from_bits_truncate(mode),
         )?;
-        // Set the mode exactly: the gofer's umask is not the application's (the sentry applies
-        // that one before asking).
-        nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode & 0o7777))?;
+        // Undo the gofer's umask: the sentry has applied the application's before asking.
+        let got = fstat(&file)?.st_mode;
+        if got & 0o777 != mode & 0o777 {
+            let want = (got & 0o7000) | (mode & 0o777);
+            nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(want))?;
+        }
         let path = openat(
             &*parent.fd,
             name.as_bytes(),
@@ -521,9 +523,10 @@ impl Server {
             Mode::from_bits_truncate(mode & 0o7777),
         )?;
         let (handle, attr) = self.walk_one(&parent)?;
-        if attr.mode & 0o7777 != mode & 0o7777 {
-            // Undo the gofer's umask.
-            self.chmod(handle, mode & 0o7777)?;
+        if attr.mode & 0o777 != mode & 0o777 {
+            // Undo the gofer's umask (the sentry applied the application's). The special bits
+            // are left as the kernel made them: a set-group-ID parent passes its bit on.
+            self.chmod(handle, (attr.mode & 0o7000) | (mode & 0o777))?;
         }
         let attr = attr_of(&fstat(&*self.node(handle)?.fd)?);
         Ok((Response::Node { handle, attr }, None))
