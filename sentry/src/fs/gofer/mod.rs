@@ -7,9 +7,7 @@
 //! by the VFS dentry tree and here: the image under a read-only root does not change.
 #![deny(unsafe_code)]
 
-// TODO(merge): `use ::gofer::client;` and delete client_shim.rs.
-mod client_shim;
-use client_shim as client;
+use ::gofer::client;
 
 pub use client::Client;
 
