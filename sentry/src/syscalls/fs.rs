@@ -95,7 +95,13 @@ fn do_open(task: &mut Task, dirfd: i32, path: UserAddr, how: OpenHow) -> Result<
     if path.is_empty() {
         return_errno!(ENOENT);
     }
-    let dir = dir_of(task, &ctx, dirfd, &path)?;
+    // Under RESOLVE_BENEATH/IN_ROOT the dirfd is the root even for absolute paths.
+    let scoped = how.resolve.has(ResolveFlags::BENEATH) || how.resolve.has(ResolveFlags::IN_ROOT);
+    let dir = if scoped {
+        dir_of(task, &ctx, dirfd, b".")?
+    } else {
+        dir_of(task, &ctx, dirfd, &path)?
+    };
     let file = ctx.open(&dir, &path, &how, &creds(task))?;
     let cloexec = how.flags & libc::O_CLOEXEC as u32 != 0;
     Ok(files(task).insert(file, FdFlags { cloexec })? as u64)

@@ -304,3 +304,6 @@ impl FileDescription for GoferFile {
         Err(errno!(EROFS))
     }
 }
+
+#[cfg(test)]
+mod tests;
