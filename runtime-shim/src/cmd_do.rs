@@ -75,8 +75,8 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         hostname: b"carapace".to_vec(),
     };
     let result = sentry::boot::run(cfg);
-    // The sentry's end of the socket is closed by now; the gofer sees EOF and exits.
-    let _ = reap(gofer);
+    // The sandbox is over: the gofer has nothing left to serve.
+    stop_gofer(gofer);
     match result {
         Ok(status) => Ok(status.shell_code() as u8),
         Err(BootError::NotFound(cmd)) => {
@@ -129,6 +129,7 @@ fn dup_stdio(fd: i32) -> anyhow::Result<OwnedFd> {
     dup.with_context(|| format!("standard descriptor {fd} is not open"))
 }
 
-fn reap(mut child: std::process::Child) -> std::io::Result<()> {
-    child.wait().map(|_| ())
+fn stop_gofer(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod creds;
+pub mod futex;
 pub mod signal;
 pub mod task;
 
@@ -30,6 +31,7 @@ pub struct Kernel {
     /// Print every syscall (`--strace`).
     pub strace: bool,
     pub boot_time: Instant,
+    pub futexes: futex::FutexTable,
     next_pid: AtomicI32,
     enosys_logged: Mutex<HashSet<u64>>,
 }
@@ -43,6 +45,7 @@ impl Kernel {
             domainname: Mutex::new(b"(none)".to_vec()),
             strace,
             boot_time: Instant::now(),
+            futexes: futex::FutexTable::default(),
             next_pid: AtomicI32::new(1),
             enosys_logged: Mutex::new(HashSet::new()),
         }
@@ -64,7 +67,7 @@ impl Kernel {
             let name = syscall_tables::lookup(syscall_tables::Arch::X86_64, nr)
                 .map(|s| s.name)
                 .unwrap_or("unknown");
-            tracing::warn!("unimplemented syscall {name} ({nr}): returning ENOSYS");
+            tracing::info!("unimplemented syscall {name} ({nr}): returning ENOSYS");
         }
     }
 }

@@ -27,6 +27,8 @@ pub fn sig_bit(signo: usize) -> u64 {
 pub struct SignalState {
     pub actions: [SigAction; NSIG],
     pub mask: u64,
+    /// Signals raised but not yet delivered.
+    pub pending: u64,
     pub altstack: [u64; 3],
 }
 
@@ -35,6 +37,7 @@ impl Default for SignalState {
         SignalState {
             actions: [SigAction::default(); NSIG],
             mask: 0,
+            pending: 0,
             altstack: [0, 2, 0],
         }
     }

@@ -477,7 +477,7 @@ fn host_auxval(key: u64) -> u64 {
 }
 
 fn getrandom_bytes(buf: &mut [u8]) -> Result<()> {
-    crate::host::getrandom(buf, 0).map(|_| ())
+    crate::host::getrandom(buf).map(|_| ())
 }
 
 /// Registers for a fresh process image: everything zero but the entry point, the stack

@@ -482,6 +482,17 @@ impl MemoryManager {
         Ok(frame)
     }
 
+    /// `EFAULT` unless the application may write all of `[addr, addr + len)`.
+    pub fn check_writable(&self, addr: UserAddr, len: usize) -> Result<()> {
+        self.check_access(addr.0, len, Access::Write)
+    }
+
+    /// The MemoryFile offset behind `addr` (shared futexes are keyed by it).
+    pub fn futex_frame(&mut self, addr: u64) -> Result<u64> {
+        self.check_access(addr, 4, Access::Read)?;
+        Ok(self.frame(page_down(addr))? + (addr - page_down(addr)))
+    }
+
     /// Check the VMAs allow `access` to every byte of `[addr, addr + len)`.
     fn check_access(&self, addr: u64, len: usize, access: Access) -> Result<()> {
         let end = addr.checked_add(len as u64).ok_or(errno!(EFAULT))?;

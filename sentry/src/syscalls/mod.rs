@@ -4,6 +4,10 @@
 //! [`UserAddr`] pointers, `usize` lengths) and never see raw registers.
 #![deny(unsafe_code)]
 
+pub mod exec;
+pub mod file;
+pub mod fs;
+pub mod futex;
 pub mod mm;
 pub mod process;
 pub mod signal;
@@ -63,6 +67,72 @@ pub enum SyscallReturn {
 pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallReturn> {
     let t = task;
     let v = match nr {
+        // files
+        nr::READ => file::sys_read(t, a.fd(0), a.ptr(1), a.usize(2)),
+        nr::WRITE => file::sys_write(t, a.fd(0), a.ptr(1), a.usize(2)),
+        nr::OPEN => fs::sys_open(t, a.ptr(0), a.i32(1), a.u32(2)),
+        nr::CLOSE => file::sys_close(t, a.fd(0)),
+        nr::STAT => fs::sys_stat(t, a.ptr(0), a.ptr(1)),
+        nr::FSTAT => file::sys_fstat(t, a.fd(0), a.ptr(1)),
+        nr::LSTAT => fs::sys_lstat(t, a.ptr(0), a.ptr(1)),
+        nr::LSEEK => file::sys_lseek(t, a.fd(0), a.i64(1), a.i32(2)),
+        nr::IOCTL => file::sys_ioctl(t, a.fd(0), a.u32(1), a.ptr(2)),
+        nr::PREAD64 => file::sys_pread64(t, a.fd(0), a.ptr(1), a.usize(2), a.i64(3)),
+        nr::PWRITE64 => file::sys_pwrite64(t, a.fd(0), a.ptr(1), a.usize(2), a.i64(3)),
+        nr::READV => file::sys_readv(t, a.fd(0), a.ptr(1), a.i32(2)),
+        nr::WRITEV => file::sys_writev(t, a.fd(0), a.ptr(1), a.i32(2)),
+        nr::ACCESS => fs::sys_access(t, a.ptr(0), a.i32(1)),
+        nr::DUP => file::sys_dup(t, a.fd(0)),
+        nr::DUP2 => file::sys_dup2(t, a.fd(0), a.fd(1)),
+        nr::FCNTL => file::sys_fcntl(t, a.fd(0), a.i32(1), a.u64(2)),
+        nr::TRUNCATE => fs::sys_truncate(t, a.ptr(0), a.i64(1)),
+        nr::FTRUNCATE => file::sys_ftruncate(t, a.fd(0), a.i64(1)),
+        nr::GETDENTS => file::sys_getdents(t, a.fd(0), a.ptr(1), a.u32(2)),
+        nr::GETCWD => fs::sys_getcwd(t, a.ptr(0), a.usize(1)),
+        nr::CHDIR => fs::sys_chdir(t, a.ptr(0)),
+        nr::FCHDIR => fs::sys_fchdir(t, a.fd(0)),
+        nr::RENAME => fs::sys_rename(t, a.ptr(0), a.ptr(1)),
+        nr::MKDIR => fs::sys_mkdir(t, a.ptr(0), a.u32(1)),
+        nr::RMDIR => fs::sys_rmdir(t, a.ptr(0)),
+        nr::CREAT => fs::sys_creat(t, a.ptr(0), a.u32(1)),
+        nr::LINK => fs::sys_link(t, a.ptr(0), a.ptr(1)),
+        nr::UNLINK => fs::sys_unlink(t, a.ptr(0)),
+        nr::SYMLINK => fs::sys_symlink(t, a.ptr(0), a.ptr(1)),
+        nr::READLINK => fs::sys_readlink(t, a.ptr(0), a.ptr(1), a.i32(2)),
+        nr::UMASK => fs::sys_umask(t, a.u32(0)),
+        nr::STATFS => fs::sys_statfs(t, a.ptr(0), a.ptr(1)),
+        nr::FSTATFS => file::sys_fstatfs(t, a.fd(0), a.ptr(1)),
+        nr::GETDENTS64 => file::sys_getdents64(t, a.fd(0), a.ptr(1), a.u32(2)),
+        nr::OPENAT => fs::sys_openat(t, a.fd(0), a.ptr(1), a.i32(2), a.u32(3)),
+        nr::MKDIRAT => fs::sys_mkdirat(t, a.fd(0), a.ptr(1), a.u32(2)),
+        nr::NEWFSTATAT => fs::sys_newfstatat(t, a.fd(0), a.ptr(1), a.ptr(2), a.i32(3)),
+        nr::UNLINKAT => fs::sys_unlinkat(t, a.fd(0), a.ptr(1), a.i32(2)),
+        nr::RENAMEAT => fs::sys_renameat(t, a.fd(0), a.ptr(1), a.fd(2), a.ptr(3)),
+        nr::LINKAT => fs::sys_linkat(t, a.fd(0), a.ptr(1), a.fd(2), a.ptr(3), a.i32(4)),
+        nr::SYMLINKAT => fs::sys_symlinkat(t, a.ptr(0), a.fd(1), a.ptr(2)),
+        nr::READLINKAT => fs::sys_readlinkat(t, a.fd(0), a.ptr(1), a.ptr(2), a.i32(3)),
+        nr::FACCESSAT => fs::sys_faccessat(t, a.fd(0), a.ptr(1), a.i32(2)),
+        nr::DUP3 => file::sys_dup3(t, a.fd(0), a.fd(1), a.i32(2)),
+        // x86_64 passes the whole offset in pos_l; pos_h is unused.
+        nr::PREADV => file::sys_preadv(t, a.fd(0), a.ptr(1), a.i32(2), a.i64(3)),
+        nr::PWRITEV => file::sys_pwritev(t, a.fd(0), a.ptr(1), a.i32(2), a.i64(3)),
+        nr::RENAMEAT2 => fs::sys_renameat2(t, a.fd(0), a.ptr(1), a.fd(2), a.ptr(3), a.u32(4)),
+        nr::PREADV2 => file::sys_preadv2(t, a.fd(0), a.ptr(1), a.i32(2), a.i64(3), a.i32(5)),
+        nr::PWRITEV2 => file::sys_pwritev2(t, a.fd(0), a.ptr(1), a.i32(2), a.i64(3), a.i32(5)),
+        nr::STATX => fs::sys_statx(t, a.fd(0), a.ptr(1), a.i32(2), a.u32(3), a.ptr(4)),
+        nr::CLOSE_RANGE => file::sys_close_range(t, a.u32(0), a.u32(1), a.u32(2)),
+        nr::OPENAT2 => fs::sys_openat2(t, a.fd(0), a.ptr(1), a.ptr(2), a.usize(3)),
+        nr::FACCESSAT2 => fs::sys_faccessat2(t, a.fd(0), a.ptr(1), a.i32(2), a.i32(3)),
+        nr::EXECVE => return exec::sys_execve(t, a.ptr(0), a.ptr(1), a.ptr(2)),
+        nr::EXECVEAT => {
+            return exec::sys_execveat(t, a.fd(0), a.ptr(1), a.ptr(2), a.ptr(3), a.i32(4))
+        }
+
+        nr::CHMOD => fs::sys_chmod(t, a.ptr(0), a.u32(1)),
+        nr::FCHMOD => fs::sys_fchmod(t, a.fd(0), a.u32(1)),
+        nr::FCHMODAT => fs::sys_fchmodat(t, a.fd(0), a.ptr(1), a.u32(2)),
+        nr::FCHMODAT2 => fs::sys_fchmodat2(t, a.fd(0), a.ptr(1), a.u32(2), a.i32(3)),
+
         // memory
         nr::MMAP => mm::sys_mmap(t, a.u64(0), a.u64(1), a.i32(2), a.i32(3), a.fd(4), a.u64(5)),
         nr::MUNMAP => mm::sys_munmap(t, a.u64(0), a.u64(1)),
@@ -105,6 +175,16 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::SETRLIMIT => process::sys_setrlimit(t, a.u32(0), a.ptr(1)),
         nr::PRCTL => process::sys_prctl(t, a.i32(0), a.u64(1), a.u64(2)),
 
+        nr::FUTEX => futex::sys_futex(
+            t,
+            a.ptr(0),
+            a.i32(1),
+            a.u32(2),
+            a.ptr(3),
+            a.ptr(4),
+            a.u32(5),
+        ),
+
         // time, randomness, scheduling
         nr::CLOCK_GETTIME => time::sys_clock_gettime(t, a.i32(0), a.ptr(1)),
         nr::CLOCK_GETRES => time::sys_clock_getres(t, a.i32(0), a.ptr(1)),
@@ -114,6 +194,13 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::CLOCK_NANOSLEEP => time::sys_clock_nanosleep(t, a.i32(0), a.i32(1), a.ptr(2), a.ptr(3)),
         nr::GETRANDOM => time::sys_getrandom(t, a.ptr(0), a.usize(1), a.u32(2)),
         nr::SCHED_YIELD => time::sys_sched_yield(t),
+        nr::SCHED_GETSCHEDULER => time::sys_sched_getscheduler(t, a.i32(0)),
+        nr::SCHED_SETSCHEDULER => time::sys_sched_setscheduler(t, a.i32(0), a.i32(1), a.ptr(2)),
+        nr::SCHED_GETPARAM => time::sys_sched_getparam(t, a.i32(0), a.ptr(1)),
+        nr::SCHED_SETPARAM => time::sys_sched_setparam(t, a.i32(0), a.ptr(1)),
+        nr::SCHED_GET_PRIORITY_MAX => time::sys_sched_get_priority_max(a.i32(0)),
+        nr::SCHED_GET_PRIORITY_MIN => time::sys_sched_get_priority_min(a.i32(0)),
+        nr::CLOCK_SETTIME => time::sys_clock_settime(t, a.i32(0), a.ptr(1)),
         nr::SCHED_GETAFFINITY => time::sys_sched_getaffinity(t, a.i32(0), a.usize(1), a.ptr(2)),
         nr::SCHED_SETAFFINITY => time::sys_sched_setaffinity(t, a.i32(0), a.usize(1), a.ptr(2)),
         nr::GETCPU => time::sys_getcpu(t, a.ptr(0), a.ptr(1)),
@@ -124,6 +211,10 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::RT_SIGPROCMASK => {
             signal::sys_rt_sigprocmask(t, a.i32(0), a.ptr(1), a.ptr(2), a.usize(3))
         }
+        nr::KILL => signal::sys_kill(t, a.i32(0), a.i32(1)),
+        nr::TKILL => signal::sys_tkill(t, a.i32(0), a.i32(1)),
+        nr::TGKILL => signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2)),
+        nr::RT_SIGPENDING => signal::sys_rt_sigpending(t, a.ptr(0), a.usize(1)),
         nr::SIGALTSTACK => signal::sys_sigaltstack(t, a.ptr(0), a.ptr(1)),
 
         _ => {

@@ -3,10 +3,11 @@
 #![deny(unsafe_code)]
 
 use crate::error::Result;
-use crate::kernel::signal::{is_unblockable, sig_bit, SigAction, NSIG};
+use crate::kernel::signal::{is_unblockable, sig_bit, SigAction, NSIG, SIG_DFL, SIG_IGN};
+use crate::kernel::task::ExitStatus;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
-use crate::return_errno;
+use crate::{errno, return_errno};
 
 /// The kernel's `sigset_t` size for the rt_ calls.
 const SIGSET_SIZE: usize = 8;
@@ -93,5 +94,111 @@ pub fn sys_sigaltstack(task: &mut Task, ss: UserAddr, old: UserAddr) -> Result<u
     if !old.is_null() {
         task.write_obj(old, &cur)?;
     }
+    Ok(0)
+}
+
+/// What a signal does when its disposition is `SIG_DFL` (signal(7)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    Terminate,
+    CoreDump,
+    Ignore,
+    Stop,
+    Continue,
+}
+
+pub fn default_action(signo: i32) -> DefaultAction {
+    match signo {
+        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH => DefaultAction::Ignore,
+        libc::SIGCONT => DefaultAction::Continue,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => DefaultAction::Stop,
+        libc::SIGQUIT
+        | libc::SIGILL
+        | libc::SIGTRAP
+        | libc::SIGABRT
+        | libc::SIGBUS
+        | libc::SIGFPE
+        | libc::SIGSEGV
+        | libc::SIGXCPU
+        | libc::SIGXFSZ
+        | libc::SIGSYS => DefaultAction::CoreDump,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// Send `signo` to the calling process itself — the only process there is until fork
+/// lands. Default actions are carried out; signals with a handler, blocked ones and stops
+/// are recorded as pending, for delivery once signal frames exist.
+fn signal_self(task: &mut Task, signo: i32) -> Result<u64> {
+    if signo == 0 {
+        return Ok(0);
+    }
+    if signo < 0 || signo as usize > NSIG {
+        return_errno!(EINVAL);
+    }
+    let idx = signo as usize - 1;
+    let handler = task
+        .signals
+        .actions
+        .get(idx)
+        .map(|a| a.handler)
+        .unwrap_or(SIG_DFL);
+    let blocked =
+        task.signals.mask & sig_bit(signo as usize) != 0 && !is_unblockable(signo as usize);
+    if handler == SIG_IGN && !is_unblockable(signo as usize) {
+        return Ok(0);
+    }
+    if blocked || handler != SIG_DFL {
+        task.signals.pending |= sig_bit(signo as usize);
+        return Ok(0);
+    }
+    match default_action(signo) {
+        DefaultAction::Terminate => {
+            task.exit_status = Some(ExitStatus::Signaled { signo, core: false })
+        }
+        DefaultAction::CoreDump => {
+            task.exit_status = Some(ExitStatus::Signaled { signo, core: true })
+        }
+        DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop => {}
+    }
+    Ok(0)
+}
+
+pub fn sys_kill(task: &mut Task, pid: i32, signo: i32) -> Result<u64> {
+    // 0 is our process group, -1 every process we may signal, -pgid a group: with one
+    // process all of them mean us.
+    if pid == task.tgid || pid == 0 || pid == -1 || pid == -task.tgid {
+        signal_self(task, signo)
+    } else {
+        Err(errno!(ESRCH))
+    }
+}
+
+pub fn sys_tkill(task: &mut Task, tid: i32, signo: i32) -> Result<u64> {
+    if tid <= 0 {
+        return_errno!(EINVAL);
+    }
+    if tid != task.tid {
+        return_errno!(ESRCH);
+    }
+    signal_self(task, signo)
+}
+
+pub fn sys_tgkill(task: &mut Task, tgid: i32, tid: i32, signo: i32) -> Result<u64> {
+    if tgid <= 0 || tid <= 0 {
+        return_errno!(EINVAL);
+    }
+    if tgid != task.tgid || tid != task.tid {
+        return_errno!(ESRCH);
+    }
+    signal_self(task, signo)
+}
+
+pub fn sys_rt_sigpending(task: &mut Task, set: UserAddr, sigsetsize: usize) -> Result<u64> {
+    if sigsetsize > SIGSET_SIZE {
+        return_errno!(EINVAL);
+    }
+    let pending = task.signals.pending & task.signals.mask;
+    task.write_obj(set, &pending)?;
     Ok(0)
 }

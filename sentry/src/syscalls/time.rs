@@ -72,7 +72,7 @@ fn read_clock(task: &Task, clock: i32) -> Result<Timespec> {
 }
 
 /// Monotonic time starts a little above zero, so programs that treat 0 as "unset" work.
-const BOOT_OFFSET: Duration = Duration::from_secs(1);
+pub const BOOT_OFFSET: Duration = Duration::from_secs(1);
 
 pub fn sys_clock_gettime(task: &mut Task, clock: i32, tp: UserAddr) -> Result<u64> {
     let ts = read_clock(task, clock)?;
@@ -176,7 +176,7 @@ pub fn sys_getrandom(task: &mut Task, buf: UserAddr, len: usize, flags: u32) -> 
     while done < len {
         let n = (len - done).min(out.len());
         let chunk = out.get_mut(..n).ok_or(errno!(EFAULT))?;
-        let got = crate::host::getrandom(chunk, 0)?;
+        let got = crate::host::getrandom(chunk)?;
         let part = out.get(..got).ok_or(errno!(EFAULT))?;
         task.copy_out(buf.offset(done as u64)?, part)?;
         done += got;
@@ -267,4 +267,90 @@ pub fn sys_sysinfo(task: &mut Task, info: UserAddr) -> Result<u64> {
     };
     task.write_obj(info, &si)?;
     Ok(0)
+}
+
+fn check_self(task: &Task, pid: i32) -> Result<()> {
+    if pid < 0 {
+        return_errno!(EINVAL);
+    }
+    if pid != 0 && pid != task.tid && pid != task.tgid {
+        return_errno!(ESRCH);
+    }
+    Ok(())
+}
+
+/// Every task runs under `SCHED_OTHER`: the host schedules the stubs.
+pub fn sys_sched_getscheduler(task: &mut Task, pid: i32) -> Result<u64> {
+    check_self(task, pid)?;
+    Ok(libc::SCHED_OTHER as u64)
+}
+
+pub fn sys_sched_getparam(task: &mut Task, pid: i32, param: UserAddr) -> Result<u64> {
+    if param.is_null() {
+        return_errno!(EINVAL);
+    }
+    check_self(task, pid)?;
+    task.write_obj(param, &0i32)?;
+    Ok(0)
+}
+
+fn priority_range(policy: i32) -> Result<(i32, i32)> {
+    match policy {
+        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok((0, 0)),
+        libc::SCHED_FIFO | libc::SCHED_RR => Ok((1, 99)),
+        _ => Err(errno!(EINVAL)),
+    }
+}
+
+/// Only the normal policies, with priority 0; real-time scheduling needs the host's.
+pub fn sys_sched_setscheduler(
+    task: &mut Task,
+    pid: i32,
+    policy: i32,
+    param: UserAddr,
+) -> Result<u64> {
+    if param.is_null() {
+        return_errno!(EINVAL);
+    }
+    check_self(task, pid)?;
+    let prio: i32 = task.read_obj(param)?;
+    let (lo, hi) = priority_range(policy & !libc::SCHED_RESET_ON_FORK)?;
+    if prio < lo || prio > hi {
+        return_errno!(EINVAL);
+    }
+    if lo > 0 {
+        return_errno!(EPERM);
+    }
+    Ok(0)
+}
+
+pub fn sys_sched_setparam(task: &mut Task, pid: i32, param: UserAddr) -> Result<u64> {
+    if param.is_null() {
+        return_errno!(EINVAL);
+    }
+    check_self(task, pid)?;
+    let prio: i32 = task.read_obj(param)?;
+    if prio != 0 {
+        return_errno!(EINVAL);
+    }
+    Ok(0)
+}
+
+pub fn sys_sched_get_priority_max(policy: i32) -> Result<u64> {
+    Ok(priority_range(policy)?.1 as u64)
+}
+
+pub fn sys_sched_get_priority_min(policy: i32) -> Result<u64> {
+    Ok(priority_range(policy)?.0 as u64)
+}
+
+/// The sandbox cannot set the host's clock: only `CLOCK_REALTIME` is settable at all, and
+/// it is refused with `EPERM` after the argument checks Linux makes first.
+pub fn sys_clock_settime(task: &mut Task, clock: i32, tp: UserAddr) -> Result<u64> {
+    let ts: Timespec = task.read_obj(tp)?;
+    if clock != libc::CLOCK_REALTIME {
+        return_errno!(EINVAL);
+    }
+    ts.to_duration()?;
+    Err(errno!(EPERM))
 }

@@ -1,37 +1,63 @@
 //! The virtual filesystem: mount tree, dentries, path walk, file descriptions, fd table.
+//!
+//! - [`Inode`]: what a filesystem implements for each object (lookup, readdir, create…);
+//!   default methods return the errno Linux gives when an object does not support the
+//!   operation.
+//! - [`Dentry`]: a cached name → inode link with a parent pointer; [`Mount`]s are keyed by
+//!   (parent mount, mount-point dentry); a [`VfsPath`] is a (mount, dentry) pair.
+//! - [`FileDescription`]: an open file (what an fd points at).
+//! - [`FdTable`] and [`FsContext`]: the per-process tables the syscalls use.
+#![deny(unsafe_code)]
 
-/// A process's file descriptor table. Placeholder until the VFS lands.
-#[derive(Default)]
-pub struct FdTable {}
+mod dentry;
+mod fd_table;
+mod file;
+mod inode;
+mod mount;
+mod ops;
+mod path;
+mod types;
 
-impl FdTable {
-    pub fn close_on_exec(&mut self) {}
-}
+pub use dentry::Dentry;
+pub use fd_table::{FdFlags, FdTable, DEFAULT_NOFILE};
+pub use file::{
+    dtype_of, seek_offset, DirFile, DirentFormat, DirentSink, FileDescription, FileState, OPathFile,
+};
+pub use inode::{check_permission, Creds, Inode, MAY_EXEC, MAY_READ, MAY_WRITE};
+pub use mount::{Mount, Vfs, VfsPath};
+pub use ops::{open_for_exec, ExecFile, OpenHow};
+pub use path::{Resolve, ResolveFlags, MAXSYMLINKS};
+pub use types::{dtype_of_mode, DirEntry, Stat, StatFs, Timespec};
 
-/// A process's filesystem context: root, working directory, umask.
+/// A process's filesystem context: root, working directory, umask (`CLONE_FS` shares it).
+#[derive(Clone)]
 pub struct FsContext {
+    pub vfs: std::sync::Arc<Vfs>,
+    pub root: VfsPath,
+    pub cwd: VfsPath,
     pub umask: u32,
 }
 
-use crate::error::Result;
-use crate::mm::MappableFile;
-use std::sync::Arc;
-
-/// An open file. Placeholder until the VFS lands.
-pub trait FileDescription: Send + Sync {
-    fn mappable(&self) -> Option<Arc<dyn MappableFile>> {
-        None
-    }
-    fn status_flags(&self) -> u32 {
-        0
-    }
-    fn path_name(&self) -> String {
-        String::new()
+impl FsContext {
+    /// A context rooted at the VFS root, with `/` as working directory and umask 022.
+    pub fn new(vfs: std::sync::Arc<Vfs>) -> FsContext {
+        let root = vfs.root();
+        FsContext {
+            vfs,
+            cwd: root.clone(),
+            root,
+            umask: 0o022,
+        }
     }
 }
 
-impl FdTable {
-    pub fn get(&self, _fd: i32) -> Result<Arc<dyn FileDescription>> {
-        Err(crate::errno!(EBADF))
-    }
+/// A fresh device number for an in-sentry filesystem (Linux's anonymous `0:N` devices).
+pub fn anon_dev() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(16);
+    let minor = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // makedev(0, minor): the minor's low 8 bits and its high bits are split in dev_t.
+    ((minor & 0xff) | ((minor & !0xff) << 12)) & 0xffff_ffff_ffff
 }
+
+#[cfg(test)]
+mod tests;

@@ -256,9 +256,10 @@ pub struct PtraceContext {
 
 impl Context for PtraceContext {
     fn cpu_time(&self) -> std::time::Duration {
-        // The host's CPU-time clock of the stub thread (Linux's MAKE_THREAD_CPUCLOCK with
-        // CPUCLOCK_SCHED): the application's own time, not the sentry's.
-        let clock = ((!self.stub.pid.as_raw()) << 3) | 6;
+        // The host's CPU-time clock of the stub process (Linux's MAKE_PROCESS_CPUCLOCK
+        // with CPUCLOCK_SCHED): the application's own time, not the sentry's. Linux lets
+        // a process read another's process clock, not its thread clocks.
+        let clock = ((!self.stub.pid.as_raw()) << 3) | 2;
         nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
             .map(|ts| std::time::Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
             .unwrap_or_default()

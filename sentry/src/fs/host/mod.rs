@@ -1,0 +1,125 @@
+//! Host fds the sentry was given (the container's stdio): data goes to and from the host
+//! fd, a few terminal `ioctl`s are forwarded, everything else is the sentry's own.
+#![deny(unsafe_code)]
+
+use crate::error::Result;
+use crate::host::{tty_ioctl, TtyIoctl};
+use crate::kernel::Task;
+use crate::mm::UserAddr;
+use crate::vfs::{anon_dev, FileDescription, FileState, Stat, Timespec};
+use crate::{errno, return_errno};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
+
+/// An open description over a donated host fd (a tty, pipe, or file on the host side).
+pub struct HostFile {
+    fd: OwnedFd,
+    state: FileState,
+    /// Inode numbers are the sentry's, stable per description (the host's would leak).
+    ino: u64,
+}
+
+fn host_dev() -> u64 {
+    static DEV: OnceLock<u64> = OnceLock::new();
+    *DEV.get_or_init(anon_dev)
+}
+
+impl HostFile {
+    /// Wrap `fd`; `flags` are the access mode and status flags the application sees.
+    pub fn new(fd: OwnedFd, flags: u32) -> HostFile {
+        static NEXT_INO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let ino = NEXT_INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HostFile {
+            fd,
+            state: FileState::new(flags),
+            ino,
+        }
+    }
+
+    /// The access mode of a host fd, from `F_GETFL`.
+    pub fn host_access_mode(fd: &OwnedFd) -> u32 {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)
+            .map(|f| (f & libc::O_ACCMODE) as u32)
+            .unwrap_or(libc::O_RDWR as u32)
+    }
+}
+
+impl FileDescription for HostFile {
+    fn read(&self, buf: &mut [u8], offset: Option<u64>) -> Result<usize> {
+        match offset {
+            Some(off) => {
+                let off = i64::try_from(off).map_err(|_| errno!(EINVAL))?;
+                Ok(nix::sys::uio::pread(self.fd.as_fd(), buf, off)?)
+            }
+            None => Ok(nix::unistd::read(self.fd.as_fd(), buf)?),
+        }
+    }
+
+    fn write(&self, buf: &[u8], offset: Option<u64>) -> Result<usize> {
+        match offset {
+            Some(off) => {
+                let off = i64::try_from(off).map_err(|_| errno!(EINVAL))?;
+                Ok(nix::sys::uio::pwrite(self.fd.as_fd(), buf, off)?)
+            }
+            None => Ok(nix::unistd::write(self.fd.as_fd(), buf)?),
+        }
+    }
+
+    fn stat(&self) -> Result<Stat> {
+        let st = nix::sys::stat::fstat(self.fd.as_fd())?;
+        let now = Timespec::now();
+        // Only the type and permission bits, size and rdev of the host object are shown;
+        // identity (dev, ino, owners) is the sandbox's.
+        let mode = st.st_mode & (libc::S_IFMT | 0o7777);
+        Ok(Stat {
+            dev: host_dev(),
+            ino: self.ino,
+            mode,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            rdev: if mode & libc::S_IFMT == libc::S_IFCHR {
+                st.st_rdev
+            } else {
+                0
+            },
+            size: if mode & libc::S_IFMT == libc::S_IFREG {
+                u64::try_from(st.st_size).unwrap_or(0)
+            } else {
+                0
+            },
+            blksize: 4096,
+            blocks: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+        })
+    }
+
+    fn ioctl(&self, task: &Task, cmd: u32, arg: UserAddr) -> Result<u64> {
+        let Some(op) = TtyIoctl::from_cmd(cmd) else {
+            return_errno!(ENOTTY)
+        };
+        let mut buf = [0u8; crate::host::KERNEL_TERMIOS_SIZE];
+        let arg_buf = buf.get_mut(..op.arg_size()).ok_or(errno!(EINVAL))?;
+        if op.reads_arg() {
+            task.copy_in(arg, arg_buf)?;
+        }
+        let r = tty_ioctl(self.fd.as_fd(), op, arg_buf)?;
+        if !op.reads_arg() {
+            task.copy_out(arg, arg_buf)?;
+        }
+        Ok(u64::try_from(r).unwrap_or(0))
+    }
+
+    fn status_flags(&self) -> u32 {
+        self.state.flags()
+    }
+
+    fn set_status_flags(&self, flags: u32) -> Result<()> {
+        // O_NONBLOCK stays the sentry's business: the host fd keeps blocking semantics and
+        // the application's flag is recorded for F_GETFL. TODO: honour it via poll.
+        self.state.set_flags(flags);
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! The sandbox's initial mount tree and file table.
+#![deny(unsafe_code)]
+
+use crate::error::Result;
+use crate::fs::gofer::{Client, GoferFs};
+use crate::fs::host::HostFile;
+use crate::fs::{dev, tmpfs::Tmpfs};
+use crate::vfs::{FdFlags, FdTable, Inode, Vfs, VfsPath};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+/// The mount tree over the gofer's root (read-only): `/` from the gofer, a tmpfs on
+/// `/tmp`, a devtmpfs on `/dev` and a tmpfs on `/dev/shm`.
+pub fn build_root(client: Arc<Client>) -> Result<Arc<Vfs>> {
+    let root = GoferFs::attach(client)?;
+    new_vfs_with_root("9p", root, true)
+}
+
+/// The standard mounts over any root filesystem. A mount point missing from a read-only
+/// root is skipped with a warning (the overlay root will create them).
+pub fn new_vfs_with_root(
+    fs_type: &'static str,
+    root: Arc<dyn Inode>,
+    read_only: bool,
+) -> Result<Arc<Vfs>> {
+    let vfs = Vfs::new(fs_type, root, read_only);
+    let r = vfs.root();
+    mount_at(&vfs, &r, b"tmp", "tmpfs", Tmpfs::new_root(0o1777))?;
+    if let Some(devp) = mount_at(&vfs, &r, b"dev", "devtmpfs", dev::new_devfs()?)? {
+        mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(0o1777))?;
+    }
+    Ok(vfs)
+}
+
+/// Mount `root` on `dir/name`, creating the directory if the parent is writable. Returns
+/// the new mount's root, or `None` if there was no mount point.
+fn mount_at(
+    vfs: &Arc<Vfs>,
+    dir: &VfsPath,
+    name: &[u8],
+    fs_type: &'static str,
+    root: Arc<dyn Inode>,
+) -> Result<Option<VfsPath>> {
+    let dentry = match dir.dentry.lookup(name) {
+        Ok(d) => d,
+        Err(e) if e.errno == crate::Errno::ENOENT && !dir.mount.read_only => {
+            dir.inode().mkdir(name, 0o755, &crate::vfs::Creds::root())?;
+            dir.dentry.lookup(name)?
+        }
+        Err(e) => {
+            tracing::warn!(
+                "no mount point {:?} for {fs_type}: {e}",
+                String::from_utf8_lossy(name)
+            );
+            return Ok(None);
+        }
+    };
+    let at = VfsPath {
+        mount: dir.mount.clone(),
+        dentry,
+    };
+    let m = vfs.mount(&at, fs_type, root, false)?;
+    Ok(Some(VfsPath {
+        dentry: m.root.clone(),
+        mount: m,
+    }))
+}
+
+/// The first process's fd table: 0, 1, 2 over the host stdio fds the sentry was given.
+pub fn initial_fd_table(stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> Result<FdTable> {
+    let mut t = FdTable::new();
+    for (want, fd) in [(0, stdin), (1, stdout), (2, stderr)] {
+        let flags = HostFile::host_access_mode(&fd);
+        t.insert_at(want, Arc::new(HostFile::new(fd, flags)), FdFlags::default())?;
+    }
+    Ok(t)
+}

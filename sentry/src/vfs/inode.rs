@@ -1,0 +1,147 @@
+//! The [`Inode`] trait every filesystem implements, and permission checks.
+
+use super::file::FileDescription;
+use super::mount::VfsPath;
+use super::types::{DirEntry, Stat, StatFs};
+use crate::errno;
+use crate::error::Result;
+use std::any::Any;
+use std::sync::Arc;
+
+/// The credentials a filesystem operation runs with (fsuid/fsgid and groups).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Creds {
+    pub fn root() -> Creds {
+        Creds::default()
+    }
+}
+
+pub const MAY_EXEC: u32 = 1;
+pub const MAY_WRITE: u32 = 2;
+pub const MAY_READ: u32 = 4;
+
+/// `generic_permission`: may `creds` access an inode with attributes `st` for `mask`
+/// (`MAY_*` bits)? Root passes everything but needs one execute bit to execute a
+/// non-directory, as in Linux. `EACCES` otherwise. Read-only mounts are checked by the
+/// caller, which knows the mount.
+pub fn check_permission(st: &Stat, creds: &Creds, mask: u32) -> Result<()> {
+    if creds.uid == 0 {
+        if mask & MAY_EXEC != 0 && !st.is_dir() && st.mode & 0o111 == 0 {
+            return Err(errno!(EACCES));
+        }
+        return Ok(());
+    }
+    let bits = if creds.uid == st.uid {
+        (st.mode >> 6) & 7
+    } else if creds.gid == st.gid || creds.groups.contains(&st.gid) {
+        (st.mode >> 3) & 7
+    } else {
+        st.mode & 7
+    };
+    if bits & mask == mask {
+        Ok(())
+    } else {
+        Err(errno!(EACCES))
+    }
+}
+
+/// One filesystem object. The VFS calls these after resolving a path; a filesystem
+/// overrides what it supports. Names passed in are single components, never `.`/`..`,
+/// never empty, without `/`.
+pub trait Inode: Send + Sync {
+    /// For filesystems that need their concrete type back (rename, link across dirs).
+    fn as_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+
+    fn stat(&self) -> Result<Stat>;
+
+    /// File type and permission bits; cheap, used on every path-walk step.
+    fn mode(&self) -> u32 {
+        self.stat().map(|s| s.mode).unwrap_or(0)
+    }
+
+    fn is_dir(&self) -> bool {
+        self.mode() & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    fn is_symlink(&self) -> bool {
+        self.mode() & libc::S_IFMT == libc::S_IFLNK
+    }
+
+    /// The child `name` of a directory: `ENOENT` if absent.
+    fn lookup(&self, _name: &[u8]) -> Result<Arc<dyn Inode>> {
+        Err(errno!(ENOTDIR))
+    }
+
+    /// All entries of a directory except `.` and `..`, in a stable order.
+    fn readdir(&self) -> Result<Vec<DirEntry>> {
+        Err(errno!(ENOTDIR))
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>> {
+        Err(errno!(EINVAL))
+    }
+
+    /// Open a non-directory (directories are opened by the VFS as a [`super::DirFile`]).
+    /// `flags` are the `open(2)` flags after the VFS checked them.
+    fn open(self: Arc<Self>, _path: &VfsPath, _flags: u32) -> Result<Arc<dyn FileDescription>> {
+        Err(errno!(ENXIO))
+    }
+
+    /// Create a regular file `name` with permission bits `mode` (umask already applied).
+    fn create(&self, _name: &[u8], _mode: u32, _creds: &Creds) -> Result<Arc<dyn Inode>> {
+        Err(errno!(EPERM))
+    }
+
+    fn mkdir(&self, _name: &[u8], _mode: u32, _creds: &Creds) -> Result<Arc<dyn Inode>> {
+        Err(errno!(EPERM))
+    }
+
+    fn symlink(&self, _name: &[u8], _target: &[u8], _creds: &Creds) -> Result<Arc<dyn Inode>> {
+        Err(errno!(EPERM))
+    }
+
+    /// Make `name` another link to `target` (same filesystem, never a directory).
+    fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> Result<()> {
+        Err(errno!(EPERM))
+    }
+
+    /// Remove the non-directory `name`.
+    fn unlink(&self, _name: &[u8]) -> Result<()> {
+        Err(errno!(EPERM))
+    }
+
+    /// Remove the empty directory `name`.
+    fn rmdir(&self, _name: &[u8]) -> Result<()> {
+        Err(errno!(EPERM))
+    }
+
+    /// Move `old_name` in this directory to `new_name` in `new_dir` (same filesystem),
+    /// with `renameat2` flags (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`).
+    fn rename(
+        &self,
+        _old_name: &[u8],
+        _new_dir: &Arc<dyn Inode>,
+        _new_name: &[u8],
+        _flags: u32,
+    ) -> Result<()> {
+        Err(errno!(EPERM))
+    }
+
+    /// Set the size of a regular file (`O_TRUNC`, `truncate`).
+    /// Change the permission bits (`chmod(2)`); only the low 12 bits of `mode` count.
+    fn set_mode(&self, _mode: u32) -> Result<()> {
+        Err(errno!(EPERM))
+    }
+
+    fn truncate(&self, _size: u64) -> Result<()> {
+        Err(errno!(EINVAL))
+    }
+
+    fn statfs(&self) -> Result<StatFs>;
+}
