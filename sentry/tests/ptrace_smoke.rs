@@ -1,6 +1,7 @@
 //! Runs real static binaries on the ptrace platform with a host-file opener, below the
 //! VFS: checks the platform, the memory manager and the loader together.
 
+use sentry::fs::tmpfs::Tmpfs;
 use sentry::kernel::{Credentials, ExitStatus, Kernel, Task};
 use sentry::loader::Executable;
 use sentry::mm::{MappableFile, MemoryFile};
@@ -51,7 +52,9 @@ fn run(bin: &Path) -> ExitStatus {
     let path = bin.to_str().unwrap().as_bytes().to_vec();
     let mut task = Task::new_init(
         kernel,
-        FsContext { umask: 0o022 },
+        FsContext::new(
+            sentry::fs::new_vfs_with_root("tmpfs", Tmpfs::new_root(0o755), false).unwrap(),
+        ),
         FdTable::default(),
         Credentials::new(0, 0),
         &open,
