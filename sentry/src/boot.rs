@@ -89,6 +89,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
             path: f.path,
         })
     };
+    let (argv_shown, envc) = (cfg.argv.clone(), cfg.envp.len());
     let mut task = Task::new_init(
         kernel,
         fs.clone(),
@@ -103,6 +104,9 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
         Errno::ENOENT => BootError::NotFound(name.clone()),
         _ => BootError::CannotExecute(name.clone(), e),
     })?;
+    if cfg.strace {
+        crate::strace::initial_exec(task.tid, &path, &argv_shown, envc);
+    }
     Ok(task.run())
 }
 

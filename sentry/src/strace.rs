@@ -47,3 +47,15 @@ pub fn exit(task: &Task, nr: u64, _args: &SyscallArgs, entry: &str, ret: Option<
     };
     eprintln!("[{:>4}] {entry} {result}", task.tid);
 }
+
+/// The line strace prints for the program it starts: the sandbox's first `execve`, which
+/// the sentry performs itself rather than trapping.
+pub fn initial_exec(tid: i32, path: &[u8], argv: &[Vec<u8>], envc: usize) {
+    let quote = |s: &[u8]| format!("{:?}", String::from_utf8_lossy(s));
+    let args: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+    eprintln!(
+        "[{tid:>4}] execve({}, [{}], 0x0 /* {envc} vars */) = 0",
+        quote(path),
+        args.join(", ")
+    );
+}

@@ -111,7 +111,6 @@ fn c_programs_behave_as_expected_natively() {
 // ---- stdio and exit status ----
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn echo_prints_hello() {
     let run = sandboxed(&[], "/bin/echo", &["hello"]);
     assert_exit(&run, 0);
@@ -119,14 +118,12 @@ fn echo_prints_hello() {
 }
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn exit_status_passes_through() {
     let run = sandboxed(&[], "/bin/sh", &["-c", "exit 3"]);
     assert_exit(&run, 3);
 }
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn missing_command_is_a_clear_error_with_status_127() {
     let run = sandboxed(&[], "/nonexistent", &[]);
     assert_exit(&run, 127);
@@ -140,13 +137,14 @@ fn missing_command_is_a_clear_error_with_status_127() {
 // ---- identity ----
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn python_sees_pid_1_and_the_sandbox_kernel_release() {
     let host_release = native("uname", &["-r"]).stdout.trim().to_string();
     assert!(!host_release.is_empty());
+    // The interpreter by path: a `python3` found first on PATH may be a wrapper script
+    // (pyenv's shims) that needs fork and pipes.
     let run = sandboxed(
         &[],
-        "python3",
+        "/usr/bin/python3",
         &[
             "-c",
             "import os, json, hashlib; print(os.getpid(), os.uname().release)",
@@ -164,7 +162,6 @@ fn python_sees_pid_1_and_the_sandbox_kernel_release() {
 }
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn getpid_syscall_returns_1() {
     let bin = snippet("do_getpid", GETPID_C);
     let run = sandboxed(&[], bin.to_str().unwrap_or("?"), &[]);
@@ -190,19 +187,16 @@ fn assert_same_stdout(program: &str, args: &[&str]) {
 }
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn ls_usr_bin_matches_native() {
     assert_same_stdout("ls", &["-la", "/usr/bin"]);
 }
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn cat_os_release_matches_native() {
     assert_same_stdout("cat", &["/etc/os-release"]);
 }
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn sha256sum_python_matches_native() {
     assert_same_stdout("sha256sum", &["/usr/bin/python3"]);
 }
@@ -210,7 +204,6 @@ fn sha256sum_python_matches_native() {
 // ---- files ----
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn host_root_is_read_only() {
     let probe = Path::new("/etc/carapace-probe");
     assert!(
@@ -230,10 +223,10 @@ fn host_root_is_read_only() {
 }
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn tmp_is_writable_and_private() {
     let name = format!("/tmp/carapace-do-probe-{}", std::process::id());
-    let script = format!("echo data > {name} && cat {name}");
+    // Shell builtins only: the shell reads the file back without forking.
+    let script = format!("echo data > {name} && read line < {name} && echo $line");
     let run = sandboxed(&[], "/bin/sh", &["-c", &script]);
     assert_exit(&run, 0);
     assert_eq!(run.stdout, "data\n", "{}", run.dump());
@@ -244,7 +237,6 @@ fn tmp_is_writable_and_private() {
 // ---- bad input ----
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn garbage_pointers_get_efault() {
     let bin = snippet("do_bad_pointers", BAD_POINTERS_C);
     let run = sandboxed(&[], bin.to_str().unwrap_or("?"), &[]);
@@ -258,17 +250,21 @@ fn garbage_pointers_get_efault() {
 }
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn unimplemented_syscall_is_enosys_and_logged_once() {
     let bin = snippet("do_unimplemented", UNIMPLEMENTED_C);
-    let run = sandboxed(&[], bin.to_str().unwrap_or("?"), &[]);
+    let log = std::env::temp_dir().join(format!("carapace-enosys-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let log_arg = log.to_str().unwrap_or("?").to_string();
+    let run = sandboxed(&["--debug-log", &log_arg], bin.to_str().unwrap_or("?"), &[]);
     assert_exit(&run, 0);
     assert_eq!(run.stdout, "ENOSYS\nENOSYS\n", "{}", run.dump());
-    // DESIGN.md §2: an unimplemented syscall is logged once, by name.
+    // DESIGN.md §2: an unimplemented syscall is logged once, by name, in the debug log.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
     assert_eq!(
-        run.stderr.matches("kexec_load").count(),
+        text.matches("kexec_load").count(),
         1,
-        "stderr should name kexec_load exactly once\n{}",
+        "the debug log should name kexec_load exactly once\n{text}\n{}",
         run.dump()
     );
 }
@@ -276,7 +272,6 @@ fn unimplemented_syscall_is_enosys_and_logged_once() {
 // ---- --strace ----
 
 #[test]
-#[ignore = "carapace do is not implemented yet"]
 fn strace_shows_decoded_syscalls() {
     let run = sandboxed(&["--strace"], "/bin/echo", &["hello"]);
     assert_exit(&run, 0);
@@ -286,7 +281,7 @@ fn strace_shows_decoded_syscalls() {
     );
     let log = &run.stderr;
     assert!(
-        log.lines().any(|l| l.trim_start().starts_with("execve(")),
+        log.lines().any(|l| l.contains("execve(\"/bin/echo\"")),
         "no execve( line\n{}",
         run.dump()
     );

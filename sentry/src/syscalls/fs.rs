@@ -695,3 +695,79 @@ pub fn sys_fchmod(task: &mut Task, fd: i32, mode: u32) -> Result<u64> {
     };
     chmod_target(task, &target, mode)
 }
+
+// ---- extended attributes ----
+//
+// No filesystem stores extended attributes yet (they arrive with the filesystems work):
+// every file exists with an empty attribute list, so reads say ENODATA, lists are empty,
+// and writes are refused with ENOTSUP as a filesystem without xattr support does.
+
+/// Longest attribute name (`XATTR_NAME_MAX`).
+const XATTR_NAME_MAX: usize = 255;
+
+fn xattr_name(task: &Task, name: UserAddr) -> Result<Vec<u8>> {
+    let n = task.read_cstring(name, XATTR_NAME_MAX + 1).map_err(|e| {
+        if e.errno == crate::Errno::ENAMETOOLONG {
+            errno!(ERANGE)
+        } else {
+            e
+        }
+    })?;
+    if n.is_empty() {
+        return_errno!(ERANGE);
+    }
+    Ok(n)
+}
+
+fn xattr_path_target(task: &Task, path: UserAddr, follow: bool) -> Result<()> {
+    let path = read_path(task, path)?;
+    let ctx = fs_ctx(task);
+    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    resolve_at(task, &ctx, libc::AT_FDCWD, &path, flags).map(|_| ())
+}
+
+pub fn sys_getxattr(task: &mut Task, path: UserAddr, name: UserAddr, follow: bool) -> Result<u64> {
+    xattr_path_target(task, path, follow)?;
+    xattr_name(task, name)?;
+    Err(errno!(ENODATA))
+}
+
+pub fn sys_fgetxattr(task: &mut Task, fd: i32, name: UserAddr) -> Result<u64> {
+    get_file(task, fd)?;
+    xattr_name(task, name)?;
+    Err(errno!(ENODATA))
+}
+
+pub fn sys_listxattr(task: &mut Task, path: UserAddr, follow: bool) -> Result<u64> {
+    xattr_path_target(task, path, follow)?;
+    Ok(0)
+}
+
+pub fn sys_flistxattr(task: &mut Task, fd: i32) -> Result<u64> {
+    get_file(task, fd)?;
+    Ok(0)
+}
+
+pub fn sys_setxattr(task: &mut Task, path: UserAddr, name: UserAddr, follow: bool) -> Result<u64> {
+    xattr_path_target(task, path, follow)?;
+    xattr_name(task, name)?;
+    Err(errno!(EOPNOTSUPP))
+}
+
+pub fn sys_fsetxattr(task: &mut Task, fd: i32, name: UserAddr) -> Result<u64> {
+    get_file(task, fd)?;
+    xattr_name(task, name)?;
+    Err(errno!(EOPNOTSUPP))
+}
+
+pub fn sys_removexattr(task: &mut Task, path: UserAddr, name: UserAddr, follow: bool) -> Result<u64> {
+    xattr_path_target(task, path, follow)?;
+    xattr_name(task, name)?;
+    Err(errno!(ENODATA))
+}
+
+pub fn sys_fremovexattr(task: &mut Task, fd: i32, name: UserAddr) -> Result<u64> {
+    get_file(task, fd)?;
+    xattr_name(task, name)?;
+    Err(errno!(ENODATA))
+}

@@ -133,6 +133,19 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::FCHMODAT => fs::sys_fchmodat(t, a.fd(0), a.ptr(1), a.u32(2)),
         nr::FCHMODAT2 => fs::sys_fchmodat2(t, a.fd(0), a.ptr(1), a.u32(2), a.i32(3)),
 
+        nr::GETXATTR => fs::sys_getxattr(t, a.ptr(0), a.ptr(1), true),
+        nr::LGETXATTR => fs::sys_getxattr(t, a.ptr(0), a.ptr(1), false),
+        nr::FGETXATTR => fs::sys_fgetxattr(t, a.fd(0), a.ptr(1)),
+        nr::LISTXATTR => fs::sys_listxattr(t, a.ptr(0), true),
+        nr::LLISTXATTR => fs::sys_listxattr(t, a.ptr(0), false),
+        nr::FLISTXATTR => fs::sys_flistxattr(t, a.fd(0)),
+        nr::SETXATTR => fs::sys_setxattr(t, a.ptr(0), a.ptr(1), true),
+        nr::LSETXATTR => fs::sys_setxattr(t, a.ptr(0), a.ptr(1), false),
+        nr::FSETXATTR => fs::sys_fsetxattr(t, a.fd(0), a.ptr(1)),
+        nr::REMOVEXATTR => fs::sys_removexattr(t, a.ptr(0), a.ptr(1), true),
+        nr::LREMOVEXATTR => fs::sys_removexattr(t, a.ptr(0), a.ptr(1), false),
+        nr::FREMOVEXATTR => fs::sys_fremovexattr(t, a.fd(0), a.ptr(1)),
+
         // memory
         nr::MMAP => mm::sys_mmap(t, a.u64(0), a.u64(1), a.i32(2), a.i32(3), a.fd(4), a.u64(5)),
         nr::MUNMAP => mm::sys_munmap(t, a.u64(0), a.u64(1)),
