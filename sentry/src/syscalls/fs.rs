@@ -760,7 +760,12 @@ pub fn sys_fsetxattr(task: &mut Task, fd: i32, name: UserAddr) -> Result<u64> {
     Err(errno!(EOPNOTSUPP))
 }
 
-pub fn sys_removexattr(task: &mut Task, path: UserAddr, name: UserAddr, follow: bool) -> Result<u64> {
+pub fn sys_removexattr(
+    task: &mut Task,
+    path: UserAddr,
+    name: UserAddr,
+    follow: bool,
+) -> Result<u64> {
     xattr_path_target(task, path, follow)?;
     xattr_name(task, name)?;
     Err(errno!(ENODATA))
