@@ -3,8 +3,10 @@
 //! Private futexes are keyed by (address space, address); shared ones by the MemoryFile
 //! frame behind the address, so that processes mapping the same memory meet on it.
 
+use super::wait::{Blocker, Wake};
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,8 +17,15 @@ pub enum FutexKey {
 
 struct Waiter {
     bitset: u32,
-    woken: Mutex<bool>,
-    cv: Condvar,
+    woken: AtomicBool,
+    blocker: Arc<Blocker>,
+}
+
+impl Waiter {
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.blocker.notify();
+    }
 }
 
 #[derive(Default)]
@@ -31,6 +40,8 @@ pub enum WaitResult {
     /// The value at the address was not the expected one (`EAGAIN`).
     ValueChanged,
     TimedOut,
+    /// A signal arrived first.
+    Interrupted,
 }
 
 impl FutexTable {
@@ -39,19 +50,20 @@ impl FutexTable {
     }
 
     /// Queue on `key` if `still_expected()` holds (checked under the table lock, so a
-    /// wake between the check and the sleep is not lost), then sleep until woken or
-    /// `deadline`.
+    /// wake between the check and the sleep is not lost), then sleep on `blocker` until
+    /// woken, interrupted by a signal, or `deadline`.
     pub fn wait(
         &self,
         key: FutexKey,
         bitset: u32,
         deadline: Option<Instant>,
+        blocker: &Arc<Blocker>,
         still_expected: impl FnOnce() -> bool,
     ) -> WaitResult {
         let waiter = Arc::new(Waiter {
             bitset,
-            woken: Mutex::new(false),
-            cv: Condvar::new(),
+            woken: AtomicBool::new(false),
+            blocker: blocker.clone(),
         });
         {
             let mut q = self.lock();
@@ -60,29 +72,20 @@ impl FutexTable {
             }
             q.entry(key).or_default().push(waiter.clone());
         }
-        let mut woken = waiter.woken.lock().unwrap_or_else(|e| e.into_inner());
-        while !*woken {
-            match deadline {
-                None => woken = waiter.cv.wait(woken).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        drop(woken);
-                        return self.cancel(key, &waiter);
-                    }
-                    woken = waiter
-                        .cv
-                        .wait_timeout(woken, d - now)
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|e| e.into_inner().0);
-                }
+        loop {
+            if waiter.woken.load(Ordering::Acquire) {
+                return WaitResult::Woken;
+            }
+            match blocker.sleep(deadline) {
+                Wake::Notified => {}
+                Wake::TimedOut => return self.cancel(key, &waiter, WaitResult::TimedOut),
+                Wake::Interrupted => return self.cancel(key, &waiter, WaitResult::Interrupted),
             }
         }
-        WaitResult::Woken
     }
 
-    /// Leave the queue after a timeout, unless a wake got there first.
-    fn cancel(&self, key: FutexKey, waiter: &Arc<Waiter>) -> WaitResult {
+    /// Leave the queue after a timeout or signal, unless a wake got there first.
+    fn cancel(&self, key: FutexKey, waiter: &Arc<Waiter>, why: WaitResult) -> WaitResult {
         let mut q = self.lock();
         if let Some(list) = q.get_mut(&key) {
             if let Some(pos) = list.iter().position(|w| Arc::ptr_eq(w, waiter)) {
@@ -90,7 +93,7 @@ impl FutexTable {
                 if list.is_empty() {
                     q.remove(&key);
                 }
-                return WaitResult::TimedOut;
+                return why;
             }
         }
         WaitResult::Woken
@@ -106,9 +109,7 @@ impl FutexTable {
         let mut i = 0;
         while i < list.len() && woken < n {
             if list.get(i).is_some_and(|w| w.bitset & bitset != 0) {
-                let w = list.remove(i);
-                *w.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
-                w.cv.notify_one();
+                list.remove(i).wake();
                 woken += 1;
             } else {
                 i += 1;
@@ -128,8 +129,7 @@ impl FutexTable {
         };
         let wake_n = n.min(list.len());
         for w in list.drain(..wake_n) {
-            *w.woken.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            w.cv.notify_one();
+            w.wake();
         }
         let move_n = m.min(list.len());
         let moved: Vec<_> = list.drain(..move_n).collect();

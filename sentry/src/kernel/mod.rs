@@ -6,6 +6,7 @@ pub mod creds;
 pub mod futex;
 pub mod signal;
 pub mod task;
+pub mod wait;
 
 pub use creds::Credentials;
 pub use task::{ExitStatus, Task};

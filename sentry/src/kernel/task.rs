@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 use super::signal::SignalState;
+use super::wait::{Blocker, WaitQueue, Wake};
 use super::{Credentials, Kernel};
 use crate::error::Result;
 use crate::loader::{self, AuxCreds, Opener};
@@ -92,6 +93,8 @@ pub struct Task {
     pub exe_path: Vec<u8>,
     /// Set when the task has exited; the loop stops.
     pub exit_status: Option<ExitStatus>,
+    /// What the task sleeps on in blocking syscalls; signals interrupt it.
+    pub blocker: Arc<Blocker>,
 }
 
 impl Task {
@@ -133,6 +136,7 @@ impl Task {
             child_subreaper: false,
             exe_path: loaded.exe_path,
             exit_status: None,
+            blocker: Blocker::new(),
         })
     }
 
@@ -168,6 +172,47 @@ impl Task {
         self.clear_child_tid = UserAddr(0);
         self.robust_list = (UserAddr(0), 0);
         self.files().close_on_exec();
+    }
+
+    /// Block until `ready` yields a value: `ready` is tried, the task registers on
+    /// `queues` (each with the events it cares about), `ready` is tried again, and only
+    /// then does the task sleep, so a change between the try and the sleep is not missed.
+    /// A signal ends the wait with `ERESTARTSYS` (the syscall restarts or fails with
+    /// `EINTR` as the handler says); `deadline` ends it with `ETIMEDOUT`.
+    pub fn block_until<T>(
+        &self,
+        queues: &[(&WaitQueue, u32)],
+        deadline: Option<std::time::Instant>,
+        mut ready: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
+        loop {
+            if let Some(v) = ready()? {
+                return Ok(v);
+            }
+            let _registered: Vec<_> = queues
+                .iter()
+                .map(|(q, mask)| q.register(&self.blocker, *mask))
+                .collect();
+            if let Some(v) = ready()? {
+                return Ok(v);
+            }
+            match self.blocker.sleep(deadline) {
+                Wake::Notified => {}
+                Wake::Interrupted => return_errno!(ERESTARTSYS),
+                Wake::TimedOut => return_errno!(ETIMEDOUT),
+            }
+        }
+    }
+
+    /// Sleep until `deadline` unless a signal comes first (`ERESTARTSYS`).
+    pub fn sleep_until(&self, deadline: std::time::Instant) -> Result<()> {
+        loop {
+            match self.blocker.sleep(Some(deadline)) {
+                Wake::TimedOut => return Ok(()),
+                Wake::Interrupted => return_errno!(ERESTARTSYS),
+                Wake::Notified => {}
+            }
+        }
     }
 
     pub fn files(&self) -> MutexGuard<'_, FdTable> {
@@ -241,7 +286,15 @@ impl Task {
                 if !e.msg.is_empty() {
                     tracing::debug!("syscall {nr}: {e}");
                 }
-                let v = -i64::from(e.errno.raw());
+                // Interrupted waits restart or fail once signals are delivered; until
+                // then an interruption is EINTR.
+                let errno = if e.errno == crate::Errno::ERESTARTSYS {
+                    self.blocker.clear_interrupt();
+                    crate::Errno::EINTR
+                } else {
+                    e.errno
+                };
+                let v = -i64::from(errno.raw());
                 self.regs.rax = v as u64;
                 Some(v)
             }

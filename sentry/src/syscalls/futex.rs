@@ -95,13 +95,14 @@ pub fn sys_futex(
             // Fault now so the check under the lock cannot.
             let _: u32 = task.read_obj(uaddr)?;
             let t: &Task = task;
-            let r = t.kernel.futexes.wait(k, bitset, deadline, || {
+            let r = t.kernel.futexes.wait(k, bitset, deadline, &t.blocker, || {
                 t.read_obj::<u32>(uaddr).map(|v| v == val).unwrap_or(false)
             });
             match r {
                 WaitResult::Woken => Ok(0),
                 WaitResult::ValueChanged => Err(errno!(EAGAIN)),
                 WaitResult::TimedOut => Err(errno!(ETIMEDOUT)),
+                WaitResult::Interrupted => Err(errno!(ERESTARTSYS)),
             }
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::{errno, return_errno};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -118,23 +118,24 @@ pub fn sys_time(task: &mut Task, tloc: UserAddr) -> Result<u64> {
     Ok(ts.sec as u64)
 }
 
-fn sleep_until(task: &Task, clock: i32, deadline: Timespec) -> Result<()> {
-    loop {
-        let now = read_clock(task, clock)?;
-        let now_ns = i128::from(now.sec) * 1_000_000_000 + i128::from(now.nsec);
-        let end_ns = i128::from(deadline.sec) * 1_000_000_000 + i128::from(deadline.nsec);
-        if now_ns >= end_ns {
-            return Ok(());
-        }
-        let left = u64::try_from(end_ns - now_ns).unwrap_or(u64::MAX);
-        std::thread::sleep(Duration::from_nanos(left));
-    }
+pub fn sys_nanosleep(task: &mut Task, req: UserAddr, rem: UserAddr) -> Result<u64> {
+    let d = task.read_obj::<Timespec>(req)?.to_duration()?;
+    let deadline = Instant::now() + d;
+    interruptible_sleep(task, deadline, rem)
 }
 
-pub fn sys_nanosleep(task: &mut Task, req: UserAddr, _rem: UserAddr) -> Result<u64> {
-    let d = task.read_obj::<Timespec>(req)?.to_duration()?;
-    std::thread::sleep(d);
-    Ok(0)
+/// Sleep until `deadline`; if a signal interrupts, report the time left in `rem`.
+fn interruptible_sleep(task: &Task, deadline: Instant, rem: UserAddr) -> Result<u64> {
+    match task.sleep_until(deadline) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            if !rem.is_null() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                task.write_obj(rem, &Timespec::from_duration(left))?;
+            }
+            Err(e)
+        }
+    }
 }
 
 pub fn sys_clock_nanosleep(
@@ -142,7 +143,7 @@ pub fn sys_clock_nanosleep(
     clock: i32,
     flags: i32,
     req: UserAddr,
-    _rem: UserAddr,
+    rem: UserAddr,
 ) -> Result<u64> {
     let ts = task.read_obj::<Timespec>(req)?;
     let d = ts.to_duration()?;
@@ -157,11 +158,13 @@ pub fn sys_clock_nanosleep(
         _ => return_errno!(EINVAL),
     }
     if flags & libc::TIMER_ABSTIME != 0 {
-        sleep_until(task, clock, ts)?;
+        let now = read_clock(task, clock)?;
+        let now = Duration::new(now.sec.max(0) as u64, now.nsec.clamp(0, 999_999_999) as u32);
+        // An absolute sleep reports no remaining time (clock_nanosleep(2)).
+        interruptible_sleep(task, Instant::now() + d.saturating_sub(now), UserAddr(0))
     } else {
-        std::thread::sleep(d);
+        interruptible_sleep(task, Instant::now() + d, rem)
     }
-    Ok(0)
 }
 
 pub fn sys_getrandom(task: &mut Task, buf: UserAddr, len: usize, flags: u32) -> Result<u64> {

@@ -66,6 +66,20 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    // ---- readiness, for poll, select and epoll ----
+
+    /// The events ready now (`events::IN`, `OUT`, `HUP`…). Files that never block are
+    /// always readable and writable.
+    fn readiness(&self) -> u32 {
+        use crate::kernel::wait::events;
+        events::IN | events::OUT | events::RDNORM | events::WRNORM
+    }
+
+    /// The queue notified when readiness changes; `None` if it never changes.
+    fn wait_queue(&self) -> Option<std::sync::Arc<crate::kernel::wait::WaitQueue>> {
+        None
+    }
+
     /// Writes succeed without reading the caller's buffer (`/dev/null`), so a bad
     /// pointer is not an error, as in Linux.
     fn discards_writes(&self) -> bool {
