@@ -44,9 +44,20 @@ pub fn profile_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("cannot find the profile directory above {}", exe.display()))
 }
 
-/// Where compiled C programs go: `<profile dir>/carapace-c-tests/`.
+/// Where compiled C programs go: `<profile dir>/carapace-c-tests/`, unless the checkout
+/// lives under `/tmp`. `carapace do` gives the sandbox its own empty tmpfs at `/tmp`, so
+/// programs there cannot be seen from inside; then `/var/tmp/carapace-c-tests-<hash>/`,
+/// one per checkout.
 pub fn c_build_dir() -> Result<PathBuf, String> {
-    let dir = profile_dir()?.join("carapace-c-tests");
+    let profile = profile_dir()?;
+    let dir = if profile.starts_with("/tmp") {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        profile.hash(&mut h);
+        PathBuf::from(format!("/var/tmp/carapace-c-tests-{:016x}", h.finish()))
+    } else {
+        profile.join("carapace-c-tests")
+    };
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     Ok(dir)
 }
