@@ -1,9 +1,13 @@
-//! The kernel: the sandbox-wide [`Kernel`], tasks, credentials, signals bookkeeping, and
-//! the task loop that runs application code and serves its syscalls.
+//! The kernel: the sandbox-wide [`Kernel`], tasks and thread groups, credentials,
+//! signals, futexes, and the task loop that runs application code and serves its
+//! syscalls.
 #![deny(unsafe_code)]
 
+pub mod clone;
 pub mod creds;
+mod deliver;
 pub mod futex;
+pub mod process;
 pub mod signal;
 pub mod task;
 pub mod wait;
@@ -13,10 +17,13 @@ pub use task::{ExitStatus, Task};
 
 use crate::mm::MemoryFile;
 use crate::platform::Platform;
+use process::{lock, ChildEvent, PidTable, SigHandlers, TaskShared, ThreadGroup};
+use signal::{is_ignored, sig_bit, SigInfo, SA_NOCLDSTOP, SA_NOCLDWAIT, SIG_IGN};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use wait::{events, Blocker, WaitQueue};
 
 /// The kernel release `uname` reports: fixed, so programs see the same kernel everywhere.
 pub const KERNEL_RELEASE: &str = "4.4.0-carapace";
@@ -33,6 +40,9 @@ pub struct Kernel {
     pub strace: bool,
     pub boot_time: Instant,
     pub futexes: futex::FutexTable,
+    pub pids: Mutex<PidTable>,
+    /// Set when init has exited: every other task is being killed.
+    pub shutting_down: AtomicBool,
     next_pid: AtomicI32,
     enosys_logged: Mutex<HashSet<u64>>,
 }
@@ -47,6 +57,8 @@ impl Kernel {
             strace,
             boot_time: Instant::now(),
             futexes: futex::FutexTable::default(),
+            pids: Mutex::new(PidTable::default()),
+            shutting_down: AtomicBool::new(false),
             next_pid: AtomicI32::new(1),
             enosys_logged: Mutex::new(HashSet::new()),
         }
@@ -71,4 +83,286 @@ impl Kernel {
             tracing::info!("unimplemented syscall {name} ({nr}): returning ENOSYS");
         }
     }
+
+    pub fn pids(&self) -> std::sync::MutexGuard<'_, PidTable> {
+        lock(&self.pids)
+    }
+
+    /// Enter a new task into the pid table and its thread group.
+    pub fn register_task(
+        &self,
+        tg: &Arc<ThreadGroup>,
+        tid: i32,
+        sighand: SigHandlers,
+    ) -> Arc<TaskShared> {
+        let shared = Arc::new(TaskShared {
+            tid,
+            tg: tg.clone(),
+            blocker: Blocker::new(),
+            signals: Mutex::new(Default::default()),
+            sighand: Mutex::new(sighand),
+            interrupter: Mutex::new(None),
+            vfork_done: AtomicBool::new(false),
+            vfork_queue: WaitQueue::new(),
+            exited: AtomicBool::new(false),
+        });
+        tg.state().threads.push(shared.clone());
+        let mut pids = self.pids();
+        pids.tasks.insert(tid, shared.clone());
+        pids.groups.insert(tg.tgid, tg.clone());
+        shared
+    }
+
+    /// Take the whole thread group down with `status` (`exit_group`, a fatal signal):
+    /// every thread notices on its way back to application code.
+    pub fn group_exit(&self, tg: &Arc<ThreadGroup>, status: ExitStatus) {
+        let threads = {
+            let mut st = tg.state();
+            if st.group_exit.is_none() {
+                st.group_exit = Some(status);
+            }
+            st.stopped = false;
+            st.threads.clone()
+        };
+        tg.stop_events.notify(events::ALL);
+        for t in threads {
+            t.interrupt();
+        }
+    }
+
+    /// Stop every thread of the group (SIGSTOP, SIGTSTP…) and tell the parent.
+    pub fn stop_group(&self, tg: &Arc<ThreadGroup>, signo: i32) {
+        let parent = {
+            let mut st = tg.state();
+            if st.stopped || st.group_exit.is_some() {
+                return;
+            }
+            st.stopped = true;
+            st.unreported = Some(ChildEvent::Stopped(signo));
+            st.parent.clone()
+        };
+        for t in tg.threads() {
+            t.interrupt();
+        }
+        if let Some(p) = parent {
+            self.notify_parent(&p, tg.tgid, ChildEvent::Stopped(signo));
+        }
+    }
+
+    /// Resume a stopped group (SIGCONT, whatever its disposition).
+    fn continue_group(&self, tg: &Arc<ThreadGroup>) {
+        let parent = {
+            let mut st = tg.state();
+            st.pending.discard(stop_signals());
+            if !st.stopped {
+                return;
+            }
+            st.stopped = false;
+            st.unreported = Some(ChildEvent::Continued);
+            st.parent.clone()
+        };
+        for t in tg.threads() {
+            lock(&t.signals).pending.discard(stop_signals());
+        }
+        tg.stop_events.notify(events::ALL);
+        if let Some(p) = parent {
+            self.notify_parent(&p, tg.tgid, ChildEvent::Continued);
+        }
+    }
+
+    /// A child changed state: wake the parent's waiters and send it SIGCHLD unless it
+    /// does not want one (SA_NOCLDSTOP for stops and continues).
+    fn notify_parent(&self, parent: &Arc<ThreadGroup>, child: i32, event: ChildEvent) {
+        parent.child_events.notify(events::ALL);
+        let Some(any) = parent.threads().first().cloned() else {
+            return;
+        };
+        let act = lock(&any.sighand())
+            .get(libc::SIGCHLD as usize - 1)
+            .copied();
+        let nocldstop = act.is_some_and(|a| a.flags & SA_NOCLDSTOP != 0);
+        if matches!(event, ChildEvent::Exited(_)) || !nocldstop {
+            let info = Task::child_event_signal(event, child, 0);
+            self.signal_group(parent, info);
+        }
+    }
+
+    /// Send a process-directed signal: queued on the group and taken by any thread that
+    /// does not block it.
+    pub fn signal_group(&self, tg: &Arc<ThreadGroup>, info: SigInfo) {
+        let signo = info.signo;
+        if signo == libc::SIGKILL {
+            self.group_exit(tg, ExitStatus::Signaled { signo, core: false });
+            return;
+        }
+        if signo == libc::SIGCONT {
+            self.continue_group(tg);
+        }
+        let threads = tg.threads();
+        let Some(first) = threads.first() else { return };
+        let act = lock(&first.sighand())
+            .get((signo as usize).saturating_sub(1))
+            .copied();
+        let bit = sig_bit(signo as usize);
+        let all_block = threads.iter().all(|t| lock(&t.signals).mask & bit != 0);
+        // An ignored signal is dropped at once unless blocked (signal(7)).
+        if act.is_some_and(|a| is_ignored(&a, signo)) && !all_block && signo != libc::SIGSTOP {
+            return;
+        }
+        if is_stop_signal(signo) {
+            tg.state().pending.discard(sig_bit(libc::SIGCONT as usize));
+        }
+        tg.state().pending.push(info);
+        match threads.iter().find(|t| lock(&t.signals).mask & bit == 0) {
+            Some(t) => t.interrupt(),
+            // Everyone blocks it: only a sigtimedwait-style waiter may take it now.
+            None => threads.iter().for_each(|t| t.blocker.notify()),
+        }
+    }
+
+    /// Send a thread-directed signal (`tgkill`, faults).
+    pub fn signal_thread(&self, t: &Arc<TaskShared>, info: SigInfo) {
+        let signo = info.signo;
+        if signo == libc::SIGKILL {
+            self.group_exit(&t.tg, ExitStatus::Signaled { signo, core: false });
+            return;
+        }
+        if signo == libc::SIGCONT {
+            self.continue_group(&t.tg);
+        }
+        let act = lock(&t.sighand())
+            .get((signo as usize).saturating_sub(1))
+            .copied();
+        let bit = sig_bit(signo as usize);
+        let blocked = lock(&t.signals).mask & bit != 0;
+        if act.is_some_and(|a| is_ignored(&a, signo)) && !blocked && signo != libc::SIGSTOP {
+            return;
+        }
+        lock(&t.signals).pending.push(info);
+        if blocked {
+            t.blocker.notify();
+        } else {
+            t.interrupt();
+        }
+    }
+
+    /// A task's loop ended: take it out of its thread group; the last one out makes the
+    /// group a zombie, hands its children to a reaper, and tells its parent.
+    fn task_exited(&self, task: &Task, status: ExitStatus) {
+        let tg = &task.tg;
+        task.shared.exited.store(true, Ordering::Release);
+        self.pids().tasks.remove(&task.tid);
+        let (last, final_status, parent, children, exit_signal) = {
+            let mut st = tg.state();
+            st.threads.retain(|t| t.tid != task.tid);
+            let last = st.threads.is_empty();
+            let final_status = st.group_exit.unwrap_or(status);
+            if last {
+                st.exit_status = Some(final_status);
+            }
+            (
+                last,
+                final_status,
+                st.parent.clone(),
+                std::mem::take(&mut st.children),
+                st.exit_signal,
+            )
+        };
+        if !last {
+            return;
+        }
+        if tg.tgid == 1 {
+            self.shutting_down.store(true, Ordering::Release);
+            self.kill_all();
+        }
+        self.reparent(tg, children);
+        let Some(parent) = parent else { return };
+        // A parent that ignores SIGCHLD, or set SA_NOCLDWAIT, never sees zombies.
+        let autoreap = parent.threads().first().is_some_and(|t| {
+            let act = lock(&t.sighand()).get(libc::SIGCHLD as usize - 1).copied();
+            act.is_some_and(|a| a.handler == SIG_IGN || a.flags & SA_NOCLDWAIT != 0)
+        });
+        if autoreap {
+            self.reap(&parent, tg.tgid);
+        }
+        parent.child_events.notify(events::ALL);
+        if exit_signal > 0 {
+            let mut info = Task::child_event_signal(ChildEvent::Exited(final_status), tg.tgid, 0);
+            info.signo = exit_signal;
+            self.signal_group(&parent, info);
+        }
+    }
+
+    /// Give `children` of a dying group to the nearest subreaper above it, or init.
+    fn reparent(&self, dying: &Arc<ThreadGroup>, children: Vec<Arc<ThreadGroup>>) {
+        if children.is_empty() {
+            return;
+        }
+        let mut reaper = dying.parent();
+        while let Some(r) = reaper.clone() {
+            let st = r.state();
+            if st.child_subreaper && st.exit_status.is_none() {
+                break;
+            }
+            let up = st.parent.clone();
+            drop(st);
+            if up.is_none() {
+                break;
+            }
+            reaper = up;
+        }
+        let reaper = reaper.or_else(|| self.pids().group(1));
+        let Some(reaper) = reaper.filter(|r| r.tgid != dying.tgid) else {
+            return;
+        };
+        let mut zombies = false;
+        for c in &children {
+            let mut st = c.state();
+            st.parent = Some(reaper.clone());
+            zombies |= st.exit_status.is_some();
+        }
+        reaper.state().children.extend(children);
+        if zombies {
+            reaper.child_events.notify(events::ALL);
+        }
+    }
+
+    /// Forget a dead child: it leaves its parent's list and the pid table.
+    pub fn reap(&self, parent: &Arc<ThreadGroup>, child: i32) {
+        let mut st = parent.state();
+        st.children.retain(|c| c.tgid != child);
+        st.reaped_children += 1;
+        drop(st);
+        self.pids().groups.remove(&child);
+    }
+
+    /// Init is gone: SIGKILL every other process, as Linux does when a pid namespace's
+    /// init dies.
+    pub fn kill_all(&self) {
+        let groups: Vec<_> = self.pids().groups.values().cloned().collect();
+        for g in groups {
+            if g.tgid != 1 {
+                self.group_exit(
+                    &g,
+                    ExitStatus::Signaled {
+                        signo: libc::SIGKILL,
+                        core: false,
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn is_stop_signal(signo: i32) -> bool {
+    matches!(
+        signo,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+    )
+}
+
+fn stop_signals() -> u64 {
+    [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU]
+        .iter()
+        .fold(0, |m, s| m | sig_bit(*s as usize))
 }

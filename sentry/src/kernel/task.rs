@@ -1,6 +1,12 @@
 //! A task: one application thread, run by one sentry host thread.
+//!
+//! The host thread owns the [`Task`] (registers, platform context, memory and file
+//! tables); what other tasks may touch lives in its [`TaskShared`]. The task loop runs
+//! application code until it stops, serves the syscall or fault, delivers pending signals,
+//! and goes again, until the task exits.
 #![deny(unsafe_code)]
 
+use super::process::{lock, SigHandlers, TaskShared, ThreadGroup};
 use super::signal::SignalState;
 use super::wait::{Blocker, WaitQueue, Wake};
 use super::{Credentials, Kernel};
@@ -29,6 +35,14 @@ impl ExitStatus {
         match self {
             ExitStatus::Exited(c) => c & 0xff,
             ExitStatus::Signaled { signo, .. } => 128 + signo,
+        }
+    }
+
+    /// The `wstatus` word `wait4` stores (wait(2)).
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => (c & 0xff) << 8,
+            ExitStatus::Signaled { signo, core } => (signo & 0x7f) | if core { 0x80 } else { 0 },
         }
     }
 }
@@ -72,13 +86,16 @@ pub struct Task {
     pub tid: i32,
     /// Thread-group id: the pid `getpid` returns.
     pub tgid: i32,
-    pub ppid: i32,
+    pub shared: Arc<TaskShared>,
+    pub tg: Arc<ThreadGroup>,
     pub regs: Regs,
     pub ctx: Box<dyn Context>,
     pub mm: Arc<Mutex<MemoryManager>>,
     pub fs: Arc<Mutex<FsContext>>,
     pub files: Arc<Mutex<FdTable>>,
     pub creds: Credentials,
+    /// The alternate signal stack and a mask to restore after `sigsuspend`-like calls;
+    /// the blocked mask itself is in `shared` where senders can see it.
     pub signals: SignalState,
     pub rlimits: Rlimits,
     /// `comm`: the name `PR_GET_NAME` and `/proc/PID/comm` show (at most 15 bytes).
@@ -88,16 +105,70 @@ pub struct Task {
     pub pdeath_signal: i32,
     pub dumpable: bool,
     pub no_new_privs: bool,
-    pub child_subreaper: bool,
     /// The path of the running executable (`/proc/self/exe`).
     pub exe_path: Vec<u8>,
     /// Set when the task has exited; the loop stops.
     pub exit_status: Option<ExitStatus>,
     /// What the task sleeps on in blocking syscalls; signals interrupt it.
     pub blocker: Arc<Blocker>,
+    /// The last syscall returned ERESTARTSYS: restart it or fail it with EINTR,
+    /// depending on the signal delivered next.
+    pub restart_syscall: bool,
+}
+
+/// Everything a new task starts from, handed to its host thread.
+pub struct TaskSeed {
+    pub kernel: Arc<Kernel>,
+    pub shared: Arc<TaskShared>,
+    pub regs: Regs,
+    pub mm: Arc<Mutex<MemoryManager>>,
+    pub ctx: Box<dyn Context>,
+    pub fs: Arc<Mutex<FsContext>>,
+    pub files: Arc<Mutex<FdTable>>,
+    pub creds: Credentials,
+    pub rlimits: Rlimits,
+    pub comm: Vec<u8>,
+    pub exe_path: Vec<u8>,
+    pub altstack: super::signal::AltStack,
+    pub clear_child_tid: UserAddr,
 }
 
 impl Task {
+    /// A task from its seed, on the host thread that will run it.
+    pub fn from_seed(seed: TaskSeed) -> Task {
+        let tg = seed.shared.tg.clone();
+        let kick = seed.ctx.interrupter();
+        *lock(&seed.shared.interrupter) = Some(kick);
+        Task {
+            tid: seed.shared.tid,
+            tgid: tg.tgid,
+            blocker: seed.shared.blocker.clone(),
+            shared: seed.shared,
+            tg,
+            kernel: seed.kernel,
+            regs: seed.regs,
+            ctx: seed.ctx,
+            mm: seed.mm,
+            fs: seed.fs,
+            files: seed.files,
+            creds: seed.creds,
+            signals: SignalState {
+                altstack: seed.altstack,
+                ..SignalState::default()
+            },
+            rlimits: seed.rlimits,
+            comm: seed.comm,
+            clear_child_tid: seed.clear_child_tid,
+            robust_list: (UserAddr(0), 0),
+            pdeath_signal: 0,
+            dumpable: true,
+            no_new_privs: false,
+            exe_path: seed.exe_path,
+            exit_status: None,
+            restart_syscall: false,
+        }
+    }
+
     /// The sandbox's first process, pid 1: a fresh address space with `path` loaded.
     #[allow(clippy::too_many_arguments)]
     pub fn new_init(
@@ -114,30 +185,23 @@ impl Task {
         let mut mm = MemoryManager::new(kernel.memory_file.clone(), aspace);
         let loaded = loader::load(&mut mm, open, path, argv, envp, aux_creds(&creds))?;
         let tid = kernel.alloc_pid();
-        Ok(Task {
+        let tg = Arc::new(ThreadGroup::new(tid, None, tid, tid));
+        let shared = kernel.register_task(&tg, tid, super::process::new_sighand());
+        Ok(Task::from_seed(TaskSeed {
             kernel,
-            tid,
-            tgid: tid,
-            ppid: 0,
+            shared,
             regs: loaded.regs,
-            ctx,
             mm: Arc::new(Mutex::new(mm)),
+            ctx,
             fs: Arc::new(Mutex::new(fs)),
             files: Arc::new(Mutex::new(files)),
             creds,
-            signals: SignalState::default(),
             rlimits: Rlimits::default(),
             comm: comm_from_path(path),
-            clear_child_tid: UserAddr(0),
-            robust_list: (UserAddr(0), 0),
-            pdeath_signal: 0,
-            dumpable: true,
-            no_new_privs: false,
-            child_subreaper: false,
             exe_path: loaded.exe_path,
-            exit_status: None,
-            blocker: Blocker::new(),
-        })
+            altstack: SignalState::default().altstack,
+            clear_child_tid: UserAddr(0),
+        }))
     }
 
     /// Load a new process image (`execve`, first half): a fresh address space with
@@ -165,13 +229,37 @@ impl Task {
     pub fn install_image(&mut self, img: NewImage) {
         self.mm = Arc::new(Mutex::new(img.mm));
         self.ctx = img.ctx;
+        *lock(&self.shared.interrupter) = Some(self.ctx.interrupter());
         self.regs = img.loaded.regs;
         self.exe_path = img.loaded.exe_path;
         self.comm = img.comm;
-        self.signals.reset_for_exec();
+        // Handlers are reset in a private copy: a vfork parent keeps its own.
+        let mut actions = *lock(&self.sighand());
+        super::signal::reset_handlers_for_exec(&mut actions);
+        *lock(&self.shared.sighand) = Arc::new(Mutex::new(actions));
+        self.signals.altstack = SignalState::default().altstack;
         self.clear_child_tid = UserAddr(0);
         self.robust_list = (UserAddr(0), 0);
+        // A file table shared with a vfork parent or threads becomes our own.
+        let table = self.files().clone();
+        self.files = Arc::new(Mutex::new(table));
         self.files().close_on_exec();
+        self.shared.finish_vfork();
+    }
+
+    pub fn sighand(&self) -> SigHandlers {
+        self.shared.sighand()
+    }
+
+    /// The blocked-signal mask.
+    pub fn sigmask(&self) -> u64 {
+        lock(&self.shared.signals).mask
+    }
+
+    /// Set the blocked-signal mask (SIGKILL and SIGSTOP are never blocked); signals it
+    /// unblocks are noticed before the task next runs application code.
+    pub fn set_sigmask(&self, mask: u64) {
+        lock(&self.shared.signals).mask = mask & !super::signal::unblockable_mask();
     }
 
     /// Block until `ready` yields a value: `ready` is tried, the task registers on
@@ -196,9 +284,17 @@ impl Task {
             if let Some(v) = ready()? {
                 return Ok(v);
             }
+            if self.has_deliverable_signal() {
+                return_errno!(ERESTARTSYS);
+            }
             match self.blocker.sleep(deadline) {
                 Wake::Notified => {}
-                Wake::Interrupted => return_errno!(ERESTARTSYS),
+                Wake::Interrupted => {
+                    if self.has_deliverable_signal() {
+                        return_errno!(ERESTARTSYS);
+                    }
+                    self.blocker.clear_interrupt();
+                }
                 Wake::TimedOut => return_errno!(ETIMEDOUT),
             }
         }
@@ -206,12 +302,9 @@ impl Task {
 
     /// Sleep until `deadline` unless a signal comes first (`ERESTARTSYS`).
     pub fn sleep_until(&self, deadline: std::time::Instant) -> Result<()> {
-        loop {
-            match self.blocker.sleep(Some(deadline)) {
-                Wake::TimedOut => return Ok(()),
-                Wake::Interrupted => return_errno!(ERESTARTSYS),
-                Wake::Notified => {}
-            }
+        match self.block_until::<()>(&[], Some(deadline), || Ok(None)) {
+            Err(e) if e.errno == crate::Errno::ETIMEDOUT => Ok(()),
+            other => other,
         }
     }
 
@@ -223,47 +316,49 @@ impl Task {
         self.fs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Run the task until it exits.
+    /// Run the task until it exits; then leave the thread group.
     pub fn run(&mut self) -> ExitStatus {
+        let status = self.run_loop();
+        self.exit_task(status);
+        status
+    }
+
+    fn run_loop(&mut self) -> ExitStatus {
         loop {
+            self.deliver_signals();
+            if let Some(status) = self.exit_status {
+                return status;
+            }
             let exit = match self.ctx.switch(&mut self.regs) {
                 Ok(exit) => exit,
                 Err(e) => {
                     tracing::error!("task {}: platform failed: {e}", self.tid);
-                    return ExitStatus::Signaled {
+                    let status = ExitStatus::Signaled {
                         signo: libc::SIGKILL,
                         core: false,
                     };
+                    self.kernel.group_exit(&self.tg, status);
+                    return status;
                 }
             };
             match exit {
                 Exit::Syscall => self.handle_syscall(),
                 Exit::Fault { addr, mapped } => {
                     if self.mm().handle_fault(addr, mapped).is_err() {
-                        self.force_signal_exit(libc::SIGSEGV);
+                        let code = if mapped {
+                            super::signal::code::SEGV_ACCERR
+                        } else {
+                            super::signal::code::SEGV_MAPERR
+                        };
+                        self.force_signal(super::signal::SigInfo::fault(libc::SIGSEGV, code, addr));
                     }
                 }
-                Exit::Signal { signo, .. } => self.force_signal_exit(signo),
+                Exit::Signal { signo, code, addr } => {
+                    self.force_signal(super::signal::SigInfo::fault(signo, code, addr))
+                }
                 Exit::Interrupted => {}
             }
-            if let Some(status) = self.exit_status {
-                return status;
-            }
         }
-    }
-
-    /// A synchronous signal with no way to deliver it yet: the default action.
-    fn force_signal_exit(&mut self, signo: i32) {
-        let core = matches!(
-            signo,
-            libc::SIGSEGV
-                | libc::SIGBUS
-                | libc::SIGILL
-                | libc::SIGFPE
-                | libc::SIGTRAP
-                | libc::SIGABRT
-        );
-        self.exit_status = Some(ExitStatus::Signaled { signo, core });
     }
 
     fn handle_syscall(&mut self) {
@@ -286,10 +381,10 @@ impl Task {
                 if !e.msg.is_empty() {
                     tracing::debug!("syscall {nr}: {e}");
                 }
-                // Interrupted waits restart or fail once signals are delivered; until
-                // then an interruption is EINTR.
+                // An interrupted call becomes EINTR unless the signal that interrupted
+                // it says restart (decided when it is delivered).
                 let errno = if e.errno == crate::Errno::ERESTARTSYS {
-                    self.blocker.clear_interrupt();
+                    self.restart_syscall = true;
                     crate::Errno::EINTR
                 } else {
                     e.errno

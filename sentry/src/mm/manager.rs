@@ -9,7 +9,7 @@ use super::{page_down, page_up, MappableFile, MemoryFile, UserAddr, PAGE_SIZE};
 use crate::error::Result;
 use crate::platform::{Access, AddressSpace, Prot};
 use crate::{errno, return_errno};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What fills a VMA's pages the first time they are touched.
@@ -68,6 +68,9 @@ pub struct MemoryManager {
     vmas: BTreeMap<u64, Vma>,
     /// Populated pages: page address → MemoryFile frame offset.
     pages: BTreeMap<u64, u64>,
+    /// Pages whose frame is shared copy-on-write with another address space (after
+    /// `fork`): mapped read-only until the first write copies them.
+    cow: BTreeSet<u64>,
     brk_start: u64,
     brk: u64,
     stack_top: u64,
@@ -83,6 +86,7 @@ impl MemoryManager {
             aspace,
             vmas: BTreeMap::new(),
             pages: BTreeMap::new(),
+            cow: BTreeSet::new(),
             brk_start: 0,
             brk: 0,
             stack_top,
@@ -169,6 +173,7 @@ impl MemoryManager {
             .collect();
         for (addr, frame) in gone {
             self.pages.remove(&addr);
+            self.cow.remove(&addr);
             self.mf.dec_ref(frame);
         }
     }
@@ -400,8 +405,12 @@ impl MemoryManager {
         let keep = old_len.min(new_len);
         for (a, f) in moved {
             self.pages.remove(&a);
+            let was_cow = self.cow.remove(&a);
             if a - old < keep {
                 self.pages.insert(dest + (a - old), f);
+                if was_cow {
+                    self.cow.insert(dest + (a - old));
+                }
             } else {
                 self.mf.dec_ref(f);
             }
@@ -513,6 +522,7 @@ impl MemoryManager {
         &mut self,
         addr: u64,
         len: usize,
+        writing: bool,
         mut f: impl FnMut(&MemoryFile, u64, usize, usize) -> Result<()>,
     ) -> Result<()> {
         let mut done = 0usize;
@@ -521,7 +531,10 @@ impl MemoryManager {
             let page = page_down(cur);
             let in_page = (cur - page) as usize;
             let n = (PAGE_SIZE as usize - in_page).min(len - done);
-            let frame = self.frame(page)?;
+            let mut frame = self.frame(page)?;
+            if writing && self.cow.contains(&page) {
+                frame = self.break_cow(page)?;
+            }
             f(&self.mf, frame + in_page as u64, done, n)?;
             done += n;
         }
@@ -530,7 +543,7 @@ impl MemoryManager {
 
     pub fn copy_in(&mut self, addr: UserAddr, buf: &mut [u8]) -> Result<()> {
         self.check_access(addr.0, buf.len(), Access::Read)?;
-        self.for_each_piece(addr.0, buf.len(), |mf, off, at, n| {
+        self.for_each_piece(addr.0, buf.len(), false, |mf, off, at, n| {
             let dst = buf.get_mut(at..at + n).ok_or(errno!(EFAULT))?;
             mf.read(off, dst)
         })
@@ -553,7 +566,7 @@ impl MemoryManager {
                     Err(errno!(EFAULT))
                 }
             })?;
-        self.for_each_piece(addr, data.len(), |mf, off, at, n| {
+        self.for_each_piece(addr, data.len(), true, |mf, off, at, n| {
             let src = data.get(at..at + n).ok_or(errno!(EFAULT))?;
             mf.write(off, src)
         })
@@ -564,8 +577,17 @@ impl MemoryManager {
     pub fn handle_fault(&mut self, addr: u64, mapped: bool) -> Result<()> {
         let page = page_down(addr);
         let (start, vma) = self.find_vma(page).ok_or(errno!(EFAULT))?;
-        if vma.prot == Prot::NONE || mapped {
-            // Mapped with the VMA's full protection already: a real access violation.
+        if vma.prot == Prot::NONE {
+            return_errno!(EFAULT);
+        }
+        if mapped {
+            // A write to a copy-on-write page gets its own copy; anything else on a page
+            // mapped with the VMA's protection is a real access violation.
+            if vma.prot.write && self.cow.contains(&page) {
+                let prot = vma.prot;
+                let frame = self.break_cow(page)?;
+                return self.aspace.map(page, PAGE_SIZE, prot, frame);
+            }
             return_errno!(EFAULT);
         }
         let vma = vma.clone();
@@ -610,26 +632,124 @@ impl MemoryManager {
     }
 
     /// Map the populated pages of `[lo, hi)` into the stub, one call per run of
-    /// contiguous frames.
+    /// contiguous frames; copy-on-write pages go in without write permission.
     fn map_populated(&mut self, lo: u64, hi: u64, prot: Prot) -> Result<()> {
-        let mut run: Option<(u64, u64, u64)> = None; // (addr, len, frame)
-        let pages: Vec<(u64, u64)> = self.pages.range(lo..hi).map(|(a, f)| (*a, *f)).collect();
-        for (a, f) in pages {
+        let read_only = Prot {
+            write: false,
+            ..prot
+        };
+        let mut run: Option<(u64, u64, u64, bool)> = None; // (addr, len, frame, cow)
+        let pages: Vec<(u64, u64, bool)> = self
+            .pages
+            .range(lo..hi)
+            .map(|(a, f)| (*a, *f, self.cow.contains(a)))
+            .collect();
+        for (a, f, cow) in pages {
             run = match run {
-                Some((ra, rl, rf)) if ra + rl == a && rf + rl == f => {
-                    Some((ra, rl + PAGE_SIZE, rf))
+                Some((ra, rl, rf, rc)) if ra + rl == a && rf + rl == f && rc == cow => {
+                    Some((ra, rl + PAGE_SIZE, rf, rc))
                 }
-                Some((ra, rl, rf)) => {
-                    self.aspace.map(ra, rl, prot, rf)?;
-                    Some((a, PAGE_SIZE, f))
+                Some((ra, rl, rf, rc)) => {
+                    self.aspace
+                        .map(ra, rl, if rc { read_only } else { prot }, rf)?;
+                    Some((a, PAGE_SIZE, f, cow))
                 }
-                None => Some((a, PAGE_SIZE, f)),
+                None => Some((a, PAGE_SIZE, f, cow)),
             };
         }
-        if let Some((ra, rl, rf)) = run {
-            self.aspace.map(ra, rl, prot, rf)?;
+        if let Some((ra, rl, rf, rc)) = run {
+            self.aspace
+                .map(ra, rl, if rc { read_only } else { prot }, rf)?;
         }
         Ok(())
+    }
+
+    /// Give `page` a frame of its own (the first write after `fork`). If the other side
+    /// already let go of the frame, it is simply ours now. The stub's read-only view of
+    /// the old frame is removed; the next access maps the new one.
+    fn break_cow(&mut self, page: u64) -> Result<u64> {
+        let old = *self.pages.get(&page).ok_or(errno!(EFAULT))?;
+        self.cow.remove(&page);
+        let frame = if self.mf.ref_count(old) <= 1 {
+            old
+        } else {
+            let new = self.mf.allocate(1)?;
+            if let Err(e) = self.mf.copy_frame(old, new) {
+                self.mf.dec_ref(new);
+                self.cow.insert(page);
+                return Err(e);
+            }
+            self.pages.insert(page, new);
+            self.mf.dec_ref(old);
+            new
+        };
+        self.aspace.unmap(page, PAGE_SIZE)?;
+        Ok(frame)
+    }
+
+    /// The child's half of `fork`: the same VMAs, and every populated page shared —
+    /// copy-on-write for private memory, plainly for `MAP_SHARED` memory. The parent's
+    /// writable private pages leave its stub, so its next write faults and copies too.
+    pub fn fork(&mut self) -> Result<ForkedMm> {
+        let mut pages = BTreeMap::new();
+        let mut cow = BTreeSet::new();
+        let mut unmap = Vec::new();
+        for (start, vma) in &self.vmas {
+            for (a, f) in self.pages.range(*start..vma.end) {
+                self.mf.inc_ref(*f);
+                pages.insert(*a, *f);
+                if !vma.shared {
+                    cow.insert(*a);
+                }
+            }
+            if !vma.shared && vma.prot.write {
+                unmap.push((*start, vma.end - *start));
+            }
+        }
+        for a in &cow {
+            self.cow.insert(*a);
+        }
+        for (a, len) in unmap {
+            self.aspace.unmap(a, len)?;
+        }
+        Ok(ForkedMm {
+            mf: self.mf.clone(),
+            vmas: self.vmas.clone(),
+            pages,
+            cow,
+            brk_start: self.brk_start,
+            brk: self.brk,
+        })
+    }
+
+    /// The child's memory manager, in the address space its own thread created.
+    pub fn from_fork(mut forked: ForkedMm, aspace: Box<dyn AddressSpace>) -> MemoryManager {
+        let mut mm = MemoryManager::new(forked.mf.clone(), aspace);
+        mm.vmas = std::mem::take(&mut forked.vmas);
+        mm.pages = std::mem::take(&mut forked.pages);
+        mm.cow = std::mem::take(&mut forked.cow);
+        mm.brk_start = forked.brk_start;
+        mm.brk = forked.brk;
+        mm
+    }
+}
+
+/// A forked address space on its way to the child's thread. Holds references to the
+/// shared frames; dropped unused (the child failed to start), it gives them back.
+pub struct ForkedMm {
+    mf: Arc<MemoryFile>,
+    vmas: BTreeMap<u64, Vma>,
+    pages: BTreeMap<u64, u64>,
+    cow: BTreeSet<u64>,
+    brk_start: u64,
+    brk: u64,
+}
+
+impl Drop for ForkedMm {
+    fn drop(&mut self) {
+        for (_, f) in std::mem::take(&mut self.pages) {
+            self.mf.dec_ref(f);
+        }
     }
 }
 

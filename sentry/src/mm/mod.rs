@@ -4,7 +4,7 @@
 mod manager;
 mod memory_file;
 
-pub use manager::{Backing, MemoryManager, Vma, STACK_SIZE};
+pub use manager::{Backing, ForkedMm, MemoryManager, Vma, STACK_SIZE};
 pub use memory_file::{MemoryFile, PAGE_SIZE};
 
 use crate::errno;

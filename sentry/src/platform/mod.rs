@@ -13,6 +13,11 @@ use std::sync::Arc;
 /// x86_64 general-purpose registers, laid out as the kernel's `user_regs_struct`.
 pub type Regs = libc::user_regs_struct;
 
+/// The application's floating-point and vector registers, in the host CPU's XSAVE layout
+/// (the legacy 512-byte FXSAVE area first, then the XSAVE header and extended state).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FpState(pub Vec<u8>);
+
 /// Memory protection bits as in `mmap(2)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Prot {
@@ -104,6 +109,13 @@ pub trait AddressSpace: Send {
 pub trait Context: Send {
     /// Run `regs` in the context's address space until the application stops.
     fn switch(&mut self, regs: &mut Regs) -> Result<Exit>;
+    /// The floating-point and vector registers (fork copies them; signal frames save them).
+    fn fp_state(&mut self) -> Result<FpState>;
+    /// Replace the floating-point and vector registers.
+    fn set_fp_state(&mut self, state: &FpState) -> Result<()>;
+    /// A way for other threads to make `switch` return [`Exit::Interrupted`] soon (a signal
+    /// arrived for this task). Safe to call at any time, from any thread.
+    fn interrupter(&self) -> Arc<dyn Fn() + Send + Sync>;
     /// CPU time the application has used on this context (for the CPU-time clocks).
     fn cpu_time(&self) -> std::time::Duration;
 }

@@ -136,3 +136,19 @@ pub fn sys_futex(
         }
     }
 }
+
+/// Wake up to `n` waiters on `addr`, private and shared alike (`CLONE_CHILD_CLEARTID`
+/// and robust lists do not say which kind the waiter used).
+pub fn wake_address(task: &Task, addr: UserAddr, n: usize) -> Result<usize> {
+    let mut woken = 0;
+    if let Ok(k) = key(task, addr, true) {
+        woken += task.kernel.futexes.wake(k, n, FUTEX_BITSET_MATCH_ANY);
+    }
+    if let Ok(k) = key(task, addr, false) {
+        woken += task
+            .kernel
+            .futexes
+            .wake(k, n.saturating_sub(woken), FUTEX_BITSET_MATCH_ANY);
+    }
+    Ok(woken)
+}

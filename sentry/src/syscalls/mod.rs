@@ -12,6 +12,7 @@ pub mod mm;
 pub mod process;
 pub mod signal;
 pub mod time;
+pub mod wait;
 
 use crate::error::Result;
 use crate::kernel::Task;
@@ -159,6 +160,17 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         // process and identity
         nr::EXIT => return process::sys_exit(t, a.i32(0)),
         nr::EXIT_GROUP => return process::sys_exit_group(t, a.i32(0)),
+        nr::FORK => wait::sys_fork(t),
+        nr::VFORK => wait::sys_vfork(t),
+        nr::CLONE => wait::sys_clone(t, a.u64(0), a.u64(1), a.ptr(2), a.ptr(3), a.u64(4)),
+        nr::CLONE3 => wait::sys_clone3(t, a.ptr(0), a.usize(1)),
+        nr::WAIT4 => wait::sys_wait4(t, a.i32(0), a.ptr(1), a.i32(2), a.ptr(3)),
+        nr::WAITID => wait::sys_waitid(t, a.i32(0), a.i32(1), a.ptr(2), a.i32(3), a.ptr(4)),
+        nr::SETPGID => wait::sys_setpgid(t, a.i32(0), a.i32(1)),
+        nr::GETPGID => wait::sys_getpgid(t, a.i32(0)),
+        nr::GETPGRP => wait::sys_getpgrp(t),
+        nr::SETSID => wait::sys_setsid(t),
+        nr::GETSID => wait::sys_getsid(t, a.i32(0)),
         nr::GETPID => process::sys_getpid(t),
         nr::GETTID => process::sys_gettid(t),
         nr::GETPPID => process::sys_getppid(t),
@@ -224,6 +236,16 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::RT_SIGPROCMASK => {
             signal::sys_rt_sigprocmask(t, a.i32(0), a.ptr(1), a.ptr(2), a.usize(3))
         }
+        nr::RT_SIGRETURN => return signal::sys_rt_sigreturn(t),
+        nr::RT_SIGSUSPEND => signal::sys_rt_sigsuspend(t, a.ptr(0), a.usize(1)),
+        nr::RT_SIGTIMEDWAIT => {
+            signal::sys_rt_sigtimedwait(t, a.ptr(0), a.ptr(1), a.ptr(2), a.usize(3))
+        }
+        nr::RT_SIGQUEUEINFO => signal::sys_rt_sigqueueinfo(t, a.i32(0), a.i32(1), a.ptr(2)),
+        nr::RT_TGSIGQUEUEINFO => {
+            signal::sys_rt_tgsigqueueinfo(t, a.i32(0), a.i32(1), a.i32(2), a.ptr(3))
+        }
+        nr::PAUSE => signal::sys_pause(t),
         nr::KILL => signal::sys_kill(t, a.i32(0), a.i32(1)),
         nr::TKILL => signal::sys_tkill(t, a.i32(0), a.i32(1)),
         nr::TGKILL => signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2)),

@@ -10,13 +10,16 @@ use crate::mm::UserAddr;
 use crate::{errno, return_errno};
 
 pub fn sys_exit_group(task: &mut Task, code: i32) -> Result<SyscallReturn> {
-    task.exit_status = Some(ExitStatus::Exited(code & 0xff));
+    let status = ExitStatus::Exited(code & 0xff);
+    task.kernel.group_exit(&task.tg, status);
+    task.exit_status = Some(status);
     Ok(SyscallReturn::Exit)
 }
 
-/// `exit`: with one thread per process (for now) the same as `exit_group`.
+/// `exit`: this thread only; the process ends with the last one.
 pub fn sys_exit(task: &mut Task, code: i32) -> Result<SyscallReturn> {
-    sys_exit_group(task, code)
+    task.exit_status = Some(ExitStatus::Exited(code & 0xff));
+    Ok(SyscallReturn::Exit)
 }
 
 pub fn sys_getpid(task: &mut Task) -> Result<u64> {
@@ -27,8 +30,9 @@ pub fn sys_gettid(task: &mut Task) -> Result<u64> {
     Ok(task.tid as u64)
 }
 
+/// The parent's pid; 0 for init, whose parent is outside the sandbox.
 pub fn sys_getppid(task: &mut Task) -> Result<u64> {
-    Ok(task.ppid as u64)
+    Ok(task.tg.parent().map(|p| p.tgid).unwrap_or(0) as u64)
 }
 
 pub fn sys_getuid(task: &mut Task) -> Result<u64> {
@@ -425,11 +429,12 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
         }
         libc::PR_GET_NO_NEW_PRIVS => Ok(u64::from(task.no_new_privs)),
         libc::PR_SET_CHILD_SUBREAPER => {
-            task.child_subreaper = arg2 != 0;
+            task.tg.state().child_subreaper = arg2 != 0;
             Ok(0)
         }
         libc::PR_GET_CHILD_SUBREAPER => {
-            task.write_obj(UserAddr(arg2), &i32::from(task.child_subreaper))?;
+            let v = i32::from(task.tg.state().child_subreaper);
+            task.write_obj(UserAddr(arg2), &v)?;
             Ok(0)
         }
         libc::PR_GET_SECCOMP => Ok(0),

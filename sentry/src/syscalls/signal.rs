@@ -1,10 +1,14 @@
-//! Signal bookkeeping syscalls: handlers, the blocked mask, the alternate stack.
-//! Delivery comes with the processes-and-signals work.
+//! Signal syscalls: dispositions, masks, sending, waiting, the alternate stack and
+//! `rt_sigreturn`.
 #![deny(unsafe_code)]
 
+use super::SyscallReturn;
 use crate::error::Result;
-use crate::kernel::signal::{is_unblockable, sig_bit, SigAction, NSIG, SIG_DFL, SIG_IGN};
-use crate::kernel::task::ExitStatus;
+use crate::kernel::process::lock;
+use crate::kernel::signal::{
+    code, is_unblockable, sig_bit, unblockable_mask, SigAction, SigInfo, NSIG, SS_DISABLE,
+    SS_ONSTACK,
+};
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::{errno, return_errno};
@@ -12,7 +16,14 @@ use crate::{errno, return_errno};
 /// The kernel's `sigset_t` size for the rt_ calls.
 const SIGSET_SIZE: usize = 8;
 /// `SS_AUTODISARM` (linux/signal.h): clear the alternate stack on handler entry.
-const SS_AUTODISARM: i32 = 1 << 31;
+const SS_AUTODISARM: u64 = 1 << 31;
+
+fn check_signo(signo: i32) -> Result<usize> {
+    if signo < 1 || signo as usize > NSIG {
+        return_errno!(EINVAL);
+    }
+    Ok(signo as usize)
+}
 
 pub fn sys_rt_sigaction(
     task: &mut Task,
@@ -21,27 +32,36 @@ pub fn sys_rt_sigaction(
     old: UserAddr,
     sigsetsize: usize,
 ) -> Result<u64> {
-    if sigsetsize != SIGSET_SIZE || signo < 1 || signo as usize > NSIG {
+    if sigsetsize != SIGSET_SIZE {
         return_errno!(EINVAL);
     }
-    let idx = signo as usize - 1;
+    let signo = check_signo(signo)?;
     let new = if act.is_null() {
         None
     } else {
         Some(task.read_obj::<SigAction>(act)?)
     };
-    if new.is_some() && is_unblockable(signo as usize) {
+    if new.is_some() && is_unblockable(signo) {
         return_errno!(EINVAL);
     }
-    let Some(slot) = task.signals.actions.get(idx).copied() else {
-        return_errno!(EINVAL)
-    };
+    let sighand = task.sighand();
+    let cur = lock(&sighand)
+        .get(signo - 1)
+        .copied()
+        .ok_or(errno!(EINVAL))?;
     if !old.is_null() {
-        task.write_obj(old, &slot)?;
+        task.write_obj(old, &cur)?;
     }
-    if let (Some(mut n), Some(s)) = (new, task.signals.actions.get_mut(idx)) {
-        n.mask &= !(sig_bit(libc::SIGKILL as usize) | sig_bit(libc::SIGSTOP as usize));
-        *s = n;
+    if let Some(mut n) = new {
+        n.mask &= !unblockable_mask();
+        if let Some(slot) = lock(&sighand).get_mut(signo - 1) {
+            *slot = n;
+        }
+        // Setting SIG_IGN (or SIG_DFL for a default-ignored signal) drops what is pending.
+        if crate::kernel::signal::is_ignored(&n, signo as i32) {
+            lock(&task.shared.signals).pending.discard(sig_bit(signo));
+            task.tg.state().pending.discard(sig_bit(signo));
+        }
     }
     Ok(0)
 }
@@ -56,149 +76,282 @@ pub fn sys_rt_sigprocmask(
     if sigsetsize != SIGSET_SIZE {
         return_errno!(EINVAL);
     }
-    let cur = task.signals.mask;
+    let cur = task.sigmask();
     let new = if set.is_null() {
         None
     } else {
         Some(task.read_obj::<u64>(set)?)
     };
-    if let Some(n) = new {
-        let n = n & !(sig_bit(libc::SIGKILL as usize) | sig_bit(libc::SIGSTOP as usize));
-        task.signals.mask = match how {
-            libc::SIG_BLOCK => cur | n,
-            libc::SIG_UNBLOCK => cur & !n,
-            libc::SIG_SETMASK => n,
-            _ => return_errno!(EINVAL),
-        };
-    }
+    let next = match (new, how) {
+        (None, _) => None,
+        (Some(n), libc::SIG_BLOCK) => Some(cur | n),
+        (Some(n), libc::SIG_UNBLOCK) => Some(cur & !n),
+        (Some(n), libc::SIG_SETMASK) => Some(n),
+        _ => return_errno!(EINVAL),
+    };
     if !old.is_null() {
         task.write_obj(old, &cur)?;
+    }
+    if let Some(m) = next {
+        task.set_sigmask(m);
     }
     Ok(0)
 }
 
 /// `stack_t`: ss_sp, ss_flags (int, padded), ss_size.
 pub fn sys_sigaltstack(task: &mut Task, ss: UserAddr, old: UserAddr) -> Result<u64> {
+    let on = task.signals.on_altstack(task.regs.rsp);
     let cur = task.signals.altstack;
     if !ss.is_null() {
         let new: [u64; 3] = task.read_obj(ss)?;
-        let flags = new[1] as i32;
-        if flags & !(libc::SS_DISABLE | SS_AUTODISARM) != 0 {
+        let flags = new[1] & 0xffff_ffff;
+        if flags & !(SS_DISABLE | SS_AUTODISARM | SS_ONSTACK) != 0 {
             return_errno!(EINVAL);
         }
-        if flags & libc::SS_DISABLE == 0 && (new[2] as usize) < libc::MINSIGSTKSZ {
+        if on {
+            return_errno!(EPERM);
+        }
+        if flags & SS_DISABLE == 0 && (new[2] as usize) < libc::MINSIGSTKSZ {
             return_errno!(ENOMEM);
         }
-        task.signals.altstack = new;
+        task.signals.altstack = if flags & SS_DISABLE != 0 {
+            [0, SS_DISABLE, 0]
+        } else {
+            [new[0], flags & SS_AUTODISARM, new[2]]
+        };
     }
     if !old.is_null() {
-        task.write_obj(old, &cur)?;
+        let shown = [cur[0], if on { SS_ONSTACK } else { cur[1] }, cur[2]];
+        task.write_obj(old, &shown)?;
     }
     Ok(0)
 }
 
-/// What a signal does when its disposition is `SIG_DFL` (signal(7)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DefaultAction {
-    Terminate,
-    CoreDump,
-    Ignore,
-    Stop,
-    Continue,
+pub fn sys_rt_sigreturn(task: &mut Task) -> Result<SyscallReturn> {
+    if task.sigreturn().is_err() {
+        // A corrupt frame: Linux sends SIGSEGV.
+        task.force_signal(SigInfo::kernel(libc::SIGSEGV));
+    }
+    Ok(SyscallReturn::KeepRegs)
 }
 
-pub fn default_action(signo: i32) -> DefaultAction {
-    match signo {
-        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH => DefaultAction::Ignore,
-        libc::SIGCONT => DefaultAction::Continue,
-        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => DefaultAction::Stop,
-        libc::SIGQUIT
-        | libc::SIGILL
-        | libc::SIGTRAP
-        | libc::SIGABRT
-        | libc::SIGBUS
-        | libc::SIGFPE
-        | libc::SIGSEGV
-        | libc::SIGXCPU
-        | libc::SIGXFSZ
-        | libc::SIGSYS => DefaultAction::CoreDump,
-        _ => DefaultAction::Terminate,
+/// Who may signal whom: root, or matching real/effective ids (kill(2)).
+fn may_signal(task: &Task) -> bool {
+    // Every process of the sandbox runs with credentials derived from the container's;
+    // per-process checks arrive with capabilities.
+    let _ = task;
+    true
+}
+
+fn sender_info(task: &Task, signo: i32, code: i32) -> SigInfo {
+    SigInfo {
+        signo,
+        code,
+        pid: task.tgid,
+        uid: task.creds.ruid,
+        ..SigInfo::default()
     }
 }
 
-/// Send `signo` to the calling process itself — the only process there is until fork
-/// lands. Default actions are carried out; signals with a handler, blocked ones and stops
-/// are recorded as pending, for delivery once signal frames exist.
-fn signal_self(task: &mut Task, signo: i32) -> Result<u64> {
-    if signo == 0 {
-        return Ok(0);
+/// Send to every process `kill(pid)` names; `ESRCH` when none exists.
+fn kill_targets(
+    task: &Task,
+    pid: i32,
+) -> Result<Vec<std::sync::Arc<crate::kernel::process::ThreadGroup>>> {
+    let pids = task.kernel.pids();
+    let alive =
+        |g: &std::sync::Arc<crate::kernel::process::ThreadGroup>| g.state().exit_status.is_none();
+    let targets: Vec<_> = match pid {
+        p if p > 0 => pids.group(p).into_iter().filter(alive).collect(),
+        0 => pids
+            .process_group(task.tg.pgid())
+            .into_iter()
+            .filter(alive)
+            .collect(),
+        -1 => pids
+            .groups
+            .values()
+            .filter(|g| g.tgid != 1 && g.tgid != task.tgid && alive(g))
+            .cloned()
+            .collect(),
+        p => pids
+            .process_group(p.checked_neg().ok_or(errno!(ESRCH))?)
+            .into_iter()
+            .filter(alive)
+            .collect(),
+    };
+    if targets.is_empty() {
+        return_errno!(ESRCH);
     }
-    if signo < 0 || signo as usize > NSIG {
-        return_errno!(EINVAL);
-    }
-    let idx = signo as usize - 1;
-    let handler = task
-        .signals
-        .actions
-        .get(idx)
-        .map(|a| a.handler)
-        .unwrap_or(SIG_DFL);
-    let blocked =
-        task.signals.mask & sig_bit(signo as usize) != 0 && !is_unblockable(signo as usize);
-    if handler == SIG_IGN && !is_unblockable(signo as usize) {
-        return Ok(0);
-    }
-    if blocked || handler != SIG_DFL {
-        task.signals.pending |= sig_bit(signo as usize);
-        return Ok(0);
-    }
-    match default_action(signo) {
-        DefaultAction::Terminate => {
-            task.exit_status = Some(ExitStatus::Signaled { signo, core: false })
-        }
-        DefaultAction::CoreDump => {
-            task.exit_status = Some(ExitStatus::Signaled { signo, core: true })
-        }
-        DefaultAction::Ignore | DefaultAction::Continue | DefaultAction::Stop => {}
-    }
-    Ok(0)
+    Ok(targets)
 }
 
 pub fn sys_kill(task: &mut Task, pid: i32, signo: i32) -> Result<u64> {
-    // 0 is our process group, -1 every process we may signal, -pgid a group: with one
-    // process all of them mean us.
-    if pid == task.tgid || pid == 0 || pid == -1 || pid == -task.tgid {
-        signal_self(task, signo)
-    } else {
-        Err(errno!(ESRCH))
+    if signo != 0 {
+        check_signo(signo)?;
     }
+    if pid == i32::MIN {
+        return_errno!(ESRCH);
+    }
+    let targets = kill_targets(task, pid)?;
+    if !may_signal(task) {
+        return_errno!(EPERM);
+    }
+    if signo != 0 {
+        for g in targets {
+            task.kernel
+                .signal_group(&g, sender_info(task, signo, code::SI_USER));
+        }
+    }
+    Ok(0)
+}
+
+fn signal_one_thread(task: &Task, tgid: Option<i32>, tid: i32, info: SigInfo) -> Result<u64> {
+    if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
+        return_errno!(EINVAL);
+    }
+    if info.signo != 0 {
+        check_signo(info.signo)?;
+    }
+    let t = task.kernel.pids().task(tid).ok_or(errno!(ESRCH))?;
+    if tgid.is_some_and(|g| g != t.tg.tgid) {
+        return_errno!(ESRCH);
+    }
+    if info.signo != 0 {
+        task.kernel.signal_thread(&t, info);
+    }
+    Ok(0)
 }
 
 pub fn sys_tkill(task: &mut Task, tid: i32, signo: i32) -> Result<u64> {
-    if tid <= 0 {
-        return_errno!(EINVAL);
-    }
-    if tid != task.tid {
-        return_errno!(ESRCH);
-    }
-    signal_self(task, signo)
+    signal_one_thread(task, None, tid, sender_info(task, signo, code::SI_TKILL))
 }
 
 pub fn sys_tgkill(task: &mut Task, tgid: i32, tid: i32, signo: i32) -> Result<u64> {
-    if tgid <= 0 || tid <= 0 {
-        return_errno!(EINVAL);
+    signal_one_thread(
+        task,
+        Some(tgid),
+        tid,
+        sender_info(task, signo, code::SI_TKILL),
+    )
+}
+
+/// `rt_sigqueueinfo`: a process may not forge kernel-sent codes for others (EPERM).
+fn queued_info(task: &Task, signo: i32, uinfo: UserAddr, target: i32) -> Result<SigInfo> {
+    let raw: [u8; 128] = task.read_obj(uinfo)?;
+    let mut info = SigInfo::from_bytes(&raw);
+    info.signo = signo;
+    if (info.code >= 0 || info.code == code::SI_TKILL) && target != task.tgid {
+        return_errno!(EPERM);
     }
-    if tgid != task.tgid || tid != task.tid {
-        return_errno!(ESRCH);
+    Ok(info)
+}
+
+pub fn sys_rt_sigqueueinfo(task: &mut Task, pid: i32, signo: i32, uinfo: UserAddr) -> Result<u64> {
+    let info = queued_info(task, signo, uinfo, pid)?;
+    if signo != 0 {
+        check_signo(signo)?;
     }
-    signal_self(task, signo)
+    let g = task.kernel.pids().group(pid).ok_or(errno!(ESRCH))?;
+    if signo != 0 {
+        task.kernel.signal_group(&g, info);
+    }
+    Ok(0)
+}
+
+pub fn sys_rt_tgsigqueueinfo(
+    task: &mut Task,
+    tgid: i32,
+    tid: i32,
+    signo: i32,
+    uinfo: UserAddr,
+) -> Result<u64> {
+    let info = queued_info(task, signo, uinfo, tgid)?;
+    signal_one_thread(task, Some(tgid), tid, info)
 }
 
 pub fn sys_rt_sigpending(task: &mut Task, set: UserAddr, sigsetsize: usize) -> Result<u64> {
     if sigsetsize > SIGSET_SIZE {
         return_errno!(EINVAL);
     }
-    let pending = task.signals.pending & task.signals.mask;
-    task.write_obj(set, &pending)?;
+    let pending = lock(&task.shared.signals).pending.mask() | task.tg.state().pending.mask();
+    task.write_obj(set, &(pending & task.sigmask()))?;
     Ok(0)
+}
+
+/// `rt_sigsuspend`: wait for a signal with a temporary mask; always "fails" with EINTR
+/// once a handler has run, and the old mask comes back after it.
+pub fn sys_rt_sigsuspend(task: &mut Task, set: UserAddr, sigsetsize: usize) -> Result<u64> {
+    if sigsetsize != SIGSET_SIZE {
+        return_errno!(EINVAL);
+    }
+    let mask: u64 = task.read_obj(set)?;
+    task.signals.saved_mask = Some(task.sigmask());
+    task.set_sigmask(mask);
+    wait_for_signal(task)
+}
+
+pub fn sys_pause(task: &mut Task) -> Result<u64> {
+    wait_for_signal(task)
+}
+
+/// Sleep until a signal is deliverable; EINTR (never restarted) afterwards.
+fn wait_for_signal(task: &Task) -> Result<u64> {
+    loop {
+        match task.block_until::<()>(&[], None, || Ok(None)) {
+            Err(e) if e.errno == crate::Errno::ERESTARTSYS => return_errno!(EINTR),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+    }
+}
+
+/// `rt_sigtimedwait`: take a pending signal from `set` without running its handler.
+pub fn sys_rt_sigtimedwait(
+    task: &mut Task,
+    set: UserAddr,
+    uinfo: UserAddr,
+    timeout: UserAddr,
+    sigsetsize: usize,
+) -> Result<u64> {
+    if sigsetsize != SIGSET_SIZE {
+        return_errno!(EINVAL);
+    }
+    let wanted: u64 = task.read_obj::<u64>(set)? & !unblockable_mask();
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        let ts: super::time::Timespec = task.read_obj(timeout)?;
+        Some(std::time::Instant::now() + ts.to_duration()?)
+    };
+    let take = |t: &Task| -> Option<SigInfo> {
+        for signo in 1..=NSIG {
+            if wanted & sig_bit(signo) == 0 {
+                continue;
+            }
+            if let Some(i) = lock(&t.shared.signals).pending.take_signal(signo as i32) {
+                return Some(i);
+            }
+            if let Some(i) = t.tg.state().pending.take_signal(signo as i32) {
+                return Some(i);
+            }
+        }
+        None
+    };
+    // The waited-for signals are unblocked for the wait only in the sense that they wake
+    // us; they are taken here, not delivered.
+    let r = task.block_until(&[], deadline, || Ok(take(task)));
+    let info = match r {
+        Ok(i) => i,
+        Err(e) if e.errno == crate::Errno::ETIMEDOUT => return_errno!(EAGAIN),
+        Err(e) if e.errno == crate::Errno::ERESTARTSYS => match take(task) {
+            Some(i) => i,
+            None => return_errno!(EINTR),
+        },
+        Err(e) => return Err(e),
+    };
+    if !uinfo.is_null() {
+        task.copy_out(uinfo, &info.to_bytes())?;
+    }
+    Ok(info.signo as u64)
 }

@@ -254,7 +254,72 @@ pub struct PtraceContext {
     stub: Stub,
 }
 
+/// `NT_X86_XSTATE` (elf.h): the regset holding the XSAVE area.
+const NT_X86_XSTATE: libc::c_int = 0x202;
+/// Room for the XSAVE area of any current CPU (AVX-512 needs ~2.7 KiB; AMX more).
+const XSTATE_MAX: usize = 16 << 10;
+
+/// The signal that kicks a stub out of application code. Ignored by default, so a stray
+/// one is harmless; under ptrace every signal stops the tracee, which is all we want.
+const KICK_SIGNAL: libc::c_int = libc::SIGURG;
+
 impl Context for PtraceContext {
+    fn fp_state(&mut self) -> Result<super::FpState> {
+        let mut buf = vec![0u8; XSTATE_MAX];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: PTRACE_GETREGSET writes at most `iov_len` bytes into `buf`, which lives
+        // across the call, and updates `iov_len` to the size written.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETREGSET,
+                self.stub.pid.as_raw(),
+                NT_X86_XSTATE as usize,
+                &mut iov as *mut libc::iovec,
+            )
+        };
+        if r < 0 {
+            return Err(Error::last_os_error());
+        }
+        buf.truncate(iov.iov_len.min(XSTATE_MAX));
+        Ok(super::FpState(buf))
+    }
+
+    fn set_fp_state(&mut self, state: &super::FpState) -> Result<()> {
+        let mut buf = state.0.clone();
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: PTRACE_SETREGSET reads `iov_len` bytes from `buf`, which lives across the
+        // call; the kernel validates the XSAVE header and refuses bad states.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SETREGSET,
+                self.stub.pid.as_raw(),
+                NT_X86_XSTATE as usize,
+                &mut iov as *mut libc::iovec,
+            )
+        };
+        if r < 0 {
+            return Err(Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn interrupter(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let pid = self.stub.pid;
+        Arc::new(move || {
+            // The stub thread is the thread-group leader of its own process: tgid == tid.
+            // SAFETY: tgkill only sends a signal; a stale pid at worst gets ESRCH.
+            unsafe {
+                libc::syscall(libc::SYS_tgkill, pid.as_raw(), pid.as_raw(), KICK_SIGNAL);
+            }
+        })
+    }
+
     fn cpu_time(&self) -> std::time::Duration {
         // The host's CPU-time clock of the stub process (Linux's MAKE_PROCESS_CPUCLOCK
         // with CPUCLOCK_SCHED): the application's own time, not the sentry's. Linux lets

@@ -1,0 +1,291 @@
+//! Creating tasks: `fork`, `vfork` and `clone` of new processes.
+//!
+//! A child process gets a copy-on-write fork of its parent's memory manager and a fresh
+//! platform context made on the child's own host thread (ptrace binds a stub to the
+//! thread that created it). The parent waits until the child is running, or learns why
+//! it could not start.
+#![deny(unsafe_code)]
+
+use super::process::{lock, new_sighand, TaskShared, ThreadGroup};
+use super::task::{Task, TaskSeed};
+use super::wait::events;
+use crate::error::Result;
+use crate::mm::{MemoryManager, UserAddr};
+use crate::{errno, return_errno};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc, Mutex};
+
+pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_FS: u64 = 0x200;
+pub const CLONE_FILES: u64 = 0x400;
+pub const CLONE_SIGHAND: u64 = 0x800;
+pub const CLONE_PIDFD: u64 = 0x1000;
+pub const CLONE_PTRACE: u64 = 0x2000;
+pub const CLONE_VFORK: u64 = 0x4000;
+pub const CLONE_PARENT: u64 = 0x8000;
+pub const CLONE_THREAD: u64 = 0x10000;
+pub const CLONE_NEWNS: u64 = 0x20000;
+pub const CLONE_SYSVSEM: u64 = 0x40000;
+pub const CLONE_SETTLS: u64 = 0x80000;
+pub const CLONE_PARENT_SETTID: u64 = 0x10_0000;
+pub const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
+pub const CLONE_DETACHED: u64 = 0x40_0000;
+pub const CLONE_UNTRACED: u64 = 0x80_0000;
+pub const CLONE_CHILD_SETTID: u64 = 0x100_0000;
+pub const CLONE_NEWCGROUP: u64 = 0x200_0000;
+pub const CLONE_NEWUTS: u64 = 0x400_0000;
+pub const CLONE_NEWIPC: u64 = 0x800_0000;
+pub const CLONE_NEWUSER: u64 = 0x1000_0000;
+pub const CLONE_NEWPID: u64 = 0x2000_0000;
+pub const CLONE_NEWNET: u64 = 0x4000_0000;
+pub const CLONE_IO: u64 = 0x8000_0000;
+pub const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+const NAMESPACE_FLAGS: u64 = CLONE_NEWNS
+    | CLONE_NEWCGROUP
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET;
+
+/// The arguments of `clone`/`clone3`, decoded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub stack: u64,
+    pub parent_tid: UserAddr,
+    pub child_tid: UserAddr,
+    pub tls: u64,
+    pub exit_signal: i32,
+}
+
+/// Check the flag combinations clone(2) rejects.
+fn validate(a: &CloneArgs) -> Result<()> {
+    let f = a.flags;
+    if f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0 {
+        return_errno!(EINVAL);
+    }
+    if f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0 {
+        return_errno!(EINVAL);
+    }
+    if f & CLONE_FS != 0 && f & CLONE_NEWNS != 0 {
+        return_errno!(EINVAL);
+    }
+    if f & CLONE_THREAD != 0 && f & CLONE_NEWUSER != 0 {
+        return_errno!(EINVAL);
+    }
+    if f & CLONE_SIGHAND != 0 && f & CLONE_CLEAR_SIGHAND != 0 {
+        return_errno!(EINVAL);
+    }
+    if f & CLONE_PIDFD != 0 && f & CLONE_DETACHED != 0 {
+        return_errno!(EINVAL);
+    }
+    if !(0..=64).contains(&a.exit_signal) {
+        return_errno!(EINVAL);
+    }
+    if f & NAMESPACE_FLAGS != 0 {
+        return_errno!(
+            EINVAL,
+            "namespaces inside the sandbox are not supported yet"
+        );
+    }
+    if f & (CLONE_PIDFD | CLONE_INTO_CGROUP) != 0 {
+        return_errno!(EINVAL, "pidfds and cgroups are not supported yet");
+    }
+    if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 {
+        // Threads (and vfork-less CLONE_VM children) share the stub process; the ptrace
+        // platform does not create stub threads yet.
+        return_errno!(EAGAIN, "threads are not supported yet");
+    }
+    Ok(())
+}
+
+/// `clone`, `fork`, `vfork`, `clone3`: returns the child's tid to the parent.
+pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
+    validate(&a)?;
+    let kernel = task.kernel.clone();
+    let tid = kernel.alloc_pid();
+    let f = a.flags;
+
+    // The child's signal dispositions: shared, copied, or copied with handlers reset.
+    let sighand = if f & CLONE_SIGHAND != 0 {
+        task.sighand()
+    } else {
+        let mut actions = *lock(&task.sighand());
+        if f & CLONE_CLEAR_SIGHAND != 0 {
+            for act in actions.iter_mut() {
+                if act.handler != super::signal::SIG_IGN {
+                    *act = Default::default();
+                }
+            }
+        }
+        let h = new_sighand();
+        *lock(&h) = actions;
+        h
+    };
+
+    let parent_tg = if f & CLONE_PARENT != 0 {
+        task.tg.parent().ok_or(errno!(EINVAL))?
+    } else {
+        task.tg.clone()
+    };
+    let (pgid, sid) = {
+        let st = task.tg.state();
+        (st.pgid, st.sid)
+    };
+    let tg = Arc::new(ThreadGroup::new(tid, Some(parent_tg.clone()), pgid, sid));
+    tg.state().exit_signal = a.exit_signal;
+
+    // Copy-on-write memory; the parent's writable pages leave its stub now.
+    let forked = task.mm().fork()?;
+    let fp = task.ctx.fp_state()?;
+    let mut regs = task.regs;
+    regs.rax = 0;
+    if a.stack != 0 {
+        regs.rsp = a.stack;
+    }
+    if f & CLONE_SETTLS != 0 {
+        regs.fs_base = a.tls;
+    }
+    let files = if f & CLONE_FILES != 0 {
+        task.files.clone()
+    } else {
+        Arc::new(Mutex::new(task.files().clone()))
+    };
+    let fs = if f & CLONE_FS != 0 {
+        task.fs.clone()
+    } else {
+        Arc::new(Mutex::new(task.fs().clone()))
+    };
+
+    let shared = kernel.register_task(&tg, tid, sighand);
+    lock(&shared.signals).mask = task.sigmask();
+    parent_tg.state().children.push(tg.clone());
+
+    let seed_parts = SeedParts {
+        kernel: kernel.clone(),
+        shared: shared.clone(),
+        regs,
+        fs,
+        files,
+        creds: task.creds.clone(),
+        rlimits: task.rlimits,
+        comm: task.comm.clone(),
+        exe_path: task.exe_path.clone(),
+        altstack: task.signals.altstack,
+        clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {
+            a.child_tid
+        } else {
+            UserAddr(0)
+        },
+        set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(a.child_tid),
+    };
+    let (tx, rx) = mpsc::channel::<Result<()>>();
+    let spawned = std::thread::Builder::new()
+        .name(format!("task-{tid}"))
+        .spawn(move || {
+            let started = start_child(seed_parts, forked, fp);
+            match started {
+                Ok(mut child) => {
+                    let _ = tx.send(Ok(()));
+                    child.run();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+    let outcome = match spawned {
+        Ok(_) => rx.recv().unwrap_or(Err(errno!(EAGAIN))),
+        Err(_) => Err(errno!(EAGAIN, "cannot start a host thread")),
+    };
+    if let Err(e) = outcome {
+        forget_child(task, &parent_tg, &tg, &shared);
+        tracing::warn!("clone: child {tid} failed to start: {e}");
+        return Err(errno!(EAGAIN));
+    }
+
+    if f & CLONE_PARENT_SETTID != 0 {
+        let _ = task.write_obj(a.parent_tid, &tid);
+    }
+    if f & CLONE_VFORK != 0 {
+        wait_vfork(task, &shared);
+    }
+    Ok(tid as u64)
+}
+
+/// What the child's host thread builds its task from.
+struct SeedParts {
+    kernel: Arc<super::Kernel>,
+    shared: Arc<TaskShared>,
+    regs: crate::platform::Regs,
+    fs: Arc<Mutex<crate::vfs::FsContext>>,
+    files: Arc<Mutex<crate::vfs::FdTable>>,
+    creds: super::Credentials,
+    rlimits: super::task::Rlimits,
+    comm: Vec<u8>,
+    exe_path: Vec<u8>,
+    altstack: super::signal::AltStack,
+    clear_child_tid: UserAddr,
+    set_child_tid: Option<UserAddr>,
+}
+
+/// On the child's host thread: its own stub, the forked memory, the parent's FP state.
+fn start_child(
+    p: SeedParts,
+    forked: crate::mm::ForkedMm,
+    fp: crate::platform::FpState,
+) -> Result<Task> {
+    let (aspace, mut ctx) = p.kernel.platform.new_process(&p.kernel.memory_file)?;
+    ctx.set_fp_state(&fp)?;
+    let mm = MemoryManager::from_fork(forked, aspace);
+    let task = Task::from_seed(TaskSeed {
+        kernel: p.kernel,
+        shared: p.shared,
+        regs: p.regs,
+        mm: Arc::new(Mutex::new(mm)),
+        ctx,
+        fs: p.fs,
+        files: p.files,
+        creds: p.creds,
+        rlimits: p.rlimits,
+        comm: p.comm,
+        exe_path: p.exe_path,
+        altstack: p.altstack,
+        clear_child_tid: p.clear_child_tid,
+    });
+    if let Some(addr) = p.set_child_tid {
+        let _ = task.write_obj(addr, &task.tid);
+    }
+    Ok(task)
+}
+
+/// Undo the registration of a child that never ran.
+fn forget_child(
+    task: &Task,
+    parent_tg: &Arc<ThreadGroup>,
+    tg: &Arc<ThreadGroup>,
+    shared: &Arc<TaskShared>,
+) {
+    let mut pids = task.kernel.pids();
+    pids.tasks.remove(&shared.tid);
+    pids.groups.remove(&tg.tgid);
+    drop(pids);
+    parent_tg.state().children.retain(|c| c.tgid != tg.tgid);
+}
+
+/// `CLONE_VFORK`: the parent sleeps until the child execs or exits. Signals wait too,
+/// as in Linux (the wait is killable only, and SIGKILL ends the sandbox's process anyway).
+fn wait_vfork(task: &Task, child: &Arc<TaskShared>) {
+    let _r = child.vfork_queue.register(&task.blocker, events::ALL);
+    while !child.vfork_done.load(Ordering::Acquire) {
+        if task.tg.state().group_exit.is_some() {
+            return;
+        }
+        let _ = task.blocker.sleep(Some(
+            std::time::Instant::now() + std::time::Duration::from_millis(50),
+        ));
+    }
+}
