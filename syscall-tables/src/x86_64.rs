@@ -100,9 +100,9 @@ syscall_table! {
     53 SOCKETPAIR socketpair(domain: Flags(&f::ADDRESS_FAMILY), type: Flags(&f::SOCKET_TYPE), protocol: Int, sv: Ptr) -> Int, Unimplemented "";
     54 SETSOCKOPT setsockopt(sockfd: Fd, level: Flags(&f::SOCKOPT_LEVEL), optname: Int, optval: InBuf(4), optlen: UInt) -> Int, Unimplemented "";
     55 GETSOCKOPT getsockopt(sockfd: Fd, level: Flags(&f::SOCKOPT_LEVEL), optname: Int, optval: Ptr, optlen: Struct("socklen_t")) -> Int, Unimplemented "";
-    56 CLONE clone(flags: Flags(&f::CLONE), stack: Ptr, parent_tid: Ptr, child_tid: Ptr, tls: Ptr) -> Pid, Partial "new processes; threads (CLONE_VM without CLONE_VFORK) and namespaces are EAGAIN/EINVAL";
+    56 CLONE clone(flags: Flags(&f::CLONE), stack: Ptr, parent_tid: Ptr, child_tid: Ptr, tls: Ptr) -> Pid, Partial "processes and threads; namespaces, pidfds and cgroups are EINVAL";
     57 FORK fork() -> Pid, Implemented "";
-    58 VFORK vfork() -> Pid, Partial "the child gets a copy-on-write copy of memory, not the parent's";
+    58 VFORK vfork() -> Pid, Implemented "";
     59 EXECVE execve(pathname: Path, argv: StrArray, envp: EnvArray) -> Int, Implemented "";
     60 EXIT exit(status: Int) -> NoReturn, Implemented "";
     61 WAIT4 wait4(pid: Pid, wstatus: Ptr, options: Flags(&f::WAIT), rusage: Struct("rusage")) -> Pid, Partial "rusage is zeroed";

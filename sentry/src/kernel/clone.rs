@@ -94,11 +94,6 @@ fn validate(a: &CloneArgs) -> Result<()> {
     if f & (CLONE_PIDFD | CLONE_INTO_CGROUP) != 0 {
         return_errno!(EINVAL, "pidfds and cgroups are not supported yet");
     }
-    if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 {
-        // Threads (and vfork-less CLONE_VM children) share the stub process; the ptrace
-        // platform does not create stub threads yet.
-        return_errno!(EAGAIN, "threads are not supported yet");
-    }
     Ok(())
 }
 
@@ -126,20 +121,33 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         h
     };
 
-    let parent_tg = if f & CLONE_PARENT != 0 {
-        task.tg.parent().ok_or(errno!(EINVAL))?
+    let parent_tg = if f & CLONE_PARENT != 0 || f & CLONE_THREAD != 0 {
+        task.tg.parent().unwrap_or_else(|| task.tg.clone())
     } else {
         task.tg.clone()
     };
-    let (pgid, sid) = {
-        let st = task.tg.state();
-        (st.pgid, st.sid)
+    let tg = if f & CLONE_THREAD != 0 {
+        task.tg.clone()
+    } else {
+        let (pgid, sid) = {
+            let st = task.tg.state();
+            (st.pgid, st.sid)
+        };
+        let tg = Arc::new(ThreadGroup::new(tid, Some(parent_tg.clone()), pgid, sid));
+        tg.state().exit_signal = a.exit_signal;
+        tg
     };
-    let tg = Arc::new(ThreadGroup::new(tid, Some(parent_tg.clone()), pgid, sid));
-    tg.state().exit_signal = a.exit_signal;
 
-    // Copy-on-write memory; the parent's writable pages leave its stub now.
-    let forked = task.mm().fork()?;
+    // Memory: shared (threads, CLONE_VM) through a new stub in the same address space, or
+    // a copy-on-write fork whose writable pages leave the parent's stub now.
+    let memory = if f & CLONE_VM != 0 {
+        ChildMemory::Shared(
+            task.mm.clone(),
+            kernel.platform.prepare_thread(&mut *task.ctx)?,
+        )
+    } else {
+        ChildMemory::Forked(task.mm().fork()?)
+    };
     let fp = task.ctx.fp_state()?;
     let mut regs = task.regs;
     regs.rax = 0;
@@ -162,7 +170,9 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
 
     let shared = kernel.register_task(&tg, tid, sighand);
     lock(&shared.signals).mask = task.sigmask();
-    parent_tg.state().children.push(tg.clone());
+    if f & CLONE_THREAD == 0 {
+        parent_tg.state().children.push(tg.clone());
+    }
 
     let seed_parts = SeedParts {
         kernel: kernel.clone(),
@@ -186,7 +196,7 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     let spawned = std::thread::Builder::new()
         .name(format!("task-{tid}"))
         .spawn(move || {
-            let started = start_child(seed_parts, forked, fp);
+            let started = start_child(seed_parts, memory, fp);
             match started {
                 Ok(mut child) => {
                     let _ = tx.send(Ok(()));
@@ -202,7 +212,7 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         Err(_) => Err(errno!(EAGAIN, "cannot start a host thread")),
     };
     if let Err(e) = outcome {
-        forget_child(task, &parent_tg, &tg, &shared);
+        forget_child(task, &parent_tg, &tg, &shared, f & CLONE_THREAD != 0);
         tracing::warn!("clone: child {tid} failed to start: {e}");
         return Err(errno!(EAGAIN));
     }
@@ -232,20 +242,33 @@ struct SeedParts {
     set_child_tid: Option<UserAddr>,
 }
 
-/// On the child's host thread: its own stub, the forked memory, the parent's FP state.
-fn start_child(
-    p: SeedParts,
-    forked: crate::mm::ForkedMm,
-    fp: crate::platform::FpState,
-) -> Result<Task> {
-    let (aspace, mut ctx) = p.kernel.platform.new_process(&p.kernel.memory_file)?;
+/// The memory a child starts with.
+enum ChildMemory {
+    /// The parent's address space, entered through a stub the parent prepared.
+    Shared(Arc<Mutex<MemoryManager>>, crate::platform::ThreadToken),
+    /// A copy-on-write copy, in a fresh stub.
+    Forked(crate::mm::ForkedMm),
+}
+
+/// On the child's host thread: its own stub, its memory, the parent's FP state.
+fn start_child(p: SeedParts, memory: ChildMemory, fp: crate::platform::FpState) -> Result<Task> {
+    let platform = &p.kernel.platform;
+    let (mm, mut ctx) = match memory {
+        ChildMemory::Shared(mm, token) => (mm, platform.adopt_thread(token)?),
+        ChildMemory::Forked(forked) => {
+            let (aspace, ctx) = platform.new_process(&p.kernel.memory_file)?;
+            (
+                Arc::new(Mutex::new(MemoryManager::from_fork(forked, aspace))),
+                ctx,
+            )
+        }
+    };
     ctx.set_fp_state(&fp)?;
-    let mm = MemoryManager::from_fork(forked, aspace);
     let task = Task::from_seed(TaskSeed {
         kernel: p.kernel,
         shared: p.shared,
         regs: p.regs,
-        mm: Arc::new(Mutex::new(mm)),
+        mm,
         ctx,
         fs: p.fs,
         files: p.files,
@@ -268,12 +291,18 @@ fn forget_child(
     parent_tg: &Arc<ThreadGroup>,
     tg: &Arc<ThreadGroup>,
     shared: &Arc<TaskShared>,
+    thread: bool,
 ) {
     let mut pids = task.kernel.pids();
     pids.tasks.remove(&shared.tid);
-    pids.groups.remove(&tg.tgid);
+    if !thread {
+        pids.groups.remove(&tg.tgid);
+    }
     drop(pids);
-    parent_tg.state().children.retain(|c| c.tgid != tg.tgid);
+    tg.state().threads.retain(|t| t.tid != shared.tid);
+    if !thread {
+        parent_tg.state().children.retain(|c| c.tgid != tg.tgid);
+    }
 }
 
 /// `CLONE_VFORK`: the parent sleeps until the child execs or exits. Signals wait too,

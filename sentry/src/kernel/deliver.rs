@@ -50,6 +50,17 @@ impl Task {
                 self.exit_status = Some(status);
                 return;
             }
+            if self
+                .shared
+                .must_exit
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                self.exit_status = Some(ExitStatus::Signaled {
+                    signo: libc::SIGKILL,
+                    core: false,
+                });
+                return;
+            }
             if self.tg.state().stopped {
                 self.wait_while_stopped();
                 continue;

@@ -105,6 +105,7 @@ impl Kernel {
             vfork_done: AtomicBool::new(false),
             vfork_queue: WaitQueue::new(),
             exited: AtomicBool::new(false),
+            must_exit: AtomicBool::new(false),
         });
         tg.state().threads.push(shared.clone());
         let mut pids = self.pids();
@@ -334,6 +335,27 @@ impl Kernel {
         st.reaped_children += 1;
         drop(st);
         self.pids().groups.remove(&child);
+    }
+
+    /// `execve` in a multi-threaded process: every other thread goes, and the exec'ing one
+    /// waits until they have (Linux's de_thread).
+    pub fn kill_other_threads(&self, task: &Task) {
+        loop {
+            let others: Vec<_> = task
+                .tg
+                .threads()
+                .into_iter()
+                .filter(|t| t.tid != task.tid)
+                .collect();
+            if others.is_empty() || task.tg.state().group_exit.is_some() {
+                return;
+            }
+            for t in &others {
+                t.must_exit.store(true, Ordering::Release);
+                t.interrupt();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Init is gone: SIGKILL every other process, as Linux does when a pid namespace's

@@ -94,6 +94,8 @@ pub struct TaskShared {
     pub vfork_done: AtomicBool,
     pub vfork_queue: WaitQueue,
     pub exited: AtomicBool,
+    /// This thread alone must exit (another thread is exec'ing).
+    pub must_exit: AtomicBool,
 }
 
 impl TaskShared {

@@ -105,8 +105,19 @@ pub trait AddressSpace: Send {
     fn max_user_address(&self) -> u64;
 }
 
+/// A stub thread prepared by the parent task's host thread, to be adopted by the new
+/// task's host thread (`Platform::prepare_thread` → `Platform::adopt_thread`).
+pub struct ThreadToken {
+    pub host_tid: i32,
+    pub space: u64,
+    /// Platform-private bookkeeping carried across.
+    pub members: Box<dyn std::any::Any + Send>,
+}
+
 /// One task's execution context on a platform.
 pub trait Context: Send {
+    /// For the platform's own downcasts.
+    fn as_any(&self) -> &dyn std::any::Any;
     /// Run `regs` in the context's address space until the application stops.
     fn switch(&mut self, regs: &mut Regs) -> Result<Exit>;
     /// The floating-point and vector registers (fork copies them; signal frames save them).
@@ -130,4 +141,11 @@ pub trait Platform: Send + Sync {
         &self,
         memory_file: &Arc<MemoryFile>,
     ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)>;
+
+    /// A new task in the address space `ctx` runs in (threads, `CLONE_VM`), first half:
+    /// called on the parent task's host thread.
+    fn prepare_thread(&self, ctx: &mut dyn Context) -> Result<ThreadToken>;
+
+    /// Second half, on the new task's host thread: the context it will run.
+    fn adopt_thread(&self, token: ThreadToken) -> Result<Box<dyn Context>>;
 }

@@ -120,6 +120,7 @@ pub fn sys_execveat(
         };
         t.load_image(&open, &path, argv, envp)?
     };
+    task.kernel.kill_other_threads(task);
     task.install_image(img);
     Ok(SyscallReturn::KeepRegs)
 }

@@ -6,9 +6,11 @@
 //! host kernel executes it — and changes the stub's mappings by injecting
 //! `mmap`/`munmap`/`mprotect` at the stub's own syscall site.
 //!
-//! Limitation for now: the address space injects through the same stub thread its task
-//! runs on, which is right while every process has one thread. Threads sharing an address
-//! space will need the injecting thread chosen per call.
+//! Tasks sharing an address space (threads, `CLONE_VM` children) each get their own
+//! stub, cloned with `CLONE_VM` inside the first one — a separate host process, so a
+//! stop or a kill of one stub never touches the others — and traced by the task's own
+//! host thread. Mapping changes are injected through whichever stub of the address space
+//! the calling host thread traces.
 
 mod stub;
 
@@ -21,9 +23,11 @@ use crate::mm::MemoryFile;
 use nix::sys::ptrace;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The file descriptor number of the MemoryFile inside every stub.
 const STUB_MEMFD: i32 = 0;
@@ -81,20 +85,116 @@ impl Platform for PtracePlatform {
         memory_file: &Arc<MemoryFile>,
     ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
         let pid = spawn_stub(self.stub_exe()?.as_raw_fd(), memory_file.fd().as_raw_fd())?;
-        let stub = Stub { pid };
+        let space = SpaceId(NEXT_SPACE.fetch_add(1, Ordering::Relaxed));
+        let members = Arc::new(Mutex::new(vec![pid]));
+        let ctx = PtraceContext::adopt(pid, space, members.clone());
         // The stub starts with its exec-time stack, vDSO and vvar mapped; the application
         // must see none of it.
-        stub.inject(libc::SYS_munmap, [0, STUB_BASE, 0, 0, 0, 0])?;
+        inject(pid, libc::SYS_munmap, [0, STUB_BASE, 0, 0, 0, 0])?;
         let after = STUB_BASE + 0x1000;
-        stub.inject(
+        inject(
+            pid,
             libc::SYS_munmap,
             [after, 0x7fff_ffff_f000 - after, 0, 0, 0, 0],
         )?;
         Ok((
-            Box::new(PtraceAddressSpace { pid }),
-            Box::new(PtraceContext { stub }),
+            Box::new(PtraceAddressSpace { space, members }),
+            Box::new(ctx),
         ))
     }
+
+    fn prepare_thread(&self, ctx: &mut dyn Context) -> Result<super::ThreadToken> {
+        let parent = ctx
+            .as_any()
+            .downcast_ref::<PtraceContext>()
+            .ok_or(errno!(EINVAL))?;
+        // CLONE_PARENT makes the new stub the sentry's child, so the sentry can reap it.
+        let flags = (libc::CLONE_VM | libc::CLONE_PARENT | libc::CLONE_FILES) as u64;
+        let ret = inject_at(
+            parent.stub.pid,
+            stub::CLONE_SITE,
+            stub::CLONE_SITE_END,
+            libc::SYS_clone,
+            [flags, 0, 0, 0, 0, 0],
+        )?;
+        check_injected(ret)?;
+        let pid = Pid::from_raw(i32::try_from(ret).map_err(|_| errno!(EAGAIN))?);
+        lock(&parent.members).push(pid);
+        Ok(super::ThreadToken {
+            host_tid: pid.as_raw(),
+            space: parent.space.0,
+            members: Box::new(parent.members.clone()),
+        })
+    }
+
+    fn adopt_thread(&self, token: super::ThreadToken) -> Result<Box<dyn Context>> {
+        let pid = Pid::from_raw(token.host_tid);
+        let members = token
+            .members
+            .downcast::<Arc<Mutex<Vec<Pid>>>>()
+            .map_err(|_| errno!(EINVAL))?;
+        if let Err(e) = attach_stub(pid) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+            lock(&members).retain(|p| *p != pid);
+            return Err(e);
+        }
+        Ok(Box::new(PtraceContext::adopt(
+            pid,
+            SpaceId(token.space),
+            *members,
+        )))
+    }
+}
+
+/// Become the tracer of a freshly cloned stub (which stops itself with SIGSTOP).
+fn attach_stub(pid: Pid) -> Result<()> {
+    ptrace::attach(pid)?;
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::__WALL))? {
+            WaitStatus::Stopped(_, _) => break,
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                return Err(errno!(ESRCH, "new stub died before it was attached"))
+            }
+            _ => {}
+        }
+    }
+    ptrace::setoptions(
+        pid,
+        ptrace::Options::PTRACE_O_TRACESYSGOOD | ptrace::Options::PTRACE_O_EXITKILL,
+    )?;
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Identifies an address space among the stubs a host thread traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SpaceId(u64);
+
+static NEXT_SPACE: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The stubs this host thread traces, by address space: injections for an address
+    /// space go through the calling thread's own stub in it.
+    static MY_STUBS: RefCell<Vec<(SpaceId, Pid)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn my_stub(space: SpaceId) -> Result<Pid> {
+    MY_STUBS
+        .with(|s| {
+            s.borrow()
+                .iter()
+                .rev()
+                .find(|(sp, _)| *sp == space)
+                .map(|(_, p)| *p)
+        })
+        .ok_or(errno!(
+            EFAULT,
+            "this thread traces no stub of that address space"
+        ))
 }
 
 /// Fork and exec a stub; returns once it is stopped at its first instruction, traced by
@@ -164,16 +264,15 @@ struct Stub {
     pid: Pid,
 }
 
-impl Stub {
-    /// Run one host syscall inside the stub (for its mappings), returning its raw result.
-    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<i64> {
-        inject(self.pid, nr, args)
-    }
+/// Run one host syscall inside a stopped stub (for its mappings), returning its raw
+/// result.
+fn inject(pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
+    inject_at(pid, stub::SYSCALL_SITE, stub::SYSCALL_SITE_END, nr, args)
 }
 
-fn inject(pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
+fn inject_at(pid: Pid, site: u64, site_end: u64, nr: i64, args: [u64; 6]) -> Result<i64> {
     let mut regs = ptrace::getregs(pid)?;
-    regs.rip = stub::SYSCALL_SITE;
+    regs.rip = site;
     regs.rax = nr as u64;
     regs.orig_rax = u64::MAX;
     regs.rdi = args[0];
@@ -188,7 +287,7 @@ fn inject(pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
         match waitpid(pid, Some(WaitPidFlag::__WALL))? {
             WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP) => {
                 let after = ptrace::getregs(pid)?;
-                if after.rip != stub::SYSCALL_SITE_END {
+                if after.rip != site_end {
                     return Err(errno!(EFAULT, "stub stopped outside its syscall site"));
                 }
                 return Ok(after.rax as i64);
@@ -211,7 +310,15 @@ fn check_injected(ret: i64) -> Result<()> {
 }
 
 pub struct PtraceAddressSpace {
-    pid: Pid,
+    space: SpaceId,
+    /// Every stub sharing this address space.
+    members: Arc<Mutex<Vec<Pid>>>,
+}
+
+impl PtraceAddressSpace {
+    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<()> {
+        check_injected(inject(my_stub(self.space)?, nr, args)?)
+    }
 }
 
 impl AddressSpace for PtraceAddressSpace {
@@ -225,17 +332,15 @@ impl AddressSpace for PtraceAddressSpace {
             STUB_MEMFD as u64,
             file_offset,
         ];
-        let ret = inject(self.pid, libc::SYS_mmap, args)?;
-        check_injected(ret)
+        self.inject(libc::SYS_mmap, args)
     }
 
     fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
-        check_injected(inject(self.pid, libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?)
+        self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
     }
 
     fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<()> {
-        let args = [addr, len, prot.bits() as u64, 0, 0, 0];
-        check_injected(inject(self.pid, libc::SYS_mprotect, args)?)
+        self.inject(libc::SYS_mprotect, [addr, len, prot.bits() as u64, 0, 0, 0])
     }
 
     fn max_user_address(&self) -> u64 {
@@ -245,13 +350,41 @@ impl AddressSpace for PtraceAddressSpace {
 
 impl Drop for PtraceAddressSpace {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+        // Stubs still alive belong to tasks that are going away with the address space.
+        for pid in std::mem::take(&mut *lock(&self.members)) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG));
+        }
     }
 }
 
 pub struct PtraceContext {
     stub: Stub,
+    space: SpaceId,
+    members: Arc<Mutex<Vec<Pid>>>,
+}
+
+impl PtraceContext {
+    /// A context for a stub the calling thread now traces.
+    fn adopt(pid: Pid, space: SpaceId, members: Arc<Mutex<Vec<Pid>>>) -> PtraceContext {
+        MY_STUBS.with(|s| s.borrow_mut().push((space, pid)));
+        PtraceContext {
+            stub: Stub { pid },
+            space,
+            members,
+        }
+    }
+}
+
+impl Drop for PtraceContext {
+    fn drop(&mut self) {
+        let pid = self.stub.pid;
+        MY_STUBS.with(|s| s.borrow_mut().retain(|(_, p)| *p != pid));
+        lock(&self.members).retain(|p| *p != pid);
+        // The task is done with its stub: it goes, the address space stays for the others.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+    }
 }
 
 /// `NT_X86_XSTATE` (elf.h): the regset holding the XSAVE area.
@@ -264,6 +397,10 @@ const XSTATE_MAX: usize = 16 << 10;
 const KICK_SIGNAL: libc::c_int = libc::SIGURG;
 
 impl Context for PtraceContext {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn fp_state(&mut self) -> Result<super::FpState> {
         let mut buf = vec![0u8; XSTATE_MAX];
         let mut iov = libc::iovec {

@@ -17,14 +17,32 @@ pub const SYSCALL_SITE: u64 = STUB_BASE + SYSCALL_SITE_OFFSET;
 /// Address just after the `int3` that follows an injected syscall.
 pub const SYSCALL_SITE_END: u64 = SYSCALL_SITE + 3;
 
+/// Where a new stub thread is cloned: the parent stops at an `int3` as after any
+/// injection; the child loops stopping itself with SIGSTOP until a sentry thread
+/// attaches to it and gives it application registers.
+pub const CLONE_SITE: u64 = SYSCALL_SITE_END;
+/// Address just after the parent's `int3` at the clone site.
+pub const CLONE_SITE_END: u64 = STUB_BASE + 157;
+
 const EHDR_SIZE: u16 = 64;
 const PHDR_SIZE: u16 = 56;
 
 /// The stub ELF image: header, one read+execute PT_LOAD, and five bytes of code.
 pub fn image() -> Vec<u8> {
-    let code: [u8; 6] = [
-        0xcc, 0xeb, 0xfd, // entry: int3; jmp entry — never runs free
-        0x0f, 0x05, 0xcc, // injection site: syscall; int3
+    let code: [u8; 37] = [
+        0xcc, 0xeb, 0xfd, // 120 entry: int3; jmp entry — never runs free
+        0x0f, 0x05, 0xcc, // 123 injection site: syscall; int3
+        0x0f, 0x05, // 126 clone site: syscall
+        0x48, 0x85, 0xc0, // 128 test rax, rax
+        0x75, 0x17, // 131 jnz parent (156)
+        0xb8, 0x27, 0x00, 0x00, 0x00, // 133 child: mov eax, SYS_getpid
+        0x0f, 0x05, // 138 syscall
+        0x89, 0xc7, // 140 mov edi, eax
+        0xbe, 0x13, 0x00, 0x00, 0x00, // 142 mov esi, SIGSTOP
+        0xb8, 0x3e, 0x00, 0x00, 0x00, // 147 mov eax, SYS_kill
+        0x0f, 0x05, // 152 syscall
+        0xeb, 0xe9, // 154 jmp child (133)
+        0xcc, // 156 parent: int3
     ];
     let code_off = u64::from(EHDR_SIZE) + u64::from(PHDR_SIZE);
     debug_assert_eq!(code_off + 3, SYSCALL_SITE_OFFSET);
@@ -69,5 +87,11 @@ mod tests {
         let off = SYSCALL_SITE_OFFSET as usize;
         assert_eq!(&img[off..off + 3], &[0x0f, 0x05, 0xcc]);
         assert_eq!(&img[..4], b"\x7fELF");
+        let clone = (CLONE_SITE - STUB_BASE) as usize;
+        assert_eq!(&img[clone..clone + 2], &[0x0f, 0x05]);
+        let end = (CLONE_SITE_END - STUB_BASE) as usize;
+        assert_eq!(img[end - 1], 0xcc);
+        // The child's loop jumps back to its own start.
+        assert_eq!(155 + 1 - 23, 133);
     }
 }
