@@ -10,6 +10,7 @@ pub mod futex;
 pub mod process;
 pub mod signal;
 pub mod task;
+pub mod timer;
 pub mod wait;
 
 pub use creds::Credentials;
@@ -40,6 +41,7 @@ pub struct Kernel {
     pub strace: bool,
     pub boot_time: Instant,
     pub futexes: futex::FutexTable,
+    pub timers: timer::TimerService,
     pub pids: Mutex<PidTable>,
     /// Set when init has exited: every other task is being killed.
     pub shutting_down: AtomicBool,
@@ -57,6 +59,7 @@ impl Kernel {
             strace,
             boot_time: Instant::now(),
             futexes: futex::FutexTable::default(),
+            timers: timer::TimerService::default(),
             pids: Mutex::new(PidTable::default()),
             shutting_down: AtomicBool::new(false),
             next_pid: AtomicI32::new(1),
@@ -106,6 +109,7 @@ impl Kernel {
             vfork_queue: WaitQueue::new(),
             exited: AtomicBool::new(false),
             must_exit: AtomicBool::new(false),
+            cpu_clock: Mutex::new(None),
         });
         tg.state().threads.push(shared.clone());
         let mut pids = self.pids();
@@ -253,8 +257,10 @@ impl Kernel {
         let tg = &task.tg;
         task.shared.exited.store(true, Ordering::Release);
         self.pids().tasks.remove(&task.tid);
+        let spent = task.ctx.cpu_time();
         let (last, final_status, parent, children, exit_signal) = {
             let mut st = tg.state();
+            st.cpu_exited += spent;
             st.threads.retain(|t| t.tid != task.tid);
             let last = st.threads.is_empty();
             let final_status = st.group_exit.unwrap_or(status);
@@ -330,9 +336,13 @@ impl Kernel {
 
     /// Forget a dead child: it leaves its parent's list and the pid table.
     pub fn reap(&self, parent: &Arc<ThreadGroup>, child: i32) {
+        let spent = self.pids().group(child).map(|c| {
+            let st = c.state();
+            st.cpu_exited + st.children_cpu
+        });
         let mut st = parent.state();
         st.children.retain(|c| c.tgid != child);
-        st.reaped_children += 1;
+        st.children_cpu += spent.unwrap_or_default();
         drop(st);
         self.pids().groups.remove(&child);
     }

@@ -96,6 +96,8 @@ pub struct TaskShared {
     pub exited: AtomicBool,
     /// This thread alone must exit (another thread is exec'ing).
     pub must_exit: AtomicBool,
+    /// Reads the CPU time this thread has used (while it has a platform context).
+    pub cpu_clock: Mutex<Option<super::timer::CpuClock>>,
 }
 
 impl TaskShared {
@@ -147,8 +149,14 @@ pub struct TgState {
     /// A stop or continue `wait` has not reported yet.
     pub unreported: Option<ChildEvent>,
     pub child_subreaper: bool,
-    /// Children's CPU time, summed when they are reaped (for `times` and `getrusage`).
-    pub reaped_children: usize,
+    /// CPU time of this group's threads that have exited.
+    pub cpu_exited: std::time::Duration,
+    /// CPU time of reaped children (and what they had reaped), for `times`/`getrusage`.
+    pub children_cpu: std::time::Duration,
+    /// `setitimer` timers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
+    pub itimers: [Option<Arc<super::timer::Timer>>; 3],
+    /// POSIX timers by id.
+    pub posix_timers: HashMap<i32, Arc<super::timer::Timer>>,
 }
 
 pub struct ThreadGroup {
@@ -177,7 +185,10 @@ impl ThreadGroup {
                 stopped: false,
                 unreported: None,
                 child_subreaper: false,
-                reaped_children: 0,
+                cpu_exited: std::time::Duration::ZERO,
+                children_cpu: std::time::Duration::ZERO,
+                itimers: [None, None, None],
+                posix_timers: HashMap::new(),
             }),
             child_events: Arc::new(WaitQueue::new()),
             stop_events: WaitQueue::new(),
@@ -198,6 +209,18 @@ impl ThreadGroup {
 
     pub fn sid(&self) -> i32 {
         self.state().sid
+    }
+
+    /// CPU time the whole process has used: live threads plus exited ones.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let (threads, exited) = {
+            let st = self.state();
+            (st.threads.clone(), st.cpu_exited)
+        };
+        threads
+            .iter()
+            .filter_map(|t| lock(&t.cpu_clock).clone())
+            .fold(exited, |acc, c| acc + c())
     }
 
     /// The live threads, for signalling.

@@ -139,6 +139,7 @@ impl Task {
         let tg = seed.shared.tg.clone();
         let kick = seed.ctx.interrupter();
         *lock(&seed.shared.interrupter) = Some(kick);
+        *lock(&seed.shared.cpu_clock) = Some(seed.ctx.cpu_clock());
         Task {
             tid: seed.shared.tid,
             tgid: tg.tgid,
@@ -230,6 +231,8 @@ impl Task {
         self.mm = Arc::new(Mutex::new(img.mm));
         self.ctx = img.ctx;
         *lock(&self.shared.interrupter) = Some(self.ctx.interrupter());
+        // CPU time of the old image's stub stays counted with the process.
+        *lock(&self.shared.cpu_clock) = Some(self.ctx.cpu_clock());
         self.regs = img.loaded.regs;
         self.exe_path = img.loaded.exe_path;
         self.comm = img.comm;

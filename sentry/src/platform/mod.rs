@@ -129,6 +129,8 @@ pub trait Context: Send {
     fn interrupter(&self) -> Arc<dyn Fn() + Send + Sync>;
     /// CPU time the application has used on this context (for the CPU-time clocks).
     fn cpu_time(&self) -> std::time::Duration;
+    /// The same clock, readable from other threads (process clocks, CPU timers).
+    fn cpu_clock(&self) -> Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
 }
 
 /// A way to run application code.

@@ -12,6 +12,7 @@ pub mod mm;
 pub mod process;
 pub mod signal;
 pub mod time;
+pub mod timer;
 pub mod wait;
 
 use crate::error::Result;
@@ -218,6 +219,16 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::NANOSLEEP => time::sys_nanosleep(t, a.ptr(0), a.ptr(1)),
         nr::CLOCK_NANOSLEEP => time::sys_clock_nanosleep(t, a.i32(0), a.i32(1), a.ptr(2), a.ptr(3)),
         nr::GETRANDOM => time::sys_getrandom(t, a.ptr(0), a.usize(1), a.u32(2)),
+        nr::ALARM => timer::sys_alarm(t, a.u32(0)),
+        nr::GETITIMER => timer::sys_getitimer(t, a.i32(0), a.ptr(1)),
+        nr::SETITIMER => timer::sys_setitimer(t, a.i32(0), a.ptr(1), a.ptr(2)),
+        nr::TIMER_CREATE => timer::sys_timer_create(t, a.i32(0), a.ptr(1), a.ptr(2)),
+        nr::TIMER_SETTIME => timer::sys_timer_settime(t, a.i32(0), a.i32(1), a.ptr(2), a.ptr(3)),
+        nr::TIMER_GETTIME => timer::sys_timer_gettime(t, a.i32(0), a.ptr(1)),
+        nr::TIMER_GETOVERRUN => timer::sys_timer_getoverrun(t, a.i32(0)),
+        nr::TIMER_DELETE => timer::sys_timer_delete(t, a.i32(0)),
+        nr::TIMES => timer::sys_times(t, a.ptr(0)),
+        nr::GETRUSAGE => timer::sys_getrusage(t, a.i32(0), a.ptr(1)),
         nr::SCHED_YIELD => time::sys_sched_yield(t),
         nr::SCHED_GETSCHEDULER => time::sys_sched_getscheduler(t, a.i32(0)),
         nr::SCHED_SETSCHEDULER => time::sys_sched_setscheduler(t, a.i32(0), a.i32(1), a.ptr(2)),

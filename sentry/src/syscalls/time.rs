@@ -55,9 +55,8 @@ fn read_clock(task: &Task, clock: i32) -> Result<Timespec> {
                 task.kernel.boot_time.elapsed() + BOOT_OFFSET,
             ))
         }
-        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
-            Ok(Timespec::from_duration(task.ctx.cpu_time()))
-        }
+        libc::CLOCK_PROCESS_CPUTIME_ID => Ok(Timespec::from_duration(task.tg.cpu_time())),
+        libc::CLOCK_THREAD_CPUTIME_ID => Ok(Timespec::from_duration(task.ctx.cpu_time())),
         c if c < 0 => {
             // CPU clock of a pid: (~pid << 3) | type. Accept our own process/thread.
             let pid = !(c >> 3);
@@ -73,6 +72,12 @@ fn read_clock(task: &Task, clock: i32) -> Result<Timespec> {
 
 /// Monotonic time starts a little above zero, so programs that treat 0 as "unset" work.
 pub const BOOT_OFFSET: Duration = Duration::from_secs(1);
+
+/// `clock_gettime` into a sentry value, for other syscalls.
+pub fn sys_clock_gettime_into(task: &Task, clock: i32, out: &mut Timespec) -> Result<()> {
+    *out = read_clock(task, clock)?;
+    Ok(())
+}
 
 pub fn sys_clock_gettime(task: &mut Task, clock: i32, tp: UserAddr) -> Result<u64> {
     let ts = read_clock(task, clock)?;

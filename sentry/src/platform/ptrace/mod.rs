@@ -458,13 +458,12 @@ impl Context for PtraceContext {
     }
 
     fn cpu_time(&self) -> std::time::Duration {
-        // The host's CPU-time clock of the stub process (Linux's MAKE_PROCESS_CPUCLOCK
-        // with CPUCLOCK_SCHED): the application's own time, not the sentry's. Linux lets
-        // a process read another's process clock, not its thread clocks.
-        let clock = ((!self.stub.pid.as_raw()) << 3) | 2;
-        nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
-            .map(|ts| std::time::Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
-            .unwrap_or_default()
+        stub_cpu_time(self.stub.pid)
+    }
+
+    fn cpu_clock(&self) -> Arc<dyn Fn() -> std::time::Duration + Send + Sync> {
+        let pid = self.stub.pid;
+        Arc::new(move || stub_cpu_time(pid))
     }
 
     fn switch(&mut self, regs: &mut Regs) -> Result<Exit> {
@@ -510,4 +509,19 @@ impl Context for PtraceContext {
             _ => Ok(Exit::Interrupted),
         }
     }
+}
+
+/// The host's CPU-time clock of a stub process (Linux's MAKE_PROCESS_CPUCLOCK with
+/// CPUCLOCK_SCHED): the application's own time, not the sentry's. Linux lets a process
+/// read another's process clock, not its thread clocks; every stub is its own process.
+fn stub_cpu_time(pid: Pid) -> std::time::Duration {
+    let clock = ((!pid.as_raw()) << 3) | 2;
+    nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
+        .map(|ts| {
+            std::time::Duration::new(
+                ts.tv_sec().max(0) as u64,
+                ts.tv_nsec().clamp(0, 999_999_999) as u32,
+            )
+        })
+        .unwrap_or_default()
 }
