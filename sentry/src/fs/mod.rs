@@ -1,8 +1,9 @@
-//! Filesystem implementations: tmpfs, dev, the gofer client filesystem, host fds.
+//! Filesystem implementations: tmpfs, overlay, dev, the gofer client filesystem, host fds.
 
 pub mod dev;
 pub mod gofer;
 pub mod host;
+pub mod overlay;
 pub mod tmpfs;
 
 mod root;
