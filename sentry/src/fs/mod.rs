@@ -8,4 +8,4 @@ pub mod tmpfs;
 
 mod root;
 
-pub use root::{build_root, initial_fd_table, new_vfs_with_root};
+pub use root::{build_root, build_root_rw, initial_fd_table, new_vfs_with_root, RootOverlay};
