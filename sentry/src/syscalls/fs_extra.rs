@@ -56,16 +56,11 @@ fn chown_target(task: &Task, target: &Target, uid: u32, gid: u32) -> Result<u64>
     let uid = (uid != u32::MAX).then_some(uid);
     let gid = (gid != u32::MAX).then_some(gid);
     let privileged = c.uid == 0;
-    if let Some(u) = uid {
-        if !privileged && !(c.uid == st.uid && u == st.uid) {
-            return_errno!(EPERM);
-        }
-    }
-    if let Some(g) = gid {
-        let in_group = g == c.gid || c.groups.contains(&g);
-        if !privileged && !(c.uid == st.uid && (g == st.gid || in_group)) {
-            return_errno!(EPERM);
-        }
+    let owner = c.uid == st.uid;
+    let uid_ok = uid.is_none_or(|u| owner && u == st.uid);
+    let gid_ok = gid.is_none_or(|g| owner && (g == st.gid || g == c.gid || c.groups.contains(&g)));
+    if !(privileged || (uid_ok && gid_ok)) {
+        return_errno!(EPERM);
     }
     let mut new_mode = None;
     if !st.is_dir() {
@@ -300,9 +295,6 @@ pub fn sys_mknodat(
     if path.is_empty() {
         return_errno!(ENOENT);
     }
-    if matches!(kind, libc::S_IFCHR | libc::S_IFBLK) && task.creds.euid != 0 {
-        return_errno!(EPERM);
-    }
     let dir = dir_of(task, &ctx, dirfd, &path)?;
     ctx.mknod(
         &dir,
@@ -310,6 +302,7 @@ pub fn sys_mknodat(
         kind | (mode & 0o7777),
         u64::from(dev),
         &creds(task),
+        task.creds.euid == 0,
     )?;
     Ok(0)
 }

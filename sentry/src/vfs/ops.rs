@@ -198,8 +198,8 @@ impl FsContext {
     }
 
     /// `mknodat(2)`: a regular file, FIFO, socket or device node at `path`; `mode` holds
-    /// the type and the permission bits before the umask. The caller checked the type and
-    /// the privilege device nodes need.
+    /// the type and the permission bits before the umask. The caller checked the type;
+    /// `may_mknod_dev` is `CAP_MKNOD`, which device nodes need (checked last, as Linux does).
     pub fn mknod(
         &self,
         dir: &VfsPath,
@@ -207,6 +207,7 @@ impl FsContext {
         mode: u32,
         rdev: u64,
         creds: &Creds,
+        may_mknod_dev: bool,
     ) -> Result<()> {
         let (parent, last, trailing) = self.resolver(dir, ResolveFlags::default()).parent(path)?;
         let name = name_of(last, Errno::EEXIST)?;
@@ -220,6 +221,9 @@ impl FsContext {
         check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
         let perm = mode & 0o7777 & !self.umask;
         let kind = mode & libc::S_IFMT;
+        if matches!(kind, libc::S_IFCHR | libc::S_IFBLK) && !may_mknod_dev {
+            return_errno!(EPERM);
+        }
         if kind == libc::S_IFREG {
             parent.inode().create(&name, perm, creds)?;
         } else {
