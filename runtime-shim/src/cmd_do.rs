@@ -1,6 +1,7 @@
 //! `carapace do CMD…`: one command in a fresh sandbox whose root is the host's `/`,
-//! served read-only by a gofer, with a tmpfs at /tmp and the dev files. The zero-setup way
-//! to try Carapace.
+//! served read-only by a gofer under an in-memory overlay (`--overlay=memory`, the
+//! default; `--overlay=none` leaves it read-only), with a tmpfs at /tmp and the dev files.
+//! The zero-setup way to try Carapace.
 
 use anyhow::Context;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -26,6 +27,10 @@ pub struct DoArgs {
     /// Set an environment variable inside the sandbox (repeatable).
     #[arg(long = "env", value_name = "K=V")]
     env: Vec<String>,
+    /// How the root takes writes: `memory` (an overlay in sandbox memory; the host never
+    /// changes) or `none` (the host root, read-only).
+    #[arg(long, default_value = "memory", value_parser = ["memory", "none"])]
+    overlay: String,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<std::ffi::OsString>,
@@ -73,6 +78,13 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         uid: nix::unistd::getuid().as_raw(),
         gid: nix::unistd::getgid().as_raw(),
         hostname: b"carapace".to_vec(),
+        // `do` never lets the sandbox write to the host: without the overlay the root
+        // stays read-only (the gofer is started with --read-only either way).
+        overlay: if args.overlay == "none" {
+            sentry::fs::RootOverlay::None
+        } else {
+            sentry::fs::RootOverlay::Memory
+        },
     };
     let result = sentry::boot::run(cfg);
     // The sandbox is over: the gofer has nothing left to serve.

@@ -24,6 +24,8 @@ pub struct SandboxConfig {
     pub uid: u32,
     pub gid: u32,
     pub hostname: Vec<u8>,
+    /// How the root filesystem takes writes (`--overlay`).
+    pub overlay: crate::fs::RootOverlay,
 }
 
 /// Why the sandbox did not run its command.
@@ -53,7 +55,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
         .cloned()
         .ok_or(BootError::Setup("empty command".into()))?;
     let client = Arc::new(gofer::client::Client::new(cfg.gofer));
-    let vfs = crate::fs::build_root(client).map_err(setup("root filesystem"))?;
+    let vfs = crate::fs::build_root(client, cfg.overlay).map_err(setup("root filesystem"))?;
     let mut fs = FsContext::new(vfs);
     match fs.lookup(&fs.root, &cfg.cwd, true) {
         Ok(dir) if dir.inode().is_dir() => fs.cwd = dir,

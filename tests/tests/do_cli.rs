@@ -67,6 +67,56 @@ int main(void)
 }
 "#;
 
+/// Overlay semantics on host paths, as an application sees them (run only sandboxed: it
+/// changes /etc). Prints one line per group of checks.
+const OVERLAY_C: &str = r#"
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+static const char *e(int r) { return r == 0 ? "0" : strerrorname_np(errno); }
+static int listed(const char *dir, const char *name)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    while (d && (de = readdir(d)))
+        n += !strcmp(de->d_name, name);
+    if (d)
+        closedir(d);
+    return n;
+}
+int main(void)
+{
+    struct stat st, st2;
+    int u = unlink("/etc/hostname");
+    printf("unlink %s stat %s listed %d\n", e(u), e(stat("/etc/hostname", &st)),
+           listed("/etc", "hostname"));
+    stat("/etc/passwd", &st);
+    int fd = open("/etc/passwd", O_WRONLY | O_APPEND);
+    int a = fd >= 0 && write(fd, "x:x:1:1::/:/bin/sh\n", 19) == 19 ? 0 : -1;
+    fstat(fd, &st2);
+    printf("append %s same-ino %d grew %d\n", e(a), st.st_ino == st2.st_ino,
+           st2.st_size == st.st_size + 19);
+    printf("rmdir-lower %s", e(rmdir("/usr")));
+    printf(" rename-dir %s\n", e(rename("/usr/share", "/usr/share2")));
+    int m = mkdir("/usr/carapace-overlay-dir", 0755);
+    int r = rename("/etc/os-release", "/usr/carapace-overlay-dir/osr");
+    printf("mkdir %s rename %s moved %d\n", e(m), e(r),
+           lstat("/usr/carapace-overlay-dir/osr", &st) == 0 && lstat("/etc/os-release", &st) != 0);
+    int c = chown("/etc/passwd", 1234, -1);
+    stat("/etc/passwd", &st);
+    int x = setxattr("/etc/group", "user.k", "v", 1, 0) == 0 && getxattr("/etc/group", "user.k", 0, 0) == 1;
+    printf("chown %s uid %u xattr %d\n", e(c), st.st_uid, x);
+    return 0;
+}
+"#;
+
 /// Calls kexec_load, a real syscall the sandbox never implements, twice.
 /// Not run natively: there, as root, the call is real.
 const UNIMPLEMENTED_C: &str = r#"
@@ -106,6 +156,8 @@ fn c_programs_behave_as_expected_natively() {
 
     // Compiled (so a syntax error shows now), deliberately not run.
     snippet("do_unimplemented", UNIMPLEMENTED_C);
+    // Sandbox-only too: it changes /etc and /usr.
+    snippet("do_overlay", OVERLAY_C);
 }
 
 // ---- stdio and exit status ----
@@ -204,14 +256,18 @@ fn sha256sum_python_matches_native() {
 // ---- files ----
 
 #[test]
-fn host_root_is_read_only() {
+fn host_root_is_read_only_without_the_overlay() {
     let probe = Path::new("/etc/carapace-probe");
     assert!(
         !probe.exists(),
         "{} exists before the test",
         probe.display()
     );
-    let run = sandboxed(&[], "/bin/sh", &["-c", "echo x > /etc/carapace-probe"]);
+    let run = sandboxed(
+        &["--overlay=none"],
+        "/bin/sh",
+        &["-c", "echo x > /etc/carapace-probe"],
+    );
     assert_ne!(run.code(), Some(0), "{}", run.dump());
     assert!(run.code().is_some(), "the shell crashed\n{}", run.dump());
     assert!(
@@ -220,6 +276,50 @@ fn host_root_is_read_only() {
         run.dump()
     );
     assert!(!probe.exists(), "the sandbox wrote to the host's /etc");
+}
+
+#[test]
+fn overlay_root_is_writable_and_the_host_unchanged() {
+    let probe = Path::new("/etc/overlay-probe");
+    assert!(
+        !probe.exists(),
+        "{} exists before the test",
+        probe.display()
+    );
+    let hostname = std::fs::read("/etc/hostname").ok();
+    // Shell builtins only (no fork yet); `rm` replaces the shell at the end.
+    let script = "echo hi > /etc/overlay-probe && read l < /etc/overlay-probe && echo $l \
+                  && exec rm /etc/hostname";
+    let run = sandboxed(&[], "/bin/sh", &["-c", script]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, "hi\n", "{}", run.dump());
+    assert!(!probe.exists(), "the overlay wrote to the host's /etc");
+    assert_eq!(
+        std::fs::read("/etc/hostname").ok(),
+        hostname,
+        "the host's /etc/hostname changed"
+    );
+}
+
+#[test]
+fn overlay_semantics_on_host_paths() {
+    let bin = snippet("do_overlay", OVERLAY_C);
+    let passwd = std::fs::read("/etc/passwd").expect("/etc/passwd");
+    let run = sandboxed(&[], bin.to_str().unwrap_or("?"), &[]);
+    assert_exit(&run, 0);
+    assert_eq!(
+        run.stdout,
+        "unlink 0 stat ENOENT listed 0\n\
+         append 0 same-ino 1 grew 1\n\
+         rmdir-lower ENOTEMPTY rename-dir EXDEV\n\
+         mkdir 0 rename 0 moved 1\n\
+         chown 0 uid 1234 xattr 1\n",
+        "{}",
+        run.dump()
+    );
+    assert_eq!(std::fs::read("/etc/passwd").expect("/etc/passwd"), passwd);
+    assert!(Path::new("/etc/os-release").exists());
+    assert!(!Path::new("/usr/carapace-overlay-dir").exists());
 }
 
 #[test]

@@ -1,10 +1,11 @@
-//! Filesystem implementations: tmpfs, dev, the gofer client filesystem, host fds.
+//! Filesystem implementations: tmpfs, overlay, dev, the gofer client filesystem, host fds.
 
 pub mod dev;
 pub mod gofer;
 pub mod host;
+pub mod overlay;
 pub mod tmpfs;
 
 mod root;
 
-pub use root::{build_root, initial_fd_table, new_vfs_with_root};
+pub use root::{build_root, build_root_rw, initial_fd_table, new_vfs_with_root, RootOverlay};

@@ -4,16 +4,42 @@
 use crate::error::Result;
 use crate::fs::gofer::{Client, GoferFs};
 use crate::fs::host::HostFile;
+use crate::fs::overlay::OverlayFs;
 use crate::fs::{dev, tmpfs::Tmpfs};
 use crate::vfs::{FdFlags, FdTable, Inode, Vfs, VfsPath};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-/// The mount tree over the gofer's root (read-only): `/` from the gofer, a tmpfs on
-/// `/tmp`, a devtmpfs on `/dev` and a tmpfs on `/dev/shm`.
-pub fn build_root(client: Arc<Client>) -> Result<Arc<Vfs>> {
-    let root = GoferFs::attach(client)?;
-    new_vfs_with_root("9p", root, true)
+/// How the root filesystem takes writes (`carapace do --overlay`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RootOverlay {
+    /// An overlay whose upper layer is a tmpfs in sentry memory: the sandbox writes
+    /// freely and the host never changes.
+    #[default]
+    Memory,
+    /// The gofer's root as it is served: read-only for `carapace do`.
+    None,
+}
+
+/// The mount tree over the gofer's root: `/` (under an in-memory overlay, or the gofer's
+/// root itself), a tmpfs on `/tmp`, a devtmpfs on `/dev` and a tmpfs on `/dev/shm`. The
+/// gofer root is mounted read-only unless the gofer serves it read-write.
+pub fn build_root(client: Arc<Client>, overlay: RootOverlay) -> Result<Arc<Vfs>> {
+    build_root_rw(client, overlay, false)
+}
+
+/// [`build_root`] over a gofer that serves its tree read-write (`writable`): without an
+/// overlay, changes then go through the gofer to the served directory.
+pub fn build_root_rw(
+    client: Arc<Client>,
+    overlay: RootOverlay,
+    writable: bool,
+) -> Result<Arc<Vfs>> {
+    let root = GoferFs::attach_with(client, writable)?;
+    match overlay {
+        RootOverlay::Memory => new_vfs_with_root("overlay", OverlayFs::new_root(root)?, false),
+        RootOverlay::None => new_vfs_with_root("9p", root, !writable),
+    }
 }
 
 /// The standard mounts over any root filesystem. A mount point missing from a read-only

@@ -15,7 +15,7 @@ use std::sync::{Arc, MutexGuard};
 /// Bytes moved per host call and per copy to or from application memory.
 pub(super) const CHUNK: usize = 1 << 20;
 /// Linux's `MAX_RW_COUNT`: one read or write moves at most this much.
-const MAX_RW_COUNT: usize = 0x7fff_f000;
+pub(super) const MAX_RW_COUNT: usize = 0x7fff_f000;
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: usize = 1024;
 
@@ -49,7 +49,7 @@ fn is_path_only(file: &dyn FileDescription) -> bool {
     file.status_flags() & libc::O_PATH as u32 != 0
 }
 
-fn check_readable(file: &dyn FileDescription) -> Result<()> {
+pub(super) fn check_readable(file: &dyn FileDescription) -> Result<()> {
     let f = file.status_flags();
     if f & libc::O_PATH as u32 != 0 || f & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32 {
         return_errno!(EBADF);
@@ -57,7 +57,7 @@ fn check_readable(file: &dyn FileDescription) -> Result<()> {
     Ok(())
 }
 
-fn check_writable(file: &dyn FileDescription) -> Result<()> {
+pub(super) fn check_writable(file: &dyn FileDescription) -> Result<()> {
     let f = file.status_flags();
     if f & libc::O_PATH as u32 != 0 || f & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 {
         return_errno!(EBADF);

@@ -28,13 +28,13 @@ pub(super) fn dir_of(task: &Task, ctx: &FsContext, dirfd: i32, path: &[u8]) -> R
 
 /// What a `*at` call with `AT_EMPTY_PATH` may act on: a place or an open file without one
 /// (a host stdio fd).
-enum Target {
+pub(super) enum Target {
     Path(VfsPath),
     File(Arc<dyn FileDescription>),
 }
 
 impl Target {
-    fn stat(&self) -> Result<Stat> {
+    pub(super) fn stat(&self) -> Result<Stat> {
         match self {
             Target::Path(p) => p.inode().stat(),
             Target::File(f) => f.stat(),
@@ -43,7 +43,13 @@ impl Target {
 }
 
 /// Resolve `(dirfd, path)` with `AT_EMPTY_PATH`/`AT_SYMLINK_NOFOLLOW` semantics.
-fn resolve_at(task: &Task, ctx: &FsContext, dirfd: i32, path: &[u8], flags: i32) -> Result<Target> {
+pub(super) fn resolve_at(
+    task: &Task,
+    ctx: &FsContext,
+    dirfd: i32,
+    path: &[u8],
+    flags: i32,
+) -> Result<Target> {
     if path.is_empty() {
         if flags & libc::AT_EMPTY_PATH == 0 {
             return_errno!(ENOENT);
@@ -62,7 +68,7 @@ fn resolve_at(task: &Task, ctx: &FsContext, dirfd: i32, path: &[u8], flags: i32)
     Ok(Target::Path(ctx.lookup(&dir, path, follow)?))
 }
 
-fn read_path(task: &Task, addr: UserAddr) -> Result<Vec<u8>> {
+pub(super) fn read_path(task: &Task, addr: UserAddr) -> Result<Vec<u8>> {
     task.read_path(addr)
 }
 
@@ -694,85 +700,4 @@ pub fn sys_fchmod(task: &mut Task, fd: i32, mode: u32) -> Result<u64> {
         None => Target::File(file),
     };
     chmod_target(task, &target, mode)
-}
-
-// ---- extended attributes ----
-//
-// No filesystem stores extended attributes yet (they arrive with the filesystems work):
-// every file exists with an empty attribute list, so reads say ENODATA, lists are empty,
-// and writes are refused with ENOTSUP as a filesystem without xattr support does.
-
-/// Longest attribute name (`XATTR_NAME_MAX`).
-const XATTR_NAME_MAX: usize = 255;
-
-fn xattr_name(task: &Task, name: UserAddr) -> Result<Vec<u8>> {
-    let n = task.read_cstring(name, XATTR_NAME_MAX + 1).map_err(|e| {
-        if e.errno == crate::Errno::ENAMETOOLONG {
-            errno!(ERANGE)
-        } else {
-            e
-        }
-    })?;
-    if n.is_empty() {
-        return_errno!(ERANGE);
-    }
-    Ok(n)
-}
-
-fn xattr_path_target(task: &Task, path: UserAddr, follow: bool) -> Result<()> {
-    let path = read_path(task, path)?;
-    let ctx = fs_ctx(task);
-    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-    resolve_at(task, &ctx, libc::AT_FDCWD, &path, flags).map(|_| ())
-}
-
-pub fn sys_getxattr(task: &mut Task, path: UserAddr, name: UserAddr, follow: bool) -> Result<u64> {
-    xattr_path_target(task, path, follow)?;
-    xattr_name(task, name)?;
-    Err(errno!(ENODATA))
-}
-
-pub fn sys_fgetxattr(task: &mut Task, fd: i32, name: UserAddr) -> Result<u64> {
-    get_file(task, fd)?;
-    xattr_name(task, name)?;
-    Err(errno!(ENODATA))
-}
-
-pub fn sys_listxattr(task: &mut Task, path: UserAddr, follow: bool) -> Result<u64> {
-    xattr_path_target(task, path, follow)?;
-    Ok(0)
-}
-
-pub fn sys_flistxattr(task: &mut Task, fd: i32) -> Result<u64> {
-    get_file(task, fd)?;
-    Ok(0)
-}
-
-pub fn sys_setxattr(task: &mut Task, path: UserAddr, name: UserAddr, follow: bool) -> Result<u64> {
-    xattr_path_target(task, path, follow)?;
-    xattr_name(task, name)?;
-    Err(errno!(EOPNOTSUPP))
-}
-
-pub fn sys_fsetxattr(task: &mut Task, fd: i32, name: UserAddr) -> Result<u64> {
-    get_file(task, fd)?;
-    xattr_name(task, name)?;
-    Err(errno!(EOPNOTSUPP))
-}
-
-pub fn sys_removexattr(
-    task: &mut Task,
-    path: UserAddr,
-    name: UserAddr,
-    follow: bool,
-) -> Result<u64> {
-    xattr_path_target(task, path, follow)?;
-    xattr_name(task, name)?;
-    Err(errno!(ENODATA))
-}
-
-pub fn sys_fremovexattr(task: &mut Task, fd: i32, name: UserAddr) -> Result<u64> {
-    get_file(task, fd)?;
-    xattr_name(task, name)?;
-    Err(errno!(ENODATA))
 }

@@ -7,6 +7,7 @@
 pub mod exec;
 pub mod file;
 pub mod fs;
+pub mod fs_extra;
 pub mod futex;
 pub mod mm;
 pub mod process;
@@ -135,18 +136,60 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::FCHMODAT => fs::sys_fchmodat(t, a.fd(0), a.ptr(1), a.u32(2)),
         nr::FCHMODAT2 => fs::sys_fchmodat2(t, a.fd(0), a.ptr(1), a.u32(2), a.i32(3)),
 
-        nr::GETXATTR => fs::sys_getxattr(t, a.ptr(0), a.ptr(1), true),
-        nr::LGETXATTR => fs::sys_getxattr(t, a.ptr(0), a.ptr(1), false),
-        nr::FGETXATTR => fs::sys_fgetxattr(t, a.fd(0), a.ptr(1)),
-        nr::LISTXATTR => fs::sys_listxattr(t, a.ptr(0), true),
-        nr::LLISTXATTR => fs::sys_listxattr(t, a.ptr(0), false),
-        nr::FLISTXATTR => fs::sys_flistxattr(t, a.fd(0)),
-        nr::SETXATTR => fs::sys_setxattr(t, a.ptr(0), a.ptr(1), true),
-        nr::LSETXATTR => fs::sys_setxattr(t, a.ptr(0), a.ptr(1), false),
-        nr::FSETXATTR => fs::sys_fsetxattr(t, a.fd(0), a.ptr(1)),
-        nr::REMOVEXATTR => fs::sys_removexattr(t, a.ptr(0), a.ptr(1), true),
-        nr::LREMOVEXATTR => fs::sys_removexattr(t, a.ptr(0), a.ptr(1), false),
-        nr::FREMOVEXATTR => fs::sys_fremovexattr(t, a.fd(0), a.ptr(1)),
+        // filesystems (overlay work)
+        nr::CHOWN => fs_extra::sys_chown(t, a.ptr(0), a.u32(1), a.u32(2)),
+        nr::FCHOWN => fs_extra::sys_fchown(t, a.fd(0), a.u32(1), a.u32(2)),
+        nr::LCHOWN => fs_extra::sys_lchown(t, a.ptr(0), a.u32(1), a.u32(2)),
+        nr::FCHOWNAT => fs_extra::sys_fchownat(t, a.fd(0), a.ptr(1), a.u32(2), a.u32(3), a.i32(4)),
+        nr::UTIME => fs_extra::sys_utime(t, a.ptr(0), a.ptr(1)),
+        nr::UTIMES => fs_extra::sys_utimes(t, a.ptr(0), a.ptr(1)),
+        nr::FUTIMESAT => fs_extra::sys_futimesat(t, a.fd(0), a.ptr(1), a.ptr(2)),
+        nr::UTIMENSAT => fs_extra::sys_utimensat(t, a.fd(0), a.ptr(1), a.ptr(2), a.i32(3)),
+        nr::MKNOD => fs_extra::sys_mknod(t, a.ptr(0), a.u32(1), a.u32(2)),
+        nr::MKNODAT => fs_extra::sys_mknodat(t, a.fd(0), a.ptr(1), a.u32(2), a.u32(3)),
+        nr::FALLOCATE => fs_extra::sys_fallocate(t, a.fd(0), a.i32(1), a.i64(2), a.i64(3)),
+        nr::FSYNC => fs_extra::sys_fsync(t, a.fd(0)),
+        nr::FDATASYNC => fs_extra::sys_fdatasync(t, a.fd(0)),
+        nr::SYNC => fs_extra::sys_sync(t),
+        nr::SYNCFS => fs_extra::sys_syncfs(t, a.fd(0)),
+        nr::SYNC_FILE_RANGE => {
+            fs_extra::sys_sync_file_range(t, a.fd(0), a.i64(1), a.i64(2), a.u32(3))
+        }
+        nr::FADVISE64 => fs_extra::sys_fadvise64(t, a.fd(0), a.i64(1), a.i64(2), a.i32(3)),
+        nr::READAHEAD => fs_extra::sys_readahead(t, a.fd(0), a.i64(1), a.usize(2)),
+        nr::SENDFILE => fs_extra::sys_sendfile(t, a.fd(0), a.fd(1), a.ptr(2), a.usize(3)),
+        nr::COPY_FILE_RANGE => fs_extra::sys_copy_file_range(
+            t,
+            a.fd(0),
+            a.ptr(1),
+            a.fd(2),
+            a.ptr(3),
+            a.usize(4),
+            a.u32(5),
+        ),
+        nr::GETXATTR => fs_extra::sys_getxattr(t, a.ptr(0), a.ptr(1), a.ptr(2), a.usize(3), true),
+        nr::LGETXATTR => fs_extra::sys_getxattr(t, a.ptr(0), a.ptr(1), a.ptr(2), a.usize(3), false),
+        nr::FGETXATTR => fs_extra::sys_fgetxattr(t, a.fd(0), a.ptr(1), a.ptr(2), a.usize(3)),
+        nr::LISTXATTR => fs_extra::sys_listxattr(t, a.ptr(0), a.ptr(1), a.usize(2), true),
+        nr::LLISTXATTR => fs_extra::sys_listxattr(t, a.ptr(0), a.ptr(1), a.usize(2), false),
+        nr::FLISTXATTR => fs_extra::sys_flistxattr(t, a.fd(0), a.ptr(1), a.usize(2)),
+        nr::SETXATTR => {
+            fs_extra::sys_setxattr(t, a.ptr(0), a.ptr(1), a.ptr(2), a.usize(3), a.i32(4), true)
+        }
+        nr::LSETXATTR => {
+            fs_extra::sys_setxattr(t, a.ptr(0), a.ptr(1), a.ptr(2), a.usize(3), a.i32(4), false)
+        }
+        nr::FSETXATTR => {
+            fs_extra::sys_fsetxattr(t, a.fd(0), a.ptr(1), a.ptr(2), a.usize(3), a.i32(4))
+        }
+        nr::REMOVEXATTR => fs_extra::sys_removexattr(t, a.ptr(0), a.ptr(1), true),
+        nr::LREMOVEXATTR => fs_extra::sys_removexattr(t, a.ptr(0), a.ptr(1), false),
+        nr::FREMOVEXATTR => fs_extra::sys_fremovexattr(t, a.fd(0), a.ptr(1)),
+        nr::NAME_TO_HANDLE_AT => {
+            fs_extra::sys_name_to_handle_at(t, a.fd(0), a.ptr(1), a.ptr(2), a.ptr(3), a.i32(4))
+        }
+        nr::CHROOT => fs_extra::sys_chroot(t, a.ptr(0)),
+        // end filesystems (overlay work)
 
         // memory
         nr::MMAP => mm::sys_mmap(t, a.u64(0), a.u64(1), a.i32(2), a.i32(3), a.fd(4), a.u64(5)),

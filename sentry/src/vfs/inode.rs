@@ -2,7 +2,7 @@
 
 use super::file::FileDescription;
 use super::mount::VfsPath;
-use super::types::{DirEntry, Stat, StatFs};
+use super::types::{DirEntry, Stat, StatFs, Timespec};
 use crate::errno;
 use crate::error::Result;
 use std::any::Any;
@@ -144,4 +144,76 @@ pub trait Inode: Send + Sync {
     }
 
     fn statfs(&self) -> Result<StatFs>;
+
+    // ---- ownership, times, special files, allocation, xattrs (filesystems work) ----
+    // The VFS and the syscall layer check permissions and read-only mounts before these.
+
+    /// Change the owner and/or the group (`chown(2)`); `None` leaves one as it is. Also
+    /// applies the mode change that goes with it (`new_mode`: setuid/setgid cleared).
+    fn set_owner(
+        &self,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _new_mode: Option<u32>,
+    ) -> Result<()> {
+        Err(errno!(EPERM))
+    }
+
+    /// Set the access and/or modification time (`utimensat(2)`); the change time becomes
+    /// now.
+    fn set_times(&self, _atime: Option<Timespec>, _mtime: Option<Timespec>) -> Result<()> {
+        Err(errno!(EPERM))
+    }
+
+    /// Create a special file `name` (FIFO, socket, character or block device) with type
+    /// and permission bits `mode` (umask applied) and device number `rdev`.
+    fn mknod(
+        &self,
+        _name: &[u8],
+        _mode: u32,
+        _rdev: u64,
+        _creds: &Creds,
+    ) -> Result<Arc<dyn Inode>> {
+        Err(errno!(EPERM))
+    }
+
+    /// `fallocate(2)` on a regular file: `mode` is 0, `FALLOC_FL_KEEP_SIZE` or
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`; the range is checked.
+    fn fallocate(&self, _mode: u32, _offset: u64, _len: u64) -> Result<()> {
+        Err(errno!(EOPNOTSUPP))
+    }
+
+    /// Flush the file to stable storage (`fsync(2)`): nothing to do for memory.
+    fn fsync(&self, _data_only: bool) -> Result<()> {
+        Ok(())
+    }
+
+    /// The value of extended attribute `name` (full name, `user.foo`). Filesystems without
+    /// xattrs have none: `ENODATA`.
+    fn getxattr(&self, _name: &[u8]) -> Result<Vec<u8>> {
+        Err(errno!(ENODATA))
+    }
+
+    /// Set `name` to `value`; `flags` is `XATTR_CREATE` and/or `XATTR_REPLACE`.
+    fn setxattr(&self, _name: &[u8], _value: &[u8], _flags: u32) -> Result<()> {
+        Err(errno!(EOPNOTSUPP))
+    }
+
+    /// The names of all extended attributes.
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(Vec::new())
+    }
+
+    fn removexattr(&self, _name: &[u8]) -> Result<()> {
+        Err(errno!(ENODATA))
+    }
 }
+
+/// `setxattr(2)` flags.
+pub const XATTR_CREATE: u32 = 1;
+pub const XATTR_REPLACE: u32 = 2;
+/// Largest extended attribute value (`XATTR_SIZE_MAX`).
+pub const XATTR_SIZE_MAX: usize = 65536;
+/// `fallocate(2)` modes.
+pub const FALLOC_FL_KEEP_SIZE: u32 = 1;
+pub const FALLOC_FL_PUNCH_HOLE: u32 = 2;

@@ -23,7 +23,10 @@ pub use fd_table::{FdFlags, FdTable, DEFAULT_NOFILE};
 pub use file::{
     dtype_of, seek_offset, DirFile, DirentFormat, DirentSink, FileDescription, FileState, OPathFile,
 };
-pub use inode::{check_permission, Creds, Inode, MAY_EXEC, MAY_READ, MAY_WRITE};
+pub use inode::{
+    check_permission, Creds, Inode, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAY_EXEC, MAY_READ,
+    MAY_WRITE, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX,
+};
 pub use mount::{Mount, Vfs, VfsPath};
 pub use ops::{open_for_exec, ExecFile, OpenHow};
 pub use path::{Resolve, ResolveFlags, MAXSYMLINKS};

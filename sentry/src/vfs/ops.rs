@@ -197,6 +197,41 @@ impl FsContext {
         Ok(())
     }
 
+    /// `mknodat(2)`: a regular file, FIFO, socket or device node at `path`; `mode` holds
+    /// the type and the permission bits before the umask. The caller checked the type;
+    /// `may_mknod_dev` is `CAP_MKNOD`, which device nodes need (checked last, as Linux does).
+    pub fn mknod(
+        &self,
+        dir: &VfsPath,
+        path: &[u8],
+        mode: u32,
+        rdev: u64,
+        creds: &Creds,
+        may_mknod_dev: bool,
+    ) -> Result<()> {
+        let (parent, last, trailing) = self.resolver(dir, ResolveFlags::default()).parent(path)?;
+        let name = name_of(last, Errno::EEXIST)?;
+        if try_child(&parent, &name, self)?.is_some() {
+            return_errno!(EEXIST);
+        }
+        if trailing {
+            return_errno!(ENOENT);
+        }
+        check_writable_mount(&parent)?;
+        check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
+        let perm = mode & 0o7777 & !self.umask;
+        let kind = mode & libc::S_IFMT;
+        if matches!(kind, libc::S_IFCHR | libc::S_IFBLK) && !may_mknod_dev {
+            return_errno!(EPERM);
+        }
+        if kind == libc::S_IFREG {
+            parent.inode().create(&name, perm, creds)?;
+        } else {
+            parent.inode().mknod(&name, kind | perm, rdev, creds)?;
+        }
+        Ok(())
+    }
+
     /// `unlinkat(2)` without `AT_REMOVEDIR`.
     pub fn unlink(&self, dir: &VfsPath, path: &[u8], creds: &Creds) -> Result<()> {
         let (parent, last, trailing) = self.resolver(dir, ResolveFlags::default()).parent(path)?;

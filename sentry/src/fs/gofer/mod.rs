@@ -1,10 +1,12 @@
-//! The host root filesystem, served read-only by the gofer.
+//! A filesystem served by the gofer: the host root read-only (`carapace do`), or a tree the
+//! gofer serves read-write (OCI bundles without an overlay).
 //!
 //! Every lookup, stat, readlink and directory listing is a gofer request; opening a
-//! regular file gets a host fd donated by the gofer, which the sentry only `pread`s. The
-//! sentry never names a host path. Any change to this filesystem is `EROFS` (the mount is
-//! read-only; the VFS checks that before calling in). Dentries and attributes are cached
-//! by the VFS dentry tree and here: the image under a read-only root does not change.
+//! regular file gets a host fd donated by the gofer, which the sentry `pread`s (and
+//! `pwrite`s when writable). The sentry never names a host path. Read-only: any change is
+//! `EROFS` (the mount is read-only; the VFS checks that before calling in), and attributes
+//! are cached since the image does not change. Read-write: namespace and attribute changes
+//! are gofer requests, and `stat` asks the gofer every time.
 #![deny(unsafe_code)]
 
 use ::gofer::client;
@@ -14,10 +16,13 @@ pub use client::Client;
 use crate::error::{Errno, Error, Result};
 use crate::mm::MappableFile;
 use crate::vfs::{
-    anon_dev, DirEntry, FileDescription, FileState, Inode, Stat, StatFs, Timespec, VfsPath,
+    anon_dev, Creds, DirEntry, FileDescription, FileState, Inode, Stat, StatFs, Timespec, VfsPath,
 };
 use crate::{errno, return_errno};
-use client::{Attr, Handle};
+use ::gofer::protocol::{
+    SETATTR_ATIME, SETATTR_GID, SETATTR_MODE, SETATTR_MTIME, SETATTR_SIZE, SETATTR_UID,
+};
+use client::{Attr, Handle, SetAttr};
 use std::any::Any;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,15 +35,23 @@ fn gerr(e: client::Errno) -> Error {
 pub struct GoferFs {
     client: Arc<Client>,
     dev: u64,
+    /// The gofer serves this tree read-write.
+    writable: bool,
 }
 
 impl GoferFs {
-    /// Attach to the gofer's root: the root inode of the filesystem.
+    /// Attach to the gofer's root, read-only: the root inode of the filesystem.
     pub fn attach(client: Arc<Client>) -> Result<Arc<GoferInode>> {
+        Self::attach_with(client, false)
+    }
+
+    /// Attach to the gofer's root; `writable` when the gofer serves it read-write.
+    pub fn attach_with(client: Arc<Client>, writable: bool) -> Result<Arc<GoferInode>> {
         let (handle, attr) = client.attach().map_err(gerr)?;
         let fs = Arc::new(GoferFs {
             client,
             dev: anon_dev(),
+            writable,
         });
         Ok(GoferInode::new(&fs, handle, attr))
     }
@@ -47,12 +60,15 @@ impl GoferFs {
 pub struct GoferInode {
     fs: Arc<GoferFs>,
     handle: Handle,
-    attr: Attr,
+    /// Read-only: as walked. Read-write: refreshed by `stat` and after every change.
+    attr: Mutex<Attr>,
     /// The symlink target, read once.
     link: OnceLock<Vec<u8>>,
     /// The donated read-only host fd of a regular file, opened once and shared by every
     /// open description and mapping of the file.
     host_fd: Mutex<Option<Arc<HostFdMappable>>>,
+    /// The donated read-write host fd of a regular file of a writable tree.
+    rw_fd: Mutex<Option<Arc<HostFdMappable>>>,
 }
 
 impl GoferInode {
@@ -60,10 +76,72 @@ impl GoferInode {
         Arc::new(GoferInode {
             fs: fs.clone(),
             handle,
-            attr,
+            attr: Mutex::new(attr),
             link: OnceLock::new(),
             host_fd: Mutex::new(None),
+            rw_fd: Mutex::new(None),
         })
+    }
+
+    fn attr(&self) -> Attr {
+        *self.attr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ask the gofer for fresh attributes (read-write trees change under the cache).
+    fn refresh(&self) -> Result<Attr> {
+        let a = self.fs.client.stat(self.handle).map_err(gerr)?;
+        *self.attr.lock().unwrap_or_else(|e| e.into_inner()) = a;
+        Ok(a)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if !self.fs.writable {
+            return_errno!(EROFS);
+        }
+        Ok(())
+    }
+
+    fn setstat(&self, attr: &SetAttr) -> Result<()> {
+        self.check_writable()?;
+        self.fs.client.setstat(self.handle, attr).map_err(gerr)?;
+        self.refresh()?;
+        Ok(())
+    }
+
+    /// Make a new object's owner the creator's (the gofer creates as itself).
+    fn chown_new(&self, h: Handle, attr: &Attr, creds: &Creds) {
+        if attr.uid != creds.uid || attr.gid != creds.gid {
+            let set = SetAttr {
+                mask: SETATTR_UID | SETATTR_GID,
+                uid: creds.uid,
+                gid: creds.gid,
+                ..SetAttr::default()
+            };
+            if let Err(e) = self.fs.client.setstat(h, &set) {
+                tracing::debug!(?e, "gofer: cannot give a new file its owner");
+            }
+        }
+    }
+
+    fn new_child(&self, h: Handle, creds: &Creds, attr: Attr) -> Arc<GoferInode> {
+        self.chown_new(h, &attr, creds);
+        let attr = self.fs.client.stat(h).unwrap_or(attr);
+        GoferInode::new(&self.fs, h, attr)
+    }
+
+    fn rw_fd(&self) -> Result<Arc<HostFdMappable>> {
+        let mut slot = self.rw_fd.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = &*slot {
+            return Ok(f.clone());
+        }
+        let fd = self
+            .fs
+            .client
+            .open(self.handle, libc::O_RDWR)
+            .map_err(gerr)?;
+        let f = Arc::new(HostFdMappable { fd });
+        *slot = Some(f.clone());
+        Ok(f)
     }
 
     fn host_fd(&self) -> Result<Arc<HostFdMappable>> {
@@ -102,7 +180,11 @@ impl Inode for GoferInode {
     }
 
     fn stat(&self) -> Result<Stat> {
-        let a = &self.attr;
+        let a = &if self.fs.writable {
+            self.refresh()?
+        } else {
+            self.attr()
+        };
         Ok(Stat {
             // The sandbox's device number, so host device numbers do not leak.
             dev: self.fs.dev,
@@ -122,7 +204,7 @@ impl Inode for GoferInode {
     }
 
     fn mode(&self) -> u32 {
-        self.attr.mode
+        self.attr().mode
     }
 
     fn lookup(&self, name: &[u8]) -> Result<Arc<dyn Inode>> {
@@ -168,12 +250,18 @@ impl Inode for GoferInode {
 
     fn open(self: Arc<Self>, path: &VfsPath, flags: u32) -> Result<Arc<dyn FileDescription>> {
         let acc = flags & libc::O_ACCMODE as u32;
-        if acc != libc::O_RDONLY as u32 || flags & libc::O_TRUNC as u32 != 0 {
-            return_errno!(EROFS);
+        let writes = acc != libc::O_RDONLY as u32 || flags & libc::O_TRUNC as u32 != 0;
+        if writes {
+            self.check_writable()?;
         }
-        match self.attr.mode & libc::S_IFMT {
+        let attr = self.attr();
+        match attr.mode & libc::S_IFMT {
             libc::S_IFREG => {
-                let fd = self.host_fd()?;
+                let fd = if writes {
+                    self.rw_fd()?
+                } else {
+                    self.host_fd()?
+                };
                 Ok(Arc::new(GoferFile {
                     inode: self.clone(),
                     fd,
@@ -181,35 +269,157 @@ impl Inode for GoferInode {
                     state: FileState::new(flags),
                 }))
             }
-            libc::S_IFCHR => crate::fs::dev::open_device(self.attr.rdev, self.clone(), path, flags),
+            libc::S_IFCHR => crate::fs::dev::open_device(attr.rdev, self.clone(), path, flags),
             // FIFOs and sockets in the image would need host-side support.
             _ => Err(errno!(ENXIO)),
         }
     }
 
-    fn create(&self, _: &[u8], _: u32, _: &crate::vfs::Creds) -> Result<Arc<dyn Inode>> {
-        Err(errno!(EROFS))
+    fn create(&self, name: &[u8], mode: u32, creds: &Creds) -> Result<Arc<dyn Inode>> {
+        self.check_writable()?;
+        let (h, attr, fd) = self
+            .fs
+            .client
+            .create(self.handle, name, libc::O_RDWR, mode)
+            .map_err(gerr)?;
+        let child = self.new_child(h, creds, attr);
+        *child.rw_fd.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Arc::new(HostFdMappable { fd }));
+        Ok(child)
     }
-    fn mkdir(&self, _: &[u8], _: u32, _: &crate::vfs::Creds) -> Result<Arc<dyn Inode>> {
-        Err(errno!(EROFS))
+
+    fn mkdir(&self, name: &[u8], mode: u32, creds: &Creds) -> Result<Arc<dyn Inode>> {
+        self.check_writable()?;
+        let (h, attr) = self
+            .fs
+            .client
+            .mkdir(self.handle, name, mode)
+            .map_err(gerr)?;
+        Ok(self.new_child(h, creds, attr))
     }
-    fn symlink(&self, _: &[u8], _: &[u8], _: &crate::vfs::Creds) -> Result<Arc<dyn Inode>> {
-        Err(errno!(EROFS))
+
+    fn symlink(&self, name: &[u8], target: &[u8], creds: &Creds) -> Result<Arc<dyn Inode>> {
+        self.check_writable()?;
+        let (h, attr) = self
+            .fs
+            .client
+            .symlink(self.handle, name, target)
+            .map_err(gerr)?;
+        Ok(self.new_child(h, creds, attr))
     }
-    fn link(&self, _: &[u8], _: &Arc<dyn Inode>) -> Result<()> {
-        Err(errno!(EROFS))
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> Result<()> {
+        self.check_writable()?;
+        let t = target
+            .clone()
+            .as_any_arc()
+            .downcast::<GoferInode>()
+            .map_err(|_| errno!(EXDEV))?;
+        if !Arc::ptr_eq(&t.fs, &self.fs) {
+            return_errno!(EXDEV);
+        }
+        let (h, _) = self
+            .fs
+            .client
+            .link(self.handle, name, t.handle)
+            .map_err(gerr)?;
+        self.fs.client.close(h);
+        t.refresh()?;
+        Ok(())
     }
-    fn unlink(&self, _: &[u8]) -> Result<()> {
-        Err(errno!(EROFS))
+
+    fn unlink(&self, name: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.fs.client.unlink(self.handle, name, 0).map_err(gerr)
     }
-    fn rmdir(&self, _: &[u8]) -> Result<()> {
-        Err(errno!(EROFS))
+
+    fn rmdir(&self, name: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.fs
+            .client
+            .unlink(self.handle, name, libc::AT_REMOVEDIR)
+            .map_err(gerr)
     }
-    fn rename(&self, _: &[u8], _: &Arc<dyn Inode>, _: &[u8], _: u32) -> Result<()> {
-        Err(errno!(EROFS))
+
+    fn rename(&self, old: &[u8], new_dir: &Arc<dyn Inode>, new: &[u8], flags: u32) -> Result<()> {
+        self.check_writable()?;
+        let nd = new_dir
+            .clone()
+            .as_any_arc()
+            .downcast::<GoferInode>()
+            .map_err(|_| errno!(EXDEV))?;
+        if !Arc::ptr_eq(&nd.fs, &self.fs) {
+            return_errno!(EXDEV);
+        }
+        // RENAME_NOREPLACE was checked by the VFS; the protocol has no exchange yet.
+        const RENAME_EXCHANGE: u32 = 2;
+        if flags & RENAME_EXCHANGE != 0 {
+            return_errno!(EINVAL, "RENAME_EXCHANGE through the gofer");
+        }
+        self.fs
+            .client
+            .rename(self.handle, old, nd.handle, new)
+            .map_err(gerr)
     }
-    fn truncate(&self, _: u64) -> Result<()> {
-        Err(errno!(EROFS))
+
+    fn set_mode(&self, mode: u32) -> Result<()> {
+        self.setstat(&SetAttr {
+            mask: SETATTR_MODE,
+            mode: mode & 0o7777,
+            ..SetAttr::default()
+        })
+    }
+
+    fn truncate(&self, size: u64) -> Result<()> {
+        self.setstat(&SetAttr {
+            mask: SETATTR_SIZE,
+            size,
+            ..SetAttr::default()
+        })
+    }
+
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>, new_mode: Option<u32>) -> Result<()> {
+        let mut set = SetAttr::default();
+        if let Some(u) = uid {
+            set.mask |= SETATTR_UID;
+            set.uid = u;
+        }
+        if let Some(g) = gid {
+            set.mask |= SETATTR_GID;
+            set.gid = g;
+        }
+        self.setstat(&set)?;
+        // Linux clears the set-id bits after the owner change (the host would too, but
+        // only for an unprivileged gofer), so apply the mode last.
+        if let Some(m) = new_mode {
+            self.set_mode(m)?;
+        }
+        Ok(())
+    }
+
+    fn set_times(&self, atime: Option<Timespec>, mtime: Option<Timespec>) -> Result<()> {
+        let mut set = SetAttr::default();
+        if let Some(a) = atime {
+            set.mask |= SETATTR_ATIME;
+            (set.atime_sec, set.atime_nsec) = (a.sec, i64::from(a.nsec));
+        }
+        if let Some(m) = mtime {
+            set.mask |= SETATTR_MTIME;
+            (set.mtime_sec, set.mtime_nsec) = (m.sec, i64::from(m.nsec));
+        }
+        self.setstat(&set)
+    }
+
+    fn fsync(&self, data_only: bool) -> Result<()> {
+        let fd = self.rw_fd.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(f) = fd {
+            if data_only {
+                nix::unistd::fdatasync(f.fd.as_fd())?;
+            } else {
+                nix::unistd::fsync(f.fd.as_fd())?;
+            }
+        }
+        Ok(())
     }
 
     fn statfs(&self) -> Result<StatFs> {
@@ -225,7 +435,11 @@ impl Inode for GoferInode {
             fsid: [0, 0],
             namelen: i64::try_from(s.namelen).unwrap_or(255),
             frsize: i64::try_from(s.frsize).unwrap_or(4096),
-            flags: i64::from(libc::ST_RDONLY as i32),
+            flags: if self.fs.writable {
+                0
+            } else {
+                i64::from(libc::ST_RDONLY as i32)
+            },
         })
     }
 }
@@ -270,13 +484,33 @@ impl FileDescription for GoferFile {
         })
     }
 
-    fn write(&self, _buf: &[u8], _offset: Option<u64>) -> Result<usize> {
-        // Only reachable through a description opened read-only: EBADF is caught above.
-        Err(errno!(EROFS))
+    fn write(&self, buf: &[u8], offset: Option<u64>) -> Result<usize> {
+        // Descriptions opened read-only never get here (EBADF above); a read-only tree
+        // never opens one for writing.
+        self.inode.check_writable()?;
+        let pwrite = |off: u64| -> Result<usize> {
+            let off = i64::try_from(off).map_err(|_| errno!(EFBIG))?;
+            Ok(nix::sys::uio::pwrite(self.fd.fd.as_fd(), buf, off)?)
+        };
+        if self.state.append() {
+            let mut pos = self.state.offset();
+            let end = self.host_size()?;
+            let n = pwrite(end)?;
+            if offset.is_none() {
+                *pos = end.checked_add(n as u64).ok_or(errno!(EFBIG))?;
+            }
+            return Ok(n);
+        }
+        self.state.with_offset(offset, pwrite)
     }
 
     fn seek(&self, offset: i64, whence: i32) -> Result<u64> {
-        self.state.seek(offset, whence, self.inode.attr.size)
+        let size = if self.inode.fs.writable {
+            self.host_size()?
+        } else {
+            self.inode.attr().size
+        };
+        self.state.seek(offset, whence, size)
     }
 
     fn stat(&self) -> Result<Stat> {
@@ -300,8 +534,16 @@ impl FileDescription for GoferFile {
         Some(self.path.clone())
     }
 
-    fn truncate(&self, _size: u64) -> Result<()> {
-        Err(errno!(EROFS))
+    fn truncate(&self, size: u64) -> Result<()> {
+        self.inode.truncate(size)
+    }
+}
+
+impl GoferFile {
+    /// The file's size as the host sees it now.
+    fn host_size(&self) -> Result<u64> {
+        let st = nix::sys::stat::fstat(self.fd.fd.as_fd())?;
+        u64::try_from(st.st_size).map_err(|_| errno!(EIO))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The gofer filesystem over a real gofer server on a temporary directory.
 
 use crate::error::Errno;
-use crate::fs::build_root;
+use crate::fs::{build_root, build_root_rw, RootOverlay};
 use crate::vfs::{Creds, DirentFormat, DirentSink, FsContext, OpenHow};
 use ::gofer::client::Client;
 use ::gofer::{serve, ServeOptions};
@@ -19,7 +19,12 @@ impl Drop for TempTree {
 }
 
 fn served_tree() -> (TempTree, FsContext) {
-    let path = std::env::temp_dir().join(format!("sentry-gofer-{}", std::process::id()));
+    served(true, RootOverlay::None, "ro")
+}
+
+/// A temporary tree served by a real gofer, `read_only` or not, mounted with `overlay`.
+fn served(read_only: bool, overlay: RootOverlay, tag: &str) -> (TempTree, FsContext) {
+    let path = std::env::temp_dir().join(format!("sentry-gofer-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&path);
     std::fs::create_dir_all(path.join("etc")).unwrap();
     std::fs::create_dir_all(path.join("tmp")).unwrap();
@@ -40,8 +45,13 @@ fn served_tree() -> (TempTree, FsContext) {
         SockFlag::SOCK_CLOEXEC,
     )
     .unwrap();
-    std::thread::spawn(move || serve(root, a, ServeOptions { read_only: true }));
-    let vfs = build_root(Arc::new(Client::new(b))).unwrap();
+    std::thread::spawn(move || serve(root, a, ServeOptions { read_only }));
+    let client = Arc::new(Client::new(b));
+    let vfs = if read_only {
+        build_root(client, overlay).unwrap()
+    } else {
+        build_root_rw(client, overlay, true).unwrap()
+    };
     (TempTree(path), FsContext::new(vfs))
 }
 
@@ -131,4 +141,95 @@ fn gofer_root_read_only() {
     assert!(open(&ctx, "/dev/null", libc::O_WRONLY).is_ok());
     let s = ctx.root.inode().statfs().unwrap();
     assert_eq!(s.flags & libc::ST_RDONLY as i64, libc::ST_RDONLY as i64);
+}
+
+fn host_read(tree: &TempTree, rel: &str) -> std::io::Result<Vec<u8>> {
+    std::fs::read(tree.0.join(rel))
+}
+
+#[test]
+fn gofer_read_write_changes_the_served_tree() {
+    use std::os::unix::fs::MetadataExt;
+    let (tree, ctx) = served(false, RootOverlay::None, "rw");
+    let c = Creds::root();
+    // Create, write, append, read back; the host sees it.
+    let f = open(&ctx, "/etc/new", libc::O_CREAT | libc::O_RDWR).unwrap();
+    assert_eq!(f.write(b"hello", None).unwrap(), 5);
+    let a = open(&ctx, "/etc/new", libc::O_WRONLY | libc::O_APPEND).unwrap();
+    assert_eq!(a.write(b"!", None).unwrap(), 1);
+    assert_eq!(host_read(&tree, "etc/new").unwrap(), b"hello!");
+    assert_eq!(f.stat().unwrap().size, 6);
+    let mut buf = [0u8; 8];
+    assert_eq!(f.read(&mut buf, Some(0)).unwrap(), 6);
+    // O_TRUNC and ftruncate.
+    open(&ctx, "/etc/hostname", libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    assert_eq!(host_read(&tree, "etc/hostname").unwrap(), b"");
+    f.truncate(2).unwrap();
+    assert_eq!(host_read(&tree, "etc/new").unwrap(), b"he");
+    // mkdir, symlink, link, rename, unlink, rmdir.
+    ctx.mkdir(&ctx.cwd, b"/d", 0o750, &c).unwrap();
+    assert!(tree.0.join("d").is_dir());
+    ctx.symlink(b"etc/new", &ctx.cwd, b"/d/s", &c).unwrap();
+    assert_eq!(
+        std::fs::read_link(tree.0.join("d/s")).unwrap(),
+        PathBuf::from("etc/new")
+    );
+    let old = ctx.lookup(&ctx.cwd, b"/etc/new", true).unwrap();
+    ctx.link(&old, &ctx.cwd, b"/d/hard", &c).unwrap();
+    assert_eq!(
+        std::fs::metadata(tree.0.join("etc/new")).unwrap().nlink(),
+        2
+    );
+    assert_eq!(old.inode().stat().unwrap().nlink, 2);
+    ctx.rename(&ctx.cwd, b"/d/hard", &ctx.cwd, b"/moved", 0)
+        .unwrap();
+    assert_eq!(host_read(&tree, "moved").unwrap(), b"he");
+    assert_eq!(read_via(&ctx, "/moved"), b"he");
+    ctx.unlink(&ctx.cwd, b"/moved", &c).unwrap();
+    ctx.unlink(&ctx.cwd, b"/d/s", &c).unwrap();
+    assert!(!tree.0.join("moved").exists());
+    ctx.rmdir(&ctx.cwd, b"/d", &c).unwrap();
+    assert!(!tree.0.join("d").exists());
+    // Attributes: mode, owner, times.
+    let p = ctx.lookup(&ctx.cwd, b"/etc/new", true).unwrap();
+    p.inode().set_mode(0o600).unwrap();
+    p.inode().set_owner(Some(1234), Some(5678), None).unwrap();
+    let t = crate::vfs::Timespec { sec: 1000, nsec: 5 };
+    p.inode().set_times(Some(t), Some(t)).unwrap();
+    let m = std::fs::metadata(tree.0.join("etc/new")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o600);
+    assert_eq!((m.uid(), m.gid()), (1234, 5678));
+    assert_eq!((m.mtime(), m.mtime_nsec()), (1000, 5));
+    let st = p.inode().stat().unwrap();
+    assert_eq!((st.uid, st.mtime), (1234, t));
+    p.inode().fsync(false).unwrap();
+    let s = ctx.root.inode().statfs().unwrap();
+    assert_eq!(s.flags & libc::ST_RDONLY as i64, 0);
+}
+
+fn read_via(ctx: &FsContext, path: &str) -> Vec<u8> {
+    let f = open(ctx, path, libc::O_RDONLY).unwrap();
+    let mut buf = vec![0u8; 64];
+    let n = f.read(&mut buf, Some(0)).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn overlay_over_a_real_gofer_leaves_the_tree_alone() {
+    let (tree, ctx) = served(true, RootOverlay::Memory, "ov");
+    let c = Creds::root();
+    let f = open(&ctx, "/etc/probe", libc::O_CREAT | libc::O_WRONLY).unwrap();
+    f.write(b"hi\n", None).unwrap();
+    assert_eq!(read_via(&ctx, "/etc/probe"), b"hi\n");
+    assert!(!tree.0.join("etc/probe").exists());
+    let w = open(&ctx, "/etc/hostname", libc::O_WRONLY | libc::O_APPEND).unwrap();
+    w.write(b"more\n", None).unwrap();
+    assert_eq!(read_via(&ctx, "/etc/hostname"), b"sandbox\nmore\n");
+    assert_eq!(host_read(&tree, "etc/hostname").unwrap(), b"sandbox\n");
+    ctx.unlink(&ctx.cwd, b"/link", &c).unwrap();
+    assert_eq!(open_err(&ctx, "/link", libc::O_RDONLY), Errno::ENOENT);
+    assert!(tree.0.join("link").symlink_metadata().is_ok());
+    let s = ctx.root.inode().statfs().unwrap();
+    assert_eq!(s.flags & libc::ST_RDONLY as i64, 0);
 }

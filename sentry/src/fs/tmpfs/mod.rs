@@ -62,7 +62,12 @@ pub struct TmpfsInode {
     ino: u64,
     meta: Mutex<Meta>,
     kind: Kind,
+    /// Extended attributes by full name (`user.x`, `trusted.y`).
+    xattrs: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
 }
+
+/// Most bytes of names and values one inode's extended attributes may hold (`ENOSPC`).
+pub const XATTR_BYTES_PER_INODE: usize = 1 << 20;
 
 impl Tmpfs {
     /// A new, empty tmpfs; returns its root directory with permission bits `mode`.
@@ -127,6 +132,7 @@ impl TmpfsInode {
                 ctime: now,
             }),
             kind,
+            xattrs: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -171,18 +177,6 @@ impl TmpfsInode {
         drop(entries);
         self.touch_dir();
         Ok(child)
-    }
-
-    /// Create a device node (used to populate `/dev`; `mknod` later).
-    pub fn mknod(
-        &self,
-        name: &[u8],
-        mode: u32,
-        rdev: u64,
-        creds: &Creds,
-    ) -> Result<Arc<dyn Inode>> {
-        let node = TmpfsInode::new(&self.fs, mode, creds, Kind::Device(rdev));
-        self.add_child(name, node)
     }
 
     /// Change the size of a regular file's data, with accounting.
@@ -248,6 +242,11 @@ impl TmpfsInode {
             );
         }
         self.write_locked(&mut data, start, buf)
+    }
+
+    /// Write `buf` at `off` (overlay copy-up fills its upper files with this).
+    pub fn write_at(&self, buf: &[u8], off: u64) -> Result<usize> {
+        Ok(self.write_data(buf, Some(off))?.0)
     }
 
     fn write_locked(&self, data: &mut Vec<u8>, start: u64, buf: &[u8]) -> Result<(usize, u64)> {
@@ -387,6 +386,13 @@ impl Inode for TmpfsInode {
                 path: path.clone(),
                 state: FileState::new(flags),
             })),
+            // FIFOs open as pipes once pipes exist; until then, and for sockets always (as
+            // in Linux), opening one is ENXIO.
+            Kind::Device(_)
+                if matches!(self.mode() & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK) =>
+            {
+                Err(errno!(ENXIO))
+            }
             Kind::Device(rdev) => crate::fs::dev::open_device(rdev, self.clone(), path, flags),
             Kind::Dir(_) => Err(errno!(EISDIR)),
             Kind::Symlink(_) => Err(errno!(ELOOP)),
@@ -561,6 +567,121 @@ impl Inode for TmpfsInode {
         let mut m = lock(&self.meta);
         m.mtime = now;
         m.ctime = now;
+        Ok(())
+    }
+
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>, new_mode: Option<u32>) -> Result<()> {
+        let mut m = lock(&self.meta);
+        if let Some(u) = uid {
+            m.uid = u;
+        }
+        if let Some(g) = gid {
+            m.gid = g;
+        }
+        if let Some(mode) = new_mode {
+            m.mode = (m.mode & libc::S_IFMT) | (mode & 0o7777);
+        }
+        m.ctime = Timespec::now();
+        Ok(())
+    }
+
+    fn set_times(&self, atime: Option<Timespec>, mtime: Option<Timespec>) -> Result<()> {
+        let mut m = lock(&self.meta);
+        if let Some(a) = atime {
+            m.atime = a;
+        }
+        if let Some(t) = mtime {
+            m.mtime = t;
+        }
+        m.ctime = Timespec::now();
+        Ok(())
+    }
+
+    fn mknod(&self, name: &[u8], mode: u32, rdev: u64, creds: &Creds) -> Result<Arc<dyn Inode>> {
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File(Mutex::new(Vec::new())),
+            libc::S_IFCHR | libc::S_IFBLK => Kind::Device(rdev),
+            libc::S_IFIFO | libc::S_IFSOCK => Kind::Device(0),
+            _ => return_errno!(EINVAL),
+        };
+        let node = TmpfsInode::new(&self.fs, mode, creds, kind);
+        self.add_child(name, node)
+    }
+
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> Result<()> {
+        let Kind::File(data) = &self.kind else {
+            return_errno!(ENODEV)
+        };
+        let end = offset.checked_add(len).ok_or(errno!(EFBIG))?;
+        let mut data = lock(data);
+        let size = data.len() as u64;
+        match mode {
+            0 => {
+                if end > size {
+                    self.set_size(&mut data, end)?;
+                    let mut m = lock(&self.meta);
+                    m.ctime = Timespec::now();
+                }
+            }
+            // Memory is allocated on write; there is nothing to reserve.
+            crate::vfs::FALLOC_FL_KEEP_SIZE => {
+                if end > MAX_FILE_SIZE {
+                    return_errno!(EFBIG);
+                }
+            }
+            m if m == crate::vfs::FALLOC_FL_KEEP_SIZE | crate::vfs::FALLOC_FL_PUNCH_HOLE => {
+                let (s, e) = (offset.min(size), end.min(size));
+                let (s, e) = (
+                    usize::try_from(s).map_err(|_| errno!(EFBIG))?,
+                    usize::try_from(e).map_err(|_| errno!(EFBIG))?,
+                );
+                if let Some(range) = data.get_mut(s..e) {
+                    range.fill(0);
+                }
+                let now = Timespec::now();
+                let mut m = lock(&self.meta);
+                m.mtime = now;
+                m.ctime = now;
+            }
+            _ => return_errno!(EOPNOTSUPP),
+        }
+        Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>> {
+        lock(&self.xattrs).get(name).cloned().ok_or(errno!(ENODATA))
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> Result<()> {
+        let mut x = lock(&self.xattrs);
+        let exists = x.contains_key(name);
+        if flags & crate::vfs::XATTR_CREATE != 0 && exists {
+            return_errno!(EEXIST);
+        }
+        if flags & crate::vfs::XATTR_REPLACE != 0 && !exists {
+            return_errno!(ENODATA);
+        }
+        let others: usize = x
+            .iter()
+            .filter(|(k, _)| k.as_slice() != name)
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if others + name.len() + value.len() > XATTR_BYTES_PER_INODE {
+            return_errno!(ENOSPC);
+        }
+        x.insert(name.to_vec(), value.to_vec());
+        drop(x);
+        lock(&self.meta).ctime = Timespec::now();
+        Ok(())
+    }
+
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(lock(&self.xattrs).keys().cloned().collect())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<()> {
+        lock(&self.xattrs).remove(name).ok_or(errno!(ENODATA))?;
+        lock(&self.meta).ctime = Timespec::now();
         Ok(())
     }
 
