@@ -391,3 +391,26 @@ fn strace_shows_decoded_syscalls() {
         run.dump()
     );
 }
+
+// ---- stdio redirected to a file ----
+
+/// GNU cat copies with copy_file_range when its stdout is a regular file, which needs
+/// the host stdio file to report and move its offset (it once failed with ESPIPE).
+#[test]
+fn stdout_redirected_to_a_file_gets_the_whole_output() {
+    let carapace = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let out = tests::c_build_dir()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join(format!("do-stdout-{}.txt", std::process::id()));
+    let file = std::fs::File::create(&out).unwrap_or_else(|e| panic!("{e}"));
+    let status = std::process::Command::new(&carapace)
+        .args(["do", "cat", "/etc/os-release", "/etc/os-release"])
+        .stdout(file)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    let once = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    assert!(status.success(), "carapace do cat failed: {status}");
+    assert_eq!(got, format!("{once}{once}"));
+}

@@ -65,6 +65,21 @@ impl FileDescription for HostFile {
         }
     }
 
+    /// Stdio redirected to a file seeks like it would for a child process: the offset is
+    /// the host file description's, shared with whoever handed it to the sandbox.
+    fn seek(&self, offset: i64, whence: i32) -> Result<u64> {
+        let whence = match whence {
+            libc::SEEK_SET => nix::unistd::Whence::SeekSet,
+            libc::SEEK_CUR => nix::unistd::Whence::SeekCur,
+            libc::SEEK_END => nix::unistd::Whence::SeekEnd,
+            libc::SEEK_DATA => nix::unistd::Whence::SeekData,
+            libc::SEEK_HOLE => nix::unistd::Whence::SeekHole,
+            _ => return Err(errno!(EINVAL)),
+        };
+        let pos = nix::unistd::lseek(self.fd.as_fd(), offset, whence)?;
+        u64::try_from(pos).map_err(|_| errno!(EOVERFLOW))
+    }
+
     fn stat(&self) -> Result<Stat> {
         let st = nix::sys::stat::fstat(self.fd.as_fd())?;
         let now = Timespec::now();
