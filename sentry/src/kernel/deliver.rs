@@ -243,6 +243,9 @@ impl Task {
     /// Leave the thread group: clear-child-tid, and if this was the last thread, the
     /// process becomes a zombie for its parent.
     pub fn exit_task(&mut self, status: ExitStatus) {
+        if !self.robust_list.0.is_null() {
+            crate::syscalls::futex::exit_robust_list(self, self.robust_list.0);
+        }
         if !self.clear_child_tid.is_null() {
             let addr = self.clear_child_tid;
             if self.write_obj(addr, &0u32).is_ok() {

@@ -110,6 +110,7 @@ impl Kernel {
             exited: AtomicBool::new(false),
             must_exit: AtomicBool::new(false),
             cpu_clock: Mutex::new(None),
+            pdeath_signal: AtomicI32::new(0),
         });
         tg.state().threads.push(shared.clone());
         let mut pids = self.pids();
@@ -281,6 +282,15 @@ impl Kernel {
         if tg.tgid == 1 {
             self.shutting_down.store(true, Ordering::Release);
             self.kill_all();
+        }
+        // Children that asked for a signal when their parent dies get it now.
+        for c in &children {
+            for t in c.threads() {
+                let signo = t.pdeath_signal.load(Ordering::Acquire);
+                if signo > 0 {
+                    self.signal_thread(&t, SigInfo::kernel(signo));
+                }
+            }
         }
         self.reparent(tg, children);
         let Some(parent) = parent else { return };

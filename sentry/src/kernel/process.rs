@@ -96,6 +96,8 @@ pub struct TaskShared {
     pub exited: AtomicBool,
     /// This thread alone must exit (another thread is exec'ing).
     pub must_exit: AtomicBool,
+    /// The signal this thread gets when its parent dies (`PR_SET_PDEATHSIG`).
+    pub pdeath_signal: std::sync::atomic::AtomicI32,
     /// Reads the CPU time this thread has used (while it has a platform context).
     pub cpu_clock: Mutex<Option<super::timer::CpuClock>>,
 }

@@ -102,7 +102,6 @@ pub struct Task {
     pub comm: Vec<u8>,
     pub clear_child_tid: UserAddr,
     pub robust_list: (UserAddr, usize),
-    pub pdeath_signal: i32,
     pub dumpable: bool,
     pub no_new_privs: bool,
     /// The path of the running executable (`/proc/self/exe`).
@@ -161,7 +160,6 @@ impl Task {
             comm: seed.comm,
             clear_child_tid: seed.clear_child_tid,
             robust_list: (UserAddr(0), 0),
-            pdeath_signal: 0,
             dumpable: true,
             no_new_privs: false,
             exe_path: seed.exe_path,

@@ -491,6 +491,21 @@ impl MemoryManager {
         Ok(frame)
     }
 
+    /// Atomically update the application's 32-bit word at `addr` (futex operations);
+    /// returns the old value. `EFAULT` unless the word is writable.
+    pub fn atomic_update_u32(&mut self, addr: u64, f: impl Fn(u32) -> u32) -> Result<u32> {
+        if !addr.is_multiple_of(4) {
+            return_errno!(EINVAL);
+        }
+        self.check_access(addr, 4, Access::Write)?;
+        let page = page_down(addr);
+        let mut frame = self.frame(page)?;
+        if self.cow.contains(&page) {
+            frame = self.break_cow(page)?;
+        }
+        self.mf.atomic_update_u32(frame + (addr - page), f)
+    }
+
     /// `EFAULT` unless the application may write all of `[addr, addr + len)`.
     pub fn check_writable(&self, addr: UserAddr, len: usize) -> Result<()> {
         self.check_access(addr.0, len, Access::Write)

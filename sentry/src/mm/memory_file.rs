@@ -168,6 +168,31 @@ impl MemoryFile {
         Ok(())
     }
 
+    /// Atomically replace the 32-bit word at `off` with `f(old)`; returns the old value.
+    /// Application threads touch the same word concurrently through their own mappings,
+    /// so this is a compare-and-swap loop, as Linux's futex operations do.
+    pub fn atomic_update_u32(&self, off: u64, f: impl Fn(u32) -> u32) -> Result<u32> {
+        if !off.is_multiple_of(4) {
+            return Err(errno!(EINVAL));
+        }
+        let p = self.ptr(off, 4)?;
+        // SAFETY: `p` is 4-byte aligned and inside our live shared mapping (checked by
+        // `ptr`); AtomicU32 has the same layout as u32, and every access here is atomic.
+        let word = unsafe { &*(p as *const std::sync::atomic::AtomicU32) };
+        let mut cur = word.load(std::sync::atomic::Ordering::SeqCst);
+        loop {
+            match word.compare_exchange(
+                cur,
+                f(cur),
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            ) {
+                Ok(old) => return Ok(old),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
     /// Copy one frame to another (copy-on-write, private file pages).
     pub fn copy_frame(&self, from: u64, to: u64) -> Result<()> {
         let src = self.ptr(from, PAGE_SIZE as usize)?;

@@ -15,6 +15,7 @@ const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
 const FUTEX_REQUEUE: i32 = 3;
 const FUTEX_CMP_REQUEUE: i32 = 4;
+const FUTEX_WAKE_OP: i32 = 5;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
@@ -130,6 +131,23 @@ pub fn sys_futex(
             }
             Ok(task.kernel.futexes.requeue(from, to, count(val), n_requeue) as u64)
         }
+        FUTEX_WAKE_OP => {
+            let k1 = key(task, uaddr, private)?;
+            let k2 = key(task, uaddr2, private)?;
+            let (op, cmp, oparg, cmparg) = decode_wake_op(val3);
+            let old = task
+                .mm()
+                .atomic_update_u32(uaddr2.0, |v| apply_op(op, v, oparg))?;
+            let mut woken = task
+                .kernel
+                .futexes
+                .wake(k1, count(val), FUTEX_BITSET_MATCH_ANY);
+            if compare(cmp, old, cmparg)? {
+                let n2 = count(timeout.0 as u32);
+                woken += task.kernel.futexes.wake(k2, n2, FUTEX_BITSET_MATCH_ANY);
+            }
+            Ok(woken as u64)
+        }
         _ => {
             tracing::debug!("futex op {cmd} not supported yet");
             Err(errno!(ENOSYS))
@@ -151,4 +169,91 @@ pub fn wake_address(task: &Task, addr: UserAddr, n: usize) -> Result<usize> {
             .wake(k, n.saturating_sub(woken), FUTEX_BITSET_MATCH_ANY);
     }
     Ok(woken)
+}
+
+/// The fields of a `FUTEX_WAKE_OP` operation word (futex(2)).
+fn decode_wake_op(val3: u32) -> (u32, u32, u32, u32) {
+    let op = (val3 >> 28) & 0xf;
+    let cmp = (val3 >> 24) & 0xf;
+    // Both arguments are 12-bit signed values.
+    let sext = |v: u32| ((v << 20) as i32 >> 20) as u32;
+    let mut oparg = sext((val3 >> 12) & 0xfff);
+    let cmparg = sext(val3 & 0xfff);
+    // FUTEX_OP_OPARG_SHIFT: the argument is a shift count.
+    if op & 8 != 0 {
+        oparg = 1u32.checked_shl(oparg & 31).unwrap_or(0);
+    }
+    (op & 7, cmp, oparg, cmparg)
+}
+
+fn apply_op(op: u32, old: u32, arg: u32) -> u32 {
+    match op {
+        0 => arg,                   // FUTEX_OP_SET
+        1 => old.wrapping_add(arg), // FUTEX_OP_ADD
+        2 => old | arg,             // FUTEX_OP_OR
+        3 => old & !arg,            // FUTEX_OP_ANDN
+        4 => old ^ arg,             // FUTEX_OP_XOR
+        _ => old,
+    }
+}
+
+fn compare(cmp: u32, old: u32, arg: u32) -> Result<bool> {
+    let (o, a) = (old as i32, arg as i32);
+    Ok(match cmp {
+        0 => o == a,
+        1 => o != a,
+        2 => o < a,
+        3 => o <= a,
+        4 => o > a,
+        5 => o >= a,
+        _ => return_errno!(ENOSYS),
+    })
+}
+
+/// `FUTEX_OWNER_DIED` and `FUTEX_WAITERS` in a robust futex word.
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Linux's bound on a robust list walk (`ROBUST_LIST_LIMIT`).
+const ROBUST_LIST_LIMIT: usize = 2048;
+
+/// Mark the robust futexes a dying thread still holds (set_robust_list(2)): each one it
+/// owns gets FUTEX_OWNER_DIED and one waiter is woken.
+pub fn exit_robust_list(task: &Task, head: UserAddr) {
+    let Ok([mut entry, offset, pending]) = task.read_obj::<[u64; 3]>(head) else {
+        return;
+    };
+    let tid = task.tid as u32;
+    let release = |entry: u64| {
+        let Some(word) = entry.checked_add(offset) else {
+            return;
+        };
+        let r = task.mm().atomic_update_u32(word, |v| {
+            if v & FUTEX_TID_MASK == tid {
+                (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED
+            } else {
+                v
+            }
+        });
+        if let Ok(old) = r {
+            if old & FUTEX_TID_MASK == tid && old & FUTEX_WAITERS != 0 {
+                let _ = wake_address(task, UserAddr(word), 1);
+            }
+        }
+    };
+    for _ in 0..ROBUST_LIST_LIMIT {
+        if entry == head.0 || entry == 0 {
+            break;
+        }
+        if entry != pending {
+            release(entry);
+        }
+        match task.read_obj::<u64>(UserAddr(entry)) {
+            Ok(next) => entry = next,
+            Err(_) => break,
+        }
+    }
+    if pending != 0 {
+        release(pending);
+    }
 }

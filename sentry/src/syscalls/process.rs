@@ -405,11 +405,17 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
             if arg2 > 64 {
                 return_errno!(EINVAL);
             }
-            task.pdeath_signal = arg2 as i32;
+            task.shared
+                .pdeath_signal
+                .store(arg2 as i32, std::sync::atomic::Ordering::Release);
             Ok(0)
         }
         libc::PR_GET_PDEATHSIG => {
-            task.write_obj(UserAddr(arg2), &task.pdeath_signal)?;
+            let v = task
+                .shared
+                .pdeath_signal
+                .load(std::sync::atomic::Ordering::Acquire);
+            task.write_obj(UserAddr(arg2), &v)?;
             Ok(0)
         }
         libc::PR_GET_DUMPABLE => Ok(u64::from(task.dumpable)),
