@@ -102,3 +102,10 @@ pub fn getauxval(key: u64) -> u64 {
     // SAFETY: getauxval only reads the process's auxiliary vector.
     unsafe { libc::getauxval(key) }
 }
+
+/// The CPU the calling thread is running on (`sched_getcpu`, served by the vDSO).
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no arguments and only reads the CPU number.
+    let c = unsafe { libc::sched_getcpu() };
+    usize::try_from(c).ok()
+}
