@@ -1,8 +1,12 @@
 //! Filesystem implementations: tmpfs, dev, the gofer client filesystem, host fds.
 
 pub mod dev;
+pub mod epoll;
+pub mod eventfd;
 pub mod gofer;
 pub mod host;
+pub mod pipe;
+pub mod timerfd;
 pub mod tmpfs;
 
 mod root;
