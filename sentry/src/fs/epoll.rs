@@ -352,6 +352,11 @@ impl FileDescription for EpollFile {
         Ok(anon_inode_stat())
     }
 
+    /// Linux's `noop_llseek`: the position stays 0.
+    fn seek(&self, _offset: i64, _whence: i32) -> Result<u64> {
+        Ok(0)
+    }
+
     fn status_flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
     }
