@@ -72,8 +72,13 @@ errno_consts!(
 /// signal handler allows it (Linux's `ERESTARTSYS`). Never reaches the application.
 pub const ERESTARTSYS: i32 = 512;
 
+/// Kernel-internal: restart transparently unless a handler ran, then `EINTR` whatever
+/// SA_RESTART says (Linux's `ERESTARTNOHAND`: poll, select, pause-like waits).
+pub const ERESTARTNOHAND: i32 = 514;
+
 impl Errno {
     pub const ERESTARTSYS: Errno = Errno(ERESTARTSYS);
+    pub const ERESTARTNOHAND: Errno = Errno(ERESTARTNOHAND);
 
     /// An errno from a raw number, as returned by the host or the gofer.
     pub const fn from_raw(n: i32) -> Errno {

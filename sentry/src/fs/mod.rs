@@ -1,9 +1,13 @@
 //! Filesystem implementations: tmpfs, overlay, dev, the gofer client filesystem, host fds.
 
 pub mod dev;
+pub mod epoll;
+pub mod eventfd;
 pub mod gofer;
 pub mod host;
 pub mod overlay;
+pub mod pipe;
+pub mod timerfd;
 pub mod tmpfs;
 
 mod root;

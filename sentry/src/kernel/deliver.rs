@@ -99,9 +99,8 @@ impl Task {
                 }
             }
             // A handler: an interrupted syscall restarts only if it asked for SA_RESTART.
-            if self.restart_syscall {
-                self.restart_syscall = false;
-                if act.flags & SA_RESTART != 0 {
+            if let Some(kind) = self.restart_syscall.take() {
+                if kind == crate::Errno::ERESTARTSYS && act.flags & SA_RESTART != 0 {
                     self.rewind_syscall();
                 }
             }
@@ -125,8 +124,7 @@ impl Task {
         }
         // Nothing (more) to deliver. An interrupted syscall whose signal needed no
         // handler restarts transparently.
-        if self.restart_syscall {
-            self.restart_syscall = false;
+        if self.restart_syscall.take().is_some() {
             self.rewind_syscall();
         }
         if let Some(mask) = self.signals.saved_mask.take() {
@@ -167,6 +165,9 @@ impl Task {
             return_errno!(EFAULT, "handler without SA_RESTORER");
         }
         let mask = self.sigmask();
+        // After sigsuspend/ppoll the frame keeps the mask from before the call, so the
+        // handler's return restores it.
+        let saved = self.signals.saved_mask.take().unwrap_or(mask);
         let alt = self.signals.altstack;
         let on_alt = self.signals.on_altstack(self.regs.rsp);
         let sp = if act.flags & SA_ONSTACK != 0 && alt[1] & SS_DISABLE == 0 && !on_alt {
@@ -176,7 +177,7 @@ impl Task {
         };
         let fp = self.ctx.fp_state().unwrap_or_else(|_| FpState(Vec::new()));
         let shown_alt = [alt[0], if on_alt { SS_ONSTACK } else { alt[1] }, alt[2]];
-        let frame = build_frame(sp, &self.regs, &fp, mask, shown_alt, act.restorer, info)
+        let frame = build_frame(sp, &self.regs, &fp, saved, shown_alt, act.restorer, info)
             .ok_or(errno!(EFAULT))?;
         self.copy_out(UserAddr(frame.fp_addr), &frame.fp_bytes)?;
         self.copy_out(UserAddr(frame.addr), &frame.bytes)?;

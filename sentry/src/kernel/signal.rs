@@ -198,7 +198,6 @@ pub const SS_ONSTACK: u64 = 1;
 pub const SS_DISABLE: u64 = 2;
 
 pub struct SignalState {
-    pub mask: u64,
     pub altstack: AltStack,
     /// The mask to restore after `ppoll`/`pselect`/`sigsuspend` once a handler ran.
     pub saved_mask: Option<u64>,
@@ -207,7 +206,6 @@ pub struct SignalState {
 impl Default for SignalState {
     fn default() -> Self {
         SignalState {
-            mask: 0,
             altstack: [0, SS_DISABLE, 0],
             saved_mask: None,
         }

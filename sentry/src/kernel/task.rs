@@ -110,9 +110,9 @@ pub struct Task {
     pub exit_status: Option<ExitStatus>,
     /// What the task sleeps on in blocking syscalls; signals interrupt it.
     pub blocker: Arc<Blocker>,
-    /// The last syscall returned ERESTARTSYS: restart it or fail it with EINTR,
-    /// depending on the signal delivered next.
-    pub restart_syscall: bool,
+    /// The last syscall was interrupted (ERESTARTSYS or ERESTARTNOHAND): restart it or
+    /// fail it with EINTR, depending on the signal delivered next.
+    pub restart_syscall: Option<crate::Errno>,
 }
 
 /// Everything a new task starts from, handed to its host thread.
@@ -164,7 +164,7 @@ impl Task {
             no_new_privs: false,
             exe_path: seed.exe_path,
             exit_status: None,
-            restart_syscall: false,
+            restart_syscall: None,
         }
     }
 
@@ -384,8 +384,10 @@ impl Task {
                 }
                 // An interrupted call becomes EINTR unless the signal that interrupted
                 // it says restart (decided when it is delivered).
-                let errno = if e.errno == crate::Errno::ERESTARTSYS {
-                    self.restart_syscall = true;
+                let errno = if e.errno == crate::Errno::ERESTARTSYS
+                    || e.errno == crate::Errno::ERESTARTNOHAND
+                {
+                    self.restart_syscall = Some(e.errno);
                     crate::Errno::EINTR
                 } else {
                     e.errno

@@ -110,10 +110,20 @@ pub mod events {
     pub const ALL: u32 = u32::MAX;
 }
 
+/// Who a wait-queue entry wakes.
+enum Waiter {
+    /// A task sleeping in [`Blocker::sleep`].
+    Task(Arc<Blocker>),
+    /// A function called with the events (masked) on each notification: how an epoll
+    /// instance learns that a file in its interest list changed. It runs with the queue
+    /// locked, so it must be short and must not register on or unregister from this queue.
+    Callback(Arc<dyn Fn(u32) + Send + Sync>),
+}
+
 struct Entry {
     id: u64,
     mask: u32,
-    blocker: Arc<Blocker>,
+    waiter: Waiter,
 }
 
 /// Tasks waiting for an object's state to change.
@@ -133,7 +143,10 @@ impl WaitQueue {
     pub fn notify(&self, events: u32) {
         for e in lock(&self.entries).iter() {
             if e.mask & events != 0 {
-                e.blocker.notify();
+                match &e.waiter {
+                    Waiter::Task(b) => b.notify(),
+                    Waiter::Callback(f) => f(e.mask & events),
+                }
             }
         }
     }
@@ -144,7 +157,7 @@ impl WaitQueue {
         lock(&self.entries).push(Entry {
             id,
             mask,
-            blocker: blocker.clone(),
+            waiter: Waiter::Task(blocker.clone()),
         });
         Registration { queue: self, id }
     }
@@ -174,12 +187,23 @@ pub struct OwnedRegistration {
 
 impl OwnedRegistration {
     pub fn new(queue: Arc<WaitQueue>, blocker: &Arc<Blocker>, mask: u32) -> OwnedRegistration {
+        OwnedRegistration::with_waiter(queue, Waiter::Task(blocker.clone()), mask)
+    }
+
+    /// Call `f` (with the notified events that are in `mask`) on every notification of
+    /// `queue` for as long as the registration lives. See [`Waiter::Callback`] for what
+    /// `f` may do.
+    pub fn with_callback(
+        queue: Arc<WaitQueue>,
+        mask: u32,
+        f: Arc<dyn Fn(u32) + Send + Sync>,
+    ) -> OwnedRegistration {
+        OwnedRegistration::with_waiter(queue, Waiter::Callback(f), mask)
+    }
+
+    fn with_waiter(queue: Arc<WaitQueue>, waiter: Waiter, mask: u32) -> OwnedRegistration {
         let id = NEXT_ENTRY.fetch_add(1, Ordering::Relaxed);
-        lock(&queue.entries).push(Entry {
-            id,
-            mask,
-            blocker: blocker.clone(),
-        });
+        lock(&queue.entries).push(Entry { id, mask, waiter });
         OwnedRegistration { queue, id }
     }
 }
@@ -228,6 +252,26 @@ mod tests {
         assert!(b.is_interrupted());
         b.clear_interrupt();
         assert!(!b.is_interrupted());
+    }
+
+    #[test]
+    fn callbacks_see_the_events_they_asked_for() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let q = Arc::new(WaitQueue::new());
+        let s2 = seen.clone();
+        let r = OwnedRegistration::with_callback(
+            q.clone(),
+            events::IN | events::HUP,
+            Arc::new(move |ev| {
+                s2.fetch_or(u64::from(ev), Ordering::Relaxed);
+            }),
+        );
+        q.notify(events::OUT);
+        assert_eq!(seen.load(Ordering::Relaxed), 0);
+        q.notify(events::IN | events::OUT);
+        assert_eq!(seen.load(Ordering::Relaxed), u64::from(events::IN));
+        drop(r);
+        assert!(q.is_empty());
     }
 
     #[test]

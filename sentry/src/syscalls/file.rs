@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 use crate::error::Result;
+use crate::kernel::wait::events;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::vfs::{
@@ -69,15 +70,47 @@ fn offset_arg(off: i64) -> Result<u64> {
     u64::try_from(off).map_err(|_| errno!(EINVAL))
 }
 
+/// Whether an attempt that would block may wait: the description is blocking and its
+/// file can announce that it became ready.
+fn may_wait(file: &dyn FileDescription) -> bool {
+    file.status_flags() & libc::O_NONBLOCK as u32 == 0 && file.wait_queue().is_some()
+}
+
+/// Run `op`, an I/O attempt that answers `EAGAIN` instead of blocking; if the description
+/// is blocking, wait on the file's queue for `ev` (or an error or hang-up) and try again
+/// until it gives another answer. One wait path for every file that can block: pipes,
+/// eventfd, timerfd, host terminals. A signal ends the wait with `ERESTARTSYS`.
+pub(super) fn io_or_wait<T>(
+    task: &Task,
+    file: &dyn FileDescription,
+    ev: u32,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let queue = match file.wait_queue() {
+        Some(q) if file.status_flags() & libc::O_NONBLOCK as u32 == 0 => q,
+        _ => return op(),
+    };
+    task.block_until(
+        &[(&queue, ev | events::ERR | events::HUP)],
+        None,
+        || match op() {
+            Err(e) if e.errno == crate::Errno::EAGAIN => Ok(None),
+            r => r.map(Some),
+        },
+    )
+}
+
 /// Read up to `count` bytes from `file` into application memory at `buf`, in chunks;
 /// `offset` as in [`FileDescription::read`]. Stops at the first short read so that a
-/// pipe or terminal never blocks for more than it already gave.
+/// pipe or terminal never blocks for more than it already gave. With `block` false (a
+/// later buffer of a `readv`), a read that would block ends with `EAGAIN` instead.
 fn read_into(
     task: &Task,
     file: &dyn FileDescription,
     buf: UserAddr,
     count: usize,
     mut offset: Option<u64>,
+    block: bool,
 ) -> Result<usize> {
     let count = count.min(MAX_RW_COUNT);
     let mut chunk = vec![0u8; count.min(CHUNK)];
@@ -85,12 +118,19 @@ fn read_into(
     while done < count {
         let want = (count - done).min(CHUNK);
         let dst = chunk.get_mut(..want).ok_or(errno!(EINVAL))?;
-        let n = match file.read(dst, offset) {
+        let r = if block && done == 0 {
+            io_or_wait(task, file, events::IN | events::RDNORM, || {
+                file.read(dst, offset)
+            })
+        } else {
+            file.read(dst, offset)
+        };
+        let n = match r {
             Ok(n) => n,
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         };
-        let data = dst.get(..n).ok_or(errno!(EIO))?;
+        let data = chunk.get(..n).ok_or(errno!(EIO))?;
         if let Err(e) = task.copy_out(buf.offset(done as u64)?, data) {
             if done == 0 {
                 return Err(e);
@@ -109,8 +149,31 @@ fn read_into(
     Ok(done)
 }
 
-/// Write `count` bytes from application memory at `buf` to `file`, in chunks.
+/// Write `count` bytes from application memory at `buf` to `file`, in chunks. A blocking
+/// description that takes only part of a chunk (a full pipe) is waited on until it takes
+/// the rest, as Linux's pipe_write does; a signal then ends the write with the bytes
+/// written so far.
 fn write_from(
+    task: &Task,
+    file: &dyn FileDescription,
+    buf: UserAddr,
+    count: usize,
+    offset: Option<u64>,
+) -> Result<usize> {
+    let r = write_from_inner(task, file, buf, count, offset);
+    raise_sigpipe(task, &r);
+    r
+}
+
+/// A write that failed with EPIPE also sends SIGPIPE to the writing thread (pipe(7)).
+pub(super) fn raise_sigpipe<T>(task: &Task, r: &Result<T>) {
+    if matches!(r, Err(e) if e.errno == crate::Errno::EPIPE) {
+        let info = crate::kernel::signal::SigInfo::kernel(libc::SIGPIPE);
+        task.kernel.signal_thread(&task.shared, info);
+    }
+}
+
+fn write_from_inner(
     task: &Task,
     file: &dyn FileDescription,
     buf: UserAddr,
@@ -121,9 +184,10 @@ fn write_from(
     if file.discards_writes() {
         return Ok(count);
     }
+    let blocking = may_wait(file);
     let mut chunk = vec![0u8; count.min(CHUNK)];
     let mut done = 0usize;
-    while done < count {
+    'chunks: while done < count {
         let want = (count - done).min(CHUNK);
         let src = chunk.get_mut(..want).ok_or(errno!(EINVAL))?;
         if let Err(e) = task.copy_in(buf.offset(done as u64)?, src) {
@@ -132,16 +196,28 @@ fn write_from(
             }
             break;
         }
-        let n = match file.write(src, offset) {
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        done += n;
-        if let Some(o) = offset.as_mut() {
-            *o = o.checked_add(n as u64).ok_or(errno!(EOVERFLOW))?;
+        let src = chunk.get(..want).ok_or(errno!(EINVAL))?;
+        let mut taken = 0usize;
+        while taken < want {
+            let part = src.get(taken..).ok_or(errno!(EINVAL))?;
+            let r = io_or_wait(task, file, events::OUT | events::WRNORM, || {
+                file.write(part, offset)
+            });
+            let n = match r {
+                Ok(n) => n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break 'chunks,
+            };
+            taken += n;
+            done += n;
+            if let Some(o) = offset.as_mut() {
+                *o = o.checked_add(n as u64).ok_or(errno!(EOVERFLOW))?;
+            }
+            if n == 0 || !blocking {
+                break;
+            }
         }
-        if n < want {
+        if taken < want {
             break;
         }
     }
@@ -151,7 +227,7 @@ fn write_from(
 pub fn sys_read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> Result<u64> {
     let file = get_file(task, fd)?;
     check_readable(&*file)?;
-    Ok(read_into(task, &*file, buf, count, None)? as u64)
+    Ok(read_into(task, &*file, buf, count, None, true)? as u64)
 }
 
 pub fn sys_write(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> Result<u64> {
@@ -164,7 +240,7 @@ pub fn sys_pread64(task: &mut Task, fd: i32, buf: UserAddr, count: usize, off: i
     let file = get_file(task, fd)?;
     check_readable(&*file)?;
     let off = offset_arg(off)?;
-    Ok(read_into(task, &*file, buf, count, Some(off))? as u64)
+    Ok(read_into(task, &*file, buf, count, Some(off), true)? as u64)
 }
 
 pub fn sys_pwrite64(
@@ -232,7 +308,7 @@ fn do_vec(
             continue;
         }
         let r = if read {
-            read_into(task, &*file, UserAddr(v.base), len, offset)
+            read_into(task, &*file, UserAddr(v.base), len, offset, done == 0)
         } else {
             write_from(task, &*file, UserAddr(v.base), len, offset)
         };
@@ -405,6 +481,20 @@ pub fn sys_fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> Result<u64> {
         libc::F_SETFL => {
             file.set_status_flags(arg as u32)?;
             Ok(0)
+        }
+        // pipes and polling
+        libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => {
+            let pipe = file
+                .as_any()
+                .and_then(|a| a.downcast_ref::<crate::fs::pipe::PipeFile>())
+                .ok_or(errno!(EBADF))?
+                .pipe();
+            if cmd == libc::F_GETPIPE_SZ {
+                return Ok(pipe.size() as u64);
+            }
+            // The argument is an unsigned int; CAP_SYS_RESOURCE may pass pipe-max-size.
+            let size = u64::from(arg as u32);
+            Ok(pipe.set_size(size, task.creds.is_privileged())? as u64)
         }
         _ if is_path_only(&*file) => Err(errno!(EBADF)),
         _ => Err(errno!(EINVAL)),

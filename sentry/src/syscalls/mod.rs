@@ -10,10 +10,13 @@ pub mod fs;
 pub mod fs_extra;
 pub mod futex;
 pub mod mm;
+pub mod pipe;
+pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod time;
 pub mod timer;
+pub mod timerfd;
 pub mod wait;
 
 use crate::error::Result;
@@ -305,6 +308,46 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::TGKILL => signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2)),
         nr::RT_SIGPENDING => signal::sys_rt_sigpending(t, a.ptr(0), a.usize(1)),
         nr::SIGALTSTACK => signal::sys_sigaltstack(t, a.ptr(0), a.ptr(1)),
+
+        // pipes and polling
+        nr::PIPE => pipe::sys_pipe(t, a.ptr(0)),
+        nr::PIPE2 => pipe::sys_pipe2(t, a.ptr(0), a.i32(1)),
+        nr::EVENTFD => pipe::sys_eventfd(t, a.u32(0)),
+        nr::EVENTFD2 => pipe::sys_eventfd2(t, a.u32(0), a.i32(1)),
+        nr::POLL => poll::sys_poll(t, a.ptr(0), a.u32(1), a.i32(2)),
+        nr::PPOLL => poll::sys_ppoll(t, a.ptr(0), a.u32(1), a.ptr(2), a.ptr(3), a.usize(4)),
+        nr::SELECT => poll::sys_select(t, a.i32(0), a.ptr(1), a.ptr(2), a.ptr(3), a.ptr(4)),
+        nr::PSELECT6 => {
+            let sets = [a.ptr(1), a.ptr(2), a.ptr(3)];
+            poll::sys_pselect6(t, a.i32(0), sets, a.ptr(4), a.ptr(5))
+        }
+        nr::EPOLL_CREATE => poll::sys_epoll_create(t, a.i32(0)),
+        nr::EPOLL_CREATE1 => poll::sys_epoll_create1(t, a.i32(0)),
+        nr::EPOLL_CTL => poll::sys_epoll_ctl(t, a.fd(0), a.i32(1), a.fd(2), a.ptr(3)),
+        nr::EPOLL_WAIT => poll::sys_epoll_wait(t, a.fd(0), a.ptr(1), a.i32(2), a.i32(3)),
+        nr::EPOLL_PWAIT => poll::sys_epoll_pwait(
+            t,
+            a.fd(0),
+            a.ptr(1),
+            a.i32(2),
+            a.i32(3),
+            a.ptr(4),
+            a.usize(5),
+        ),
+        nr::EPOLL_PWAIT2 => poll::sys_epoll_pwait2(
+            t,
+            a.fd(0),
+            a.ptr(1),
+            a.i32(2),
+            a.ptr(3),
+            a.ptr(4),
+            a.usize(5),
+        ),
+        nr::TIMERFD_CREATE => timerfd::sys_timerfd_create(t, a.i32(0), a.i32(1)),
+        nr::TIMERFD_SETTIME => {
+            timerfd::sys_timerfd_settime(t, a.fd(0), a.i32(1), a.ptr(2), a.ptr(3))
+        }
+        nr::TIMERFD_GETTIME => timerfd::sys_timerfd_gettime(t, a.fd(0), a.ptr(1)),
 
         _ => {
             t.kernel.log_unimplemented(nr);

@@ -23,7 +23,7 @@ impl Timespec {
         Ok(Duration::new(self.sec as u64, self.nsec as u32))
     }
 
-    fn from_duration(d: Duration) -> Timespec {
+    pub(crate) fn from_duration(d: Duration) -> Timespec {
         Timespec {
             sec: d.as_secs() as i64,
             nsec: i64::from(d.subsec_nanos()),
@@ -33,7 +33,7 @@ impl Timespec {
 
 /// The clock ids the sentry serves. Negative ids name per-process/thread CPU clocks
 /// (`clock_getcpuclockid`); only the caller's own are supported.
-fn read_clock(task: &Task, clock: i32) -> Result<Timespec> {
+pub(crate) fn read_clock(task: &Task, clock: i32) -> Result<Timespec> {
     let host = |id: nix::time::ClockId| -> Result<Timespec> {
         let ts = nix::time::clock_gettime(id)?;
         Ok(Timespec {

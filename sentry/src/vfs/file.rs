@@ -91,6 +91,13 @@ pub trait FileDescription: Send + Sync {
         Err(errno!(EINVAL))
     }
 
+    /// The concrete description, for the few calls that only make sense on one kind of
+    /// file (`F_SETPIPE_SZ` on a pipe, nesting checks in `epoll_ctl`), as Linux's
+    /// `get_pipe_info` or `is_file_epoll` look at `f_op`.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// A name for logs and `/proc/self/maps`: the absolute path if the file has one.
     fn path_name(&self) -> String {
         self.path()

@@ -1,15 +1,25 @@
 //! Host fds the sentry was given (the container's stdio): data goes to and from the host
 //! fd, a few terminal `ioctl`s are forwarded, everything else is the sentry's own.
+//!
+//! A host fd is never read or written while it would block: readiness comes from a
+//! zero-timeout host `poll`, and a task that must wait sleeps on the file's wait queue,
+//! which the [`notifier`] thread wakes. The host fd itself keeps its blocking mode: it may
+//! be shared with processes outside the sandbox (a terminal), so the sentry must not set
+//! `O_NONBLOCK` on it.
 #![deny(unsafe_code)]
+
+pub mod notifier;
 
 use crate::error::Result;
 use crate::host::{tty_ioctl, TtyIoctl};
+use crate::kernel::wait::{events, WaitQueue};
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::vfs::{anon_dev, FileDescription, FileState, Stat, Timespec};
 use crate::{errno, return_errno};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// An open description over a donated host fd (a tty, pipe, or file on the host side).
 pub struct HostFile {
@@ -17,6 +27,8 @@ pub struct HostFile {
     state: FileState,
     /// Inode numbers are the sentry's, stable per description (the host's would leak).
     ino: u64,
+    /// Made on first use: `None` if the host fd cannot be waited for (a regular file).
+    queue: OnceLock<Option<Arc<WaitQueue>>>,
 }
 
 fn host_dev() -> u64 {
@@ -33,7 +45,19 @@ impl HostFile {
             fd,
             state: FileState::new(flags),
             ino,
+            queue: OnceLock::new(),
         }
+    }
+
+    /// `EAGAIN` unless the host fd has one of `wanted` (or an error or hang-up) now, for
+    /// fds that can block; reads and writes then never block in the host.
+    fn check_ready(&self, wanted: u32) -> Result<()> {
+        if self.wait_queue().is_some()
+            && self.readiness() & (wanted | events::ERR | events::HUP) == 0
+        {
+            return_errno!(EAGAIN);
+        }
+        Ok(())
     }
 
     /// The access mode of a host fd, from `F_GETFL`.
@@ -46,6 +70,7 @@ impl HostFile {
 
 impl FileDescription for HostFile {
     fn read(&self, buf: &mut [u8], offset: Option<u64>) -> Result<usize> {
+        self.check_ready(events::IN)?;
         match offset {
             Some(off) => {
                 let off = i64::try_from(off).map_err(|_| errno!(EINVAL))?;
@@ -56,6 +81,9 @@ impl FileDescription for HostFile {
     }
 
     fn write(&self, buf: &[u8], offset: Option<u64>) -> Result<usize> {
+        // TODO: a write larger than the room in a host pipe still blocks in the host
+        // until the reader drains it; cut writes to PIPE_BUF for host FIFOs if it matters.
+        self.check_ready(events::OUT)?;
         match offset {
             Some(off) => {
                 let off = i64::try_from(off).map_err(|_| errno!(EINVAL))?;
@@ -132,9 +160,46 @@ impl FileDescription for HostFile {
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<()> {
-        // O_NONBLOCK stays the sentry's business: the host fd keeps blocking semantics and
-        // the application's flag is recorded for F_GETFL. TODO: honour it via poll.
+        // O_NONBLOCK stays the sentry's business: the host fd keeps blocking semantics;
+        // the application's flag decides whether the syscall layer waits on `EAGAIN`.
         self.state.set_flags(flags);
         Ok(())
+    }
+
+    fn readiness(&self) -> u32 {
+        let want = PollFlags::POLLIN | PollFlags::POLLOUT | PollFlags::POLLPRI;
+        let mut fds = [PollFd::new(self.fd.as_fd(), want)];
+        match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => fds
+                .first()
+                .and_then(PollFd::revents)
+                .map(|r| r.bits() as u16 as u32)
+                .unwrap_or(0),
+            Err(_) => events::ERR,
+        }
+    }
+
+    fn wait_queue(&self) -> Option<Arc<WaitQueue>> {
+        self.queue
+            .get_or_init(|| {
+                let q = Arc::new(WaitQueue::new());
+                match notifier::register(self.fd.as_fd(), &q) {
+                    Ok(true) => Some(q),
+                    Ok(false) => None,
+                    Err(e) => {
+                        tracing::warn!("host fd {}: cannot watch it: {e}", self.ino);
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+}
+
+impl Drop for HostFile {
+    fn drop(&mut self) {
+        if self.queue.get().is_some_and(Option::is_some) {
+            notifier::unregister(self.fd.as_fd());
+        }
     }
 }
