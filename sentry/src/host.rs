@@ -50,7 +50,6 @@ impl TtyIoctl {
             c @ (libc::TCSETS | libc::TCSETSW | libc::TCSETSF) => Some(TtyIoctl::Tcsets(c)),
             libc::TIOCGWINSZ => Some(TtyIoctl::Tiocgwinsz),
             libc::TIOCSWINSZ => Some(TtyIoctl::Tiocswinsz),
-            libc::TIOCGPGRP => Some(TtyIoctl::Tiocgpgrp),
             libc::FIONREAD => Some(TtyIoctl::Fionread),
             _ => None,
         }

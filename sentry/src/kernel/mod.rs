@@ -31,6 +31,13 @@ pub const KERNEL_RELEASE: &str = "4.4.0-carapace";
 /// The kernel version string `uname` reports.
 pub const KERNEL_VERSION: &str = "#1 SMP Carapace";
 
+/// The sandbox's console (its stdio terminal, when there is one): its session and
+/// foreground process group, in sandbox ids.
+pub struct Console {
+    pub sid: i32,
+    pub fg_pgrp: i32,
+}
+
 /// Sandbox-wide state shared by every task.
 pub struct Kernel {
     pub platform: Box<dyn Platform>,
@@ -42,6 +49,7 @@ pub struct Kernel {
     pub boot_time: Instant,
     pub futexes: futex::FutexTable,
     pub timers: timer::TimerService,
+    pub console: Mutex<Console>,
     pub pids: Mutex<PidTable>,
     /// Set when init has exited: every other task is being killed.
     pub shutting_down: AtomicBool,
@@ -60,6 +68,7 @@ impl Kernel {
             boot_time: Instant::now(),
             futexes: futex::FutexTable::default(),
             timers: timer::TimerService::default(),
+            console: Mutex::new(Console { sid: 1, fg_pgrp: 1 }),
             pids: Mutex::new(PidTable::default()),
             shutting_down: AtomicBool::new(false),
             next_pid: AtomicI32::new(1),

@@ -140,6 +140,9 @@ impl FileDescription for HostFile {
     }
 
     fn ioctl(&self, task: &Task, cmd: u32, arg: UserAddr) -> Result<u64> {
+        if let Some(r) = job_control_ioctl(task, self.fd.as_fd(), cmd, arg) {
+            return r;
+        }
         let Some(op) = TtyIoctl::from_cmd(cmd) else {
             return_errno!(ENOTTY)
         };
@@ -202,4 +205,85 @@ impl Drop for HostFile {
             notifier::unregister(self.fd.as_fd());
         }
     }
+}
+
+/// Job control on a host terminal is the sandbox's own: the foreground process group and
+/// session it reports and accepts are sandbox ids, kept by the kernel, so the host's
+/// process groups never leak in and the host terminal's foreground group never changes.
+/// `None` for ioctls that are not about job control.
+fn job_control_ioctl(
+    task: &Task,
+    fd: std::os::fd::BorrowedFd<'_>,
+    cmd: u32,
+    arg: UserAddr,
+) -> Option<Result<u64>> {
+    let cmd = u64::from(cmd);
+    if ![
+        libc::TIOCGPGRP,
+        libc::TIOCSPGRP,
+        libc::TIOCGSID,
+        libc::TIOCSCTTY,
+        libc::TIOCNOTTY,
+    ]
+    .contains(&cmd)
+    {
+        return None;
+    }
+    Some((|| {
+        if !nix::unistd::isatty(fd).unwrap_or(false) {
+            return_errno!(ENOTTY);
+        }
+        let console = &task.kernel.console;
+        let sid = task.tg.sid();
+        match cmd {
+            libc::TIOCGPGRP => {
+                let fg = console.lock().map(|c| c.fg_pgrp).unwrap_or(1);
+                task.write_obj(arg, &fg)?;
+                Ok(0)
+            }
+            libc::TIOCGSID => {
+                let s = console.lock().map(|c| c.sid).unwrap_or(1);
+                task.write_obj(arg, &s)?;
+                Ok(0)
+            }
+            libc::TIOCSPGRP => {
+                let pgid: i32 = task.read_obj(arg)?;
+                if pgid < 0 {
+                    return_errno!(EINVAL);
+                }
+                let mut c = console.lock().map_err(|_| errno!(EIO))?;
+                if c.sid != sid {
+                    return_errno!(ENOTTY);
+                }
+                let in_session = task
+                    .kernel
+                    .pids()
+                    .process_group(pgid)
+                    .iter()
+                    .any(|g| g.sid() == sid);
+                if !in_session {
+                    return_errno!(EPERM);
+                }
+                c.fg_pgrp = pgid;
+                Ok(0)
+            }
+            libc::TIOCSCTTY => {
+                let mut c = console.lock().map_err(|_| errno!(EIO))?;
+                if task.tg.tgid != sid {
+                    return_errno!(EPERM);
+                }
+                c.sid = sid;
+                c.fg_pgrp = task.tg.pgid();
+                Ok(0)
+            }
+            _ => {
+                // TIOCNOTTY: give up the controlling terminal.
+                let mut c = console.lock().map_err(|_| errno!(EIO))?;
+                if c.sid == sid {
+                    c.sid = 0;
+                }
+                Ok(0)
+            }
+        }
+    })())
 }
