@@ -180,7 +180,8 @@ impl PageCache {
         if from >= to || to > PAGE_SIZE {
             return Ok(());
         }
-        self.mf.write(frame + from, &vec![0u8; (to - from) as usize])
+        self.mf
+            .write(frame + from, &vec![0u8; (to - from) as usize])
     }
 
     /// Grow the file to `new` bytes: what was past the old end reads as zeros, whatever a
@@ -279,7 +280,11 @@ impl PageCache {
             return Ok(Vec::new());
         }
         self.fill_holes(&mut st, first, last)?;
-        let out: Vec<(u64, u64)> = st.frames.range(first..last).map(|(i, f)| (*i, *f)).collect();
+        let out: Vec<(u64, u64)> = st
+            .frames
+            .range(first..last)
+            .map(|(i, f)| (*i, *f))
+            .collect();
         for (_, f) in &out {
             self.mf.inc_ref(*f);
         }
@@ -403,8 +408,8 @@ mod tests {
 
     #[test]
     fn frames_for_allocates_holes_contiguously_and_stops_at_eof() {
-        let c = PageCache::with_size(Arc::new(MemoryFile::new().unwrap()), 3 * PAGE_SIZE + 1)
-            .unwrap();
+        let c =
+            PageCache::with_size(Arc::new(MemoryFile::new().unwrap()), 3 * PAGE_SIZE + 1).unwrap();
         let got = c.frames_for(1, 10).unwrap();
         let idx: Vec<u64> = got.iter().map(|(i, _)| *i).collect();
         assert_eq!(idx, [1, 2, 3]);

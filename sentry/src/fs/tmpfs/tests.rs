@@ -10,7 +10,7 @@ fn err<T>(r: Result<T>) -> Errno {
 
 #[test]
 fn create_link_unlink_counts() {
-    let root = Tmpfs::new_root(0o755);
+    let root = Tmpfs::new_root(&Arc::new(crate::mm::MemoryFile::new().unwrap()), 0o755);
     let c = Creds::root();
     let f = root.create(b"f", 0o644, &c).unwrap();
     assert_eq!(err(root.create(b"f", 0o644, &c)), Errno::EEXIST);
@@ -41,7 +41,7 @@ fn create_link_unlink_counts() {
 
 #[test]
 fn rename_moves_and_counts() {
-    let root = Tmpfs::new_root(0o755);
+    let root = Tmpfs::new_root(&Arc::new(crate::mm::MemoryFile::new().unwrap()), 0o755);
     let c = Creds::root();
     let a = root.mkdir(b"a", 0o755, &c).unwrap();
     let b = root.mkdir(b"b", 0o755, &c).unwrap();
@@ -62,7 +62,7 @@ fn rename_moves_and_counts() {
 
 #[test]
 fn file_data_limits() {
-    let root = Tmpfs::new_root(0o755);
+    let root = Tmpfs::new_root(&Arc::new(crate::mm::MemoryFile::new().unwrap()), 0o755);
     let f = root.create(b"f", 0o644, &Creds::root()).unwrap();
     let f = f.as_any_arc().downcast::<TmpfsInode>().unwrap();
     assert_eq!(f.write_data(b"abc", Some(5)).unwrap(), (3, 8));
