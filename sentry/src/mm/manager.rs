@@ -897,3 +897,136 @@ impl Drop for MemoryManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Errno;
+
+    /// An address space that only accepts what it is told: the manager's bookkeeping is
+    /// what these tests look at.
+    struct NoStub;
+
+    impl AddressSpace for NoStub {
+        fn map(&mut self, _: u64, _: u64, _: Prot, _: u64) -> Result<()> {
+            Ok(())
+        }
+        fn unmap(&mut self, _: u64, _: u64) -> Result<()> {
+            Ok(())
+        }
+        fn protect(&mut self, _: u64, _: u64, _: Prot) -> Result<()> {
+            Ok(())
+        }
+        fn max_user_address(&self) -> u64 {
+            0x7fff_ffff_f000
+        }
+    }
+
+    fn mm(mf: &Arc<MemoryFile>) -> MemoryManager {
+        MemoryManager::new(mf.clone(), Box::new(NoStub))
+    }
+
+    fn shared(cache: &Arc<PageCache>, offset: u64, may_write: bool) -> Backing {
+        Backing::Shared {
+            cache: cache.clone(),
+            offset,
+            may_write,
+        }
+    }
+
+    fn read(m: &mut MemoryManager, addr: u64, n: usize) -> Vec<u8> {
+        let mut b = vec![0u8; n];
+        m.copy_in(UserAddr(addr), &mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn shared_mappings_are_the_cache_across_fork() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let cache = Arc::new(PageCache::with_size(mf.clone(), 4 * PAGE_SIZE).unwrap());
+        let mut parent = mm(&mf);
+        let b = shared(&cache, 0, true);
+        let a = parent
+            .mmap(
+                0,
+                4 * PAGE_SIZE,
+                Prot::RW,
+                false,
+                false,
+                true,
+                b,
+                String::new(),
+            )
+            .unwrap();
+        parent.copy_out(UserAddr(a), b"parent").unwrap();
+        parent.handle_fault(a, false).unwrap();
+        let forked = parent.fork().unwrap();
+        let mut child = MemoryManager::from_fork(forked, Box::new(NoStub));
+        // A page first touched after fork, from either side, is the same page.
+        child
+            .copy_out(UserAddr(a + 3 * PAGE_SIZE), b"child")
+            .unwrap();
+        assert_eq!(read(&mut parent, a + 3 * PAGE_SIZE, 5), b"child");
+        child.copy_out(UserAddr(a + 1), b"C").unwrap();
+        assert_eq!(read(&mut parent, a, 6), b"pCrent");
+        let mut b = [0u8; 6];
+        cache.read_at(&mut b, 0).unwrap();
+        assert_eq!(&b, b"pCrent");
+        // DONTNEED only drops the mapping; the data stays in the cache.
+        parent.discard(a, 4 * PAGE_SIZE).unwrap();
+        assert_eq!(read(&mut parent, a, 6), b"pCrent");
+        drop(child);
+        parent.munmap(a, 4 * PAGE_SIZE).unwrap();
+        // Fault-around gave the holes frames; they stay the file's.
+        assert_eq!(cache.resident_pages(), 4);
+        drop(parent);
+        drop(cache);
+        assert_eq!(mf.allocated_bytes(), 0);
+    }
+
+    #[test]
+    fn shared_offsets_eof_and_protection() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let cache = Arc::new(PageCache::new(mf.clone()));
+        cache.write_at(b"page0", 0).unwrap();
+        cache.write_at(b"page1", PAGE_SIZE).unwrap();
+        let mut m = mm(&mf);
+        // Two pages over a file of one page and a bit, from file page 1.
+        let b = shared(&cache, PAGE_SIZE, false);
+        let a = m
+            .mmap(
+                0,
+                2 * PAGE_SIZE,
+                Prot::from_bits(libc::PROT_READ),
+                false,
+                false,
+                true,
+                b,
+                String::new(),
+            )
+            .unwrap();
+        assert_eq!(read(&mut m, a, 5), b"page1");
+        // Past the end of the file: no page (Linux: SIGBUS).
+        let mut x = [0u8; 1];
+        let e = m.copy_in(UserAddr(a + PAGE_SIZE), &mut x).unwrap_err();
+        assert_eq!(e.errno, Errno::EFAULT);
+        assert!(m.handle_fault(a + PAGE_SIZE, false).is_err());
+        m.handle_fault(a, false).unwrap();
+        // Opened read-only: never writable.
+        let e = m.mprotect(a, PAGE_SIZE, Prot::RW).unwrap_err();
+        assert_eq!(e.errno, Errno::EACCES);
+        m.mprotect(a, PAGE_SIZE, Prot::NONE).unwrap();
+        // The file grows: the second page appears.
+        cache.write_at(b"page2", 2 * PAGE_SIZE).unwrap();
+        assert_eq!(read(&mut m, a + PAGE_SIZE, 5), b"page2");
+        // Moved, the second page still maps file page 2.
+        let to = m
+            .mremap(a + PAGE_SIZE, PAGE_SIZE, PAGE_SIZE, true, None)
+            .unwrap();
+        m.munmap(a, PAGE_SIZE).unwrap();
+        cache.write_at(b"P", 2 * PAGE_SIZE).unwrap();
+        assert_eq!(read(&mut m, to, 5), b"Page2");
+        m.discard(to, PAGE_SIZE).unwrap();
+        assert_eq!(read(&mut m, to, 5), b"Page2");
+    }
+}
