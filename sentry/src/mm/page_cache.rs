@@ -227,20 +227,20 @@ impl PageCache {
     /// `fallocate(FALLOC_FL_PUNCH_HOLE)`: `[start, end)` reads as zeros afterwards; whole
     /// pages inside give their memory back unless a mapping holds them.
     pub fn punch_hole(&self, start: u64, end: u64) -> Result<()> {
-        let st_guard = &mut self.state();
-        let end = end.min(st_guard.size);
+        let mut st = self.state();
+        let end = end.min(st.size);
         if start >= end {
             return Ok(());
         }
         let (first, first_off) = split(start);
         let (last, last_off) = split(end);
         if first == last {
-            return self.zero_in_page(st_guard, first, first_off, last_off);
+            return self.zero_in_page(&st, first, first_off, last_off);
         }
-        self.zero_in_page(st_guard, first, first_off, PAGE_SIZE)?;
-        self.zero_in_page(st_guard, last, 0, last_off)?;
+        self.zero_in_page(&st, first, first_off, PAGE_SIZE)?;
+        self.zero_in_page(&st, last, 0, last_off)?;
         let whole_from = if first_off == 0 { first } else { first + 1 };
-        self.drop_pages(st_guard, whole_from, last)
+        self.drop_pages(&mut st, whole_from, last)
     }
 
     /// Free the frames of pages `[from, to)`, zeroing instead those still mapped.
