@@ -54,8 +54,11 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
         .first()
         .cloned()
         .ok_or(BootError::Setup("empty command".into()))?;
+    // The MemoryFile comes first: tmpfs file data lives in it.
+    let memory_file = Arc::new(MemoryFile::new().map_err(setup("memory file"))?);
     let client = Arc::new(gofer::client::Client::new(cfg.gofer));
-    let vfs = crate::fs::build_root(client, cfg.overlay).map_err(setup("root filesystem"))?;
+    let vfs = crate::fs::build_root(client, cfg.overlay, &memory_file)
+        .map_err(setup("root filesystem"))?;
     let mut fs = FsContext::new(vfs);
     match fs.lookup(&fs.root, &cfg.cwd, true) {
         Ok(dir) if dir.inode().is_dir() => fs.cwd = dir,
@@ -66,7 +69,6 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
     }
     let [stdin, stdout, stderr] = cfg.stdio;
     let files = crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?;
-    let memory_file = Arc::new(MemoryFile::new().map_err(setup("memory file"))?);
     let kernel = Kernel::new(Box::new(PtracePlatform::new()), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;

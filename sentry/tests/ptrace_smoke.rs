@@ -40,7 +40,11 @@ fn compile(name: &str, src: &str, extra: &[&str]) -> std::path::PathBuf {
 
 fn run(bin: &Path) -> ExitStatus {
     let mf = Arc::new(MemoryFile::new().unwrap());
-    let kernel = Arc::new(Kernel::new(Box::new(PtracePlatform::new()), mf, false));
+    let kernel = Arc::new(Kernel::new(
+        Box::new(PtracePlatform::new()),
+        mf.clone(),
+        false,
+    ));
     let open = |p: &[u8]| -> sentry::Result<Executable> {
         let path = std::str::from_utf8(p).map_err(|_| sentry::errno!(ENOENT))?;
         let f = std::fs::File::open(path)?;
@@ -53,7 +57,8 @@ fn run(bin: &Path) -> ExitStatus {
     let mut task = Task::new_init(
         kernel,
         FsContext::new(
-            sentry::fs::new_vfs_with_root("tmpfs", Tmpfs::new_root(0o755), false).unwrap(),
+            sentry::fs::new_vfs_with_root("tmpfs", Tmpfs::new_root(&mf, 0o755), false, &mf)
+                .unwrap(),
         ),
         FdTable::default(),
         Credentials::new(0, 0),

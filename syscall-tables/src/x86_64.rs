@@ -53,7 +53,7 @@ syscall_table! {
     6 LSTAT lstat(pathname: Path, statbuf: Struct("stat")) -> Int, Implemented "";
     7 POLL poll(fds: Struct("pollfd"), nfds: UInt, timeout: Int) -> Int, Implemented "";
     8 LSEEK lseek(fd: Fd, offset: Offset, whence: Flags(&f::SEEK_WHENCE)) -> Size, Implemented "";
-    9 MMAP mmap(addr: Ptr, length: Size, prot: Flags(&f::PROT), flags: Flags(&f::MMAP), fd: Fd, offset: Hex) -> Addr, Partial "anonymous and private file mappings; shared writable file mappings return ENODEV";
+    9 MMAP mmap(addr: Ptr, length: Size, prot: Flags(&f::PROT), flags: Flags(&f::MMAP), fd: Fd, offset: Hex) -> Addr, Partial "shared writable mappings of host files (no overlay) return ENODEV; touching a shared file mapping past the end of the file raises SIGSEGV, not SIGBUS";
     10 MPROTECT mprotect(addr: Ptr, len: Size, prot: Flags(&f::PROT)) -> Int, Implemented "";
     11 MUNMAP munmap(addr: Ptr, length: Size) -> Int, Implemented "";
     12 BRK brk(brk: Ptr) -> Addr, Implemented "";

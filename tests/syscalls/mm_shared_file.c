@@ -5,6 +5,7 @@
 
 int main(void)
 {
+    check_tmpdir("mm_shared_file");
     long page = sysconf(_SC_PAGESIZE);
     char data[3000];
     for (size_t i = 0; i < sizeof data; i++)

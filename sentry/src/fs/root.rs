@@ -6,6 +6,7 @@ use crate::fs::gofer::{Client, GoferFs};
 use crate::fs::host::HostFile;
 use crate::fs::overlay::OverlayFs;
 use crate::fs::{dev, tmpfs::Tmpfs};
+use crate::mm::MemoryFile;
 use crate::vfs::{FdFlags, FdTable, Inode, Vfs, VfsPath};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -24,8 +25,13 @@ pub enum RootOverlay {
 /// The mount tree over the gofer's root: `/` (under an in-memory overlay, or the gofer's
 /// root itself), a tmpfs on `/tmp`, a devtmpfs on `/dev` and a tmpfs on `/dev/shm`. The
 /// gofer root is mounted read-only unless the gofer serves it read-write.
-pub fn build_root(client: Arc<Client>, overlay: RootOverlay) -> Result<Arc<Vfs>> {
-    build_root_rw(client, overlay, false)
+/// tmpfs data (the overlay's upper layer, `/tmp`, `/dev/shm`) lives in `mf`.
+pub fn build_root(
+    client: Arc<Client>,
+    overlay: RootOverlay,
+    mf: &Arc<MemoryFile>,
+) -> Result<Arc<Vfs>> {
+    build_root_rw(client, overlay, false, mf)
 }
 
 /// [`build_root`] over a gofer that serves its tree read-write (`writable`): without an
@@ -34,11 +40,14 @@ pub fn build_root_rw(
     client: Arc<Client>,
     overlay: RootOverlay,
     writable: bool,
+    mf: &Arc<MemoryFile>,
 ) -> Result<Arc<Vfs>> {
     let root = GoferFs::attach_with(client, writable)?;
     match overlay {
-        RootOverlay::Memory => new_vfs_with_root("overlay", OverlayFs::new_root(root)?, false),
-        RootOverlay::None => new_vfs_with_root("9p", root, !writable),
+        RootOverlay::Memory => {
+            new_vfs_with_root("overlay", OverlayFs::new_root(root, mf)?, false, mf)
+        }
+        RootOverlay::None => new_vfs_with_root("9p", root, !writable, mf),
     }
 }
 
@@ -48,12 +57,13 @@ pub fn new_vfs_with_root(
     fs_type: &'static str,
     root: Arc<dyn Inode>,
     read_only: bool,
+    mf: &Arc<MemoryFile>,
 ) -> Result<Arc<Vfs>> {
     let vfs = Vfs::new(fs_type, root, read_only);
     let r = vfs.root();
-    mount_at(&vfs, &r, b"tmp", "tmpfs", Tmpfs::new_root(0o1777))?;
-    if let Some(devp) = mount_at(&vfs, &r, b"dev", "devtmpfs", dev::new_devfs()?)? {
-        mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(0o1777))?;
+    mount_at(&vfs, &r, b"tmp", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
+    if let Some(devp) = mount_at(&vfs, &r, b"dev", "devtmpfs", dev::new_devfs(mf)?)? {
+        mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
     }
     Ok(vfs)
 }

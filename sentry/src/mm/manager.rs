@@ -5,7 +5,7 @@
 //! mappings) and maps it into the stub. The sentry reads and writes application memory
 //! through its own mapping of the MemoryFile, populating pages the same way.
 
-use super::{page_down, page_up, MappableFile, MemoryFile, UserAddr, PAGE_SIZE};
+use super::{page_down, page_up, MappableFile, MemoryFile, PageCache, UserAddr, PAGE_SIZE};
 use crate::error::Result;
 use crate::platform::{Access, AddressSpace, Prot};
 use crate::{errno, return_errno};
@@ -22,13 +22,22 @@ pub enum Backing {
         file: Arc<dyn MappableFile>,
         offset: u64,
     },
+    /// `MAP_SHARED` memory: the pages of a file's page cache (or of the anonymous one
+    /// behind `MAP_SHARED|MAP_ANONYMOUS`), mapped as they are, never copied. `offset` is
+    /// the file offset of the VMA's start; `may_write` is false for a file opened
+    /// read-only, which `mprotect` may then not make writable (Linux's `VM_MAYWRITE`).
+    Shared {
+        cache: Arc<PageCache>,
+        offset: u64,
+        may_write: bool,
+    },
 }
 
 #[derive(Clone)]
 pub struct Vma {
     pub end: u64,
     pub prot: Prot,
-    /// `MAP_SHARED` anonymous memory (shared with children once fork exists).
+    /// `MAP_SHARED`: populated pages are shared with children after `fork`, not copied.
     pub shared: bool,
     pub backing: Backing,
     /// What `/proc/PID/maps` shows: a path, `[heap]`, `[stack]`, or nothing.
@@ -36,6 +45,17 @@ pub struct Vma {
 }
 
 impl Vma {
+    /// May this VMA be made writable?
+    fn may_write(&self) -> bool {
+        !matches!(
+            self.backing,
+            Backing::Shared {
+                may_write: false,
+                ..
+            }
+        )
+    }
+
     /// The backing of the part of this VMA that starts `delta` bytes in.
     fn backing_from(&self, delta: u64) -> Backing {
         match &self.backing {
@@ -44,7 +64,25 @@ impl Vma {
                 file: file.clone(),
                 offset: offset.saturating_add(delta),
             },
+            Backing::Shared {
+                cache,
+                offset,
+                may_write,
+            } => Backing::Shared {
+                cache: cache.clone(),
+                offset: offset.saturating_add(delta),
+                may_write: *may_write,
+            },
         }
+    }
+
+    /// The page cache and page index behind `page` of a shared VMA starting at `start`.
+    fn shared_index(&self, start: u64, page: u64) -> Option<(&Arc<PageCache>, u64)> {
+        let Backing::Shared { cache, offset, .. } = &self.backing else {
+            return None;
+        };
+        let off = offset.checked_add(page.checked_sub(start)?)?;
+        Some((cache, off / PAGE_SIZE))
     }
 }
 
@@ -265,6 +303,12 @@ impl MemoryManager {
         self.unmap_range(addr, end)
     }
 
+    /// The VMAs that overlap `[start, end)`.
+    fn vmas_in(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, &Vma)> {
+        let first = self.find_vma(start).map_or(start, |(s, _)| s);
+        self.vmas.range(first..end).map(|(s, v)| (*s, v))
+    }
+
     /// Check that every page of `[start, end)` is covered by some VMA.
     fn fully_mapped(&self, start: u64, end: u64) -> bool {
         let mut cur = start;
@@ -290,6 +334,10 @@ impl MemoryManager {
         }
         if !self.fully_mapped(addr, end) {
             return_errno!(ENOMEM);
+        }
+        // A shared mapping of a file opened read-only never becomes writable.
+        if prot.write && self.vmas_in(addr, end).any(|(_, v)| !v.may_write()) {
+            return_errno!(EACCES);
         }
         self.split_at(addr);
         self.split_at(end);
@@ -434,7 +482,8 @@ impl MemoryManager {
         Ok(dest)
     }
 
-    /// `madvise(MADV_DONTNEED)`: private pages read back as zeros (or the file's bytes).
+    /// `madvise(MADV_DONTNEED)`: private pages read back as zeros (or the file's bytes);
+    /// shared pages are only unmapped and keep their contents, which live in the cache.
     pub fn discard(&mut self, addr: u64, len: u64) -> Result<()> {
         let end = page_up(len)
             .and_then(|l| addr.checked_add(l))
@@ -459,7 +508,12 @@ impl MemoryManager {
         }
         Ok((addr..end)
             .step_by(PAGE_SIZE as usize)
-            .map(|p| u8::from(self.pages.contains_key(&p)))
+            .map(|p| {
+                let in_cache = self.find_vma(p).and_then(|(s, v)| v.shared_index(s, p));
+                let resident = self.pages.contains_key(&p)
+                    || in_cache.is_some_and(|(cache, index)| cache.is_resident(index));
+                u8::from(resident)
+            })
             .collect())
     }
 
@@ -481,6 +535,11 @@ impl MemoryManager {
             return Ok(*f);
         }
         let (start, vma) = self.find_vma(page).ok_or(errno!(EFAULT))?;
+        if let Some((cache, index)) = vma.shared_index(start, page) {
+            let frame = cache.frame_for(index)?;
+            self.pages.insert(page, frame);
+            return Ok(frame);
+        }
         let backing = vma.backing.clone();
         let frame = self.mf.allocate(1)?;
         if let Err(e) = fill_from(&self.mf, frame, 1, &backing, page - start) {
@@ -608,12 +667,20 @@ impl MemoryManager {
         let vma = vma.clone();
         let around = match vma.backing {
             Backing::Anon => ANON_FAULT_AROUND,
-            Backing::File { .. } => FILE_FAULT_AROUND,
+            Backing::File { .. } | Backing::Shared { .. } => FILE_FAULT_AROUND,
         };
         let chunk = around * PAGE_SIZE;
         let lo = (page / chunk * chunk).max(start);
         let hi = lo.saturating_add(chunk).min(vma.end);
-        self.populate(start, &vma, lo, hi)?;
+        if matches!(vma.backing, Backing::Shared { .. }) {
+            self.populate_shared(start, &vma, lo, hi)?;
+            if !self.pages.contains_key(&page) {
+                // Past the end of the file. Linux raises SIGBUS here.
+                return_errno!(EFAULT, "shared mapping past the end of its file");
+            }
+        } else {
+            self.populate(start, &vma, lo, hi)?;
+        }
         self.map_populated(lo, hi, vma.prot)
     }
 
@@ -640,6 +707,39 @@ impl MemoryManager {
             }
             for i in 0..n {
                 self.pages.insert(p + i * PAGE_SIZE, frame + i * PAGE_SIZE);
+            }
+            p = q;
+        }
+        Ok(())
+    }
+
+    /// Give the pages of `[lo, hi)` inside the shared `vma` their page cache frames, as
+    /// far as the file reaches.
+    fn populate_shared(&mut self, vstart: u64, vma: &Vma, lo: u64, hi: u64) -> Result<()> {
+        let mut p = lo;
+        while p < hi {
+            if self.pages.contains_key(&p) {
+                p += PAGE_SIZE;
+                continue;
+            }
+            let mut q = p;
+            while q < hi && !self.pages.contains_key(&q) {
+                q += PAGE_SIZE;
+            }
+            let (cache, first) = vma.shared_index(vstart, p).ok_or(errno!(EFAULT))?;
+            for (index, frame) in cache.frames_for(first, (q - p) / PAGE_SIZE)? {
+                // `frames_for` stays inside the run it was asked for.
+                let at = index
+                    .checked_sub(first)
+                    .and_then(|k| k.checked_mul(PAGE_SIZE))
+                    .and_then(|d| p.checked_add(d))
+                    .filter(|&a| a < q);
+                match at {
+                    Some(a) => {
+                        self.pages.insert(a, frame);
+                    }
+                    None => self.mf.dec_ref(frame),
+                }
             }
             p = q;
         }
@@ -795,5 +895,138 @@ impl Drop for MemoryManager {
         for (_, f) in std::mem::take(&mut self.pages) {
             self.mf.dec_ref(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Errno;
+
+    /// An address space that only accepts what it is told: the manager's bookkeeping is
+    /// what these tests look at.
+    struct NoStub;
+
+    impl AddressSpace for NoStub {
+        fn map(&mut self, _: u64, _: u64, _: Prot, _: u64) -> Result<()> {
+            Ok(())
+        }
+        fn unmap(&mut self, _: u64, _: u64) -> Result<()> {
+            Ok(())
+        }
+        fn protect(&mut self, _: u64, _: u64, _: Prot) -> Result<()> {
+            Ok(())
+        }
+        fn max_user_address(&self) -> u64 {
+            0x7fff_ffff_f000
+        }
+    }
+
+    fn mm(mf: &Arc<MemoryFile>) -> MemoryManager {
+        MemoryManager::new(mf.clone(), Box::new(NoStub))
+    }
+
+    fn shared(cache: &Arc<PageCache>, offset: u64, may_write: bool) -> Backing {
+        Backing::Shared {
+            cache: cache.clone(),
+            offset,
+            may_write,
+        }
+    }
+
+    fn read(m: &mut MemoryManager, addr: u64, n: usize) -> Vec<u8> {
+        let mut b = vec![0u8; n];
+        m.copy_in(UserAddr(addr), &mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn shared_mappings_are_the_cache_across_fork() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let cache = Arc::new(PageCache::with_size(mf.clone(), 4 * PAGE_SIZE).unwrap());
+        let mut parent = mm(&mf);
+        let b = shared(&cache, 0, true);
+        let a = parent
+            .mmap(
+                0,
+                4 * PAGE_SIZE,
+                Prot::RW,
+                false,
+                false,
+                true,
+                b,
+                String::new(),
+            )
+            .unwrap();
+        parent.copy_out(UserAddr(a), b"parent").unwrap();
+        parent.handle_fault(a, false).unwrap();
+        let forked = parent.fork().unwrap();
+        let mut child = MemoryManager::from_fork(forked, Box::new(NoStub));
+        // A page first touched after fork, from either side, is the same page.
+        child
+            .copy_out(UserAddr(a + 3 * PAGE_SIZE), b"child")
+            .unwrap();
+        assert_eq!(read(&mut parent, a + 3 * PAGE_SIZE, 5), b"child");
+        child.copy_out(UserAddr(a + 1), b"C").unwrap();
+        assert_eq!(read(&mut parent, a, 6), b"pCrent");
+        let mut b = [0u8; 6];
+        cache.read_at(&mut b, 0).unwrap();
+        assert_eq!(&b, b"pCrent");
+        // DONTNEED only drops the mapping; the data stays in the cache.
+        parent.discard(a, 4 * PAGE_SIZE).unwrap();
+        assert_eq!(read(&mut parent, a, 6), b"pCrent");
+        drop(child);
+        parent.munmap(a, 4 * PAGE_SIZE).unwrap();
+        // Fault-around gave the holes frames; they stay the file's.
+        assert_eq!(cache.resident_pages(), 4);
+        drop(parent);
+        drop(cache);
+        assert_eq!(mf.allocated_bytes(), 0);
+    }
+
+    #[test]
+    fn shared_offsets_eof_and_protection() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let cache = Arc::new(PageCache::new(mf.clone()));
+        cache.write_at(b"page0", 0).unwrap();
+        cache.write_at(b"page1", PAGE_SIZE).unwrap();
+        let mut m = mm(&mf);
+        // Two pages over a file of one page and a bit, from file page 1.
+        let b = shared(&cache, PAGE_SIZE, false);
+        let a = m
+            .mmap(
+                0,
+                2 * PAGE_SIZE,
+                Prot::from_bits(libc::PROT_READ),
+                false,
+                false,
+                true,
+                b,
+                String::new(),
+            )
+            .unwrap();
+        assert_eq!(read(&mut m, a, 5), b"page1");
+        // Past the end of the file: no page (Linux: SIGBUS).
+        let mut x = [0u8; 1];
+        let e = m.copy_in(UserAddr(a + PAGE_SIZE), &mut x).unwrap_err();
+        assert_eq!(e.errno, Errno::EFAULT);
+        assert!(m.handle_fault(a + PAGE_SIZE, false).is_err());
+        m.handle_fault(a, false).unwrap();
+        // Opened read-only: never writable.
+        let e = m.mprotect(a, PAGE_SIZE, Prot::RW).unwrap_err();
+        assert_eq!(e.errno, Errno::EACCES);
+        m.mprotect(a, PAGE_SIZE, Prot::NONE).unwrap();
+        // The file grows: the second page appears.
+        cache.write_at(b"page2", 2 * PAGE_SIZE).unwrap();
+        assert_eq!(read(&mut m, a + PAGE_SIZE, 5), b"page2");
+        // Moved, the second page still maps file page 2.
+        let to = m
+            .mremap(a + PAGE_SIZE, PAGE_SIZE, PAGE_SIZE, true, None)
+            .unwrap();
+        m.munmap(a, PAGE_SIZE).unwrap();
+        cache.write_at(b"P", 2 * PAGE_SIZE).unwrap();
+        assert_eq!(read(&mut m, to, 5), b"Page2");
+        m.discard(to, PAGE_SIZE).unwrap();
+        assert_eq!(read(&mut m, to, 5), b"Page2");
     }
 }

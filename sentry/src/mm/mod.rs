@@ -3,9 +3,11 @@
 
 mod manager;
 mod memory_file;
+mod page_cache;
 
 pub use manager::{Backing, ForkedMm, MemoryManager, Vma, STACK_SIZE};
 pub use memory_file::{MemoryFile, PAGE_SIZE};
+pub use page_cache::PageCache;
 
 use crate::errno;
 use crate::error::Result;
@@ -41,4 +43,11 @@ impl UserAddr {
 pub trait MappableFile: Send + Sync {
     /// Read up to `buf.len()` bytes at `offset`; fewer only at end of file.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize>;
+
+    /// The file's data as MemoryFile pages, for files that keep it there (tmpfs):
+    /// `MAP_SHARED` maps those pages themselves. Files without one (host files through
+    /// the gofer) can only be mapped as private copies.
+    fn page_cache(&self) -> Option<std::sync::Arc<PageCache>> {
+        None
+    }
 }

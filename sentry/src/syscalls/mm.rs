@@ -3,9 +3,10 @@
 
 use crate::error::Result;
 use crate::kernel::Task;
-use crate::mm::{page_up, Backing, UserAddr, PAGE_SIZE};
+use crate::mm::{page_up, Backing, PageCache, UserAddr, PAGE_SIZE};
 use crate::platform::Prot;
 use crate::{errno, return_errno};
+use std::sync::Arc;
 
 const MAP_TYPE: i32 = 0x0f;
 /// Flags mmap accepts; others are EINVAL only if they are unknown to Linux too, so this is
@@ -62,7 +63,20 @@ pub fn sys_mmap(
     let noreplace = flags & libc::MAP_FIXED_NOREPLACE != 0;
     let prot = Prot::from_bits(prot);
     let (backing, name) = if flags & libc::MAP_ANONYMOUS != 0 {
-        (Backing::Anon, String::new())
+        if shared {
+            // A fresh anonymous object of the mapping's size (Linux's shmem file behind
+            // `/dev/zero (deleted)`), so that children share it after fork.
+            let mf = task.mm().memory_file().clone();
+            let cache = PageCache::with_size(mf, len)?;
+            let backing = Backing::Shared {
+                cache: Arc::new(cache),
+                offset: 0,
+                may_write: true,
+            };
+            (backing, String::new())
+        } else {
+            (Backing::Anon, String::new())
+        }
     } else {
         let file = task.files().get(fd)?;
         let mappable = file.mappable().ok_or(errno!(ENODEV))?;
@@ -70,27 +84,30 @@ pub fn sys_mmap(
         if acc == libc::O_WRONLY as u32 {
             return_errno!(EACCES);
         }
-        if shared && prot.write {
-            // Shared writable file mappings need write-back, which arrives with the
-            // filesystems work; refuse rather than silently lose writes.
-            if acc != libc::O_RDWR as u32 {
-                return_errno!(EACCES);
-            }
-            return_errno!(
-                ENODEV,
-                "shared writable file mappings are not supported yet"
-            );
+        let may_write = acc == libc::O_RDWR as u32;
+        if shared && prot.write && !may_write {
+            return_errno!(EACCES);
         }
-        (
-            Backing::File {
+        let backing = match mappable.page_cache() {
+            // The file's own pages: stores reach the file, its writes reach the mapping.
+            Some(cache) if shared => Backing::Shared {
+                cache,
+                offset,
+                may_write,
+            },
+            // Host files have no pages of ours to share; refuse rather than silently
+            // lose writes. A read-only shared mapping is a private copy.
+            None if shared && prot.write => return_errno!(
+                ENODEV,
+                "shared writable mappings of host files are not supported"
+            ),
+            _ => Backing::File {
                 file: mappable,
                 offset,
             },
-            file.path_name(),
-        )
+        };
+        (backing, file.path_name())
     };
-    // Shared anonymous memory behaves like private memory until there is a second process
-    // to share it with.
     task.mm()
         .mmap(addr, len, prot, fixed, noreplace, shared, backing, name)
 }
@@ -184,7 +201,8 @@ pub fn sys_msync(task: &mut Task, addr: u64, len: u64, flags: i32) -> Result<u64
     {
         return_errno!(EINVAL);
     }
-    // Private and anonymous memory has nothing to write back.
+    // Nothing to write back: shared mappings map the page cache, which is the file, and
+    // private memory has no file to go to.
     task.mm().check_mapped(addr, len)?;
     Ok(0)
 }

@@ -17,8 +17,15 @@ const O_DIRECTORY: u32 = libc::O_DIRECTORY as u32;
 const O_NOFOLLOW: u32 = libc::O_NOFOLLOW as u32;
 const O_PATH: u32 = libc::O_PATH as u32;
 
+fn mf() -> Arc<crate::mm::MemoryFile> {
+    Arc::new(crate::mm::MemoryFile::new().unwrap())
+}
+
 fn setup() -> FsContext {
-    let vfs = new_vfs_with_root("tmpfs", Tmpfs::new_root(0o755), false).unwrap();
+    let vfs = {
+        let mf = mf();
+        new_vfs_with_root("tmpfs", Tmpfs::new_root(&mf, 0o755), false, &mf).unwrap()
+    };
     FsContext::new(vfs)
 }
 
@@ -352,7 +359,10 @@ fn rename_cases() {
 
 #[test]
 fn read_only_mount() {
-    let vfs = new_vfs_with_root("tmpfs", Tmpfs::new_root(0o755), true).unwrap();
+    let vfs = {
+        let mf = mf();
+        new_vfs_with_root("tmpfs", Tmpfs::new_root(&mf, 0o755), true, &mf).unwrap()
+    };
     let ctx = FsContext::new(vfs);
     let c = root();
     // No /tmp or /dev in the read-only root: those mounts were skipped.

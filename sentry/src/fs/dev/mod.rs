@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::fs::tmpfs::{Tmpfs, TmpfsInode};
-use crate::mm::MappableFile;
+use crate::mm::{MappableFile, MemoryFile};
 use crate::vfs::{Creds, FileDescription, FileState, Inode, Stat, VfsPath};
 use crate::{errno, return_errno};
 use std::sync::Arc;
@@ -77,8 +77,8 @@ pub fn open_device(
 
 /// A fresh `/dev`: the memory devices, an empty `shm` directory to mount a tmpfs on, and
 /// the conventional `fd`/`stdin`/`stdout`/`stderr` links into `/proc/self/fd`.
-pub fn new_devfs() -> Result<Arc<TmpfsInode>> {
-    let root = Tmpfs::new_root(0o755);
+pub fn new_devfs(mf: &Arc<MemoryFile>) -> Result<Arc<TmpfsInode>> {
+    let root = Tmpfs::new_root(mf, 0o755);
     let creds = Creds::root();
     for (_, name, minor) in MemDevice::ALL {
         root.mknod(name, libc::S_IFCHR | 0o666, makedev(1, minor), &creds)?;

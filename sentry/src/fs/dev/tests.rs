@@ -13,8 +13,9 @@ fn open(ctx: &FsContext, path: &str, flags: i32) -> Arc<dyn FileDescription> {
 
 #[test]
 fn memory_devices() {
-    let root = crate::fs::tmpfs::Tmpfs::new_root(0o755);
-    let vfs = crate::fs::new_vfs_with_root("tmpfs", root, false).unwrap();
+    let mf = std::sync::Arc::new(crate::mm::MemoryFile::new().unwrap());
+    let root = crate::fs::tmpfs::Tmpfs::new_root(&mf, 0o755);
+    let vfs = crate::fs::new_vfs_with_root("tmpfs", root, false, &mf).unwrap();
     let ctx = FsContext::new(vfs);
     let mut buf = [7u8; 64];
     let null = open(&ctx, "/dev/null", libc::O_RDWR);

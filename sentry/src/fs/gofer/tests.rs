@@ -47,10 +47,11 @@ fn served(read_only: bool, overlay: RootOverlay, tag: &str) -> (TempTree, FsCont
     .unwrap();
     std::thread::spawn(move || serve(root, a, ServeOptions { read_only }));
     let client = Arc::new(Client::new(b));
+    let mf = Arc::new(crate::mm::MemoryFile::new().unwrap());
     let vfs = if read_only {
-        build_root(client, overlay).unwrap()
+        build_root(client, overlay, &mf).unwrap()
     } else {
-        build_root_rw(client, overlay, true).unwrap()
+        build_root_rw(client, overlay, true, &mf).unwrap()
     };
     (TempTree(path), FsContext::new(vfs))
 }

@@ -23,7 +23,7 @@
 use crate::error::{Errno, Result};
 use crate::fs::tmpfs::{Tmpfs, TmpfsInode};
 use crate::kernel::Task;
-use crate::mm::{MappableFile, UserAddr};
+use crate::mm::{MappableFile, MemoryFile, UserAddr};
 use crate::vfs::{
     anon_dev, Creds, Dentry, DirEntry, DirentSink, FileDescription, Inode, Mount, Stat, StatFs,
     Timespec, VfsPath,
@@ -99,13 +99,14 @@ pub struct OverlayInode {
 }
 
 impl OverlayFs {
-    /// An overlay over `lower` with a fresh upper tmpfs; returns its root directory.
-    pub fn new_root(lower: Arc<dyn Inode>) -> Result<Arc<OverlayInode>> {
+    /// An overlay over `lower` with a fresh upper tmpfs keeping its data in `mf`; returns
+    /// its root directory.
+    pub fn new_root(lower: Arc<dyn Inode>, mf: &Arc<MemoryFile>) -> Result<Arc<OverlayInode>> {
         let st = lower.stat()?;
         if !st.is_dir() {
             return_errno!(ENOTDIR);
         }
-        let upper = Tmpfs::new_root(st.mode & 0o7777);
+        let upper = Tmpfs::new_root(mf, st.mode & 0o7777);
         upper.set_owner(Some(st.uid), Some(st.gid), None)?;
         upper.set_times(Some(st.atime), Some(st.mtime))?;
         let layer_mount = |root: Arc<dyn Inode>| {

@@ -7,7 +7,8 @@ use crate::vfs::{Creds, DirentFormat, FsContext, OpenHow, Vfs};
 /// overlay over it; returns the lower root and the context.
 fn setup() -> (Arc<TmpfsInode>, FsContext) {
     let c = Creds::root();
-    let lower = Tmpfs::new_root(0o755);
+    let mf = Arc::new(MemoryFile::new().unwrap());
+    let lower = Tmpfs::new_root(&mf, 0o755);
     let etc = to_tmpfs(lower.mkdir(b"etc", 0o755, &c).unwrap()).unwrap();
     let host = to_tmpfs(etc.create(b"hostname", 0o644, &c).unwrap()).unwrap();
     host.write_at(b"lower\n", 0).unwrap();
@@ -16,7 +17,7 @@ fn setup() -> (Arc<TmpfsInode>, FsContext) {
     let dir = etc.mkdir(b"dir", 0o750, &c).unwrap();
     dir.create(b"a", 0o600, &c).unwrap();
     etc.symlink(b"link", b"hostname", &c).unwrap();
-    let root = OverlayFs::new_root(lower.clone()).unwrap();
+    let root = OverlayFs::new_root(lower.clone(), &mf).unwrap();
     let vfs = Vfs::new("overlay", root, false);
     (lower, FsContext::new(vfs))
 }

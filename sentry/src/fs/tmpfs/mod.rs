@@ -1,13 +1,13 @@
 //! tmpfs: files, directories, symlinks and device nodes that live in sentry memory.
 //!
-//! File data is a `Vec<u8>` per file for now. It moves to the MemoryFile (so that shared
-//! mappings of tmpfs files see writes and the memory is accounted with the sandbox's) once
-//! the memory manager lands; then `mappable` hands out MemoryFile ranges instead.
+//! A regular file's data lives in a [`PageCache`] in the sandbox's MemoryFile: `MAP_SHARED`
+//! mappings map those very pages, so stores through a mapping and `write(2)` see each
+//! other, and the memory is the sandbox's like the rest of the application's.
 #![deny(unsafe_code)]
 
 use crate::error::Result;
 use crate::kernel::Task;
-use crate::mm::{MappableFile, UserAddr};
+use crate::mm::{MappableFile, MemoryFile, PageCache, UserAddr};
 use crate::vfs::{
     anon_dev, Creds, DirEntry, FileDescription, FileState, Inode, Stat, StatFs, Timespec, VfsPath,
 };
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const TMPFS_MAGIC: i64 = 0x0102_1994;
-/// Largest tmpfs file while data is a `Vec<u8>` (`EFBIG` beyond).
+/// Largest tmpfs file (`EFBIG` beyond).
 pub const MAX_FILE_SIZE: u64 = 1 << 32;
 /// Default size limit of one tmpfs instance (`ENOSPC` beyond).
 pub const DEFAULT_SIZE_LIMIT: u64 = 1 << 33;
@@ -30,6 +30,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One tmpfs instance (a superblock).
 pub struct Tmpfs {
     dev: u64,
+    /// Where file data lives.
+    mf: Arc<MemoryFile>,
     next_ino: AtomicU64,
     /// Bytes of file data in use, against `size_limit`.
     used: AtomicU64,
@@ -51,10 +53,27 @@ struct Meta {
 
 enum Kind {
     Dir(Mutex<BTreeMap<Vec<u8>, Arc<TmpfsInode>>>),
-    File(Mutex<Vec<u8>>),
+    File(FileData),
     Symlink(Vec<u8>),
     /// A character or block device node; opening it asks `fs::dev` for the driver.
     Device(u64),
+}
+
+/// A regular file's bytes. `io` serializes the calls that change the size (writes,
+/// truncation), so that an append and the size accounting see one size; reads and stores
+/// through mappings go straight to the cache.
+struct FileData {
+    io: Mutex<()>,
+    cache: Arc<PageCache>,
+}
+
+impl FileData {
+    fn new(mf: &Arc<MemoryFile>) -> FileData {
+        FileData {
+            io: Mutex::new(()),
+            cache: Arc::new(PageCache::new(mf.clone())),
+        }
+    }
 }
 
 pub struct TmpfsInode {
@@ -70,10 +89,12 @@ pub struct TmpfsInode {
 pub const XATTR_BYTES_PER_INODE: usize = 1 << 20;
 
 impl Tmpfs {
-    /// A new, empty tmpfs; returns its root directory with permission bits `mode`.
-    pub fn new_root(mode: u32) -> Arc<TmpfsInode> {
+    /// A new, empty tmpfs keeping its files' data in `mf`; returns its root directory with
+    /// permission bits `mode`.
+    pub fn new_root(mf: &Arc<MemoryFile>, mode: u32) -> Arc<TmpfsInode> {
         let fs = Arc::new(Tmpfs {
             dev: anon_dev(),
+            mf: mf.clone(),
             next_ino: AtomicU64::new(1),
             used: AtomicU64::new(0),
             size_limit: DEFAULT_SIZE_LIMIT,
@@ -179,52 +200,42 @@ impl TmpfsInode {
         Ok(child)
     }
 
-    /// Change the size of a regular file's data, with accounting.
-    fn set_size(&self, data: &mut Vec<u8>, size: u64) -> Result<()> {
+    fn file_data(&self) -> Result<&FileData> {
+        match &self.kind {
+            Kind::File(d) => Ok(d),
+            _ => Err(errno!(EINVAL)),
+        }
+    }
+
+    /// Change the size of a regular file's data, with accounting. The caller holds `io`.
+    fn set_size(&self, data: &FileData, size: u64) -> Result<()> {
         if size > MAX_FILE_SIZE {
             return_errno!(EFBIG);
         }
-        let old = data.len() as u64;
-        let new_len = usize::try_from(size).map_err(|_| errno!(EFBIG))?;
+        let old = data.cache.size();
         if size > old {
             self.fs.grow(size - old)?;
-            if data.try_reserve(new_len - data.len()).is_err() {
+            if let Err(e) = data.cache.truncate(size) {
                 self.fs.shrink(size - old);
-                return_errno!(ENOSPC);
+                return Err(e);
             }
         } else {
+            data.cache.truncate(size)?;
             self.fs.shrink(old - size);
         }
-        data.resize(new_len, 0);
         Ok(())
     }
 
     fn read_data(&self, buf: &mut [u8], off: u64) -> Result<usize> {
-        let Kind::File(data) = &self.kind else {
-            return_errno!(EINVAL)
-        };
-        let data = lock(data);
-        let Ok(start) = usize::try_from(off) else {
-            return Ok(0);
-        };
-        let Some(src) = data.get(start..) else {
-            return Ok(0);
-        };
-        let n = src.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        Ok(n)
+        self.file_data()?.cache.read_at(buf, off)
     }
 
     /// Write at `off` (or at the end when `off` is `None`); returns bytes written and the
     /// offset after them.
     fn write_data(&self, buf: &[u8], off: Option<u64>) -> Result<(usize, u64)> {
-        let Kind::File(data) = &self.kind else {
-            return_errno!(EINVAL)
-        };
-        let mut data = lock(data);
-        let start = off.unwrap_or(data.len() as u64);
+        let data = self.file_data()?;
+        let _io = lock(&data.io);
+        let start = off.unwrap_or(data.cache.size());
         if buf.is_empty() {
             return Ok((0, start));
         }
@@ -235,13 +246,13 @@ impl TmpfsInode {
             }
             // Partial write up to the limit, as Linux does at RLIMIT_FSIZE/s_maxbytes.
             return self.write_locked(
-                &mut data,
+                data,
                 start,
                 buf.get(..(MAX_FILE_SIZE - start) as usize)
                     .unwrap_or_default(),
             );
         }
-        self.write_locked(&mut data, start, buf)
+        self.write_locked(data, start, buf)
     }
 
     /// Write `buf` at `off` (overlay copy-up fills its upper files with this).
@@ -249,18 +260,18 @@ impl TmpfsInode {
         Ok(self.write_data(buf, Some(off))?.0)
     }
 
-    fn write_locked(&self, data: &mut Vec<u8>, start: u64, buf: &[u8]) -> Result<(usize, u64)> {
+    fn write_locked(&self, data: &FileData, start: u64, buf: &[u8]) -> Result<(usize, u64)> {
         let end = start.checked_add(buf.len() as u64).ok_or(errno!(EFBIG))?;
-        if end > data.len() as u64 {
-            self.set_size(data, end)?;
+        let old = data.cache.size();
+        if end > old {
+            self.fs.grow(end - old)?;
         }
-        let (s, e) = (
-            usize::try_from(start).map_err(|_| errno!(EFBIG))?,
-            usize::try_from(end).map_err(|_| errno!(EFBIG))?,
-        );
-        data.get_mut(s..e)
-            .ok_or(errno!(EFBIG))?
-            .copy_from_slice(buf);
+        if let Err(e) = data.cache.write_at(buf, start) {
+            if end > old {
+                self.fs.shrink(end - old);
+            }
+            return Err(e);
+        }
         let now = Timespec::now();
         let mut m = lock(&self.meta);
         m.mtime = now;
@@ -270,7 +281,7 @@ impl TmpfsInode {
 
     fn size(&self) -> u64 {
         match &self.kind {
-            Kind::File(d) => lock(d).len() as u64,
+            Kind::File(d) => d.cache.size(),
             Kind::Symlink(t) => t.len() as u64,
             Kind::Dir(_) => 4096,
             Kind::Device(_) => 0,
@@ -281,7 +292,7 @@ impl TmpfsInode {
 impl Drop for TmpfsInode {
     fn drop(&mut self) {
         if let Kind::File(d) = &self.kind {
-            self.fs.shrink(lock(d).len() as u64);
+            self.fs.shrink(d.cache.size());
         }
     }
 }
@@ -289,6 +300,13 @@ impl Drop for TmpfsInode {
 impl MappableFile for TmpfsInode {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.read_data(buf, offset)
+    }
+
+    fn page_cache(&self) -> Option<Arc<PageCache>> {
+        match &self.kind {
+            Kind::File(d) => Some(d.cache.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -404,7 +422,7 @@ impl Inode for TmpfsInode {
             &self.fs,
             libc::S_IFREG | (mode & 0o7777),
             creds,
-            Kind::File(Mutex::new(Vec::new())),
+            Kind::File(FileData::new(&self.fs.mf)),
         );
         self.add_child(name, f)
     }
@@ -561,8 +579,8 @@ impl Inode for TmpfsInode {
         let Kind::File(data) = &self.kind else {
             return_errno!(EINVAL)
         };
-        let mut data = lock(data);
-        self.set_size(&mut data, size)?;
+        let _io = lock(&data.io);
+        self.set_size(data, size)?;
         let now = Timespec::now();
         let mut m = lock(&self.meta);
         m.mtime = now;
@@ -599,7 +617,7 @@ impl Inode for TmpfsInode {
 
     fn mknod(&self, name: &[u8], mode: u32, rdev: u64, creds: &Creds) -> Result<Arc<dyn Inode>> {
         let kind = match mode & libc::S_IFMT {
-            libc::S_IFREG => Kind::File(Mutex::new(Vec::new())),
+            libc::S_IFREG => Kind::File(FileData::new(&self.fs.mf)),
             libc::S_IFCHR | libc::S_IFBLK => Kind::Device(rdev),
             libc::S_IFIFO | libc::S_IFSOCK => Kind::Device(0),
             _ => return_errno!(EINVAL),
@@ -613,12 +631,12 @@ impl Inode for TmpfsInode {
             return_errno!(ENODEV)
         };
         let end = offset.checked_add(len).ok_or(errno!(EFBIG))?;
-        let mut data = lock(data);
-        let size = data.len() as u64;
+        let _io = lock(&data.io);
+        let size = data.cache.size();
         match mode {
             0 => {
                 if end > size {
-                    self.set_size(&mut data, end)?;
+                    self.set_size(data, end)?;
                     let mut m = lock(&self.meta);
                     m.ctime = Timespec::now();
                 }
@@ -630,14 +648,7 @@ impl Inode for TmpfsInode {
                 }
             }
             m if m == crate::vfs::FALLOC_FL_KEEP_SIZE | crate::vfs::FALLOC_FL_PUNCH_HOLE => {
-                let (s, e) = (offset.min(size), end.min(size));
-                let (s, e) = (
-                    usize::try_from(s).map_err(|_| errno!(EFBIG))?,
-                    usize::try_from(e).map_err(|_| errno!(EFBIG))?,
-                );
-                if let Some(range) = data.get_mut(s..e) {
-                    range.fill(0);
-                }
+                data.cache.punch_hole(offset.min(size), end.min(size))?;
                 let now = Timespec::now();
                 let mut m = lock(&self.meta);
                 m.mtime = now;

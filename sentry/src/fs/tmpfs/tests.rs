@@ -10,7 +10,7 @@ fn err<T>(r: Result<T>) -> Errno {
 
 #[test]
 fn create_link_unlink_counts() {
-    let root = Tmpfs::new_root(0o755);
+    let root = Tmpfs::new_root(&Arc::new(crate::mm::MemoryFile::new().unwrap()), 0o755);
     let c = Creds::root();
     let f = root.create(b"f", 0o644, &c).unwrap();
     assert_eq!(err(root.create(b"f", 0o644, &c)), Errno::EEXIST);
@@ -41,7 +41,7 @@ fn create_link_unlink_counts() {
 
 #[test]
 fn rename_moves_and_counts() {
-    let root = Tmpfs::new_root(0o755);
+    let root = Tmpfs::new_root(&Arc::new(crate::mm::MemoryFile::new().unwrap()), 0o755);
     let c = Creds::root();
     let a = root.mkdir(b"a", 0o755, &c).unwrap();
     let b = root.mkdir(b"b", 0o755, &c).unwrap();
@@ -62,7 +62,7 @@ fn rename_moves_and_counts() {
 
 #[test]
 fn file_data_limits() {
-    let root = Tmpfs::new_root(0o755);
+    let root = Tmpfs::new_root(&Arc::new(crate::mm::MemoryFile::new().unwrap()), 0o755);
     let f = root.create(b"f", 0o644, &Creds::root()).unwrap();
     let f = f.as_any_arc().downcast::<TmpfsInode>().unwrap();
     assert_eq!(f.write_data(b"abc", Some(5)).unwrap(), (3, 8));
@@ -77,4 +77,49 @@ fn file_data_limits() {
     f.truncate(2).unwrap();
     assert_eq!(f.stat().unwrap().size, 2);
     assert_eq!(f.fs.used.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn file_data_is_the_page_cache() {
+    let mf = Arc::new(crate::mm::MemoryFile::new().unwrap());
+    let root = Tmpfs::new_root(&mf, 0o755);
+    let f = root.create(b"f", 0o644, &Creds::root()).unwrap();
+    let f = f.as_any_arc().downcast::<TmpfsInode>().unwrap();
+    f.write_at(b"hello", 0).unwrap();
+    let cache = f.page_cache().unwrap();
+    // A mapping's frame and the file are the same bytes.
+    let frame = cache.frame_for(0).unwrap();
+    mf.write(frame, b"J").unwrap();
+    let mut b = [0u8; 5];
+    f.read_data(&mut b, 0).unwrap();
+    assert_eq!(&b, b"Jello");
+    // Space is accounted by size, and the limit holds for growth through the cache.
+    assert_eq!(f.fs.used.load(Ordering::Relaxed), 5);
+    assert_eq!(f.fs.size_limit, 2 * MAX_FILE_SIZE);
+    let g = root.create(b"g", 0o644, &Creds::root()).unwrap();
+    g.truncate(MAX_FILE_SIZE).unwrap();
+    let h = root.create(b"h", 0o644, &Creds::root()).unwrap();
+    let h = h.as_any_arc().downcast::<TmpfsInode>().unwrap();
+    assert_eq!(err(h.truncate(MAX_FILE_SIZE)), Errno::ENOSPC);
+    assert_eq!(err(h.write_at(b"x", MAX_FILE_SIZE - 1)), Errno::ENOSPC);
+    assert_eq!(f.fs.used.load(Ordering::Relaxed), MAX_FILE_SIZE + 5);
+    assert_eq!(h.stat().unwrap().size, 0);
+    root.unlink(b"g").unwrap();
+    root.unlink(b"h").unwrap();
+    drop((g, h));
+    // Punching a hole zeroes what is mapped too.
+    f.fallocate(
+        crate::vfs::FALLOC_FL_KEEP_SIZE | crate::vfs::FALLOC_FL_PUNCH_HOLE,
+        1,
+        2,
+    )
+    .unwrap();
+    mf.read(frame, &mut b).unwrap();
+    assert_eq!(&b, b"J\0\0lo");
+    mf.dec_ref(frame);
+    // Unlinked and dropped, the file gives its space back.
+    root.unlink(b"f").unwrap();
+    let fs = f.fs.clone();
+    drop((f, cache));
+    assert_eq!(fs.used.load(Ordering::Relaxed), 0);
 }
