@@ -181,6 +181,10 @@ impl Task {
             .ok_or(errno!(EFAULT))?;
         self.copy_out(UserAddr(frame.fp_addr), &frame.fp_bytes)?;
         self.copy_out(UserAddr(frame.addr), &frame.bytes)?;
+        if !fp.0.is_empty() {
+            // Refused only for a state the host cannot load; the handler then keeps ours.
+            let _ = self.ctx.set_fp_state(&super::signal::handler_fp_state(&fp));
+        }
         self.regs.rsp = frame.addr;
         self.regs.rip = act.handler;
         self.regs.rdi = info.signo as u64;

@@ -159,6 +159,8 @@ pub struct TgState {
     pub itimers: [Option<Arc<super::timer::Timer>>; 3],
     /// POSIX timers by id.
     pub posix_timers: HashMap<i32, Arc<super::timer::Timer>>,
+    /// The process has called execve (its parent may no longer setpgid it).
+    pub did_exec: bool,
 }
 
 pub struct ThreadGroup {
@@ -191,6 +193,7 @@ impl ThreadGroup {
                 children_cpu: std::time::Duration::ZERO,
                 itimers: [None, None, None],
                 posix_timers: HashMap::new(),
+                did_exec: false,
             }),
             child_events: Arc::new(WaitQueue::new()),
             stop_events: WaitQueue::new(),

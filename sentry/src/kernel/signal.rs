@@ -343,7 +343,15 @@ pub fn build_frame(
     for (i, v) in segs.iter().enumerate() {
         put(&mut b, mc + 144 + i * 2, &v.to_le_bytes());
     }
-    // err, trapno, oldmask, cr2: cr2 is the fault address for SIGSEGV.
+    // err, trapno, oldmask, cr2: for a page fault, trap 14 with a user-mode error code
+    // (bit 0: the page was present), and cr2 the fault address.
+    if info.signo == libc::SIGSEGV
+        && (info.code == code::SEGV_MAPERR || info.code == code::SEGV_ACCERR)
+    {
+        let err: u64 = 4 | u64::from(info.code == code::SEGV_ACCERR);
+        put(&mut b, mc + 152, &err.to_le_bytes());
+        put(&mut b, mc + 160, &14u64.to_le_bytes());
+    }
     put(&mut b, mc + 168, &mask.to_le_bytes());
     put(&mut b, mc + 176, &info.addr.to_le_bytes());
     put(&mut b, mc + 184, &fp_addr.to_le_bytes());
@@ -467,4 +475,21 @@ mod tests {
         assert_eq!(p.take(0).map(|i| i.pid), Some(2));
         assert!(p.take(0).is_none());
     }
+}
+
+/// The FP state a handler starts with: everything in its initial state (x87 control word
+/// 0x37f, MXCSR 0x1f80, registers zero), as Linux gives every handler.
+pub fn handler_fp_state(cur: &FpState) -> FpState {
+    let mut b = vec![0u8; cur.0.len()];
+    if b.len() >= XSTATE_BV_OFFSET + 16 {
+        put(&mut b, 0, &0x037fu16.to_le_bytes());
+        put(&mut b, 24, &0x1f80u32.to_le_bytes());
+        // MXCSR_MASK is the CPU's; keep it so the state validates.
+        if let Some(m) = cur.0.get(28..32) {
+            put(&mut b, 28, m);
+        }
+        // x87 and SSE present in their default values; other components in init state.
+        put(&mut b, XSTATE_BV_OFFSET, &3u64.to_le_bytes());
+    }
+    FpState(b)
 }

@@ -19,6 +19,9 @@ use crate::vfs::{FdTable, FsContext};
 use crate::{errno, return_errno};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// `si_code` of a SIGBUS for an address past the end of a mapped file.
+const BUS_ADRERR: i32 = 2;
+
 /// Longest path the application may pass (Linux `PATH_MAX`, including the NUL).
 pub const PATH_MAX: usize = 4096;
 
@@ -245,6 +248,7 @@ impl Task {
         let table = self.files().clone();
         self.files = Arc::new(Mutex::new(table));
         self.files().close_on_exec();
+        self.tg.state().did_exec = true;
         self.shared.finish_vfork();
     }
 
@@ -291,6 +295,11 @@ impl Task {
             match self.blocker.sleep(deadline) {
                 Wake::Notified => {}
                 Wake::Interrupted => {
+                    // What we waited for may have come with the signal (a child's exit
+                    // and its SIGCHLD): take it rather than fail.
+                    if let Some(v) = ready()? {
+                        return Ok(v);
+                    }
                     if self.has_deliverable_signal() {
                         return_errno!(ERESTARTSYS);
                     }
@@ -345,13 +354,15 @@ impl Task {
             match exit {
                 Exit::Syscall => self.handle_syscall(),
                 Exit::Fault { addr, mapped } => {
-                    if self.mm().handle_fault(addr, mapped).is_err() {
-                        let code = if mapped {
-                            super::signal::code::SEGV_ACCERR
-                        } else {
-                            super::signal::code::SEGV_MAPERR
+                    let r = self.mm().handle_fault(addr, mapped);
+                    if let Err(sig) = r {
+                        use super::signal::code::{SEGV_ACCERR, SEGV_MAPERR};
+                        let (signo, code) = match sig {
+                            crate::mm::FaultSignal::MapErr => (libc::SIGSEGV, SEGV_MAPERR),
+                            crate::mm::FaultSignal::AccErr => (libc::SIGSEGV, SEGV_ACCERR),
+                            crate::mm::FaultSignal::Bus => (libc::SIGBUS, BUS_ADRERR),
                         };
-                        self.force_signal(super::signal::SigInfo::fault(libc::SIGSEGV, code, addr));
+                        self.force_signal(super::signal::SigInfo::fault(signo, code, addr));
                     }
                 }
                 Exit::Signal { signo, code, addr } => {

@@ -12,6 +12,17 @@ use crate::{errno, return_errno};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+/// The signal an unresolvable fault raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultSignal {
+    /// SIGSEGV, SEGV_MAPERR: nothing is mapped there.
+    MapErr,
+    /// SIGSEGV, SEGV_ACCERR: mapped, but the access is not allowed.
+    AccErr,
+    /// SIGBUS, BUS_ADRERR: a file page past the end of the file.
+    Bus,
+}
+
 /// What fills a VMA's pages the first time they are touched.
 #[derive(Clone)]
 pub enum Backing {
@@ -646,14 +657,41 @@ impl MemoryManager {
         })
     }
 
-    /// A fault reported by the platform. `Ok` means the access can be retried; `Err` means
-    /// the application gets SIGSEGV.
-    pub fn handle_fault(&mut self, addr: u64, mapped: bool) -> Result<()> {
+    /// A fault reported by the platform. `Ok` means the access can be retried; `Err`
+    /// says which signal the application gets.
+    pub fn handle_fault(
+        &mut self,
+        addr: u64,
+        mapped: bool,
+    ) -> std::result::Result<(), FaultSignal> {
         let page = page_down(addr);
-        let (start, vma) = self.find_vma(page).ok_or(errno!(EFAULT))?;
+        let Some((start, vma)) = self.find_vma(page) else {
+            return Err(FaultSignal::MapErr);
+        };
         if vma.prot == Prot::NONE {
-            return_errno!(EFAULT);
+            return Err(FaultSignal::AccErr);
         }
+        // A private file page wholly past the end of the file is SIGBUS (mmap(2)).
+        if let Backing::File { file, offset } = &vma.backing {
+            if !mapped && !self.pages.contains_key(&page) {
+                let foff = offset.saturating_add(page - start);
+                let mut probe = [0u8; 1];
+                if matches!(file.read_at(&mut probe, foff), Ok(0)) {
+                    return Err(FaultSignal::Bus);
+                }
+            }
+        }
+        self.resolve_fault(page, start, mapped).map_err(|e| {
+            if e.errno == crate::Errno::EIO {
+                FaultSignal::Bus
+            } else {
+                FaultSignal::AccErr
+            }
+        })
+    }
+
+    fn resolve_fault(&mut self, page: u64, start: u64, mapped: bool) -> Result<()> {
+        let (_, vma) = self.find_vma(page).ok_or(errno!(EFAULT))?;
         if mapped {
             // A write to a copy-on-write page gets its own copy; anything else on a page
             // mapped with the VMA's protection is a real access violation.
@@ -675,8 +713,8 @@ impl MemoryManager {
         if matches!(vma.backing, Backing::Shared { .. }) {
             self.populate_shared(start, &vma, lo, hi)?;
             if !self.pages.contains_key(&page) {
-                // Past the end of the file. Linux raises SIGBUS here.
-                return_errno!(EFAULT, "shared mapping past the end of its file");
+                // Past the end of the file: SIGBUS.
+                return_errno!(EIO, "shared mapping past the end of its file");
             }
         } else {
             self.populate(start, &vma, lo, hi)?;

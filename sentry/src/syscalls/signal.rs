@@ -162,7 +162,8 @@ fn kill_targets(
     let alive =
         |g: &std::sync::Arc<crate::kernel::process::ThreadGroup>| g.state().exit_status.is_none();
     let targets: Vec<_> = match pid {
-        p if p > 0 => pids.group(p).into_iter().filter(alive).collect(),
+        // A zombie can still be signalled (to no effect), as in Linux.
+        p if p > 0 => pids.group(p).into_iter().collect(),
         0 => pids
             .process_group(task.tg.pgid())
             .into_iter()

@@ -130,6 +130,9 @@ pub fn sys_nanosleep(task: &mut Task, req: UserAddr, rem: UserAddr) -> Result<u6
 }
 
 /// Sleep until `deadline`; if a signal interrupts, report the time left in `rem`.
+/// A handler makes the sleep fail with EINTR whatever SA_RESTART says; with no handler it
+/// restarts (Linux's ERESTART_RESTARTBLOCK; here the restart sleeps the full request
+/// again rather than what was left).
 fn interruptible_sleep(task: &Task, deadline: Instant, rem: UserAddr) -> Result<u64> {
     match task.sleep_until(deadline) {
         Ok(()) => Ok(0),
@@ -137,6 +140,9 @@ fn interruptible_sleep(task: &Task, deadline: Instant, rem: UserAddr) -> Result<
             if !rem.is_null() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 task.write_obj(rem, &Timespec::from_duration(left))?;
+            }
+            if e.errno == crate::Errno::ERESTARTSYS {
+                return Err(errno!(ERESTARTNOHAND));
             }
             Err(e)
         }

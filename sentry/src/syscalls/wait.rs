@@ -97,7 +97,8 @@ pub fn sys_clone3(task: &mut Task, uargs: UserAddr, size: usize) -> Result<u64> 
             return_errno!(E2BIG);
         }
     }
-    if raw.exit_signal > 64 || raw.set_tid != 0 || raw.set_tid_size != 0 {
+    // The exit signal has its own field; the low byte of flags must be clear.
+    if raw.flags & 0xff != 0 || raw.exit_signal > 64 || raw.set_tid != 0 || raw.set_tid_size != 0 {
         return_errno!(EINVAL);
     }
     if (raw.stack == 0) != (raw.stack_size == 0) {
@@ -294,7 +295,7 @@ fn find_group(task: &Task, pid: i32) -> Result<Arc<ThreadGroup>> {
         return Ok(task.tg.clone());
     }
     if pid < 0 {
-        return_errno!(EINVAL);
+        return_errno!(ESRCH);
     }
     task.kernel.pids().group(pid).ok_or(errno!(ESRCH))
 }
@@ -332,6 +333,9 @@ pub fn sys_setpgid(task: &mut Task, pid: i32, pgid: i32) -> Result<u64> {
         let st = target.state();
         (st.sid, st.sid == target.tgid)
     };
+    if target.tgid != task.tgid && target.state().did_exec {
+        return_errno!(EACCES);
+    }
     if t_sid != my_sid {
         return_errno!(EPERM);
     }

@@ -529,7 +529,10 @@ impl Context for PtraceContext {
                         // SAFETY: the kernel filled a fault siginfo for these signals, so
                         // the union holds the `_sigfault` member `si_addr` reads.
                         let addr = unsafe { info.si_addr() } as u64;
-                        if signo == libc::SIGSEGV && info.si_code > 0 {
+                        // Only page faults (MAPERR/ACCERR) are the memory manager's; a
+                        // general-protection SIGSEGV (SI_KERNEL: a non-canonical address)
+                        // goes to the application as it is.
+                        if signo == libc::SIGSEGV && (info.si_code == 1 || info.si_code == 2) {
                             Ok(Exit::Fault {
                                 addr,
                                 mapped: info.si_code != SEGV_MAPERR,
