@@ -418,7 +418,10 @@ static void test_sigsuspend_pause(void)
     /* Inside the handler, sigsuspend's mask plus the signal itself was in force. */
     CHECK(sigismember(&seen_mask[0], SIGUSR1));
 
-    /* Sent by a child while we sleep in sigsuspend. */
+    /* Sent by a child while we sleep in sigsuspend. (Blocked again explicitly: if the
+     * mask was not restored, the signal could be handled before sigsuspend, which would
+     * then wait forever.) */
+    sigprocmask(SIG_BLOCK, &u1, NULL);
     reset_seen();
     pid_t sender = spawn_sender(getpid(), SIGUSR1, 0, 0);
     CHECK_ERRNO(sigsuspend(&empty), EINTR);
