@@ -122,12 +122,19 @@ fn find_or_build_carapace() -> Result<PathBuf, String> {
 }
 
 /// Compiles one C file with `gcc -static -O1 -Wall -Werror` (with `tests/syscalls/` on
-/// the include path, for `check.h`) into `out`. Skipped when `out` is newer than both
-/// the source and `check.h`. The output is written under a temporary name and renamed,
-/// so concurrent test processes never run a half-written binary.
+/// the include path, for `check.h` and `child.h`) into `out`. Skipped when `out` is newer
+/// than the source and every header in `tests/syscalls/`. The output is written under a
+/// temporary name and renamed, so concurrent test processes never run a half-written
+/// binary.
 pub fn compile_c(src: &Path, out: &Path) -> Result<(), String> {
-    let check_h = syscalls_dir().join("check.h");
-    if is_newer(out, &[src, &check_h]) {
+    let headers: Vec<PathBuf> = std::fs::read_dir(syscalls_dir())
+        .map_err(|e| format!("cannot list {}: {e}", syscalls_dir().display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "h"))
+        .collect();
+    let mut inputs: Vec<&Path> = vec![src];
+    inputs.extend(headers.iter().map(PathBuf::as_path));
+    if is_newer(out, &inputs) {
         return Ok(());
     }
     let tmp = out.with_extension(format!("tmp{}", std::process::id()));

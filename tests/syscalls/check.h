@@ -2,7 +2,8 @@
  * check.h: the tiny assertion library shared by every program in tests/syscalls/.
  *
  * Each program runs natively and under `carapace do`, so it must not rely on anything the
- * sentry may lack: no fork, threads or signals, output only through stdio.
+ * sentry may lack: output only through stdio. Programs that fork check in children through
+ * child.h, which turns a child's checks into one check of its exit status.
  *
  * A failed check prints one line: `file:line: what: expected X, got Y (errno ENAME)`.
  * A program ends with `return check_done();`, which prints exactly `N passed, N failed`

@@ -351,6 +351,9 @@ pub fn build_frame(
         let err: u64 = 4 | u64::from(info.code == code::SEGV_ACCERR);
         put(&mut b, mc + 152, &err.to_le_bytes());
         put(&mut b, mc + 160, &14u64.to_le_bytes());
+    } else if info.signo == libc::SIGSEGV && info.code == code::SI_KERNEL {
+        // A general-protection fault (a non-canonical address): trap 13.
+        put(&mut b, mc + 160, &13u64.to_le_bytes());
     }
     put(&mut b, mc + 168, &mask.to_le_bytes());
     put(&mut b, mc + 176, &info.addr.to_le_bytes());
@@ -425,6 +428,23 @@ pub fn parse_frame(bytes: &[u8], cur: &Regs) -> Option<Restored> {
     })
 }
 
+/// The FP state a handler starts with: everything in its initial state (x87 control word
+/// 0x37f, MXCSR 0x1f80, registers zero), as Linux gives every handler.
+pub fn handler_fp_state(cur: &FpState) -> FpState {
+    let mut b = vec![0u8; cur.0.len()];
+    if b.len() >= XSTATE_BV_OFFSET + 16 {
+        put(&mut b, 0, &0x037fu16.to_le_bytes());
+        put(&mut b, 24, &0x1f80u32.to_le_bytes());
+        // MXCSR_MASK is the CPU's; keep it so the state validates.
+        if let Some(m) = cur.0.get(28..32) {
+            put(&mut b, 28, m);
+        }
+        // x87 and SSE present in their default values; other components in init state.
+        put(&mut b, XSTATE_BV_OFFSET, &3u64.to_le_bytes());
+    }
+    FpState(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,21 +495,4 @@ mod tests {
         assert_eq!(p.take(0).map(|i| i.pid), Some(2));
         assert!(p.take(0).is_none());
     }
-}
-
-/// The FP state a handler starts with: everything in its initial state (x87 control word
-/// 0x37f, MXCSR 0x1f80, registers zero), as Linux gives every handler.
-pub fn handler_fp_state(cur: &FpState) -> FpState {
-    let mut b = vec![0u8; cur.0.len()];
-    if b.len() >= XSTATE_BV_OFFSET + 16 {
-        put(&mut b, 0, &0x037fu16.to_le_bytes());
-        put(&mut b, 24, &0x1f80u32.to_le_bytes());
-        // MXCSR_MASK is the CPU's; keep it so the state validates.
-        if let Some(m) = cur.0.get(28..32) {
-            put(&mut b, 28, m);
-        }
-        // x87 and SSE present in their default values; other components in init state.
-        put(&mut b, XSTATE_BV_OFFSET, &3u64.to_le_bytes());
-    }
-    FpState(b)
 }
