@@ -106,6 +106,9 @@ pub struct SigInfo {
     pub status: i64,
     /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP).
     pub addr: u64,
+    /// The page-fault error code for the signal frame (x86 `PF_*` bits), as far as the
+    /// platform can tell.
+    pub fault_err: u64,
 }
 
 impl SigInfo {
@@ -182,6 +185,7 @@ impl SigInfo {
             uid: i32_at(20) as u32,
             status: i64_at(24),
             addr: 0,
+            fault_err: 0,
         }
     }
 }
@@ -348,9 +352,13 @@ pub fn build_frame(
     if info.signo == libc::SIGSEGV
         && (info.code == code::SEGV_MAPERR || info.code == code::SEGV_ACCERR)
     {
-        let err: u64 = 4 | u64::from(info.code == code::SEGV_ACCERR);
+        let err: u64 = 4 | u64::from(info.code == code::SEGV_ACCERR) | info.fault_err;
         put(&mut b, mc + 152, &err.to_le_bytes());
         put(&mut b, mc + 160, &14u64.to_le_bytes());
+    } else if info.signo == libc::SIGILL && info.code > 0 {
+        put(&mut b, mc + 160, &6u64.to_le_bytes()); // #UD
+    } else if info.signo == libc::SIGTRAP && info.code > 0 {
+        put(&mut b, mc + 160, &3u64.to_le_bytes()); // #BP
     } else if info.signo == libc::SIGSEGV && info.code == code::SI_KERNEL {
         // A general-protection fault (a non-canonical address): trap 13.
         put(&mut b, mc + 160, &13u64.to_le_bytes());

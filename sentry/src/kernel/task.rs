@@ -362,7 +362,9 @@ impl Task {
                             crate::mm::FaultSignal::AccErr => (libc::SIGSEGV, SEGV_ACCERR),
                             crate::mm::FaultSignal::Bus => (libc::SIGBUS, BUS_ADRERR),
                         };
-                        self.force_signal(super::signal::SigInfo::fault(signo, code, addr));
+                        let mut info = super::signal::SigInfo::fault(signo, code, addr);
+                        info.fault_err = self.guess_fault_access(addr, sig);
+                        self.force_signal(info);
                     }
                 }
                 Exit::Signal { signo, code, addr } => {
@@ -370,6 +372,28 @@ impl Task {
                 }
                 Exit::Interrupted => {}
             }
+        }
+    }
+
+    /// The write (2) and instruction-fetch (16) bits of a page fault's error code. ptrace
+    /// does not report the access type, so they are inferred where the cause is certain:
+    /// a fault at the instruction pointer is a fetch; a refused access to a readable,
+    /// non-writable mapping is a write. Elsewhere they stay clear.
+    fn guess_fault_access(&self, addr: u64, sig: crate::mm::FaultSignal) -> u64 {
+        if addr == self.regs.rip {
+            return 16;
+        }
+        if sig != crate::mm::FaultSignal::AccErr {
+            return 0;
+        }
+        let mm = self.mm();
+        let prot = mm
+            .vmas()
+            .find(|(start, v)| *start <= addr && addr < v.end)
+            .map(|(_, v)| v.prot);
+        match prot {
+            Some(p) if p.read && !p.write => 2,
+            _ => 0,
         }
     }
 

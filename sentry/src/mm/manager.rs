@@ -553,9 +553,17 @@ impl MemoryManager {
         }
         let backing = vma.backing.clone();
         let frame = self.mf.allocate(1)?;
-        if let Err(e) = fill_from(&self.mf, frame, 1, &backing, page - start) {
-            self.mf.dec_ref(frame);
-            return Err(e);
+        match fill_from(&self.mf, frame, 1, &backing, page - start) {
+            Ok(1..) => {}
+            // Past the end of the file: the application would get SIGBUS; a syscall EFAULT.
+            Ok(0) => {
+                self.mf.dec_ref(frame);
+                return_errno!(EFAULT);
+            }
+            Err(e) => {
+                self.mf.dec_ref(frame);
+                return Err(e);
+            }
         }
         self.pages.insert(page, frame);
         Ok(frame)
@@ -737,14 +745,25 @@ impl MemoryManager {
             }
             let n = (q - p) / PAGE_SIZE;
             let frame = self.mf.allocate(n)?;
-            if let Err(e) = fill_from(&self.mf, frame, n, &vma.backing, p - vstart) {
-                for i in 0..n {
+            let filled = match fill_from(&self.mf, frame, n, &vma.backing, p - vstart) {
+                Ok(k) => k.min(n),
+                Err(e) => {
+                    for i in 0..n {
+                        self.mf.dec_ref(frame + i * PAGE_SIZE);
+                    }
+                    return Err(e);
+                }
+            };
+            for i in 0..n {
+                if i < filled {
+                    self.pages.insert(p + i * PAGE_SIZE, frame + i * PAGE_SIZE);
+                } else {
                     self.mf.dec_ref(frame + i * PAGE_SIZE);
                 }
-                return Err(e);
             }
-            for i in 0..n {
-                self.pages.insert(p + i * PAGE_SIZE, frame + i * PAGE_SIZE);
+            if filled < n {
+                // The rest is past the end of the file.
+                return Ok(());
             }
             p = q;
         }
@@ -908,9 +927,11 @@ impl Drop for ForkedMm {
 
 /// Fill `n` fresh frames starting at `frame` with the backing's bytes for the VMA offset
 /// `delta`.
-fn fill_from(mf: &MemoryFile, frame: u64, n: u64, backing: &Backing, delta: u64) -> Result<()> {
+/// Returns how many of the pages hold file data: pages wholly past the end of the file
+/// must not be populated (touching them is SIGBUS).
+fn fill_from(mf: &MemoryFile, frame: u64, n: u64, backing: &Backing, delta: u64) -> Result<u64> {
     let Backing::File { file, offset } = backing else {
-        return Ok(()); // fresh frames are already zero
+        return Ok(n); // fresh frames are already zero
     };
     let foff = offset.checked_add(delta).ok_or(errno!(EFAULT))?;
     let len = (n * PAGE_SIZE) as usize;
@@ -925,7 +946,8 @@ fn fill_from(mf: &MemoryFile, frame: u64, n: u64, backing: &Backing, delta: u64)
         got += r;
     }
     // Bytes past the end of the file stay zero, as Linux shows them in the last page.
-    mf.write(frame, &buf)
+    mf.write(frame, &buf)?;
+    Ok((got as u64).div_ceil(PAGE_SIZE))
 }
 
 impl Drop for MemoryManager {
