@@ -168,6 +168,11 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         Arc::new(Mutex::new(task.fs().clone()))
     };
 
+    // Before the child can run: a thread that exits at once clears this same word
+    // (CLONE_CHILD_CLEARTID), and a late write would leave pthread_join waiting forever.
+    if f & CLONE_PARENT_SETTID != 0 {
+        let _ = task.write_obj(a.parent_tid, &tid);
+    }
     let shared = kernel.register_task(&tg, tid, sighand);
     lock(&shared.signals).mask = task.sigmask();
     if f & CLONE_THREAD == 0 {
@@ -217,9 +222,6 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         return Err(errno!(EAGAIN));
     }
 
-    if f & CLONE_PARENT_SETTID != 0 {
-        let _ = task.write_obj(a.parent_tid, &tid);
-    }
     if f & CLONE_VFORK != 0 {
         wait_vfork(task, &shared);
     }

@@ -29,6 +29,13 @@ impl Task {
         if deliverable(lock(&self.shared.signals).pending.mask()) {
             return true;
         }
+        if self
+            .shared
+            .must_exit
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return true;
+        }
         let st = self.tg.state();
         st.group_exit.is_some() || deliverable(st.pending.mask())
     }
@@ -36,10 +43,24 @@ impl Task {
     /// Take the next signal to act on: thread-directed first, then process-directed.
     fn next_signal(&self) -> Option<SigInfo> {
         let mask = self.sigmask();
-        if let Some(i) = lock(&self.shared.signals).pending.take(mask) {
-            return Some(i);
+        let taken = lock(&self.shared.signals).pending.take(mask);
+        let mut info = taken.or_else(|| self.tg.state().pending.take(mask))?;
+        self.claim_timer_signal(&mut info);
+        Some(info)
+    }
+
+    /// A POSIX timer's signal leaving the queue reports the expirations it stood for
+    /// (`si_overrun`) and lets the timer queue the next one.
+    pub fn claim_timer_signal(&self, info: &mut SigInfo) {
+        if info.code != code::SI_TIMER {
+            return;
         }
-        self.tg.state().pending.take(mask)
+        let timer = self.tg.state().posix_timers.get(&info.pid).cloned();
+        if let Some(t) = timer {
+            info.uid = u32::try_from(t.signal_taken())
+                .unwrap_or(i32::MAX as u32)
+                .min(i32::MAX as u32);
+        }
     }
 
     /// Act on every pending signal the task does not block, before it runs application

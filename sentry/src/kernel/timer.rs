@@ -120,10 +120,12 @@ impl Timer {
         lock(&self.state).overrun
     }
 
-    /// The application took this timer's signal.
-    pub fn signal_taken(&self) {
+    /// The application took this timer's signal: the overrun it reports, and the next
+    /// expiry queues a new signal.
+    pub fn signal_taken(&self) -> u64 {
         let mut st = lock(&self.state);
         st.signal_pending = false;
+        std::mem::take(&mut st.overrun)
     }
 
     /// When it next fires, for the service's sleep: wall deadline or "poll".
@@ -193,7 +195,7 @@ impl Timer {
         }
         let mut info = self.info;
         if info.signo == 0 {
-            self.signal_taken();
+            let _ = self.signal_taken();
             return;
         }
         info.errno = 0;
@@ -210,9 +212,11 @@ impl Timer {
             }
             TimerTarget::Nowhere => {}
         }
-        // The sentry does not track when the signal is dequeued; count overruns from the
-        // next expiry on.
-        self.signal_taken();
+        // POSIX timers stay "pending" until the signal is taken (which reports the
+        // overruns); itimers queue a signal per expiry like Linux's.
+        if self.info.code != super::signal::code::SI_TIMER {
+            self.signal_taken();
+        }
     }
 }
 

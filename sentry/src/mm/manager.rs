@@ -590,9 +590,18 @@ impl MemoryManager {
     }
 
     /// The MemoryFile offset behind `addr` (shared futexes are keyed by it).
-    pub fn futex_frame(&mut self, addr: u64) -> Result<u64> {
+    /// `None` for private memory: as in Linux, a futex there is keyed by address space
+    /// and address even without FUTEX_PRIVATE_FLAG — its frame changes when a
+    /// copy-on-write page is first written, so a frame key would lose wake-ups.
+    pub fn futex_frame(&mut self, addr: u64) -> Result<Option<u64>> {
         self.check_access(addr, 4, Access::Read)?;
-        Ok(self.frame(page_down(addr))? + (addr - page_down(addr)))
+        let shared = self.find_vma(addr).is_some_and(|(_, v)| v.shared);
+        if !shared {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.frame(page_down(addr))? + (addr - page_down(addr)),
+        ))
     }
 
     /// Check the VMAs allow `access` to every byte of `[addr, addr + len)`.

@@ -26,14 +26,16 @@ fn key(task: &Task, uaddr: UserAddr, private: bool) -> Result<FutexKey> {
     if !uaddr.0.is_multiple_of(4) {
         return_errno!(EINVAL);
     }
+    let private_key = FutexKey::Private {
+        mm: Arc::as_ptr(&task.mm) as usize,
+        addr: uaddr.0,
+    };
     if private {
-        Ok(FutexKey::Private {
-            mm: Arc::as_ptr(&task.mm) as usize,
-            addr: uaddr.0,
-        })
+        Ok(private_key)
     } else {
-        Ok(FutexKey::Shared {
-            frame_offset: task.mm().futex_frame(uaddr.0)?,
+        Ok(match task.mm().futex_frame(uaddr.0)? {
+            Some(frame_offset) => FutexKey::Shared { frame_offset },
+            None => private_key,
         })
     }
 }

@@ -342,7 +342,7 @@ pub fn sys_rt_sigtimedwait(
     // The waited-for signals are unblocked for the wait only in the sense that they wake
     // us; they are taken here, not delivered.
     let r = task.block_until(&[], deadline, || Ok(take(task)));
-    let info = match r {
+    let mut info = match r {
         Ok(i) => i,
         Err(e) if e.errno == crate::Errno::ETIMEDOUT => return_errno!(EAGAIN),
         Err(e) if e.errno == crate::Errno::ERESTARTSYS => match take(task) {
@@ -351,6 +351,7 @@ pub fn sys_rt_sigtimedwait(
         },
         Err(e) => return Err(e),
     };
+    task.claim_timer_signal(&mut info);
     if !uinfo.is_null() {
         task.copy_out(uinfo, &info.to_bytes())?;
     }

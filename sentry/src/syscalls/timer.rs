@@ -299,11 +299,17 @@ pub fn sys_getrusage(task: &mut Task, who: i32, usage: UserAddr) -> Result<u64> 
         RUSAGE_THREAD => task.ctx.cpu_time(),
         _ => return_errno!(EINVAL),
     };
+    // ru_maxrss in KiB: what the MemoryFile holds is the closest measure the sentry has.
+    let maxrss = (task.kernel.memory_file.allocated_bytes() / 1024) as i64;
+    task.write_obj(usage, &rusage(cpu, maxrss))?;
+    Ok(0)
+}
+
+/// A `struct rusage` (18 longs): CPU time as user time, and the maximum resident size.
+pub fn rusage(cpu: Duration, maxrss_kb: i64) -> [i64; 18] {
     let mut r = [0i64; 18];
     r[0] = cpu.as_secs() as i64;
     r[1] = i64::from(cpu.subsec_micros());
-    // ru_maxrss in KiB: what the MemoryFile holds is the closest measure the sentry has.
-    r[4] = (task.kernel.memory_file.allocated_bytes() / 1024) as i64;
-    task.write_obj(usage, &r)?;
-    Ok(0)
+    r[4] = maxrss_kb;
+    r
 }

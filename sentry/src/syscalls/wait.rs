@@ -140,6 +140,8 @@ const WCLONE: i32 = 0x8000_0000u32 as i32;
 struct Found {
     pid: i32,
     event: ChildEvent,
+    /// CPU time of the child and what it reaped (for an exited child).
+    cpu: std::time::Duration,
 }
 
 /// Look for a child matching `sel` with an event `options` asks for; consume it unless
@@ -163,6 +165,7 @@ fn find_child(task: &Task, sel: Selector, options: i32) -> Result<Option<Found>>
         let mut st = c.state();
         if let Some(status) = st.exit_status {
             if options & WEXITED != 0 {
+                let cpu = st.cpu_exited + st.children_cpu;
                 drop(st);
                 if options & WNOWAIT == 0 {
                     task.kernel.reap(&task.tg, c.tgid);
@@ -170,6 +173,7 @@ fn find_child(task: &Task, sel: Selector, options: i32) -> Result<Option<Found>>
                 return Ok(Some(Found {
                     pid: c.tgid,
                     event: ChildEvent::Exited(status),
+                    cpu,
                 }));
             }
             continue;
@@ -182,6 +186,7 @@ fn find_child(task: &Task, sel: Selector, options: i32) -> Result<Option<Found>>
                 return Ok(Some(Found {
                     pid: c.tgid,
                     event: ChildEvent::Stopped(s),
+                    cpu: std::time::Duration::ZERO,
                 }));
             }
             Some(ChildEvent::Continued) if options & WCONTINUED != 0 => {
@@ -191,6 +196,7 @@ fn find_child(task: &Task, sel: Selector, options: i32) -> Result<Option<Found>>
                 return Ok(Some(Found {
                     pid: c.tgid,
                     event: ChildEvent::Continued,
+                    cpu: std::time::Duration::ZERO,
                 }));
             }
             _ => {}
@@ -244,7 +250,7 @@ pub fn sys_wait4(
         task.write_obj(status, &wstatus(found.event))?;
     }
     if !rusage.is_null() {
-        task.copy_out(rusage, &[0u8; 144])?;
+        task.write_obj(rusage, &super::timer::rusage(found.cpu, 0))?;
     }
     Ok(found.pid as u64)
 }
@@ -283,7 +289,8 @@ pub fn sys_waitid(
         task.copy_out(infop, &info)?;
     }
     if !rusage.is_null() {
-        task.copy_out(rusage, &[0u8; 144])?;
+        let cpu = found.as_ref().map(|f| f.cpu).unwrap_or_default();
+        task.write_obj(rusage, &super::timer::rusage(cpu, 0))?;
     }
     Ok(0)
 }
