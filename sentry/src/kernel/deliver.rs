@@ -98,6 +98,13 @@ impl Task {
                 match default_action(info.signo) {
                     DefaultAction::Ignore | DefaultAction::Continue => continue,
                     DefaultAction::Stop => {
+                        // Terminal stops do nothing to an orphaned process group: no one
+                        // would be left to continue it (signal(7)).
+                        if info.signo != libc::SIGSTOP
+                            && self.kernel.pgrp_is_orphaned(self.tg.pgid())
+                        {
+                            continue;
+                        }
                         self.kernel.stop_group(&self.tg, info.signo);
                         continue;
                     }

@@ -292,6 +292,7 @@ impl Kernel {
             self.shutting_down.store(true, Ordering::Release);
             self.kill_all();
         }
+        self.hang_up_orphaned(tg, parent.as_ref(), &children);
         // Children that asked for a signal when their parent dies get it now.
         for c in &children {
             for t in c.threads() {
@@ -316,6 +317,62 @@ impl Kernel {
             let mut info = Task::child_event_signal(ChildEvent::Exited(final_status), tg.tgid, 0);
             info.signo = exit_signal;
             self.signal_group(&parent, info);
+        }
+    }
+
+    /// Is process group `pgid` orphaned: does no live member have a parent in another
+    /// group of the same session (other than init)? (POSIX; Linux's is_orphaned_pgrp.)
+    pub fn pgrp_is_orphaned(&self, pgid: i32) -> bool {
+        let members = self.pids().process_group(pgid);
+        !members.iter().any(|g| {
+            let st = g.state();
+            if st.exit_status.is_some() {
+                return false;
+            }
+            st.parent.as_ref().is_some_and(|p| {
+                let ps = p.state();
+                p.tgid != 1 && ps.exit_status.is_none() && ps.pgid != pgid && ps.sid == st.sid
+            })
+        })
+    }
+
+    /// A process died: process groups it leaves orphaned that have a stopped member get
+    /// SIGHUP then SIGCONT, so they do not stay stopped with no one to continue them.
+    fn hang_up_orphaned(
+        &self,
+        dying: &Arc<ThreadGroup>,
+        parent: Option<&Arc<ThreadGroup>>,
+        children: &[Arc<ThreadGroup>],
+    ) {
+        let (pgid, sid) = {
+            let st = dying.state();
+            (st.pgid, st.sid)
+        };
+        let mut candidates = Vec::new();
+        if let Some(p) = parent {
+            let ps = p.state();
+            if ps.pgid != pgid && ps.sid == sid {
+                candidates.push(pgid);
+            }
+        }
+        for c in children {
+            let cs = c.state();
+            if cs.pgid != pgid && cs.sid == sid && !candidates.contains(&cs.pgid) {
+                candidates.push(cs.pgid);
+            }
+        }
+        for g in candidates {
+            if !self.pgrp_is_orphaned(g) {
+                continue;
+            }
+            let members = self.pids().process_group(g);
+            if !members.iter().any(|m| m.state().stopped) {
+                continue;
+            }
+            for m in &members {
+                self.signal_group(m, SigInfo::kernel(libc::SIGHUP));
+                self.signal_group(m, SigInfo::kernel(libc::SIGCONT));
+            }
         }
     }
 
