@@ -109,7 +109,7 @@ pub fn write_png(rows: &[Row], title: &str, path: &Path) -> Result<(), String> {
     let (width, left) = (1100u32, 300u32);
     let ratios = bars.iter().filter_map(|b| b.ratio.as_ref().ok().copied());
     let (lo, hi) = ratios.fold((0.5f64, 2.0f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
-    let (lo, hi) = (lo / 1.5, hi * 4.0);
+    let (lo, hi) = (lo / 1.5, hi * 6.0);
 
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     let err = |e: &dyn std::fmt::Display| format!("chart: {e}");

@@ -3,12 +3,37 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{killpg, SigSet, Signal};
 use nix::unistd::Pid;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Turns SIGINT, SIGTERM and SIGHUP into a flag, so that a benchmark stopped with ^C still
+/// kills its current run and deletes its containers and temporary directories. Call before
+/// starting any thread (the mask is inherited; spawned commands get an empty one from std).
+pub fn catch_interrupts() {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    if set.thread_block().is_ok() {
+        thread::spawn(move || {
+            if set.wait().is_ok() {
+                INTERRUPTED.store(true, Ordering::SeqCst);
+                eprintln!("interrupted: stopping the current run and cleaning up…");
+            }
+        });
+    }
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// What a finished command did.
 #[derive(Debug)]
@@ -31,15 +56,16 @@ impl Captured {
     }
 }
 
-/// The last non-empty stderr line, shortened, or `fallback` when there is none.
+/// The last non-empty stderr line, shortened, or `fallback` when there is none. A short
+/// last line (gcc's "compilation terminated.") comes after the one that says why.
 pub fn failure_reason(stderr: &str, fallback: &str) -> String {
-    let line = stderr
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or(fallback);
-    shorten(line, 100)
+    let mut lines = stderr.lines().rev().map(str::trim).filter(|l| !l.is_empty());
+    let text = match (lines.next(), lines.next()) {
+        (Some(last), Some(before)) if last.chars().count() < 30 => format!("{before} {last}"),
+        (Some(last), _) => last.to_string(),
+        (None, _) => fallback.to_string(),
+    };
+    shorten(&text, 110)
 }
 
 /// At most `max` characters, with `…` when cut.
@@ -82,13 +108,25 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Captured, String> {
         let status = child.wait();
         let _ = tx.send((status, start.elapsed()));
     });
-    let (status, wall, timed_out) = match rx.recv_timeout(timeout) {
-        Ok((status, wall)) => (status, wall, false),
-        Err(_) => {
-            kill_group(pid);
-            match rx.recv() {
-                Ok((status, wall)) => (status, wall, true),
-                Err(_) => return Err(format!("{program}: lost track of the process")),
+    let deadline = start + timeout;
+    let (status, wall, stopped) = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok((status, wall)) => break (status, wall, None),
+            Err(RecvTimeoutError::Timeout) if interrupted() || Instant::now() >= deadline => {
+                kill_group(pid);
+                let why = if interrupted() {
+                    "interrupted".to_string()
+                } else {
+                    format!("timed out after {} s", timeout.as_secs())
+                };
+                match rx.recv() {
+                    Ok((status, wall)) => break (status, wall, Some(why)),
+                    Err(_) => return Err(format!("{program}: lost track of the process")),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(format!("{program}: lost track of the process"))
             }
         }
     };
@@ -96,8 +134,8 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Captured, String> {
     kill_group(pid);
     let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
     let stderr = err.and_then(|h| h.join().ok()).unwrap_or_default();
-    if timed_out {
-        return Err(format!("timed out after {} s", timeout.as_secs()));
+    if let Some(why) = stopped {
+        return Err(why);
     }
     let status = status.map_err(|e| format!("{program}: wait failed: {e}"))?;
     Ok(Captured {
@@ -202,6 +240,10 @@ mod tests {
             "fork: No such"
         );
         assert_eq!(failure_reason("", "exit status: 1"), "exit status: 1");
+        assert_eq!(
+            failure_reason("gcc: fatal error: cannot execute 'cc1'\nterminated.\n", "x"),
+            "gcc: fatal error: cannot execute 'cc1' terminated."
+        );
         assert_eq!(shorten("abcdef", 4), "abc…");
     }
 

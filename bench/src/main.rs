@@ -59,7 +59,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    exec::catch_interrupts();
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
@@ -107,7 +109,8 @@ fn run(args: Args) -> Result<(), String> {
         loops: if quick { 200 } else { 1000 },
     };
     let settle = Duration::from_millis(if quick { 500 } else { 1000 });
-    let timeout = Duration::from_secs(300);
+    // Generous (runsc runs the shell loop in seconds), but a hang costs no more than this.
+    let timeout = Duration::from_secs(if quick { 60 } else { 120 });
 
     let root = workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -185,8 +188,11 @@ fn run(args: Args) -> Result<(), String> {
         .collect();
 
     let mut results = Results::new();
-    for round in 0..rounds {
+    'rounds: for round in 0..rounds {
         for w in &selected {
+            if exec::interrupted() {
+                break 'rounds;
+            }
             // Rotate the order each round so no runtime always runs first (or last).
             let n = live.len().max(1);
             for k in 0..live.len() {
@@ -196,7 +202,7 @@ fn run(args: Args) -> Result<(), String> {
                         .get(&(m.id.to_string(), rt.name().to_string()))
                         .is_some_and(|c| c.error.is_some())
                 });
-                if failed {
+                if failed || exec::interrupted() {
                     continue; // a failure is final: do not pay for it every round
                 }
                 let mut p = params.clone();
@@ -209,6 +215,8 @@ fn run(args: Args) -> Result<(), String> {
                             cell(&mut results, id, rt.name()).samples.push(v);
                         }
                     }
+                    // A run cut short by ^C says nothing about the runtime.
+                    Err(_) if exec::interrupted() => {}
                     Err(e) => {
                         for m in w.metrics {
                             cell(&mut results, m.id, rt.name()).error = Some(e.clone());
@@ -219,6 +227,9 @@ fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    if exec::interrupted() {
+        eprintln!("interrupted: the table holds the rounds finished so far");
+    }
     let rows = report::rows(&selected, &infos, &results, &params);
     let targets = report::targets(&infos, &results);
     let machine = prepare::machine(&root);

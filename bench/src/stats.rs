@@ -73,13 +73,18 @@ pub fn cost_ratio(unit: Unit, value: f64, reference: f64) -> Option<f64> {
     })
 }
 
-/// `×0.52`, `×1.00`, `×12.3`, `×450`: two decimals below 10, one below 100, none above.
+/// `×0.0081`, `×0.52`, `×1.00`, `×12.3`, `×450`: two decimals below 10, one below 100,
+/// none above; two significant digits below 0.1.
 pub fn format_ratio(ratio: Option<f64>) -> String {
     match ratio {
         None => "—".to_string(),
         Some(r) if r >= 99.95 => format!("×{r:.0}"),
         Some(r) if r >= 9.995 => format!("×{r:.1}"),
-        Some(r) => format!("×{r:.2}"),
+        Some(r) if r >= 0.0995 || r <= 0.0 => format!("×{r:.2}"),
+        Some(r) => {
+            let decimals = (1.0 - r.log10().floor()).clamp(2.0, 12.0) as usize;
+            format!("×{r:.decimals$}")
+        }
     }
 }
 
@@ -150,6 +155,8 @@ mod tests {
         assert_eq!(format_ratio(Some(12.34)), "×12.3");
         assert_eq!(format_ratio(Some(450.4)), "×450");
         assert_eq!(format_ratio(None), "—");
+        assert_eq!(format_ratio(Some(0.00812)), "×0.0081");
+        assert_eq!(format_ratio(Some(0.0271)), "×0.027");
     }
 
     #[test]

@@ -26,12 +26,17 @@ int main(int argc, char **argv)
     if (pid < 0)
         die("fork");
     if (pid == 0) {
+        /* Only our own ends stay open, so the parent's close is our EOF. */
+        close(to_child[1]);
+        close(to_parent[0]);
         char c;
         while (read(to_child[0], &c, 1) == 1)
             if (write(to_parent[1], &c, 1) != 1)
                 _exit(1);
         _exit(0);
     }
+    close(to_child[0]);
+    close(to_parent[1]);
     measure("pipe_pingpong", round_trips, target_ns(argc, argv));
     close(to_child[1]);
     waitpid(pid, NULL, 0);
