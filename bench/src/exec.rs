@@ -56,12 +56,17 @@ impl Captured {
     }
 }
 
-/// The last non-empty stderr line, shortened, or `fallback` when there is none. A short
-/// last line (gcc's "compilation terminated.") comes after the one that says why.
+/// The last non-empty stderr line, shortened, or `fallback` when there is none. A last
+/// line that names no cause (no `what: why`, like gcc's "compilation terminated.") gets the
+/// line before it, which does.
 pub fn failure_reason(stderr: &str, fallback: &str) -> String {
-    let mut lines = stderr.lines().rev().map(str::trim).filter(|l| !l.is_empty());
+    let mut lines = stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
     let text = match (lines.next(), lines.next()) {
-        (Some(last), Some(before)) if last.chars().count() < 30 => format!("{before} {last}"),
+        (Some(last), Some(before)) if !last.contains(':') => format!("{before} {last}"),
         (Some(last), _) => last.to_string(),
         (None, _) => fallback.to_string(),
     };
