@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -215,8 +216,12 @@ pub fn tree_pss_kib(roots: &[u32]) -> Result<u64, String> {
     let pids = with_descendants(roots, &procs);
     let mut total = 0;
     for pid in &pids {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-            .map_err(|e| format!("cannot read /proc/{pid}/smaps_rollup: {e}"))?;
+        let text = match std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+            Ok(text) => text,
+            // Gone since the listing (a short-lived helper): it holds no memory now.
+            Err(_) if !Path::new(&format!("/proc/{pid}")).exists() => continue,
+            Err(e) => return Err(format!("cannot read /proc/{pid}/smaps_rollup: {e}")),
+        };
         total += parse_pss_kib(&text).ok_or_else(|| format!("no Pss in pid {pid}'s smaps"))?;
     }
     Ok(total)
