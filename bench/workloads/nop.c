@@ -1,0 +1,5 @@
+/* The static binary that fork_wait execs. */
+int main(void)
+{
+    return 0;
+}
