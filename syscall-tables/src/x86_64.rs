@@ -177,7 +177,7 @@ syscall_table! {
     130 RT_SIGSUSPEND rt_sigsuspend(mask: Struct("sigset_t"), sigsetsize: Size) -> Int, Implemented "";
     131 SIGALTSTACK sigaltstack(ss: Struct("stack_t"), old_ss: Struct("stack_t")) -> Int, Implemented "";
     132 UTIME utime(filename: Path, times: Struct("utimbuf")) -> Int, Implemented "";
-    133 MKNOD mknod(pathname: Path, mode: Mode, dev: Hex) -> Int, Partial "FIFOs and sockets are created but open gives ENXIO until pipes/unix sockets; no device nodes through the gofer";
+    133 MKNOD mknod(pathname: Path, mode: Mode, dev: Hex) -> Int, Partial "regular files, FIFOs and sockets; device nodes need root and not through the gofer";
     134 USELIB uselib(library: Path) -> Int, Unimplemented "";
     135 PERSONALITY personality(persona: Hex) -> Int, Unimplemented "";
     136 USTAT ustat(dev: Hex, ubuf: Struct("ustat")) -> Int, Unimplemented "";
@@ -303,7 +303,7 @@ syscall_table! {
     256 MIGRATE_PAGES migrate_pages(pid: Pid, maxnode: ULong, old_nodes: Ptr, new_nodes: Ptr) -> Int, Unimplemented "";
     257 OPENAT openat(dirfd: DirFd, pathname: Path, flags: Flags(&f::OPEN), mode: CreatMode(2)) -> Fd, Partial "O_TMPFILE unsupported";
     258 MKDIRAT mkdirat(dirfd: DirFd, pathname: Path, mode: Mode) -> Int, Implemented "";
-    259 MKNODAT mknodat(dirfd: DirFd, pathname: Path, mode: Mode, dev: Hex) -> Int, Partial "FIFOs and sockets are created but open gives ENXIO until pipes/unix sockets; no device nodes through the gofer";
+    259 MKNODAT mknodat(dirfd: DirFd, pathname: Path, mode: Mode, dev: Hex) -> Int, Partial "regular files, FIFOs and sockets; device nodes need root and not through the gofer";
     260 FCHOWNAT fchownat(dirfd: DirFd, pathname: Path, owner: Uid, group: Gid, flags: Flags(&f::AT)) -> Int, Implemented "";
     261 FUTIMESAT futimesat(dirfd: DirFd, pathname: Path, times: Struct("timeval")) -> Int, Implemented "";
     262 NEWFSTATAT newfstatat(dirfd: DirFd, pathname: Path, statbuf: Struct("stat"), flags: Flags(&f::AT)) -> Int, Implemented "";
@@ -326,14 +326,14 @@ syscall_table! {
     279 MOVE_PAGES move_pages(pid: Pid, count: ULong, pages: Ptr, nodes: Ptr, status: Ptr, flags: Hex) -> Int, Unimplemented "";
     280 UTIMENSAT utimensat(dirfd: DirFd, pathname: Path, times: Struct("timespec"), flags: Flags(&f::AT)) -> Int, Implemented "";
     281 EPOLL_PWAIT epoll_pwait(epfd: Fd, events: Struct("epoll_event"), maxevents: Int, timeout: Int, sigmask: Struct("sigset_t"), sigsetsize: Size) -> Int, Partial "the temporary signal mask is restored at return, before any handler runs";
-    282 SIGNALFD signalfd(fd: Fd, mask: Struct("sigset_t"), sizemask: Size) -> Fd, Unimplemented "";
+    282 SIGNALFD signalfd(fd: Fd, mask: Struct("sigset_t"), sizemask: Size) -> Fd, Implemented "";
     283 TIMERFD_CREATE timerfd_create(clockid: ClockId, flags: Flags(&f::NONBLOCK_CLOEXEC)) -> Fd, Partial "alarm clocks behave as their base clocks";
     284 EVENTFD eventfd(initval: UInt) -> Fd, Implemented "";
     285 FALLOCATE fallocate(fd: Fd, mode: Flags(&f::FALLOCATE), offset: Offset, len: Offset) -> Int, Partial "mode 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE on tmpfs and overlay; EOPNOTSUPP on gofer files";
     286 TIMERFD_SETTIME timerfd_settime(fd: Fd, flags: Flags(&f::TIMERFD_SETTIME), new_value: Struct("itimerspec"), old_value: Struct("itimerspec")) -> Int, Partial "TFD_TIMER_CANCEL_ON_SET accepted; the sandbox clock is never set";
     287 TIMERFD_GETTIME timerfd_gettime(fd: Fd, curr_value: Struct("itimerspec")) -> Int, Implemented "";
     288 ACCEPT4 accept4(sockfd: Fd, addr: Struct("sockaddr"), addrlen: Struct("socklen_t"), flags: Flags(&f::SOCKET_FLAGS)) -> Fd, Unimplemented "";
-    289 SIGNALFD4 signalfd4(fd: Fd, mask: Struct("sigset_t"), sizemask: Size, flags: Flags(&f::NONBLOCK_CLOEXEC)) -> Fd, Unimplemented "";
+    289 SIGNALFD4 signalfd4(fd: Fd, mask: Struct("sigset_t"), sizemask: Size, flags: Flags(&f::NONBLOCK_CLOEXEC)) -> Fd, Implemented "";
     290 EVENTFD2 eventfd2(initval: UInt, flags: Flags(&f::EVENTFD)) -> Fd, Implemented "";
     291 EPOLL_CREATE1 epoll_create1(flags: Flags(&f::EPOLL_CREATE)) -> Fd, Implemented "";
     292 DUP3 dup3(oldfd: Fd, newfd: Fd, flags: Flags(&f::CLOEXEC)) -> Fd, Implemented "";

@@ -7,6 +7,7 @@ pub mod gofer;
 pub mod host;
 pub mod overlay;
 pub mod pipe;
+pub mod signalfd;
 pub mod timerfd;
 pub mod tmpfs;
 

@@ -228,6 +228,7 @@ impl Kernel {
             tg.state().pending.discard(sig_bit(libc::SIGCONT as usize));
         }
         tg.state().pending.push(info);
+        tg.signal_events.notify(events::IN);
         match threads.iter().find(|t| lock(&t.signals).mask & bit == 0) {
             Some(t) => t.interrupt(),
             // Everyone blocks it: only a sigtimedwait-style waiter may take it now.
@@ -254,6 +255,7 @@ impl Kernel {
             return;
         }
         lock(&t.signals).pending.push(info);
+        t.tg.signal_events.notify(events::IN);
         if blocked {
             t.blocker.notify();
         } else {
@@ -312,16 +314,19 @@ impl Kernel {
         if autoreap {
             self.reap(&parent, tg.tgid);
         }
-        parent.child_events.notify(events::ALL);
+        // The signal is queued before waiters wake, so a wait that returns the child
+        // returns with its SIGCHLD already pending (delivered on the way out), as in Linux.
         if exit_signal > 0 {
             let mut info = Task::child_event_signal(ChildEvent::Exited(final_status), tg.tgid, 0);
             info.signo = exit_signal;
             self.signal_group(&parent, info);
         }
+        parent.child_events.notify(events::ALL);
     }
 
     /// Is process group `pgid` orphaned: does no live member have a parent in another
-    /// group of the same session (other than init)? (POSIX; Linux's is_orphaned_pgrp.)
+    /// group of the same session? (POSIX; Linux's is_orphaned_pgrp. Linux exempts only
+    /// the global init as a parent, which the sandbox's init is not.)
     pub fn pgrp_is_orphaned(&self, pgid: i32) -> bool {
         let members = self.pids().process_group(pgid);
         !members.iter().any(|g| {
@@ -331,7 +336,7 @@ impl Kernel {
             }
             st.parent.as_ref().is_some_and(|p| {
                 let ps = p.state();
-                p.tgid != 1 && ps.exit_status.is_none() && ps.pgid != pgid && ps.sid == st.sid
+                ps.exit_status.is_none() && ps.pgid != pgid && ps.sid == st.sid
             })
         })
     }

@@ -170,6 +170,8 @@ pub struct ThreadGroup {
     pub child_events: Arc<WaitQueue>,
     /// Notified when the group stops or continues: its stopped threads sleep here.
     pub stop_events: WaitQueue,
+    /// Notified when a signal is queued for the group or one of its threads (signalfd).
+    pub signal_events: Arc<WaitQueue>,
 }
 
 impl ThreadGroup {
@@ -197,6 +199,7 @@ impl ThreadGroup {
             }),
             child_events: Arc::new(WaitQueue::new()),
             stop_events: WaitQueue::new(),
+            signal_events: Arc::new(WaitQueue::new()),
         }
     }
 

@@ -108,9 +108,43 @@ fn do_open(task: &mut Task, dirfd: i32, path: UserAddr, how: OpenHow) -> Result<
     } else {
         dir_of(task, &ctx, dirfd, &path)?
     };
-    let file = ctx.open(&dir, &path, &how, &creds(task))?;
+    let file = match ctx.open(&dir, &path, &how, &creds(task)) {
+        // Filesystems cannot open FIFOs themselves (opening one may wait for the other
+        // end, which needs the task): ENXIO sends us here to do it.
+        Err(e) if e.errno == crate::Errno::ENXIO => open_fifo(task, &ctx, &dir, &path, &how)?,
+        other => other?,
+    };
     let cloexec = how.flags & libc::O_CLOEXEC as u32 != 0;
     Ok(files(task).insert(file, FdFlags { cloexec })? as u64)
+}
+
+/// `open` of a FIFO: the pipe registry's rules of fifo(7), after the permission check.
+fn open_fifo(
+    task: &Task,
+    ctx: &FsContext,
+    dir: &VfsPath,
+    path: &[u8],
+    how: &OpenHow,
+) -> Result<Arc<dyn FileDescription>> {
+    let follow = how.flags & libc::O_NOFOLLOW as u32 == 0;
+    let p = ctx.lookup(dir, path, follow)?;
+    let st = p.inode().stat()?;
+    if st.mode & libc::S_IFMT != libc::S_IFIFO {
+        return_errno!(ENXIO);
+    }
+    let want = match how.flags & libc::O_ACCMODE as u32 {
+        a if a == libc::O_RDONLY as u32 => crate::vfs::MAY_READ,
+        a if a == libc::O_WRONLY as u32 => crate::vfs::MAY_WRITE,
+        _ => crate::vfs::MAY_READ | crate::vfs::MAY_WRITE,
+    };
+    check_permission(&st, &creds(task), want)?;
+    crate::fs::pipe::open_fifo(
+        task,
+        crate::fs::pipe::fifos(),
+        (st.dev, st.ino),
+        p,
+        how.flags,
+    )
 }
 
 /// open/openat: unknown flags are ignored, and the mode only matters when creating.

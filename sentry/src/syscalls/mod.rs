@@ -303,6 +303,8 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
             signal::sys_rt_tgsigqueueinfo(t, a.i32(0), a.i32(1), a.i32(2), a.ptr(3))
         }
         nr::PAUSE => signal::sys_pause(t),
+        nr::SIGNALFD => signal::sys_signalfd(t, a.fd(0), a.ptr(1), a.usize(2)),
+        nr::SIGNALFD4 => signal::sys_signalfd4(t, a.fd(0), a.ptr(1), a.usize(2), a.i32(3)),
         nr::KILL => signal::sys_kill(t, a.i32(0), a.i32(1)),
         nr::TKILL => signal::sys_tkill(t, a.i32(0), a.i32(1)),
         nr::TGKILL => signal::sys_tgkill(t, a.i32(0), a.i32(1), a.i32(2)),

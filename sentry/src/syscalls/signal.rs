@@ -357,3 +357,39 @@ pub fn sys_rt_sigtimedwait(
     }
     Ok(info.signo as u64)
 }
+
+const SFD_CLOEXEC: i32 = libc::O_CLOEXEC;
+const SFD_NONBLOCK: i32 = libc::O_NONBLOCK;
+
+pub fn sys_signalfd4(
+    task: &mut Task,
+    fd: i32,
+    mask: UserAddr,
+    size: usize,
+    flags: i32,
+) -> Result<u64> {
+    if flags & !(SFD_CLOEXEC | SFD_NONBLOCK) != 0 || size != SIGSET_SIZE {
+        return_errno!(EINVAL);
+    }
+    let set: u64 = task.read_obj(mask)?;
+    if fd != -1 {
+        let file = super::file::get_file(task, fd)?;
+        let sfd = file
+            .as_any()
+            .and_then(|a| a.downcast_ref::<crate::fs::signalfd::SignalFd>())
+            .ok_or(errno!(EINVAL))?;
+        sfd.set_mask(set);
+        return Ok(fd as u64);
+    }
+    let status = libc::O_RDWR as u32 | (flags & SFD_NONBLOCK) as u32;
+    let file = std::sync::Arc::new(crate::fs::signalfd::SignalFd::new(
+        &task.shared,
+        set,
+        status,
+    ));
+    super::pipe::install(task, file, flags & SFD_CLOEXEC != 0)
+}
+
+pub fn sys_signalfd(task: &mut Task, fd: i32, mask: UserAddr, size: usize) -> Result<u64> {
+    sys_signalfd4(task, fd, mask, size, 0)
+}
