@@ -9,6 +9,7 @@ CARAPACE_PACKAGES=(
     pkg-config
     python3           # the sandbox's done-when checks run python3 inside
     busybox-static    # a small static userland for rootfs tests
+    stress-ng         # the processes-and-signals stress run inside the sandbox
 )
 
 missing=()

@@ -169,8 +169,8 @@ syscall_table! {
     122 SETFSUID setfsuid(fsuid: Uid) -> Int, Unimplemented "";
     123 SETFSGID setfsgid(fsgid: Gid) -> Int, Unimplemented "";
     124 GETSID getsid(pid: Pid) -> Pid, Implemented "";
-    125 CAPGET capget(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Unimplemented "";
-    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Unimplemented "";
+    125 CAPGET capget(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets";
+    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; capabilities are not yet enforced by permission checks";
     127 RT_SIGPENDING rt_sigpending(set: Struct("sigset_t"), sigsetsize: Size) -> Int, Implemented "";
     128 RT_SIGTIMEDWAIT rt_sigtimedwait(set: Struct("sigset_t"), info: Struct("siginfo_t"), timeout: Struct("timespec"), sigsetsize: Size) -> Int, Implemented "";
     129 RT_SIGQUEUEINFO rt_sigqueueinfo(tgid: Pid, sig: Signal, info: Struct("siginfo_t")) -> Int, Implemented "";

@@ -11,7 +11,17 @@ pub struct Credentials {
     pub sgid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
+    /// Capability sets (capabilities(7)); bits 0..=CAP_LAST_CAP.
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub cap_inheritable: u64,
 }
+
+/// Linux's highest capability number (CAP_CHECKPOINT_RESTORE).
+pub const CAP_LAST_CAP: u32 = 40;
+
+/// Every capability.
+pub const CAP_FULL: u64 = (1u64 << (CAP_LAST_CAP + 1)) - 1;
 
 impl Credentials {
     pub fn new(uid: u32, gid: u32) -> Credentials {
@@ -25,6 +35,10 @@ impl Credentials {
             sgid: gid,
             fsgid: gid,
             groups: Vec::new(),
+            // Root starts with every capability; others with none (no file capabilities).
+            cap_effective: if uid == 0 { CAP_FULL } else { 0 },
+            cap_permitted: if uid == 0 { CAP_FULL } else { 0 },
+            cap_inheritable: 0,
         }
     }
 

@@ -236,6 +236,8 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::GETGROUPS => process::sys_getgroups(t, a.i32(0), a.ptr(1)),
         nr::SETGROUPS => process::sys_setgroups(t, a.usize(0), a.ptr(1)),
         nr::UNAME => process::sys_uname(t, a.ptr(0)),
+        nr::CAPGET => process::sys_capget(t, a.ptr(0), a.ptr(1)),
+        nr::CAPSET => process::sys_capset(t, a.ptr(0), a.ptr(1)),
         nr::SETHOSTNAME => process::sys_sethostname(t, a.ptr(0), a.usize(1)),
         nr::SETDOMAINNAME => process::sys_setdomainname(t, a.ptr(0), a.usize(1)),
         nr::ARCH_PRCTL => process::sys_arch_prctl(t, a.i32(0), a.u64(1)),

@@ -4,6 +4,7 @@
 
 use super::SyscallReturn;
 use crate::error::Result;
+use crate::kernel::creds::CAP_FULL;
 use crate::kernel::task::ExitStatus;
 use crate::kernel::{Task, KERNEL_RELEASE, KERNEL_VERSION};
 use crate::mm::UserAddr;
@@ -454,4 +455,88 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
         libc::PR_SET_KEEPCAPS | libc::PR_SET_TIMERSLACK => Ok(0),
         _ => return_errno!(EINVAL),
     }
+}
+
+/// `_LINUX_CAPABILITY_VERSION_1`, `_2` and `_3`.
+const CAP_V1: u32 = 0x1998_0330;
+const CAP_V2: u32 = 0x2007_1026;
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Check a `cap_user_header_t`; an unknown version is answered with the one we prefer.
+fn cap_header(task: &Task, hdr: UserAddr, data: UserAddr) -> Result<(u32, i32)> {
+    let [version, pid]: [u32; 2] = task.read_obj(hdr)?;
+    if version != CAP_V1 && version != CAP_V2 && version != CAP_V3 {
+        task.write_obj(hdr, &[CAP_V3, pid])?;
+        if data.is_null() {
+            return Err(errno!(EINVAL, "probe"));
+        }
+        return_errno!(EINVAL);
+    }
+    Ok((version, pid as i32))
+}
+
+/// capget(2): the calling thread's sets (other tasks in the sandbox share the same
+/// credentials model; they are reported only for the caller).
+pub fn sys_capget(task: &mut Task, hdr: UserAddr, data: UserAddr) -> Result<u64> {
+    let (version, pid) = match cap_header(task, hdr, data) {
+        Err(e) if e.msg == "probe" => return Ok(0),
+        other => other?,
+    };
+    if pid < 0 {
+        return_errno!(EINVAL);
+    }
+    if pid != 0 && pid != task.tid && task.kernel.pids().task(pid).is_none() {
+        return_errno!(ESRCH);
+    }
+    if data.is_null() {
+        return Ok(0);
+    }
+    let c = &task.creds;
+    let words = if version == CAP_V1 { 1 } else { 2 };
+    let mut out = Vec::new();
+    for w in 0..words {
+        let part = |v: u64| ((v >> (32 * w)) & 0xffff_ffff) as u32;
+        out.extend_from_slice(&part(c.cap_effective).to_le_bytes());
+        out.extend_from_slice(&part(c.cap_permitted).to_le_bytes());
+        out.extend_from_slice(&part(c.cap_inheritable).to_le_bytes());
+    }
+    task.copy_out(data, &out)?;
+    Ok(0)
+}
+
+/// capset(2): only the caller's own sets; permitted may only shrink, effective and
+/// inheritable must stay within permitted (no CAP_SETPCAP bounding games).
+pub fn sys_capset(task: &mut Task, hdr: UserAddr, data: UserAddr) -> Result<u64> {
+    let (version, pid) = match cap_header(task, hdr, data) {
+        Err(e) if e.msg == "probe" => return_errno!(EINVAL),
+        other => other?,
+    };
+    if pid != 0 && pid != task.tid {
+        return_errno!(EPERM);
+    }
+    let words = if version == CAP_V1 { 1 } else { 2 };
+    let mut raw = vec![0u8; 12 * words];
+    task.copy_in(data, &mut raw)?;
+    let get = |w: usize, field: usize| -> u64 {
+        let o = w * 12 + field * 4;
+        raw.get(o..o + 4)
+            .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) << (32 * w))
+            .unwrap_or(0)
+    };
+    let (mut e, mut p, mut i) = (0u64, 0u64, 0u64);
+    for w in 0..words {
+        e |= get(w, 0);
+        p |= get(w, 1);
+        i |= get(w, 2);
+    }
+    let (e, p, i) = (e & CAP_FULL, p & CAP_FULL, i & CAP_FULL);
+    let c = &task.creds;
+    if p & !c.cap_permitted != 0 || e & !p != 0 || i & !(c.cap_inheritable | c.cap_permitted) != 0 {
+        return_errno!(EPERM);
+    }
+    let c = &mut task.creds;
+    c.cap_effective = e;
+    c.cap_permitted = p;
+    c.cap_inheritable = i;
+    Ok(0)
 }
