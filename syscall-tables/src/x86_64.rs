@@ -246,7 +246,7 @@ syscall_table! {
     199 FREMOVEXATTR fremovexattr(fd: Fd, name: Str) -> Int, Partial "user.*, trusted.*, security.* stored on tmpfs and overlay; gofer files have none; no system.* ACLs";
     200 TKILL tkill(tid: Pid, sig: Signal) -> Int, Implemented "";
     201 TIME time(tloc: Ptr) -> Int, Implemented "";
-    202 FUTEX futex(uaddr: Ptr, futex_op: Flags(&f::FUTEX_OP), val: UInt, timeout: Struct("timespec"), uaddr2: Ptr, val3: UInt) -> Int, Partial "wait, wake, bitsets, requeue; no PI ops or WAKE_OP yet";
+    202 FUTEX futex(uaddr: Ptr, futex_op: Flags(&f::FUTEX_OP), val: UInt, timeout: Struct("timespec"), uaddr2: Ptr, val3: UInt) -> Int, Partial "wait/wake/bitset/requeue/wake_op and the PI lock ops; no WAIT_REQUEUE_PI/CMP_REQUEUE_PI; no priority boosting";
     203 SCHED_SETAFFINITY sched_setaffinity(pid: Pid, cpusetsize: Size, mask: Struct("cpu_set_t")) -> Int, Partial "accepted and ignored: the host schedules the stubs";
     204 SCHED_GETAFFINITY sched_getaffinity(pid: Pid, cpusetsize: Size, mask: OutBuf(1)) -> Int, Implemented "";
     205 SET_THREAD_AREA set_thread_area(u_info: Struct("user_desc")) -> Int, Unimplemented "";

@@ -142,3 +142,93 @@ impl FutexTable {
         wake_n + move_n
     }
 }
+
+/// A task waiting for a priority-inheritance futex to be handed to it.
+pub struct PiWaiter {
+    pub tid: i32,
+    granted: AtomicBool,
+    blocker: Arc<Blocker>,
+}
+
+/// PI futexes: the lock word names its owner; waiters queue here and an unlock hands
+/// the lock to the first of them directly (futex(2), "Priority-inheritance futexes").
+/// Priorities are the host's business: the sentry keeps the protocol, not the boosting.
+#[derive(Default)]
+pub struct PiTable {
+    queues: Mutex<HashMap<FutexKey, std::collections::VecDeque<Arc<PiWaiter>>>>,
+}
+
+/// How a PI lock attempt under the table lock went.
+pub enum PiAttempt {
+    Acquired,
+    Queued(Arc<PiWaiter>),
+}
+
+impl PiTable {
+    pub fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<FutexKey, std::collections::VecDeque<Arc<PiWaiter>>>>
+    {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `tid` behind the owner.
+    pub fn enqueue(
+        queues: &mut HashMap<FutexKey, std::collections::VecDeque<Arc<PiWaiter>>>,
+        key: FutexKey,
+        tid: i32,
+        blocker: &Arc<Blocker>,
+    ) -> Arc<PiWaiter> {
+        let w = Arc::new(PiWaiter {
+            tid,
+            granted: AtomicBool::new(false),
+            blocker: blocker.clone(),
+        });
+        queues.entry(key).or_default().push_back(w.clone());
+        w
+    }
+
+    /// Sleep until the lock is handed over, a signal, or the deadline.
+    pub fn wait(&self, key: FutexKey, w: &Arc<PiWaiter>, deadline: Option<Instant>) -> WaitResult {
+        loop {
+            if w.granted.load(Ordering::Acquire) {
+                return WaitResult::Woken;
+            }
+            let why = match w.blocker.sleep(deadline) {
+                Wake::Notified => continue,
+                Wake::TimedOut => WaitResult::TimedOut,
+                Wake::Interrupted => WaitResult::Interrupted,
+            };
+            let mut q = self.lock();
+            if w.granted.load(Ordering::Acquire) {
+                return WaitResult::Woken;
+            }
+            if let Some(list) = q.get_mut(&key) {
+                list.retain(|x| !Arc::ptr_eq(x, w));
+                if list.is_empty() {
+                    q.remove(&key);
+                }
+            }
+            return why;
+        }
+    }
+
+    /// Take the first waiter for a hand-over; says whether others remain.
+    pub fn next_owner(
+        queues: &mut HashMap<FutexKey, std::collections::VecDeque<Arc<PiWaiter>>>,
+        key: FutexKey,
+    ) -> Option<(Arc<PiWaiter>, bool)> {
+        let list = queues.get_mut(&key)?;
+        let w = list.pop_front()?;
+        let more = !list.is_empty();
+        if !more {
+            queues.remove(&key);
+        }
+        Some((w, more))
+    }
+
+    pub fn grant(w: &PiWaiter) {
+        w.granted.store(true, Ordering::Release);
+        w.blocker.notify();
+    }
+}

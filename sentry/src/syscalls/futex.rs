@@ -16,7 +16,11 @@ const FUTEX_WAKE: i32 = 1;
 const FUTEX_REQUEUE: i32 = 3;
 const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_WAKE_OP: i32 = 5;
+const FUTEX_LOCK_PI: i32 = 6;
+const FUTEX_UNLOCK_PI: i32 = 7;
+const FUTEX_TRYLOCK_PI: i32 = 8;
 const FUTEX_WAIT_BITSET: i32 = 9;
+const FUTEX_LOCK_PI2: i32 = 13;
 const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
@@ -71,7 +75,7 @@ pub fn sys_futex(
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    if realtime && cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET {
+    if realtime && cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_LOCK_PI2 {
         return_errno!(ENOSYS);
     }
     match cmd {
@@ -133,6 +137,21 @@ pub fn sys_futex(
             }
             Ok(task.kernel.futexes.requeue(from, to, count(val), n_requeue) as u64)
         }
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI => {
+            let deadline = if timeout.is_null() || cmd == FUTEX_TRYLOCK_PI {
+                None
+            } else {
+                let ts: Timespec = task.read_obj(timeout)?;
+                // LOCK_PI's timeout is on CLOCK_REALTIME; LOCK_PI2's on the clock asked for.
+                Some(absolute_deadline(
+                    task,
+                    ts,
+                    cmd == FUTEX_LOCK_PI || realtime,
+                )?)
+            };
+            lock_pi(task, uaddr, private, deadline, cmd == FUTEX_TRYLOCK_PI)
+        }
+        FUTEX_UNLOCK_PI => unlock_pi(task, uaddr, private),
         FUTEX_WAKE_OP => {
             let k1 = key(task, uaddr, private)?;
             let k2 = key(task, uaddr2, private)?;
@@ -258,4 +277,73 @@ pub fn exit_robust_list(task: &Task, head: UserAddr) {
     if pending != 0 {
         release(pending);
     }
+}
+
+/// FUTEX_LOCK_PI / LOCK_PI2 / TRYLOCK_PI.
+fn lock_pi(
+    task: &Task,
+    uaddr: UserAddr,
+    private: bool,
+    deadline: Option<Instant>,
+    try_only: bool,
+) -> Result<u64> {
+    let k = key(task, uaddr, private)?;
+    let tid = task.tid as u32;
+    loop {
+        let waiter = {
+            let mut q = task.kernel.pi_futexes.lock();
+            let queued = q.get(&k).is_some_and(|l| !l.is_empty());
+            let old = task.mm().atomic_update_u32(uaddr.0, |v| {
+                if v & FUTEX_TID_MASK == 0 {
+                    tid | (v & FUTEX_OWNER_DIED) | if queued { FUTEX_WAITERS } else { 0 }
+                } else if v & FUTEX_TID_MASK == tid || try_only {
+                    v
+                } else {
+                    v | FUTEX_WAITERS
+                }
+            })?;
+            let owner = old & FUTEX_TID_MASK;
+            if owner == 0 {
+                return Ok(0);
+            }
+            if owner == tid {
+                return_errno!(EDEADLK);
+            }
+            if try_only {
+                return_errno!(EAGAIN);
+            }
+            if task.kernel.pids().task(owner as i32).is_none() {
+                return_errno!(ESRCH);
+            }
+            crate::kernel::futex::PiTable::enqueue(&mut q, k, task.tid, &task.blocker)
+        };
+        match task.kernel.pi_futexes.wait(k, &waiter, deadline) {
+            WaitResult::Woken => return Ok(0),
+            WaitResult::TimedOut => return_errno!(ETIMEDOUT),
+            WaitResult::Interrupted => return_errno!(ERESTARTSYS),
+            WaitResult::ValueChanged => continue,
+        }
+    }
+}
+
+/// FUTEX_UNLOCK_PI: the caller must own the lock; the first waiter gets it directly.
+fn unlock_pi(task: &Task, uaddr: UserAddr, private: bool) -> Result<u64> {
+    let k = key(task, uaddr, private)?;
+    let tid = task.tid as u32;
+    let mut q = task.kernel.pi_futexes.lock();
+    let cur: u32 = task.read_obj(uaddr)?;
+    if cur & FUTEX_TID_MASK != tid {
+        return_errno!(EPERM);
+    }
+    match crate::kernel::futex::PiTable::next_owner(&mut q, k) {
+        Some((w, more)) => {
+            let next = w.tid as u32 | if more { FUTEX_WAITERS } else { 0 };
+            task.mm().atomic_update_u32(uaddr.0, |_| next)?;
+            crate::kernel::futex::PiTable::grant(&w);
+        }
+        None => {
+            task.mm().atomic_update_u32(uaddr.0, |_| 0)?;
+        }
+    }
+    Ok(0)
 }
