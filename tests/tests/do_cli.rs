@@ -414,3 +414,30 @@ fn stdout_redirected_to_a_file_gets_the_whole_output() {
     assert!(status.success(), "carapace do cat failed: {status}");
     assert_eq!(got, format!("{once}{once}"));
 }
+
+// ---- job control on a terminal ----
+
+/// A background job that reads the terminal is stopped by SIGTTIN, and the terminal's
+/// foreground group is the sandbox's own (run under `script`, which provides a pty).
+#[test]
+fn background_read_of_the_terminal_stops_the_job() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIPPED: script(1) is not installed (apt-get install bsdutils)");
+        return;
+    }
+    let carapace = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let inner = format!(
+        "{} do /bin/bash --norc -i -c 'cat & sleep 0.3; jobs; kill -9 %1; echo done-ok'",
+        carapace.display()
+    );
+    let mut cmd = std::process::Command::new("/usr/bin/script");
+    cmd.args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null());
+    let run = tests::run(cmd, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        run.stdout.contains("Stopped"),
+        "the reader was not stopped\n{}",
+        run.dump()
+    );
+    assert!(run.stdout.contains("done-ok"), "{}", run.dump());
+}

@@ -80,6 +80,12 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// For a terminal: whether its line discipline stops background writers (`TOSTOP`).
+    /// `None` for files that are not terminals, which job control never touches.
+    fn tty_tostop(&self) -> Option<bool> {
+        None
+    }
+
     /// Writes succeed without reading the caller's buffer (`/dev/null`), so a bad
     /// pointer is not an error, as in Linux.
     fn discards_writes(&self) -> bool {

@@ -93,6 +93,14 @@ impl FileDescription for HostFile {
         }
     }
 
+    fn tty_tostop(&self) -> Option<bool> {
+        let t = nix::sys::termios::tcgetattr(self.fd.as_fd()).ok()?;
+        Some(
+            t.local_flags
+                .contains(nix::sys::termios::LocalFlags::TOSTOP),
+        )
+    }
+
     /// Stdio redirected to a file seeks like it would for a child process: the offset is
     /// the host file description's, shared with whoever handed it to the sandbox.
     fn seek(&self, offset: i64, whence: i32) -> Result<u64> {
