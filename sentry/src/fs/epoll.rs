@@ -17,10 +17,10 @@
 use crate::error::Result;
 use crate::fs::eventfd::anon_inode_stat;
 use crate::kernel::wait::{events, OwnedRegistration, WaitQueue};
-use crate::vfs::{FileDescription, Stat, SETFL_MASK};
+use crate::vfs::{FileDescription, Stat, StatusFlags};
 use crate::{errno, return_errno};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 pub const EPOLLIN: u32 = libc::EPOLLIN as u32;
@@ -98,7 +98,7 @@ struct Interest {
 pub struct EpollFile {
     interest: Mutex<BTreeMap<ItemKey, Interest>>,
     ready: Arc<ReadyList>,
-    flags: AtomicU32,
+    flags: StatusFlags,
 }
 
 /// One reported event: `struct epoll_event`'s fields.
@@ -130,7 +130,7 @@ impl EpollFile {
                 items: Mutex::new(VecDeque::new()),
                 queue: Arc::new(WaitQueue::new()),
             }),
-            flags: AtomicU32::new(libc::O_RDWR as u32),
+            flags: StatusFlags::new(libc::O_RDWR as u32),
         }
     }
 
@@ -358,15 +358,11 @@ impl FileDescription for EpollFile {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<()> {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store(
-            (old & !SETFL_MASK) | (flags & SETFL_MASK),
-            Ordering::Relaxed,
-        );
+        self.flags.set(flags);
         Ok(())
     }
 

@@ -4,9 +4,8 @@
 
 use crate::error::Result;
 use crate::kernel::wait::{events, WaitQueue};
-use crate::vfs::{FileDescription, Stat, SETFL_MASK};
+use crate::vfs::{FileDescription, Stat, StatusFlags};
 use crate::{errno, return_errno};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The largest value the counter holds: a write that would pass it waits.
@@ -15,7 +14,7 @@ const MAX_COUNT: u64 = u64::MAX - 1;
 pub struct EventFd {
     count: Mutex<u64>,
     semaphore: bool,
-    flags: AtomicU32,
+    flags: StatusFlags,
     queue: Arc<WaitQueue>,
 }
 
@@ -29,7 +28,7 @@ impl EventFd {
         EventFd {
             count: Mutex::new(u64::from(initval)),
             semaphore,
-            flags: AtomicU32::new(flags),
+            flags: StatusFlags::new(flags),
             queue: Arc::new(WaitQueue::new()),
         }
     }
@@ -102,15 +101,11 @@ impl FileDescription for EventFd {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<()> {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store(
-            (old & !SETFL_MASK) | (flags & SETFL_MASK),
-            Ordering::Relaxed,
-        );
+        self.flags.set(flags);
         Ok(())
     }
 

@@ -10,9 +10,9 @@ use crate::error::Result;
 use crate::kernel::process::{lock, TaskShared};
 use crate::kernel::signal::{unblockable_mask, SigInfo};
 use crate::kernel::wait::{events, WaitQueue};
-use crate::vfs::{FileDescription, Stat, SETFL_MASK};
+use crate::vfs::{FileDescription, Stat, StatusFlags};
 use crate::{errno, return_errno};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// `sizeof(struct signalfd_siginfo)`.
@@ -21,7 +21,7 @@ pub const SIGNALFD_SIGINFO_SIZE: usize = 128;
 pub struct SignalFd {
     owner: Weak<TaskShared>,
     mask: AtomicU64,
-    flags: AtomicU32,
+    flags: StatusFlags,
     queue: Arc<WaitQueue>,
 }
 
@@ -30,7 +30,7 @@ impl SignalFd {
         SignalFd {
             owner: Arc::downgrade(owner),
             mask: AtomicU64::new(mask & !unblockable_mask()),
-            flags: AtomicU32::new(flags),
+            flags: StatusFlags::new(flags),
             queue: owner.tg.signal_events.clone(),
         }
     }
@@ -110,15 +110,11 @@ impl FileDescription for SignalFd {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<()> {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store(
-            (old & !SETFL_MASK) | (flags & SETFL_MASK),
-            Ordering::Relaxed,
-        );
+        self.flags.set(flags);
         Ok(())
     }
 

@@ -6,11 +6,11 @@
 use crate::error::Result;
 use crate::fs::eventfd::anon_inode_stat;
 use crate::kernel::wait::{events, WaitQueue};
-use crate::vfs::{FileDescription, Stat, SETFL_MASK};
+use crate::vfs::{FileDescription, Stat, StatusFlags};
 use crate::{errno, return_errno};
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ impl TimerState {
 pub struct TimerFd {
     clock: i32,
     state: Mutex<TimerState>,
-    flags: AtomicU32,
+    flags: StatusFlags,
     queue: Arc<WaitQueue>,
 }
 
@@ -62,7 +62,7 @@ impl TimerFd {
         TimerFd {
             clock,
             state: Mutex::new(TimerState::default()),
-            flags: AtomicU32::new(flags),
+            flags: StatusFlags::new(flags),
             queue: Arc::new(WaitQueue::new()),
         }
     }
@@ -142,15 +142,11 @@ impl FileDescription for TimerFd {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<()> {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store(
-            (old & !SETFL_MASK) | (flags & SETFL_MASK),
-            Ordering::Relaxed,
-        );
+        self.flags.set(flags);
         Ok(())
     }
 

@@ -121,6 +121,27 @@ const OPEN_ONLY_FLAGS: u32 =
     (libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC) as u32;
 
 /// The offset and status flags most descriptions carry.
+/// The status flags of a file with no offset (pipes, eventfd, timerfd, epoll, signalfd):
+/// what `F_GETFL` reports and the part of it `F_SETFL` may change.
+pub struct StatusFlags(AtomicU32);
+
+impl StatusFlags {
+    pub fn new(flags: u32) -> StatusFlags {
+        StatusFlags(AtomicU32::new(flags))
+    }
+
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `F_SETFL`: only the bits of SETFL_MASK change.
+    pub fn set(&self, new: u32) {
+        let old = self.get();
+        self.0
+            .store((old & !SETFL_MASK) | (new & SETFL_MASK), Ordering::Relaxed);
+    }
+}
+
 pub struct FileState {
     flags: AtomicU32,
     offset: Mutex<u64>,

@@ -22,7 +22,7 @@ pub use dentry::Dentry;
 pub use fd_table::{FdFlags, FdTable, DEFAULT_NOFILE};
 pub use file::{
     dtype_of, seek_offset, DirFile, DirentFormat, DirentSink, FileDescription, FileState,
-    OPathFile, SETFL_MASK,
+    OPathFile, StatusFlags, SETFL_MASK,
 };
 pub use inode::{
     check_permission, Creds, Inode, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAY_EXEC, MAY_READ,

@@ -13,12 +13,12 @@ use crate::error::Result;
 use crate::kernel::wait::{events, WaitQueue};
 use crate::kernel::Task;
 use crate::mm::UserAddr;
-use crate::vfs::{anon_dev, FileDescription, Stat, Timespec, VfsPath, SETFL_MASK};
+use crate::vfs::{anon_dev, FileDescription, Stat, StatusFlags, Timespec, VfsPath, SETFL_MASK};
 use crate::{errno, return_errno};
 use buffer::{PipeBuffer, PAGE_SIZE};
 pub use buffer::{PAGE_SIZE as PIPE_PAGE_SIZE, PIPE_BUF};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 /// `/proc/sys/fs/pipe-max-size`: the largest size an unprivileged `F_SETPIPE_SZ` may ask.
@@ -185,7 +185,7 @@ impl Pipe {
 /// One open end of a pipe or FIFO.
 pub struct PipeFile {
     pipe: Arc<Pipe>,
-    flags: AtomicU32,
+    flags: StatusFlags,
     readable: bool,
     writable: bool,
     /// The writer count this reader saw when opened: `POLLHUP` is shown only once a
@@ -209,7 +209,7 @@ impl PipeFile {
         };
         PipeFile {
             pipe,
-            flags: AtomicU32::new(flags & (libc::O_ACCMODE as u32 | SETFL_MASK)),
+            flags: StatusFlags::new(flags & (libc::O_ACCMODE as u32 | SETFL_MASK)),
             readable,
             writable,
             seen_w_counter,
@@ -222,7 +222,7 @@ impl PipeFile {
     }
 
     fn packet_mode(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) & libc::O_DIRECT as u32 != 0
+        self.flags.get() & libc::O_DIRECT as u32 != 0
     }
 }
 
@@ -296,15 +296,11 @@ impl FileDescription for PipeFile {
     }
 
     fn status_flags(&self) -> u32 {
-        self.flags.load(Ordering::Relaxed)
+        self.flags.get()
     }
 
     fn set_status_flags(&self, flags: u32) -> Result<()> {
-        let old = self.flags.load(Ordering::Relaxed);
-        self.flags.store(
-            (old & !SETFL_MASK) | (flags & SETFL_MASK),
-            Ordering::Relaxed,
-        );
+        self.flags.set(flags);
         Ok(())
     }
 
