@@ -116,8 +116,8 @@ syscall_table! {
     69 MSGSND msgsnd(msqid: Int, msgp: Struct("msgbuf"), msgsz: Size, msgflg: Hex) -> Int, Unimplemented "";
     70 MSGRCV msgrcv(msqid: Int, msgp: Struct("msgbuf"), msgsz: Size, msgtyp: Long, msgflg: Hex) -> Size, Unimplemented "";
     71 MSGCTL msgctl(msqid: Int, cmd: Int, buf: Struct("msqid_ds")) -> Int, Unimplemented "";
-    72 FCNTL fcntl(fd: Fd, cmd: Flags(&f::FCNTL_CMD), arg: Hex) -> Int, Partial "F_DUPFD(_CLOEXEC), F_GETFD/SETFD, F_GETFL/SETFL, F_GETPIPE_SZ/SETPIPE_SZ; no locks yet";
-    73 FLOCK flock(fd: Fd, operation: Flags(&f::FLOCK)) -> Int, Unimplemented "";
+    72 FCNTL fcntl(fd: Fd, cmd: Flags(&f::FCNTL_CMD), arg: Hex) -> Int, Partial "dup, fd and status flags, record and OFD locks, pipe sizes; no leases, notify or seals";
+    73 FLOCK flock(fd: Fd, operation: Flags(&f::FLOCK)) -> Int, Implemented "";
     74 FSYNC fsync(fd: Fd) -> Int, Implemented "";
     75 FDATASYNC fdatasync(fd: Fd) -> Int, Implemented "";
     76 TRUNCATE truncate(path: Path, length: Offset) -> Int, Implemented "";

@@ -7,6 +7,7 @@ pub mod clone;
 pub mod creds;
 mod deliver;
 pub mod futex;
+pub mod locks;
 pub mod process;
 pub mod signal;
 pub mod task;
@@ -49,6 +50,7 @@ pub struct Kernel {
     pub boot_time: Instant,
     pub futexes: futex::FutexTable,
     pub pi_futexes: futex::PiTable,
+    pub locks: locks::LockTable,
     pub timers: timer::TimerService,
     pub console: Mutex<Console>,
     pub pids: Mutex<PidTable>,
@@ -69,6 +71,7 @@ impl Kernel {
             boot_time: Instant::now(),
             futexes: futex::FutexTable::default(),
             pi_futexes: futex::PiTable::default(),
+            locks: locks::LockTable::default(),
             timers: timer::TimerService::default(),
             console: Mutex::new(Console { sid: 1, fg_pgrp: 1 }),
             pids: Mutex::new(PidTable::default()),
@@ -292,6 +295,7 @@ impl Kernel {
         if !last {
             return;
         }
+        self.locks.release_process(None, tg.tgid);
         if tg.tgid == 1 {
             self.shutting_down.store(true, Ordering::Release);
             self.kill_all();

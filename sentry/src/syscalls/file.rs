@@ -454,6 +454,12 @@ pub fn sys_lseek(task: &mut Task, fd: i32, offset: i64, whence: i32) -> Result<u
 
 pub fn sys_close(task: &mut Task, fd: i32) -> Result<u64> {
     let file = files(task).remove(fd)?;
+    // Closing any descriptor of a file drops the process's POSIX locks on it.
+    if let Ok(st) = file.stat() {
+        task.kernel
+            .locks
+            .release_process(Some((st.dev, st.ino)), task.tgid);
+    }
     // The last reference may be dropped here, outside the table lock.
     drop(file);
     Ok(0)
@@ -531,6 +537,12 @@ pub fn sys_fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> Result<u64> {
             file.set_status_flags(arg as u32)?;
             Ok(0)
         }
+        libc::F_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_GETLK
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW => super::lock::fcntl_lock(task, fd, cmd, UserAddr(arg)),
         // pipes and polling
         libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => {
             let pipe = file

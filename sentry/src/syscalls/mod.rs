@@ -9,6 +9,7 @@ pub mod file;
 pub mod fs;
 pub mod fs_extra;
 pub mod futex;
+pub mod lock;
 pub mod mm;
 pub mod pipe;
 pub mod poll;
@@ -193,6 +194,7 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         }
         nr::CHROOT => fs_extra::sys_chroot(t, a.ptr(0)),
         // end filesystems (overlay work)
+        nr::FLOCK => lock::sys_flock(t, a.fd(0), a.i32(1)),
 
         // memory
         nr::MMAP => mm::sys_mmap(t, a.u64(0), a.u64(1), a.i32(2), a.i32(3), a.fd(4), a.u64(5)),
