@@ -42,6 +42,22 @@ impl Target {
     }
 }
 
+/// The `*at` calls that take only AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH (fchmodat2,
+/// fchownat): check the flags, read the path, resolve it.
+pub(super) fn resolve_at_user(
+    task: &Task,
+    dirfd: i32,
+    path: UserAddr,
+    flags: i32,
+) -> Result<Target> {
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return_errno!(EINVAL);
+    }
+    let path = read_path(task, path)?;
+    let ctx = fs_ctx(task);
+    resolve_at(task, &ctx, dirfd, &path, flags)
+}
+
 /// Resolve `(dirfd, path)` with `AT_EMPTY_PATH`/`AT_SYMLINK_NOFOLLOW` semantics.
 pub(super) fn resolve_at(
     task: &Task,
@@ -710,12 +726,7 @@ pub fn sys_fchmodat2(
     mode: u32,
     flags: i32,
 ) -> Result<u64> {
-    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
-        return_errno!(EINVAL);
-    }
-    let path = read_path(task, path)?;
-    let ctx = fs_ctx(task);
-    let target = resolve_at(task, &ctx, dirfd, &path, flags)?;
+    let target = resolve_at_user(task, dirfd, path, flags)?;
     if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
         if let Target::Path(p) = &target {
             if p.inode().is_symlink() {
@@ -728,10 +739,6 @@ pub fn sys_fchmodat2(
 }
 
 pub fn sys_fchmod(task: &mut Task, fd: i32, mode: u32) -> Result<u64> {
-    let file = get_file(task, fd)?;
-    let target = match file.path() {
-        Some(p) => Target::Path(p),
-        None => Target::File(file),
-    };
+    let (_, target) = super::fs_extra::fd_target(task, fd)?;
     chmod_target(task, &target, mode)
 }

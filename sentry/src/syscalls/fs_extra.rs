@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// The target of an fd-based call: its place (`EBADF` for `O_PATH` descriptions, which
 /// Linux's `fdget` refuses here).
-fn fd_target(task: &Task, fd: i32) -> Result<(Arc<dyn FileDescription>, Target)> {
+pub(super) fn fd_target(task: &Task, fd: i32) -> Result<(Arc<dyn FileDescription>, Target)> {
     let file = get_file(task, fd)?;
     if file.status_flags() & libc::O_PATH as u32 != 0 {
         return_errno!(EBADF);
@@ -105,12 +105,7 @@ pub fn sys_fchownat(
     gid: u32,
     flags: i32,
 ) -> Result<u64> {
-    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
-        return_errno!(EINVAL);
-    }
-    let path = read_path(task, path)?;
-    let ctx = fs_ctx(task);
-    let target = resolve_at(task, &ctx, dirfd, &path, flags)?;
+    let target = super::fs::resolve_at_user(task, dirfd, path, flags)?;
     chown_target(task, &target, uid, gid)
 }
 
