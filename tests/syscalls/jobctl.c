@@ -194,7 +194,8 @@ static void test_group_queries(void)
     CHECK_EQ(getpgrp(), getpgid(0));
     CHECK_EQ(getpgid(getpid()), getpgrp());
     CHECK_EQ(getsid(getpid()), getsid(0));
-    CHECK(getsid(0) > 0);
+    /* 0 when our session leader lives outside our pid namespace (as under some CI runners). */
+    CHECK(getsid(0) >= 0);
     CHECK_ERRNO(getpgid(INT_MAX), ESRCH);
     CHECK_ERRNO(getsid(INT_MAX), ESRCH);
     CHECK_ERRNO(getpgid(-1), ESRCH);
