@@ -33,6 +33,11 @@ int main(void)
 
     /* POSIX locks: per process; a child sees the parent's lock through F_GETLK. */
     CHECK_OK(setlk(a, F_SETLK, F_WRLCK, 2, 3));
+    /* Blocked before the fork: the child's SIGUSR1 may come before we reach sigwait. */
+    sigset_t u;
+    sigemptyset(&u);
+    sigaddset(&u, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &u, NULL);
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -47,10 +52,6 @@ int main(void)
         ok &= setlk(fd, F_SETLKW, F_WRLCK, 0, 5) == 0;
         _exit(ok ? 0 : 1);
     }
-    sigset_t u;
-    sigemptyset(&u);
-    sigaddset(&u, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &u, NULL);
     int sig;
     CHECK_EQ(sigwait(&u, &sig), 0);
     usleep(50000);

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::mm::UserAddr;
 use crate::platform::FpState;
 use crate::{errno, return_errno};
+use std::sync::{Arc, Mutex};
 
 /// The red zone below the stack pointer that a handler frame must not touch (x86_64 ABI).
 const RED_ZONE: u64 = 128;
@@ -287,6 +288,10 @@ impl Task {
         }
         self.shared.finish_vfork();
         *lock(&self.shared.interrupter) = None;
+        // Like Linux's exit_files: our descriptors are closed before the parent can see
+        // the exit, so a reaped child no longer pins the descriptions it inherited (their
+        // flock and OFD locks are released, pipes see EOF).
+        self.files = Arc::new(Mutex::new(crate::vfs::FdTable::new()));
         self.kernel.task_exited(self, status);
     }
 
