@@ -205,9 +205,7 @@ pub fn sys_sched_yield(_task: &mut Task) -> Result<u64> {
 
 /// CPUs the sandbox reports: the host's count (the stubs may run on any of them).
 fn ncpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    crate::boot::host_cpus()
 }
 
 pub fn sys_sched_getaffinity(task: &mut Task, pid: i32, len: usize, mask: UserAddr) -> Result<u64> {
