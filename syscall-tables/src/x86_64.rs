@@ -192,7 +192,7 @@ syscall_table! {
     145 SCHED_GETSCHEDULER sched_getscheduler(pid: Pid) -> Int, Implemented "";
     146 SCHED_GET_PRIORITY_MAX sched_get_priority_max(policy: Flags(&f::SCHED_POLICY)) -> Int, Implemented "";
     147 SCHED_GET_PRIORITY_MIN sched_get_priority_min(policy: Flags(&f::SCHED_POLICY)) -> Int, Implemented "";
-    148 SCHED_RR_GET_INTERVAL sched_rr_get_interval(pid: Pid, tp: Struct("timespec")) -> Int, Unimplemented "";
+    148 SCHED_RR_GET_INTERVAL sched_rr_get_interval(pid: Pid, tp: Struct("timespec")) -> Int, Implemented "";
     149 MLOCK mlock(addr: Ptr, len: Size) -> Int, Unimplemented "";
     150 MUNLOCK munlock(addr: Ptr, len: Size) -> Int, Unimplemented "";
     151 MLOCKALL mlockall(flags: Flags(&f::MLOCKALL)) -> Int, Unimplemented "";

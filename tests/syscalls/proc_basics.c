@@ -7,6 +7,8 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -241,6 +243,23 @@ static void test_sched(void)
     CHECK_ERRNO(syscall(SYS_sched_getaffinity, 0, sizeof set, BAD_PTR), EFAULT);
     CHECK_OK(sched_yield());
     CHECK_EQ(sched_getscheduler(0), SCHED_OTHER);
+    /* A child's policy is visible to its parent; a pid that does not exist is ESRCH. */
+    fflush(stdout);
+    pid_t kid = fork();
+    if (kid == 0) {
+        pause();
+        _exit(0);
+    }
+    CHECK_EQ(sched_getscheduler(kid), SCHED_OTHER);
+    struct timespec ts = { -1, -1 };
+    CHECK_OK(sched_rr_get_interval(0, &ts));
+    CHECK(ts.tv_sec == 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000);
+    CHECK_OK(sched_rr_get_interval(kid, &ts));
+    CHECK_ERRNO(sched_rr_get_interval(-1, &ts), EINVAL);
+    CHECK_ERRNO(sched_rr_get_interval(INT_MAX, &ts), ESRCH);
+    CHECK_ERRNO(sched_rr_get_interval(0, BAD_PTR), EFAULT);
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
 }
 
 int main(void)

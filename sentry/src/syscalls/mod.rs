@@ -281,6 +281,7 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::GETRUSAGE => timer::sys_getrusage(t, a.i32(0), a.ptr(1)),
         nr::SCHED_YIELD => time::sys_sched_yield(t),
         nr::SCHED_GETSCHEDULER => time::sys_sched_getscheduler(t, a.i32(0)),
+        nr::SCHED_RR_GET_INTERVAL => time::sys_sched_rr_get_interval(t, a.i32(0), a.ptr(1)),
         nr::SCHED_SETSCHEDULER => time::sys_sched_setscheduler(t, a.i32(0), a.i32(1), a.ptr(2)),
         nr::SCHED_GETPARAM => time::sys_sched_getparam(t, a.i32(0), a.ptr(1)),
         nr::SCHED_SETPARAM => time::sys_sched_setparam(t, a.i32(0), a.ptr(1)),

@@ -285,10 +285,18 @@ fn check_self(task: &Task, pid: i32) -> Result<()> {
     if pid < 0 {
         return_errno!(EINVAL);
     }
-    if pid != 0 && pid != task.tid && pid != task.tgid {
+    if pid != 0 && pid != task.tid && task.kernel.pids().task(pid).is_none() {
         return_errno!(ESRCH);
     }
     Ok(())
+}
+
+/// The round-robin quantum: 0, as Linux reports for `SCHED_OTHER` tasks whose slice is
+/// shorter than a jiffy (the only policy here).
+pub fn sys_sched_rr_get_interval(task: &mut Task, pid: i32, ts: UserAddr) -> Result<u64> {
+    check_self(task, pid)?;
+    task.write_obj(ts, &Timespec::from_duration(Duration::ZERO))?;
+    Ok(0)
 }
 
 /// Every task runs under `SCHED_OTHER`: the host schedules the stubs.
