@@ -11,6 +11,8 @@ CARAPACE_PACKAGES=(
     python3           # the sandbox's done-when checks run python3 inside
     busybox-static    # a small static userland for rootfs tests
     stress-ng         # the processes-and-signals stress run inside the sandbox
+    git sqlite3       # file-layer workloads inside the sandbox (tests/tests/fs_workloads.rs)
+    libpython3.11-testsuite  # python's own file-system test modules inside the sandbox
 )
 
 missing=()

@@ -242,6 +242,22 @@ static void test_sched(void)
     CHECK_ERRNO(syscall(SYS_sched_getaffinity, 0, 3, &set), EINVAL);
     CHECK_ERRNO(syscall(SYS_sched_getaffinity, 0, sizeof set, BAD_PTR), EFAULT);
     CHECK_OK(sched_yield());
+    /* The mask set is the mask read back (by us and by our children). */
+    int first = -1;
+    for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
+        if (CPU_ISSET(c, &set))
+            first = c;
+    cpu_set_t one, back;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    CHECK_OK(sched_setaffinity(0, sizeof one, &one));
+    CHECK_OK(sched_getaffinity(0, sizeof back, &back));
+    CHECK(CPU_EQUAL(&one, &back));
+    cpu_set_t none;
+    CPU_ZERO(&none);
+    CHECK_ERRNO(sched_setaffinity(0, sizeof none, &none), EINVAL);
+    CHECK_ERRNO(sched_setaffinity(INT_MAX, sizeof one, &one), ESRCH);
+    CHECK_OK(sched_setaffinity(0, sizeof set, &set));
     CHECK_EQ(sched_getscheduler(0), SCHED_OTHER);
     /* A child's policy is visible to its parent; a pid that does not exist is ESRCH. */
     fflush(stdout);
