@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::kernel::wait::events;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::notify;
 use crate::vfs::{
     Creds, DirentFormat, DirentSink, FdFlags, FdTable, FileDescription, FsContext, Stat, StatFs,
     VfsPath,
@@ -190,6 +191,9 @@ fn read_into(
             break;
         }
     }
+    if done > 0 {
+        notify::file_event(file, notify::IN_ACCESS);
+    }
     Ok(done)
 }
 
@@ -206,6 +210,9 @@ fn write_from(
 ) -> Result<usize> {
     let r = write_from_inner(task, file, buf, count, offset);
     raise_sigpipe(task, &r);
+    if matches!(r, Ok(n) if n > 0) {
+        notify::file_event(file, notify::IN_MODIFY);
+    }
     r
 }
 
@@ -728,5 +735,6 @@ pub fn sys_ftruncate(task: &mut Task, fd: i32, length: i64) -> Result<u64> {
         return_errno!(EINVAL);
     }
     file.truncate(len)?;
+    notify::file_event(&*file, notify::IN_MODIFY);
     Ok(0)
 }

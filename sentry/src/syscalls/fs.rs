@@ -6,6 +6,7 @@ use super::file::{creds, files, fs_ctx, get_file, linux_statfs, LinuxStat};
 use crate::error::Result;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::notify;
 use crate::vfs::{
     check_permission, FdFlags, FileDescription, FsContext, OpenHow, ResolveFlags, Stat, VfsPath,
 };
@@ -684,6 +685,7 @@ pub fn sys_truncate(task: &mut Task, path: UserAddr, length: i64) -> Result<u64>
     }
     check_permission(&st, &creds(task), crate::vfs::MAY_WRITE)?;
     p.inode().truncate(len)?;
+    notify::path_event(&p, notify::IN_MODIFY);
     Ok(0)
 }
 
@@ -708,6 +710,7 @@ fn chmod_target(task: &Task, target: &Target, mode: u32) -> Result<u64> {
         mode &= !libc::S_ISGID;
     }
     p.inode().set_mode(mode)?;
+    notify::path_event(p, notify::IN_ATTRIB);
     Ok(0)
 }
 

@@ -12,6 +12,7 @@ use super::fs::{dir_of, read_path, resolve_at, Target};
 use crate::error::Result;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::notify;
 use crate::vfs::{
     check_permission, FileDescription, Stat, Timespec, VfsPath, FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE, MAY_READ, MAY_WRITE, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX,
@@ -74,6 +75,7 @@ fn chown_target(task: &Task, target: &Target, uid: u32, gid: u32) -> Result<u64>
         }
     }
     p.inode().set_owner(uid, gid, new_mode)?;
+    notify::path_event(p, notify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -167,7 +169,15 @@ fn utimes_target(task: &Task, target: &Target, times: Option<[TimeSet; 2]>) -> R
         check_permission(&st, &c, MAY_WRITE)?;
     }
     let now = Timespec::now();
-    p.inode().set_times(a.resolve(now), m.resolve(now))?;
+    let (at, mt) = (a.resolve(now), m.resolve(now));
+    p.inode().set_times(at, mt)?;
+    // fsnotify_change: both times is a utime (attrib); one alone reads as access/modify.
+    let event = match (at.is_some(), mt.is_some()) {
+        (true, true) => notify::IN_ATTRIB,
+        (true, false) => notify::IN_ACCESS,
+        _ => notify::IN_MODIFY,
+    };
+    notify::path_event(p, event);
     Ok(0)
 }
 
@@ -330,6 +340,7 @@ pub fn sys_fallocate(task: &mut Task, fd: i32, mode: i32, offset: i64, len: i64)
     }
     let p = file.path().ok_or(errno!(ENODEV))?;
     p.inode().fallocate(mode, offset as u64, len as u64)?;
+    notify::path_event(&p, notify::IN_MODIFY);
     Ok(0)
 }
 
@@ -458,6 +469,10 @@ fn copy_between(
         if w < n {
             break;
         }
+    }
+    if done > 0 {
+        notify::file_event(input, notify::IN_ACCESS);
+        notify::file_event(output, notify::IN_MODIFY);
     }
     Ok(done)
 }
@@ -737,9 +752,9 @@ fn setxattr_args(
 fn setxattr_target(task: &Task, target: &Target, args: (Vec<u8>, Vec<u8>, u32)) -> Result<u64> {
     let (name, value, flags) = args;
     xattr_permission(task, target, &name, true)?;
-    writable_place(target)?
-        .inode()
-        .setxattr(&name, &value, flags)?;
+    let p = writable_place(target)?;
+    p.inode().setxattr(&name, &value, flags)?;
+    notify::path_event(p, notify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -816,7 +831,9 @@ pub fn sys_flistxattr(task: &mut Task, fd: i32, list: UserAddr, size: usize) -> 
 
 fn removexattr_target(task: &Task, target: &Target, name: &[u8]) -> Result<u64> {
     xattr_permission(task, target, name, true)?;
-    writable_place(target)?.inode().removexattr(name)?;
+    let p = writable_place(target)?;
+    p.inode().removexattr(name)?;
+    notify::path_event(p, notify::IN_ATTRIB);
     Ok(0)
 }
 

@@ -9,6 +9,7 @@ pub mod file;
 pub mod fs;
 pub mod fs_extra;
 pub mod futex;
+pub mod inotify;
 pub mod lock;
 pub mod mm;
 pub mod pipe;
@@ -354,6 +355,10 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
             timerfd::sys_timerfd_settime(t, a.fd(0), a.i32(1), a.ptr(2), a.ptr(3))
         }
         nr::TIMERFD_GETTIME => timerfd::sys_timerfd_gettime(t, a.fd(0), a.ptr(1)),
+        nr::INOTIFY_INIT => inotify::sys_inotify_init(t),
+        nr::INOTIFY_INIT1 => inotify::sys_inotify_init1(t, a.i32(0)),
+        nr::INOTIFY_ADD_WATCH => inotify::sys_inotify_add_watch(t, a.fd(0), a.ptr(1), a.u32(2)),
+        nr::INOTIFY_RM_WATCH => inotify::sys_inotify_rm_watch(t, a.fd(0), a.i32(1)),
 
         _ => {
             t.kernel.log_unimplemented(nr);

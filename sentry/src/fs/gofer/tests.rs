@@ -358,3 +358,28 @@ fn overlay_copy_up_carries_xattrs_from_the_gofer() {
     w.write(b"x", None).unwrap();
     assert_eq!(host_read(&tree, "etc/hostname").unwrap(), b"sandbox\n");
 }
+
+#[test]
+fn inotify_sees_changes_on_a_gofer_tree() {
+    use crate::fs::inotify::Inotify;
+    use crate::vfs::notify::{IN_ALL_EVENTS, IN_CREATE, IN_ISDIR, IN_MOVED_FROM, IN_MOVED_TO};
+    use crate::vfs::FileDescription;
+    let (_tree, ctx) = served(false, RootOverlay::None, "ino");
+    let c = Creds::root();
+    let ino = Inotify::new(true);
+    let etc = ctx.lookup(&ctx.cwd, b"/etc", true).unwrap();
+    let wd = ino.add_watch(etc.inode().clone(), IN_ALL_EVENTS).unwrap();
+    ctx.mkdir(&ctx.cwd, b"/etc/d", 0o755, &c).unwrap();
+    ctx.rename(&ctx.cwd, b"/etc/hostname", &ctx.cwd, b"/etc/h2", 0)
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = ino.read(&mut buf, None).unwrap();
+    let field = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap());
+    assert_eq!(n, 3 * 32);
+    assert_eq!((field(0) as i32, field(4)), (wd, IN_CREATE | IN_ISDIR));
+    assert_eq!(&buf[16..18], b"d\0");
+    assert_eq!(field(36), IN_MOVED_FROM);
+    assert_eq!(field(68), IN_MOVED_TO);
+    assert_eq!(field(40), field(72), "one cookie for both names");
+    assert_eq!(&buf[80..83], b"h2\0");
+}
