@@ -84,7 +84,7 @@ syscall_table! {
     37 ALARM alarm(seconds: UInt) -> Int, Implemented "";
     38 SETITIMER setitimer(which: Flags(&f::ITIMER), new_value: Struct("itimerval"), old_value: Struct("itimerval")) -> Int, Partial "ITIMER_VIRTUAL and ITIMER_PROF both count user+system time, polled every 5 ms";
     39 GETPID getpid() -> Pid, Implemented "";
-    40 SENDFILE sendfile(out_fd: Fd, in_fd: Fd, offset: Struct("loff_t"), count: Size) -> Size, Partial "regular-file input only; pipes arrive with pipes";
+    40 SENDFILE sendfile(out_fd: Fd, in_fd: Fd, offset: Struct("loff_t"), count: Size) -> Size, Implemented "";
     41 SOCKET socket(domain: Flags(&f::ADDRESS_FAMILY), type: Flags(&f::SOCKET_TYPE), protocol: Int) -> Fd, Unimplemented "";
     42 CONNECT connect(sockfd: Fd, addr: Struct("sockaddr"), addrlen: UInt) -> Int, Unimplemented "";
     43 ACCEPT accept(sockfd: Fd, addr: Struct("sockaddr"), addrlen: Struct("socklen_t")) -> Fd, Unimplemented "";
@@ -319,10 +319,10 @@ syscall_table! {
     272 UNSHARE unshare(flags: Flags(&f::CLONE)) -> Int, Unimplemented "";
     273 SET_ROBUST_LIST set_robust_list(head: Struct("robust_list_head"), len: Size) -> Int, Implemented "";
     274 GET_ROBUST_LIST get_robust_list(pid: Pid, head_ptr: Ptr, len_ptr: Ptr) -> Int, Implemented "";
-    275 SPLICE splice(fd_in: Fd, off_in: Struct("loff_t"), fd_out: Fd, off_out: Struct("loff_t"), len: Size, flags: Flags(&f::SPLICE)) -> Size, Unimplemented "";
-    276 TEE tee(fd_in: Fd, fd_out: Fd, len: Size, flags: Flags(&f::SPLICE)) -> Size, Unimplemented "";
+    275 SPLICE splice(fd_in: Fd, off_in: Struct("loff_t"), fd_out: Fd, off_out: Struct("loff_t"), len: Size, flags: Flags(&f::SPLICE)) -> Size, Implemented "";
+    276 TEE tee(fd_in: Fd, fd_out: Fd, len: Size, flags: Flags(&f::SPLICE)) -> Size, Implemented "";
     277 SYNC_FILE_RANGE sync_file_range(fd: Fd, offset: Offset, nbytes: Offset, flags: Hex) -> Int, Implemented "";
-    278 VMSPLICE vmsplice(fd: Fd, iov: InIoVec(2), nr_segs: ULong, flags: Flags(&f::SPLICE)) -> Size, Unimplemented "";
+    278 VMSPLICE vmsplice(fd: Fd, iov: InIoVec(2), nr_segs: ULong, flags: Flags(&f::SPLICE)) -> Size, Partial "pages are copied, never shared: SPLICE_F_GIFT has no effect";
     279 MOVE_PAGES move_pages(pid: Pid, count: ULong, pages: Ptr, nodes: Ptr, status: Ptr, flags: Hex) -> Int, Unimplemented "";
     280 UTIMENSAT utimensat(dirfd: DirFd, pathname: Path, times: Struct("timespec"), flags: Flags(&f::AT)) -> Int, Implemented "";
     281 EPOLL_PWAIT epoll_pwait(epfd: Fd, events: Struct("epoll_event"), maxevents: Int, timeout: Int, sigmask: Struct("sigset_t"), sigsetsize: Size) -> Int, Partial "the temporary signal mask is restored at return, before any handler runs";

@@ -312,12 +312,12 @@ pub fn sys_pwrite64(
 /// `struct iovec`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct IoVec {
-    base: u64,
-    len: u64,
+pub(super) struct IoVec {
+    pub base: u64,
+    pub len: u64,
 }
 
-fn read_iovecs(task: &Task, iov: UserAddr, iovcnt: i32) -> Result<Vec<IoVec>> {
+pub(super) fn read_iovecs(task: &Task, iov: UserAddr, iovcnt: i32) -> Result<Vec<IoVec>> {
     let n = usize::try_from(iovcnt).map_err(|_| errno!(EINVAL))?;
     if n > UIO_MAXIOV {
         return_errno!(EINVAL);

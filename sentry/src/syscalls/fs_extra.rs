@@ -511,6 +511,20 @@ pub fn sys_sendfile(
         return_errno!(EINVAL);
     }
     let explicit = read_loff(task, offset)?;
+    if let Some(pipe) = output
+        .as_any()
+        .and_then(|a| a.downcast_ref::<crate::fs::pipe::PipeFile>())
+    {
+        // Into a pipe: wait for room like splice does, and never lose what was read.
+        let len = count.min(MAX_RW_COUNT);
+        let nonblock = output.status_flags() & libc::O_NONBLOCK as u32 != 0;
+        let n = super::splice::file_to_pipe(task, &*input, explicit, pipe.pipe(), len, nonblock)?;
+        if let Some(p) = explicit {
+            let end = p.checked_add(n as u64).ok_or(errno!(EOVERFLOW))?;
+            task.write_obj(offset, &i64::try_from(end).map_err(|_| errno!(EOVERFLOW))?)?;
+        }
+        return Ok(n as u64);
+    }
     let mut pos = match explicit {
         Some(p) => p,
         None => current_offset(&*input)?,
@@ -554,8 +568,16 @@ pub fn sys_copy_file_range(
     if !si.is_reg() || !so.is_reg() {
         return_errno!(EINVAL);
     }
-    let ein = read_loff(task, off_in)?;
-    let eout = read_loff(task, off_out)?;
+    // A negative offset is EOVERFLOW here (generic_copy_file_checks), not EINVAL.
+    let overflow = |e: crate::error::Error| {
+        if e.errno == crate::Errno::EINVAL {
+            errno!(EOVERFLOW)
+        } else {
+            e
+        }
+    };
+    let ein = read_loff(task, off_in).map_err(overflow)?;
+    let eout = read_loff(task, off_out).map_err(overflow)?;
     let mut pin = match ein {
         Some(p) => p,
         None => current_offset(&*input)?,
