@@ -673,7 +673,7 @@ pub(super) struct LinuxStatFs {
 /// `struct statfs` for a file at `path` (if it has one): the mount's read-only flag added.
 pub(super) fn linux_statfs(s: &StatFs, path: Option<&VfsPath>) -> LinuxStatFs {
     let mut flags = s.flags;
-    if path.is_some_and(|p| p.mount.read_only) {
+    if path.is_some_and(|p| p.mount.is_read_only()) {
         flags |= libc::ST_RDONLY as i64;
     }
     LinuxStatFs {

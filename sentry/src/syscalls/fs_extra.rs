@@ -39,7 +39,7 @@ fn writable_place(target: &Target) -> Result<&VfsPath> {
         // A host descriptor (stdio) has no inode the sandbox may change.
         return_errno!(EPERM)
     };
-    if p.mount.read_only {
+    if p.mount.is_read_only() {
         return_errno!(EROFS);
     }
     Ok(p)
@@ -673,7 +673,7 @@ fn xattr_permission(task: &Task, target: &Target, name: &[u8], write: bool) -> R
             errno!(ENODATA)
         });
     };
-    if write && p.mount.read_only {
+    if write && p.mount.is_read_only() {
         return_errno!(EROFS);
     }
     let st = p.inode().stat()?;
@@ -919,7 +919,10 @@ pub fn sys_chroot(task: &mut Task, path: UserAddr) -> Result<u64> {
         return_errno!(ENOTDIR);
     }
     check_permission(&p.inode().stat()?, &creds(task), crate::vfs::MAY_EXEC)?;
-    if task.creds.euid != 0 {
+    // capable(CAP_SYS_CHROOT): the effective set, which Linux empties when the euid
+    // leaves 0 (the sentry does not, hence the euid test).
+    const CAP_SYS_CHROOT: u32 = 18;
+    if task.creds.euid != 0 || task.creds.cap_effective & (1 << CAP_SYS_CHROOT) == 0 {
         return_errno!(EPERM);
     }
     task.fs.lock().unwrap_or_else(|e| e.into_inner()).root = p;

@@ -12,6 +12,7 @@ pub mod futex;
 pub mod inotify;
 pub mod lock;
 pub mod mm;
+pub mod mount;
 pub mod pipe;
 pub mod poll;
 pub mod process;
@@ -367,6 +368,8 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         ),
         nr::TEE => splice::sys_tee(t, a.fd(0), a.fd(1), a.usize(2), a.u32(3)),
         nr::VMSPLICE => splice::sys_vmsplice(t, a.fd(0), a.ptr(1), a.usize(2), a.u32(3)),
+        nr::MOUNT => mount::sys_mount(t, a.ptr(0), a.ptr(1), a.ptr(2), a.u64(3), a.ptr(4)),
+        nr::UMOUNT2 => mount::sys_umount2(t, a.ptr(0), a.i32(1)),
         nr::INOTIFY_INIT => inotify::sys_inotify_init(t),
         nr::INOTIFY_INIT1 => inotify::sys_inotify_init1(t, a.i32(0)),
         nr::INOTIFY_ADD_WATCH => inotify::sys_inotify_add_watch(t, a.fd(0), a.ptr(1), a.u32(2)),

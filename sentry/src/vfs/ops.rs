@@ -55,7 +55,7 @@ fn name_of(last: Last, otherwise: Errno) -> Result<Vec<u8>> {
 }
 
 fn check_writable_mount(p: &VfsPath) -> Result<()> {
-    if p.mount.read_only {
+    if p.mount.is_read_only() {
         return_errno!(EROFS);
     }
     Ok(())
