@@ -896,9 +896,13 @@ fn xattr_readable(name: &XattrName) -> Result<(), Errno> {
 }
 
 /// Names the sandbox may write: `user.` and `trusted.` only. `security.` would let it set
-/// file capabilities or labels the host honours (`EPERM`); `system.` ACLs are not served.
+/// file capabilities or labels the host honours, and `trusted.overlay.` would steer a host
+/// overlayfs built on this tree (`EPERM` for both); `system.` ACLs are not served.
 fn xattr_writable(name: &XattrName) -> Result<(), Errno> {
     let n = name.as_bytes();
+    if n.starts_with(b"trusted.overlay.") {
+        return Err(Errno(libc::EPERM));
+    }
     if [&b"user."[..], b"trusted."]
         .iter()
         .any(|p| n.starts_with(p) && n.len() > p.len())

@@ -69,7 +69,12 @@ pub struct GoferInode {
     host_fd: Mutex<Option<Arc<HostFdMappable>>>,
     /// The donated read-write host fd of a regular file of a writable tree.
     rw_fd: Mutex<Option<Arc<HostFdMappable>>>,
+    /// Read-only trees: every extended attribute, fetched once (`ls -l` asks for a few
+    /// names per file; most files have none, which one request answers).
+    xattrs: Mutex<Option<Arc<XattrList>>>,
 }
+
+type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl GoferInode {
     fn new(fs: &Arc<GoferFs>, handle: Handle, attr: Attr) -> Arc<GoferInode> {
@@ -80,7 +85,29 @@ impl GoferInode {
             link: OnceLock::new(),
             host_fd: Mutex::new(None),
             rw_fd: Mutex::new(None),
+            xattrs: Mutex::new(None),
         })
+    }
+
+    /// The attributes of a file of a read-only tree, from the cache or the gofer.
+    fn cached_xattrs(&self) -> Result<Arc<XattrList>> {
+        let mut slot = self.xattrs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(x) = &*slot {
+            return Ok(x.clone());
+        }
+        let c = &self.fs.client;
+        let mut all = Vec::new();
+        for name in c.listxattr(self.handle).map_err(gerr)? {
+            match c.getxattr(self.handle, &name) {
+                Ok(v) => all.push((name, v)),
+                // Removed on the host in between: it is not there.
+                Err(e) if e.0 == libc::ENODATA => {}
+                Err(e) => return Err(gerr(e)),
+            }
+        }
+        let all = Arc::new(all);
+        *slot = Some(all.clone());
+        Ok(all)
     }
 
     fn attr(&self) -> Attr {
@@ -384,6 +411,14 @@ impl Inode for GoferInode {
     }
 
     fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>> {
+        if !self.fs.writable {
+            return self
+                .cached_xattrs()?
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .ok_or(errno!(ENODATA));
+        }
         self.fs.client.getxattr(self.handle, name).map_err(gerr)
     }
 
@@ -398,6 +433,13 @@ impl Inode for GoferInode {
     }
 
     fn listxattr(&self) -> Result<Vec<Vec<u8>>> {
+        if !self.fs.writable {
+            return Ok(self
+                .cached_xattrs()?
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect());
+        }
         self.fs.client.listxattr(self.handle).map_err(gerr)
     }
 
