@@ -297,8 +297,8 @@ syscall_table! {
     250 KEYCTL keyctl(operation: Int, arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Unimplemented "";
     251 IOPRIO_SET ioprio_set(which: Int, who: Int, ioprio: Int) -> Int, Unimplemented "";
     252 IOPRIO_GET ioprio_get(which: Int, who: Int) -> Int, Unimplemented "";
-    253 INOTIFY_INIT inotify_init() -> Fd, Partial "events for changes made inside the sandbox only; IN_DELETE_SELF does not wait for the last close";
-    254 INOTIFY_ADD_WATCH inotify_add_watch(fd: Fd, pathname: Path, mask: Hex) -> Int, Partial "events for changes made inside the sandbox only; IN_DELETE_SELF does not wait for the last close";
+    253 INOTIFY_INIT inotify_init() -> Fd, Partial "events for changes made inside the sandbox only (not for changes the host makes to gofer files)";
+    254 INOTIFY_ADD_WATCH inotify_add_watch(fd: Fd, pathname: Path, mask: Hex) -> Int, Partial "events for changes made inside the sandbox only (not for changes the host makes to gofer files)";
     255 INOTIFY_RM_WATCH inotify_rm_watch(fd: Fd, wd: Int) -> Int, Implemented "";
     256 MIGRATE_PAGES migrate_pages(pid: Pid, maxnode: ULong, old_nodes: Ptr, new_nodes: Ptr) -> Int, Unimplemented "";
     257 OPENAT openat(dirfd: DirFd, pathname: Path, flags: Flags(&f::OPEN), mode: CreatMode(2)) -> Fd, Partial "O_TMPFILE unsupported";
@@ -338,7 +338,7 @@ syscall_table! {
     291 EPOLL_CREATE1 epoll_create1(flags: Flags(&f::EPOLL_CREATE)) -> Fd, Implemented "";
     292 DUP3 dup3(oldfd: Fd, newfd: Fd, flags: Flags(&f::CLOEXEC)) -> Fd, Implemented "";
     293 PIPE2 pipe2(pipefd: Ptr, flags: Flags(&f::PIPE2)) -> Int, Partial "no SIGPIPE yet (EPIPE only)";
-    294 INOTIFY_INIT1 inotify_init1(flags: Flags(&f::NONBLOCK_CLOEXEC)) -> Fd, Partial "events for changes made inside the sandbox only; IN_DELETE_SELF does not wait for the last close";
+    294 INOTIFY_INIT1 inotify_init1(flags: Flags(&f::NONBLOCK_CLOEXEC)) -> Fd, Partial "events for changes made inside the sandbox only (not for changes the host makes to gofer files)";
     295 PREADV preadv(fd: Fd, iov: OutIoVec(2), iovcnt: Int, pos_l: Offset, pos_h: Offset) -> Size, Implemented "";
     296 PWRITEV pwritev(fd: Fd, iov: InIoVec(2), iovcnt: Int, pos_l: Offset, pos_h: Offset) -> Size, Implemented "";
     297 RT_TGSIGQUEUEINFO rt_tgsigqueueinfo(tgid: Pid, tid: Pid, sig: Signal, info: Struct("siginfo_t")) -> Int, Implemented "";

@@ -175,6 +175,29 @@ static void test_file_lifecycle(void)
     CHECK_EV(e[3], wd, IN_DELETE, "g");
     CHECK_ERRNO(inotify_rm_watch(fd, wf), EINVAL);
 
+    /* Unlinked while open: the file is deleted (DELETE_SELF) only at the last close. */
+    int o = CHECK_OK(open(tmp_path("d/open"), O_CREAT | O_RDWR, 0644));
+    int wo = CHECK_OK(inotify_add_watch(fd, tmp_path("d/open"), IN_ALL_EVENTS));
+    int o2 = CHECK_OK(dup(o));
+    CHECK_OK(unlink(tmp_path("d/open")));
+    CHECK_EQ(write(o, "x", 1), 1);
+    CHECK_OK(close(o));
+    n = drain(fd, e, 32);
+    CHECK_EQ(n, 6);
+    CHECK_EV(e[0], wd, IN_CREATE, "open");
+    CHECK_EV(e[1], wd, IN_OPEN, "open");
+    CHECK_EV(e[2], wo, IN_ATTRIB, "");
+    CHECK_EV(e[3], wd, IN_DELETE, "open");
+    CHECK_EV(e[4], wd, IN_MODIFY, "open");
+    CHECK_EV(e[5], wo, IN_MODIFY, "");
+    CHECK_OK(close(o2));
+    n = drain(fd, e, 32);
+    CHECK_EQ(n, 4);
+    CHECK_EV(e[0], wd, IN_CLOSE_WRITE, "open");
+    CHECK_EV(e[1], wo, IN_CLOSE_WRITE, "");
+    CHECK_EV(e[2], wo, IN_DELETE_SELF, "");
+    CHECK_EV(e[3], wo, IN_IGNORED, "");
+
     /* A watched directory moved and removed. */
     int ws = CHECK_OK(inotify_add_watch(fd, tmp_path("d/sub"), IN_ALL_EVENTS));
     CHECK_OK(rename(tmp_path("d/sub"), tmp_path("d/sub2")));

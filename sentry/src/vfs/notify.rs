@@ -12,7 +12,7 @@
 use super::file::FileDescription;
 use super::inode::Inode;
 use super::mount::VfsPath;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
@@ -241,40 +241,65 @@ pub fn links_before(inode: &Arc<dyn Inode>) -> Option<u64> {
     active().then(|| inode.stat().map(|s| s.nlink).unwrap_or(1))
 }
 
-/// After a name of `inode` was removed (unlink, rmdir, or replaced by a rename) that had
-/// `links` links before: its link count changed (`IN_ATTRIB`), and a file that had one
-/// link, or a directory, is deleted. (Linux waits for the last open file to close before
-/// `IN_DELETE_SELF`; here it comes at once.)
-pub fn unlinked(inode: &Arc<dyn Inode>, links: Option<u64>) {
+/// Inodes that lost their last name while still open: `IN_DELETE_SELF` waits for the
+/// last close, as Linux's waits for the last reference.
+fn pending_deletes() -> MutexGuard<'static, HashSet<usize>> {
+    static P: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
+    P.get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// After the name of `gone` was removed (unlink, or replaced by a rename; the dentry cache
+/// already forgot it) when the file had `links` links: its link count changed
+/// (`IN_ATTRIB`), and a file that had one link is deleted, at once or, while a
+/// description still has it open, at the last close.
+pub fn unlinked(gone: &VfsPath, links: Option<u64>) {
     let Some(links) = links else {
         return;
     };
-    let dir = inode.is_dir();
-    if !dir {
-        inode_event(inode, IN_ATTRIB);
+    let inode = gone.inode();
+    if inode.is_dir() {
+        inode_deleted(inode);
+        return;
     }
-    if dir || links <= 1 {
+    inode_event(inode, IN_ATTRIB);
+    if links > 1 {
+        return;
+    }
+    // `gone` is the only holder of the dentry unless some open file still names it.
+    if Arc::strong_count(&gone.dentry) > 1 {
+        pending_deletes().insert(inode_key(inode));
+    } else {
         inode_deleted(inode);
     }
 }
 
 /// The fd table is about to drop `file`; if this is its last reference, the file closes
-/// (`IN_CLOSE_WRITE` or `IN_CLOSE_NOWRITE`).
+/// (`IN_CLOSE_WRITE` or `IN_CLOSE_NOWRITE`), and an unlinked file nobody else has open
+/// is deleted now.
 pub fn releasing(file: &Arc<dyn FileDescription>) {
     if !active() || Arc::strong_count(file) != 1 {
         return;
     }
-    let flags = file.status_flags();
-    if flags & libc::O_PATH as u32 != 0 {
+    let Some(p) = file.path() else {
         return;
-    }
-    if let Some(p) = file.path() {
+    };
+    let flags = file.status_flags();
+    if flags & libc::O_PATH as u32 == 0 {
         let event = if flags & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 {
             IN_CLOSE_NOWRITE
         } else {
             IN_CLOSE_WRITE
         };
         path_event(&p, event);
+    }
+    // Held by the closing description and by `p`: nobody else.
+    if p.dentry.is_deleted() && Arc::strong_count(&p.dentry) <= 2 {
+        let key = inode_key(p.inode());
+        if pending_deletes().remove(&key) {
+            inode_deleted(p.inode());
+        }
     }
 }
 

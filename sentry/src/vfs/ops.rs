@@ -260,7 +260,7 @@ impl FsContext {
         parent.inode().unlink(&name)?;
         parent.dentry.remove_child(&name);
         // As d_delete_notify: the file's own events, then the directory's.
-        notify::unlinked(child.inode(), links);
+        notify::unlinked(&child, links);
         notify::child_event(&parent, &name, notify::IN_DELETE, false, 0);
         Ok(())
     }
@@ -405,28 +405,6 @@ impl FsContext {
             _ => None,
         };
         op.inode().rename(&oname, np.inode(), &nname, flags)?;
-        // fsnotify_move: both names with one cookie, then the mover itself; a replaced file
-        // goes last.
-        let notify_move =
-            |from: &VfsPath, fname: &[u8], to: &VfsPath, tname: &[u8], who: &VfsPath| {
-                let cookie = notify::next_cookie();
-                let dir = who.inode().is_dir();
-                notify::child_event(from, fname, notify::IN_MOVED_FROM, dir, cookie);
-                notify::child_event(to, tname, notify::IN_MOVED_TO, dir, cookie);
-            };
-        if notify::active() {
-            notify_move(&op, &oname, &np, &nname, &old);
-            notify::inode_event(old.inode(), notify::IN_MOVE_SELF);
-            if let Some(n) = &new {
-                if exchange {
-                    notify_move(&np, &nname, &op, &oname, n);
-                    notify::inode_event(n.inode(), notify::IN_MOVE_SELF);
-                } else {
-                    // The replaced file goes when its dentry is put, after the move.
-                    notify::unlinked(n.inode(), replaced_links);
-                }
-            }
-        }
         // Keep the dentry cache in step: the moved dentries keep their identity.
         let moved = op.dentry.forget_child(&oname);
         if flags & RENAME_EXCHANGE != 0 {
@@ -439,6 +417,28 @@ impl FsContext {
         }
         if let Some(m) = moved {
             np.dentry.adopt(&nname, m);
+        }
+        // fsnotify_move: both names with one cookie, then the mover itself; a replaced file
+        // goes last.
+        let notify_move =
+            |from: &VfsPath, fname: &[u8], to: &VfsPath, tname: &[u8], who: &VfsPath| {
+                let cookie = notify::next_cookie();
+                let dir = who.inode().is_dir();
+                notify::child_event(from, fname, notify::IN_MOVED_FROM, dir, cookie);
+                notify::child_event(to, tname, notify::IN_MOVED_TO, dir, cookie);
+            };
+        if notify::active() {
+            notify_move(&op, &oname, &np, &nname, &old);
+            notify::inode_event(old.inode(), notify::IN_MOVE_SELF);
+            if let Some(n) = new {
+                if exchange {
+                    notify_move(&np, &nname, &op, &oname, &n);
+                    notify::inode_event(n.inode(), notify::IN_MOVE_SELF);
+                } else {
+                    // The replaced file goes when its dentry is put, after the move.
+                    notify::unlinked(&n, replaced_links);
+                }
+            }
         }
         Ok(())
     }
