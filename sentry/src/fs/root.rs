@@ -79,7 +79,7 @@ fn mount_at(
 ) -> Result<Option<VfsPath>> {
     let dentry = match dir.dentry.lookup(name) {
         Ok(d) => d,
-        Err(e) if e.errno == crate::Errno::ENOENT && !dir.mount.is_read_only() => {
+        Err(e) if e.errno == crate::Errno::ENOENT && !dir.mount.read_only => {
             dir.inode().mkdir(name, 0o755, &crate::vfs::Creds::root())?;
             dir.dentry.lookup(name)?
         }

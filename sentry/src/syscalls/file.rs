@@ -313,8 +313,8 @@ pub fn sys_pwrite64(
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(super) struct IoVec {
-    pub base: u64,
-    pub len: u64,
+    pub(super) base: u64,
+    pub(super) len: u64,
 }
 
 pub(super) fn read_iovecs(task: &Task, iov: UserAddr, iovcnt: i32) -> Result<Vec<IoVec>> {

@@ -172,6 +172,27 @@ impl Vfs {
         self.mount_dentry(at, fs_type, Dentry::new_root(root), read_only)
     }
 
+    /// The mount on top of `p`, if `p` is a mount point.
+    pub fn mounted_on(&self, p: &VfsPath) -> Option<Arc<Mount>> {
+        let key = (p.mount.id, Arc::as_ptr(&p.dentry) as usize);
+        self.mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    /// Follow mounts down: the root of the topmost mount on `p`, or `p`.
+    pub fn follow_mounts(&self, mut p: VfsPath) -> VfsPath {
+        while let Some(m) = self.mounted_on(&p) {
+            p = VfsPath {
+                dentry: m.root.clone(),
+                mount: m,
+            };
+        }
+        p
+    }
+
     /// Mount the tree below `root` (a new filesystem's root, or an existing dentry for a
     /// bind mount) on `at`. A file may only cover a file and a directory a directory.
     pub fn mount_dentry(
@@ -244,26 +265,5 @@ impl Vfs {
             }
         }
         Ok(())
-    }
-
-    /// The mount on top of `p`, if `p` is a mount point.
-    pub fn mounted_on(&self, p: &VfsPath) -> Option<Arc<Mount>> {
-        let key = (p.mount.id, Arc::as_ptr(&p.dentry) as usize);
-        self.mounts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned()
-    }
-
-    /// Follow mounts down: the root of the topmost mount on `p`, or `p`.
-    pub fn follow_mounts(&self, mut p: VfsPath) -> VfsPath {
-        while let Some(m) = self.mounted_on(&p) {
-            p = VfsPath {
-                dentry: m.root.clone(),
-                mount: m,
-            };
-        }
-        p
     }
 }
