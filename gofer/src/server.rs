@@ -731,7 +731,11 @@ impl Server {
         let Some(fd) = Self::data_fd(node, OFlag::O_RDONLY)? else {
             return Ok((Response::Value(Vec::new()), None));
         };
-        let all = read_sized(|buf| sys::flistxattr(fd.as_fd(), buf))?;
+        // A filesystem without xattr support lists none (as listxattr(2) does there).
+        let all = match read_sized(|buf| sys::flistxattr(fd.as_fd(), buf)) {
+            Err(e) if e.0 == libc::EOPNOTSUPP => Vec::new(),
+            r => r?,
+        };
         // Only the names the sandbox may read (no system.* ACLs).
         let mut out = Vec::with_capacity(all.len());
         for n in all.split(|&c| c == 0).filter(|n| !n.is_empty()) {

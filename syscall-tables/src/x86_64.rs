@@ -209,7 +209,7 @@ syscall_table! {
     162 SYNC sync() -> Int, Implemented "";
     163 ACCT acct(filename: Path) -> Int, Unimplemented "";
     164 SETTIMEOFDAY settimeofday(tv: Struct("timeval"), tz: Struct("timezone")) -> Int, Unimplemented "";
-    165 MOUNT mount(source: Path, target: Path, filesystemtype: Str, mountflags: Flags(&f::MOUNT), data: Ptr) -> Int, Partial "tmpfs and bind mounts, remount read-only/read-write, propagation flags accepted; no MS_MOVE, no proc/sysfs, MS_REC binds do not copy submounts, nosuid/nodev/noexec not enforced";
+    165 MOUNT mount(source: Path, target: Path, filesystemtype: Str, mountflags: Flags(&f::MOUNT), data: Ptr) -> Int, Partial "tmpfs and bind (and MS_REC) mounts, remount read-only/read-write, propagation flags accepted (one mount namespace); no MS_MOVE, no proc/sysfs yet, nosuid/nodev/noexec not enforced";
     166 UMOUNT2 umount2(target: Path, flags: Flags(&f::UMOUNT)) -> Int, Partial "EBUSY for mounts in use, MNT_DETACH; MNT_EXPIRE always EAGAIN";
     167 SWAPON swapon(path: Path, swapflags: Hex) -> Int, Unimplemented "";
     168 SWAPOFF swapoff(path: Path) -> Int, Unimplemented "";

@@ -119,6 +119,31 @@ static void test_bind(void)
     CHECK_OK(umount(tmp_path("dst")));
     CHECK(!exists(tmp_path("dst/f")));
 
+    /* A mount inside the source: a plain bind shows what is under it, a recursive one
+     * (MS_REC) the mount itself; a copy with mounts inside is busy until detached. */
+    CHECK_OK(mkdir(tmp_path("src/sub"), 0755));
+    CHECK_OK(write_file(tmp_path("src/sub/below"), "", 0));
+    CHECK_OK(mount("none", tmp_path("src/sub"), "tmpfs", 0, NULL));
+    CHECK_OK(write_file(tmp_path("src/sub/on-tmpfs"), "", 0));
+    CHECK_OK(mount(tmp_path("src"), tmp_path("dst"), NULL, MS_BIND, NULL));
+    CHECK(exists(tmp_path("dst/sub/below")));
+    CHECK(!exists(tmp_path("dst/sub/on-tmpfs")));
+    CHECK_OK(umount(tmp_path("dst")));
+    CHECK_OK(mount(tmp_path("src"), tmp_path("dst"), NULL, MS_BIND | MS_REC, NULL));
+    CHECK(exists(tmp_path("dst/sub/on-tmpfs")));
+    CHECK(!exists(tmp_path("dst/sub/below")));
+    CHECK_ERRNO(umount(tmp_path("dst")), EBUSY);
+    CHECK_OK(umount2(tmp_path("dst"), MNT_DETACH));
+    CHECK(!exists(tmp_path("dst/sub")));
+    /* A tree bound recursively into itself is copied once. */
+    CHECK_OK(mkdir(tmp_path("src/self"), 0755));
+    CHECK_OK(mount(tmp_path("src"), tmp_path("src/self"), NULL, MS_BIND | MS_REC, NULL));
+    CHECK(exists(tmp_path("src/self/sub/on-tmpfs")));
+    CHECK(exists(tmp_path("src/self/self")));
+    CHECK(!exists(tmp_path("src/self/self/f")));
+    CHECK_OK(umount2(tmp_path("src/self"), MNT_DETACH));
+    CHECK_OK(umount(tmp_path("src/sub")));
+
     /* A file bound over a file. */
     CHECK_OK(write_file(tmp_path("over"), "old", 3));
     CHECK_OK(mount(tmp_path("src/f"), tmp_path("over"), NULL, MS_BIND, NULL));

@@ -142,9 +142,12 @@ pub fn sys_mount(
     if flags & MS_BIND != 0 {
         let source = source.filter(|s| !s.is_empty()).ok_or(errno!(EINVAL))?;
         let from = lookup(task, &source, true)?;
-        // MS_RDONLY is ignored on a new bind mount (a remount makes it read-only); the
-        // mounts below the source are not copied, with or without MS_REC.
-        vfs.mount_dentry(&at, from.mount.fs_type, from.dentry.clone(), false)?;
+        // MS_RDONLY is ignored on a new bind mount (a remount makes it read-only); with
+        // MS_REC the mounts inside the source tree come along.
+        let m = vfs.mount_dentry(&at, from.mount.fs_type, from.dentry.clone(), false)?;
+        if flags & MS_REC != 0 {
+            vfs.copy_submounts(&from.mount, &from.dentry, &m);
+        }
         return Ok(0);
     }
     if flags & MS_PROPAGATION != 0 {

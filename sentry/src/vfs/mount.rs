@@ -266,4 +266,46 @@ impl Vfs {
         }
         Ok(())
     }
+
+    /// After a recursive bind (`MS_BIND | MS_REC`) of `from`'s tree below `from_root` onto
+    /// `to`: the mounts inside that tree appear at the same places in the copy, and the
+    /// mounts inside those, recursively. Only mounts that existed before the copy count,
+    /// so binding a tree into itself copies it once.
+    pub fn copy_submounts(&self, from: &Arc<Mount>, from_root: &Arc<Dentry>, to: &Arc<Mount>) {
+        let before: Vec<Arc<Mount>> = self
+            .mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| !Arc::ptr_eq(m, to))
+            .cloned()
+            .collect();
+        self.copy_from(&before, from, from_root, to);
+    }
+
+    fn copy_from(
+        &self,
+        before: &[Arc<Mount>],
+        from: &Arc<Mount>,
+        from_root: &Arc<Dentry>,
+        to: &Arc<Mount>,
+    ) {
+        for child in before {
+            let Some(mp) = &child.mountpoint else {
+                continue;
+            };
+            if !Arc::ptr_eq(&mp.mount, from) || !mp.dentry.is_descendant_of(from_root) {
+                continue;
+            }
+            let at = VfsPath {
+                mount: to.clone(),
+                dentry: mp.dentry.clone(),
+            };
+            // A place already covered in the copy (stacked mounts) keeps the first.
+            if let Ok(copy) = self.mount_dentry(&at, child.fs_type, child.root.clone(), false) {
+                copy.set_read_only(child.is_read_only());
+                self.copy_from(before, child, &child.root, &copy);
+            }
+        }
+    }
 }
