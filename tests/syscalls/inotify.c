@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/xattr.h>
 
 struct ev {
     int wd;
@@ -121,6 +122,18 @@ static void test_file_lifecycle(void)
     CHECK_EQ(n, 3);
     CHECK_EV(e[0], wd, IN_ATTRIB, "f");
     CHECK_EV(e[1], wd, IN_MODIFY, "f");
+    CHECK_EV(e[2], wd, IN_ATTRIB, "f");
+    /* Extended attributes and owners are attributes too; so is one time alone, which
+     * reads as an access or a modification. */
+    CHECK_OK(setxattr(tmp_path("d/f"), "user.n", "1", 1, 0));
+    CHECK_OK(chown(tmp_path("d/f"), 0, 0));
+    struct timespec atime_only[2] = {{5, 0}, {0, UTIME_OMIT}};
+    CHECK_OK(utimensat(AT_FDCWD, tmp_path("d/f"), atime_only, 0));
+    CHECK_OK(removexattr(tmp_path("d/f"), "user.n"));
+    n = drain(fd, e, 32);
+    CHECK_EQ(n, 3);
+    CHECK_EV(e[0], wd, IN_ATTRIB, "f");
+    CHECK_EV(e[1], wd, IN_ACCESS, "f");
     CHECK_EV(e[2], wd, IN_ATTRIB, "f");
 
     /* A directory child: IN_ISDIR; the directory's own open and listing have no name
