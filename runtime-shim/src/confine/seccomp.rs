@@ -90,6 +90,13 @@ fn errno_named(name: &str) -> Option<i32> {
     })
 }
 
+/// A call's number from our own table (libseccomp's may predate newer calls such as
+/// `fchmodat2`).
+fn syscall_number(name: &str) -> Option<ScmpSyscall> {
+    let sys = syscall_tables::by_name(syscall_tables::Arch::X86_64, name)?;
+    i32::try_from(sys.nr).ok().map(ScmpSyscall::from)
+}
+
 fn number(s: &str) -> anyhow::Result<u64> {
     if let Some(v) = constant(s) {
         return Ok(v);
@@ -146,7 +153,7 @@ impl Policy {
                 .map(parse_cond)
                 .collect::<anyhow::Result<Vec<_>>>()
                 .with_context(at)?;
-            if ScmpSyscall::from_name(&name).is_err() {
+            if syscall_number(&name).is_none() {
                 bail!("{}: no system call named {name}", at());
             }
             rules.push(Rule {
@@ -180,7 +187,8 @@ impl Policy {
         // Calls through another ABI (i386 `int 0x80`, x32) are never made by the sentry.
         ctx.set_act_badarch(ScmpAction::KillProcess)?;
         for rule in &self.rules {
-            let sys = ScmpSyscall::from_name(&rule.name)?;
+            let sys = syscall_number(&rule.name)
+                .with_context(|| format!("no system call named {}", rule.name))?;
             let action = match rule.action {
                 Action::Allow => ScmpAction::Allow,
                 Action::Errno(e) => ScmpAction::Errno(e),
