@@ -7,7 +7,9 @@ pub mod gofer;
 pub mod host;
 pub mod overlay;
 pub mod pipe;
+pub mod proc;
 pub mod signalfd;
+pub mod sys;
 pub mod timerfd;
 pub mod tmpfs;
 

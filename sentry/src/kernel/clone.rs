@@ -187,7 +187,7 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         files,
         creds: task.creds.clone(),
         rlimits: task.rlimits,
-        comm: task.comm.clone(),
+        comm: task.comm(),
         exe_path: task.exe_path.clone(),
         altstack: task.signals.altstack,
         clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {

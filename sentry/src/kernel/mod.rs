@@ -125,6 +125,8 @@ impl Kernel {
             must_exit: AtomicBool::new(false),
             cpu_clock: Mutex::new(None),
             pdeath_signal: AtomicI32::new(0),
+            comm: Mutex::new(Vec::new()),
+            proc: Mutex::new(Default::default()),
         });
         tg.state().threads.push(shared.clone());
         let mut pids = self.pids();
@@ -283,6 +285,7 @@ impl Kernel {
             let final_status = st.group_exit.unwrap_or(status);
             if last {
                 st.exit_status = Some(final_status);
+                st.zombie_comm = lock(&task.shared.comm).clone();
             }
             (
                 last,

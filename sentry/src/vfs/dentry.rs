@@ -55,8 +55,16 @@ impl Dentry {
 
     /// The child `name`, from the cache or the filesystem.
     pub fn lookup(self: &Arc<Self>, name: &[u8]) -> Result<Arc<Dentry>> {
-        if let Some(d) = lock(&self.children).get(name) {
-            return Ok(d.clone());
+        {
+            let mut children = lock(&self.children);
+            if let Some(d) = children.get(name) {
+                if d.inode.revalidate() {
+                    return Ok(d.clone());
+                }
+                if let Some(stale) = children.remove(name) {
+                    stale.deleted.store(true, Ordering::Relaxed);
+                }
+            }
         }
         let inode = self.inode.lookup(name)?;
         let mut children = lock(&self.children);

@@ -1,0 +1,68 @@
+//! procfs pieces that do not need a running task; the rest is tested end to end by
+//! tests/syscalls/proc.c and tests/tests/do_proc.rs.
+
+use super::*;
+use crate::kernel::task::Rlimits;
+
+#[test]
+fn limits_table_is_aligned_like_linux() {
+    let s = pid::format_limits(&Rlimits::default());
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 17);
+    assert_eq!(
+        lines[0],
+        "Limit                     Soft Limit           Hard Limit           Units     "
+    );
+    assert_eq!(
+        lines[4],
+        "Max stack size            8388608              unlimited            bytes     "
+    );
+    // No unit: the line ends after the hard limit's padding.
+    assert_eq!(
+        lines[14],
+        "Max nice priority         0                    0                    "
+    );
+}
+
+#[test]
+fn uuid_is_version_4() {
+    let u = random_uuid();
+    assert_eq!(u.len(), 36);
+    let parts: Vec<&str> = u.split('-').collect();
+    assert_eq!(
+        parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+        [8, 4, 4, 4, 12]
+    );
+    assert!(parts[2].starts_with('4'));
+    assert_ne!(random_uuid(), u);
+}
+
+#[test]
+fn root_outside_a_task_shows_only_static_entries() {
+    let root = new_procfs();
+    let names: Vec<Vec<u8>> = root
+        .readdir()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(names.contains(&b"cpuinfo".to_vec()));
+    assert!(names.contains(&b"self".to_vec()));
+    assert!(!names
+        .iter()
+        .any(|n| n.first().is_some_and(u8::is_ascii_digit)));
+    // Without a calling task there is no self and no pid.
+    let me = root.lookup(b"self").unwrap();
+    assert_eq!(me.readlink().unwrap_err().errno, crate::Errno::ENOENT);
+    assert_eq!(
+        root.lookup(b"1").err().map(|e| e.errno),
+        Some(crate::Errno::ENOENT)
+    );
+    assert_eq!(
+        root.lookup(b"01").err().map(|e| e.errno),
+        Some(crate::Errno::ENOENT)
+    );
+    let v = root.lookup(b"sys").unwrap().lookup(b"kernel").unwrap();
+    let osr = v.lookup(b"osrelease").unwrap();
+    assert!(osr.stat().unwrap().is_reg());
+}
