@@ -10,6 +10,7 @@ CARAPACE_PACKAGES=(
     python3           # the sandbox's done-when checks run python3 inside
     busybox-static    # a small static userland for rootfs tests
     stress-ng         # the processes-and-signals stress run inside the sandbox
+    procps            # ps, run inside the sandbox over its /proc
 )
 
 missing=()

@@ -1,0 +1,124 @@
+//! End-to-end checks of the sandbox's `/proc`: what `cat`, `ls`, `busybox ps` and procps
+//! `ps` see there. Only the sandbox's processes appear, with sandbox pids, and the
+//! sandbox's uid.
+
+use std::path::Path;
+
+use tests::{run_native, run_sandboxed, Run};
+
+fn sandboxed(program: &str, args: &[&str]) -> Run {
+    run_sandboxed(&[], Path::new(program), args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn assert_ok(run: &Run) {
+    assert_eq!(run.code(), Some(0), "unexpected exit\n{}", run.dump());
+}
+
+/// The value after `key:` in a status-style text.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// The numeric names of a listing: the pids it shows.
+fn pids_in(listing: &str) -> Vec<u32> {
+    let mut pids: Vec<u32> = listing
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// `id -u` (or with `-un`, the user name) natively: `carapace do` keeps the caller's ids.
+fn host_id(flag: &str) -> String {
+    let run = run_native(Path::new("id"), &[flag]).unwrap_or_else(|e| panic!("{e}"));
+    assert_ok(&run);
+    run.stdout.trim().to_string()
+}
+
+#[test]
+fn cat_proc_self_status_shows_the_sandbox_pid_and_uid() {
+    let run = sandboxed("cat", &["/proc/self/status"]);
+    assert_ok(&run);
+    let out = &run.stdout;
+    assert_eq!(field(out, "Name"), Some("cat"), "{}", run.dump());
+    // cat is the sandbox's first process.
+    assert_eq!(field(out, "Pid"), Some("1"), "{}", run.dump());
+    assert_eq!(field(out, "PPid"), Some("0"), "{}", run.dump());
+    let uid = host_id("-u");
+    let want = format!("{uid}\t{uid}\t{uid}\t{uid}");
+    assert_eq!(field(out, "Uid"), Some(want.as_str()), "{}", run.dump());
+}
+
+#[test]
+fn ls_proc_shows_only_sandbox_pids() {
+    let run = sandboxed("ls", &["/proc"]);
+    assert_ok(&run);
+    assert_eq!(pids_in(&run.stdout), [1], "{}", run.dump());
+    // A shell and a child of it: exactly those two.
+    let run = sandboxed("/bin/sh", &["-c", "ls /proc; true"]);
+    assert_ok(&run);
+    assert_eq!(pids_in(&run.stdout), [1, 2], "{}", run.dump());
+}
+
+/// The PID column of a `ps` listing (the column headed `PID`).
+fn ps_pids(out: &str) -> Vec<u32> {
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .unwrap_or_else(|| panic!("no PID column in {out}"));
+    let mut pids: Vec<u32> = lines
+        .filter_map(|l| l.split_whitespace().nth(col)?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+#[test]
+fn busybox_ps_lists_only_sandbox_processes() {
+    // busybox-static (scripts/deps.sh) installs /bin/busybox.
+    let run = sandboxed(
+        "/bin/busybox",
+        &[
+            "sh",
+            "-c",
+            "/bin/busybox sleep 30 & /bin/busybox ps; kill $!",
+        ],
+    );
+    assert_ok(&run);
+    let out = &run.stdout;
+    assert_eq!(ps_pids(out), [1, 2, 3], "{}", run.dump());
+    assert!(out.contains("sleep 30"), "{}", run.dump());
+    assert!(out.contains("ps"), "{}", run.dump());
+}
+
+#[test]
+fn procps_ps_aux_lists_only_sandbox_processes() {
+    // procps (scripts/deps.sh) installs /usr/bin/ps.
+    let run = sandboxed("/bin/sh", &["-c", "sleep 30 & ps aux; kill $!"]);
+    assert_ok(&run);
+    let out = &run.stdout;
+    assert_eq!(ps_pids(out), [1, 2, 3], "{}", run.dump());
+    // ps prints the user's name, cut to 7 characters and a `+` when longer.
+    let user: String = host_id("-un").chars().take(7).collect();
+    for line in out.lines().skip(1) {
+        assert!(
+            line.starts_with(&user),
+            "not the sandbox's user: {line}\n{}",
+            run.dump()
+        );
+    }
+    assert!(out.contains("sleep 30"), "{}", run.dump());
+    assert!(out.contains("ps aux"), "{}", run.dump());
+}
+
+#[test]
+fn proc_self_exe_is_the_sandbox_path_of_the_program() {
+    let run = sandboxed("/usr/bin/readlink", &["/proc/self/exe"]);
+    assert_ok(&run);
+    assert_eq!(run.stdout, "/usr/bin/readlink\n", "{}", run.dump());
+}
