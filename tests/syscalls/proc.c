@@ -516,6 +516,11 @@ static void test_child(void)
     CHECK_EQ(pid, c);
     CHECK_EQ(atoi(f[1]), getpid());
     CHECK(strcmp(f[0], "S") == 0 || strcmp(f[0], "R") == 0);
+    /* Only threads of the writer's own process may be renamed. */
+    snprintf(path, sizeof path, "/proc/%d/comm", c);
+    int cfd = CHECK_OK(open(path, O_WRONLY));
+    CHECK_ERRNO(write(cfd, "other", 5), EINVAL);
+    close(cfd);
     CHECK_EQ(write(go[1], "x", 1), 1);
     close(go[1]);
     /* Exited but not reaped: a zombie. */

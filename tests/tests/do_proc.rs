@@ -117,6 +117,26 @@ fn procps_ps_aux_lists_only_sandbox_processes() {
 }
 
 #[test]
+fn host_processes_cannot_be_named_in_proc() {
+    // This test's own host pid, and the host's init.
+    let me = std::process::id().to_string();
+    let script = format!(
+        "for p in {me} $(( {me} + 1 )); do test -e /proc/$p && echo seen:$p; done; \
+         cat /proc/1/cmdline | tr '\\0' ' '"
+    );
+    let run = sandboxed("/bin/sh", &["-c", &script]);
+    assert_ok(&run);
+    assert!(
+        !run.stdout.contains(&format!("seen:{me}")),
+        "{}",
+        run.dump()
+    );
+    assert!(!run.stdout.contains("seen:1"), "{}", run.dump());
+    // pid 1 is the sandbox's own shell, never the host's init.
+    assert!(run.stdout.starts_with("/bin/sh -c"), "{}", run.dump());
+}
+
+#[test]
 fn proc_self_exe_is_the_sandbox_path_of_the_program() {
     let run = sandboxed("/usr/bin/readlink", &["/proc/self/exe"]);
     assert_ok(&run);

@@ -68,6 +68,17 @@ impl Dentry {
         }
         let inode = self.inode.lookup(name)?;
         let mut children = lock(&self.children);
+        // Names that went away by themselves (`/proc/PID` of dead processes) would pile
+        // up: sweep them now and then, at sizes that keep the cost amortized.
+        if children.len() >= 64 && children.len().is_power_of_two() {
+            children.retain(|_, d| {
+                let keep = d.inode.revalidate();
+                if !keep {
+                    d.deleted.store(true, Ordering::Relaxed);
+                }
+                keep
+            });
+        }
         // Another thread may have raced us to it; keep the first so identities stay unique.
         let d = children.entry(name.to_vec()).or_insert_with(|| {
             Arc::new(Dentry {
