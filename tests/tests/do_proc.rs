@@ -142,3 +142,28 @@ fn proc_self_exe_is_the_sandbox_path_of_the_program() {
     assert_ok(&run);
     assert_eq!(run.stdout, "/usr/bin/readlink\n", "{}", run.dump());
 }
+
+#[test]
+fn hostname_written_through_proc_sys_stays_in_the_sandbox() {
+    let host_before = run_native(Path::new("uname"), &["-n"]).unwrap_or_else(|e| panic!("{e}"));
+    let run = sandboxed(
+        "/bin/sh",
+        &[
+            "-c",
+            "cat /proc/sys/kernel/hostname; \
+             echo inside-name > /proc/sys/kernel/hostname && uname -n",
+        ],
+    );
+    let mut lines = run.stdout.lines();
+    // The sandbox's own name, never the host's.
+    assert_eq!(lines.next(), Some("carapace"), "{}", run.dump());
+    if host_id("-u") == "0" {
+        assert_ok(&run);
+        assert_eq!(lines.next(), Some("inside-name"), "{}", run.dump());
+    } else {
+        // Setting the host name takes privilege.
+        assert_ne!(run.code(), Some(0), "{}", run.dump());
+    }
+    let host_after = run_native(Path::new("uname"), &["-n"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(host_after.stdout, host_before.stdout);
+}

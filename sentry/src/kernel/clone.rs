@@ -175,6 +175,9 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     }
     let shared = kernel.register_task(&tg, tid, sighand);
     lock(&shared.signals).mask = task.sigmask();
+    // Until the child's thread publishes its own, /proc shows the parent's view of it.
+    *lock(&shared.comm) = task.comm();
+    *lock(&shared.proc) = lock(&task.shared.proc).clone();
     if f & CLONE_THREAD == 0 {
         parent_tg.state().children.push(tg.clone());
     }

@@ -66,3 +66,58 @@ fn root_outside_a_task_shows_only_static_entries() {
     let osr = v.lookup(b"osrelease").unwrap();
     assert!(osr.stat().unwrap().is_reg());
 }
+
+/// A directory over a set of live names whose entries die when removed from it.
+fn live_dir(live: &Arc<std::sync::Mutex<Vec<String>>>) -> Arc<dyn Inode> {
+    let b = Builder::new(PROC_SUPER_MAGIC);
+    let l = live.clone();
+    b.clone().dir("live", 0o555, move || {
+        let names = l.lock().unwrap().clone();
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let l2 = l.clone();
+                let n2 = n.clone();
+                let alive: node::Alive = Arc::new(move || l2.lock().unwrap().contains(&n2));
+                let node = b.with(Arc::new(|| (0, 0)), alive).text(&n, "x");
+                (n.into_bytes(), node)
+            })
+            .collect())
+    })
+}
+
+#[test]
+fn dentries_of_vanished_entries_are_dropped_and_swept() {
+    use crate::vfs::Dentry;
+    let live = Arc::new(std::sync::Mutex::new(vec![
+        "a".to_string(),
+        "b".to_string(),
+    ]));
+    let root = Dentry::new_root(live_dir(&live));
+    let a = root.lookup(b"a").unwrap();
+    assert!(Arc::ptr_eq(&a, &root.lookup(b"a").unwrap()));
+    live.lock().unwrap().retain(|n| n != "a");
+    assert_eq!(
+        root.lookup(b"a").err().map(|e| e.errno),
+        Some(crate::Errno::ENOENT)
+    );
+    assert!(a.is_deleted());
+    assert!(root.cached_child(b"b").is_some() || root.lookup(b"b").is_ok());
+
+    // Dead entries nobody looks up again go in a later sweep.
+    let old: Vec<String> = (0..70).map(|i| format!("old{i}")).collect();
+    live.lock().unwrap().extend(old.iter().cloned());
+    let kept: Vec<_> = old
+        .iter()
+        .map(|n| root.lookup(n.as_bytes()).unwrap())
+        .collect();
+    live.lock().unwrap().retain(|n| !n.starts_with("old"));
+    for i in 0..70 {
+        let n = format!("new{i}");
+        live.lock().unwrap().push(n.clone());
+        root.lookup(n.as_bytes()).unwrap();
+    }
+    assert!(root.cached_child(b"old0").is_none());
+    assert!(kept.iter().all(|d| d.is_deleted()));
+    assert!(root.cached_child(b"new0").is_some());
+}
