@@ -199,6 +199,18 @@ static void test_cmdline_environ_auxv(void)
     ssize_t n = slurp("/proc/self/cmdline", buf, sizeof buf);
     CHECK_EQ(n, (ssize_t)wl);
     CHECK_MEMEQ(buf, want, wl);
+    /* setproctitle-style rewriting: with the final NUL of the argument area gone, the
+     * line is the one string from the start of the area (running on into the
+     * environment), with its NUL, at most a page. */
+    char *last_nul = g_argv[g_argc - 1] + strlen(g_argv[g_argc - 1]);
+    *last_nul = 'X';
+    size_t title = strnlen(g_argv[0], 4095) + 1;
+    memcpy(want, g_argv[0], title);
+    n = slurp("/proc/self/cmdline", buf, sizeof buf);
+    *last_nul = 0;
+    CHECK_EQ(n, (ssize_t)title);
+    CHECK_MEMEQ(buf, want, title);
+
     wl = 0;
     for (char **e = initial_environ; *e && wl + strlen(*e) + 1 < sizeof want; e++) {
         size_t l = strlen(*e) + 1;

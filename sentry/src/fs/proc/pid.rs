@@ -118,13 +118,7 @@ fn entries(base: &Builder, t: Target, with_task: bool) -> Entries {
         ("stat", b.file(&k("stat"), 0o444, move || stat(t))),
         ("statm", b.file(&k("statm"), 0o444, move || statm(t))),
         ("status", b.file(&k("status"), 0o444, move || status(t))),
-        (
-            "cmdline",
-            b.file(&k("cmdline"), 0o444, move || {
-                let v = t.view()?;
-                read_range(&v, |l| (l.arg_start, l.arg_end))
-            }),
-        ),
+        ("cmdline", b.file(&k("cmdline"), 0o444, move || cmdline(t))),
         (
             "environ",
             b.file(&k("environ"), 0o400, move || {
@@ -287,6 +281,30 @@ fn read_range(
     Ok(buf)
 }
 
+/// The argument area. A process that overwrote its final NUL (setproctitle) gets, as
+/// from Linux, the one string at the start of the area, running on into the environment
+/// area, with its NUL, at most a page.
+fn cmdline(t: Target) -> Result<Vec<u8>> {
+    let v = t.view()?;
+    let args = read_range(&v, |l| (l.arg_start, l.arg_end))?;
+    if args.last().is_none_or(|&c| c == 0) {
+        return Ok(args);
+    }
+    let page = crate::mm::PAGE_SIZE;
+    let mut title = read_range(&v, |l| {
+        let end = if l.env_start == l.arg_end {
+            l.env_end
+        } else {
+            l.arg_end
+        };
+        (l.arg_start, end.min(l.arg_start.saturating_add(page)))
+    })?;
+    if let Some(nul) = title.iter().position(|&c| c == 0) {
+        title.truncate(nul + 1);
+    }
+    Ok(title)
+}
+
 fn exe_link(b: &Builder, t: Target) -> Arc<dyn Inode> {
     b.link(
         &t.key("exe"),
@@ -347,9 +365,23 @@ fn fd_name(f: &Arc<dyn FileDescription>) -> Vec<u8> {
     let name = match st.file_type() {
         libc::S_IFIFO => format!("pipe:[{}]", st.ino),
         libc::S_IFSOCK => format!("socket:[{}]", st.ino),
-        // A host terminal handed in as stdio: a pseudo-terminal is major 136.
-        libc::S_IFCHR if crate::fs::dev::major(st.rdev) == 136 => {
-            format!("/dev/pts/{}", crate::fs::dev::minor(st.rdev))
+        // A host device handed in as stdio, by its conventional name.
+        libc::S_IFCHR => {
+            let (maj, min) = (
+                crate::fs::dev::major(st.rdev),
+                crate::fs::dev::minor(st.rdev),
+            );
+            match (maj, min) {
+                (136, n) => format!("/dev/pts/{n}"),
+                (1, 3) => "/dev/null".into(),
+                (1, 5) => "/dev/zero".into(),
+                (1, 7) => "/dev/full".into(),
+                (1, 8) => "/dev/random".into(),
+                (1, 9) => "/dev/urandom".into(),
+                (5, 0) => "/dev/tty".into(),
+                (5, 1) => "/dev/console".into(),
+                _ => format!("anon_inode:[{}]", st.ino),
+            }
         }
         _ if is(|a| a.is::<crate::fs::eventfd::EventFd>()) => "anon_inode:[eventfd]".into(),
         _ if is(|a| a.is::<crate::fs::epoll::EpollFile>()) => "anon_inode:[eventpoll]".into(),
