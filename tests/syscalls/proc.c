@@ -507,6 +507,14 @@ static void test_threads(void)
 
 static void test_child(void)
 {
+    /* oom_score_adj is inherited: raise ours (lowering it takes privilege) and fork. */
+    char adj[32], cadj[32];
+    CHECK(slurp("/proc/self/oom_score_adj", adj, sizeof adj) > 0);
+    int raised = atoi(adj) < 1000 ? atoi(adj) + 1 : 1000;
+    snprintf(adj, sizeof adj, "%d\n", raised);
+    int afd = CHECK_OK(open("/proc/self/oom_score_adj", O_WRONLY));
+    CHECK_EQ(write(afd, adj, strlen(adj)), (ssize_t)strlen(adj));
+    close(afd);
     int go[2];
     CHECK_OK(pipe(go));
     pid_t c = fork();
@@ -528,6 +536,9 @@ static void test_child(void)
     CHECK_EQ(pid, c);
     CHECK_EQ(atoi(f[1]), getpid());
     CHECK(strcmp(f[0], "S") == 0 || strcmp(f[0], "R") == 0);
+    snprintf(path, sizeof path, "/proc/%d/oom_score_adj", c);
+    CHECK(slurp(path, cadj, sizeof cadj) > 0);
+    CHECK_STREQ(cadj, adj);
     /* Only threads of the writer's own process may be renamed. */
     snprintf(path, sizeof path, "/proc/%d/comm", c);
     int cfd = CHECK_OK(open(path, O_WRONLY));

@@ -197,6 +197,14 @@ fn entries(base: &Builder, t: Target, with_task: bool) -> Entries {
             ),
         ),
         ("oom_score", b.text(&k("oom_score"), "0\n")),
+        (
+            "io",
+            b.text(
+                &k("io"),
+                "rchar: 0\nwchar: 0\nsyscr: 0\nsyscw: 0\nread_bytes: 0\nwrite_bytes: 0\n\
+                 cancelled_write_bytes: 0\n",
+            ),
+        ),
         ("oom_adj", b.text(&k("oom_adj"), "0\n")),
         ("loginuid", b.text(&k("loginuid"), "4294967295")),
         ("sessionid", b.text(&k("sessionid"), "4294967295")),
