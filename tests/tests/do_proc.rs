@@ -167,3 +167,68 @@ fn hostname_written_through_proc_sys_stays_in_the_sandbox() {
     let host_after = run_native(Path::new("uname"), &["-n"]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(host_after.stdout, host_before.stdout);
 }
+
+#[test]
+fn a_non_root_user_reopens_its_own_stdio_through_proc() {
+    if host_id("-u") != "0" {
+        eprintln!("skipped: switching to another uid for the sandbox needs root");
+        return;
+    }
+    let carapace = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(carapace)
+        .args([
+            "do",
+            "/bin/sh",
+            "-c",
+            "echo to-stderr > /dev/stderr && grep ^Uid /proc/self/status && \
+             cat /proc/1/environ > /dev/null && echo environ-ok",
+        ])
+        .current_dir("/");
+    let run = tests::run(cmd, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    assert_ok(&run);
+    assert_eq!(run.stderr.trim(), "to-stderr", "{}", run.dump());
+    assert!(
+        run.stdout.starts_with("Uid:\t65534\t65534\t65534\t65534\n"),
+        "{}",
+        run.dump()
+    );
+    // Its own process's environment is readable to it.
+    assert!(run.stdout.contains("environ-ok"), "{}", run.dump());
+}
+
+#[test]
+fn another_users_environ_and_fds_are_refused() {
+    // pid 1 runs as the host's uid; its child drops to nobody and looks at pid 1.
+    let script = "
+import os
+pid = os.fork()
+if pid == 0:
+    os.setgid(65534); os.setuid(65534)
+    for f in ('/proc/1/environ', '/proc/1/fd', '/proc/self/environ'):
+        try:
+            if f.endswith('fd'):
+                os.listdir(f)
+            else:
+                open(f, 'rb').close()
+            print(f, 'ok')
+        except OSError as e:
+            print(f, e.strerror)
+    os._exit(0)
+os.waitpid(pid, 0)
+";
+    if host_id("-u") != "0" {
+        eprintln!("skipped: dropping to another uid inside the sandbox needs root");
+        return;
+    }
+    let run = sandboxed("/usr/bin/python3", &["-c", script]);
+    assert_ok(&run);
+    assert_eq!(
+        run.stdout,
+        "/proc/1/environ Permission denied\n/proc/1/fd Permission denied\n\
+         /proc/self/environ ok\n",
+        "{}",
+        run.dump()
+    );
+}

@@ -381,10 +381,16 @@ impl FileDescription for SeqFile {
     }
 }
 
-/// An open file with no place in the tree (a pipe, an eventfd…) as the target of a
-/// `/proc/PID/fd/N` link: opening it gives the same description back (Linux opens the
-/// same object anew; the difference is a shared offset, which such files do not use).
-pub struct FileInode(pub Arc<dyn FileDescription>);
+/// An open file with no place in the tree (a pipe, an eventfd, a host fd handed in as
+/// stdio) as the target of a `/proc/PID/fd/N` link: opening it gives the same description
+/// back (Linux opens the same object anew; the difference is a shared offset, which such
+/// files do not use). It is shown as owned by `owner`, the process holding it: the
+/// sandbox gives host fds no owner of their own, and a process may reopen its own stdio
+/// (`echo x > /dev/stderr`) as on Linux, where that is the user's terminal or pipe.
+pub struct FileInode {
+    pub file: Arc<dyn FileDescription>,
+    pub owner: (u32, u32),
+}
 
 impl Inode for FileInode {
     fn as_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
@@ -392,24 +398,26 @@ impl Inode for FileInode {
     }
 
     fn stat(&self) -> Result<Stat> {
-        self.0.stat()
+        let mut st = self.file.stat()?;
+        (st.uid, st.gid) = self.owner;
+        Ok(st)
     }
 
     fn open(self: Arc<Self>, _path: &VfsPath, _flags: u32) -> Result<Arc<dyn FileDescription>> {
-        Ok(self.0.clone())
+        Ok(self.file.clone())
     }
 
     fn truncate(&self, size: u64) -> Result<()> {
         // `echo x > /dev/stderr` opens with O_TRUNC; a host file handed in as stdio
         // cannot be truncated by the sandbox, and stays as it is.
-        match self.0.truncate(size) {
+        match self.file.truncate(size) {
             Err(e) if e.errno == crate::Errno::EINVAL => Ok(()),
             other => other,
         }
     }
 
     fn statfs(&self) -> Result<StatFs> {
-        self.0.statfs()
+        self.file.statfs()
     }
 }
 

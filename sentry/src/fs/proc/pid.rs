@@ -422,7 +422,11 @@ fn fd_dir(b: &Builder, t: Target) -> Arc<dyn Inode> {
                         let f = file_of(t, fd)?;
                         Ok(match f.path() {
                             Some(p) => p,
-                            None => detached(link, Arc::new(FileInode(f))),
+                            None => {
+                                let c = t.view()?.creds;
+                                let owner = (c.euid, c.egid);
+                                detached(link, Arc::new(FileInode { file: f, owner }))
+                            }
                         })
                     })),
                 );
