@@ -135,11 +135,7 @@ pub fn new_procfs() -> Arc<dyn Inode> {
             if let Some((_, i)) = statics.iter().find(|(n, _)| n == name) {
                 return Ok(i.clone());
             }
-            let n: i32 = std::str::from_utf8(name)
-                .ok()
-                .filter(|s| !s.starts_with('0') && !s.starts_with('+'))
-                .and_then(|s| s.parse().ok())
-                .ok_or(errno!(ENOENT))?;
+            let n = parse_id(name).ok_or(errno!(ENOENT))?;
             let (k, _) = caller()?;
             let pids = k.pids();
             // A thread's id names its process too, hidden from the listing (as in Linux).
@@ -152,6 +148,17 @@ pub fn new_procfs() -> Arc<dyn Inode> {
             }
         })),
     )
+}
+
+/// A pid or fd as a directory entry names it: decimal, no sign, no leading zero (Linux's
+/// `name_to_int`).
+fn parse_id(name: &[u8]) -> Option<i32> {
+    let s = std::str::from_utf8(name).ok()?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.starts_with('0') && s.len() > 1)
+    {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn static_entries(b: &Builder, facts: &'static HostFacts) -> Vec<(Vec<u8>, Arc<dyn Inode>)> {

@@ -163,6 +163,24 @@ impl Builder {
         )
     }
 
+    /// A directory whose entries are many: `find` makes the one a lookup asks for.
+    pub fn dir_find(
+        &self,
+        key: &str,
+        perm: u32,
+        list: impl Fn() -> Result<Entries> + Send + Sync + 'static,
+        find: impl Fn(&[u8]) -> Result<Arc<dyn Inode>> + Send + Sync + 'static,
+    ) -> Arc<dyn Inode> {
+        self.node(
+            key,
+            libc::S_IFDIR | perm,
+            Kind::Dir {
+                list: Box::new(list),
+                find: Some(Box::new(find)),
+            },
+        )
+    }
+
     /// A directory with a fixed set of entries.
     pub fn static_dir(&self, key: &str, entries: Vec<(&str, Arc<dyn Inode>)>) -> Arc<dyn Inode> {
         let entries: Entries = entries

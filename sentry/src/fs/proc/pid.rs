@@ -400,59 +400,76 @@ fn fd_name(f: &Arc<dyn FileDescription>) -> Vec<u8> {
     name.into_bytes()
 }
 
-fn fd_dir(b: &Builder, t: Target) -> Arc<dyn Inode> {
-    let bb = b.clone();
-    b.dir(&t.key("fd"), 0o500, move || {
-        Ok(fds_of(t)?
-            .into_iter()
-            .filter_map(|fd| {
-                let f = file_of(t, fd).ok()?;
-                let perm = match f.status_flags() & libc::O_ACCMODE as u32 {
-                    a if a == libc::O_RDONLY as u32 => 0o500,
-                    a if a == libc::O_WRONLY as u32 => 0o300,
-                    _ => 0o700,
-                };
-                let alive = Arc::new(move || t.alive() && file_of(t, fd).is_ok());
-                let owner = bb.owner.clone().unwrap_or_else(|| Arc::new(|| (0, 0)));
-                let node = bb.with(owner, alive).link(
-                    &t.key(&format!("fd/{fd}")),
-                    perm,
-                    move || Ok(fd_name(&file_of(t, fd)?)),
-                    Some(Box::new(move |link: &VfsPath| {
-                        let f = file_of(t, fd)?;
-                        Ok(match f.path() {
-                            Some(p) => p,
-                            None => {
-                                let c = t.view()?.creds;
-                                let owner = (c.euid, c.egid);
-                                detached(link, Arc::new(FileInode { file: f, owner }))
-                            }
-                        })
-                    })),
-                );
-                Some((fd.to_string().into_bytes(), node))
+fn fd_node(b: &Builder, t: Target, fd: i32) -> Option<Arc<dyn Inode>> {
+    let f = file_of(t, fd).ok()?;
+    let perm = match f.status_flags() & libc::O_ACCMODE as u32 {
+        a if a == libc::O_RDONLY as u32 => 0o500,
+        a if a == libc::O_WRONLY as u32 => 0o300,
+        _ => 0o700,
+    };
+    let alive = Arc::new(move || t.alive() && file_of(t, fd).is_ok());
+    let owner = b.owner.clone().unwrap_or_else(|| Arc::new(|| (0, 0)));
+    Some(b.with(owner, alive).link(
+        &t.key(&format!("fd/{fd}")),
+        perm,
+        move || Ok(fd_name(&file_of(t, fd)?)),
+        Some(Box::new(move |link: &VfsPath| {
+            let f = file_of(t, fd)?;
+            Ok(match f.path() {
+                Some(p) => p,
+                None => {
+                    let c = t.view()?.creds;
+                    let owner = (c.euid, c.egid);
+                    detached(link, Arc::new(FileInode { file: f, owner }))
+                }
             })
-            .collect())
-    })
+        })),
+    ))
+}
+
+fn fdinfo_node(b: &Builder, t: Target, fd: i32) -> Option<Arc<dyn Inode>> {
+    file_of(t, fd).ok()?;
+    let alive = Arc::new(move || t.alive() && file_of(t, fd).is_ok());
+    let owner = b.owner.clone().unwrap_or_else(|| Arc::new(|| (0, 0)));
+    Some(
+        b.with(owner, alive)
+            .file(&t.key(&format!("fdinfo/{fd}")), 0o444, move || {
+                fdinfo(t, fd)
+            }),
+    )
+}
+
+/// `fd/` or `fdinfo/`: one entry per open fd, each made by `node`. Lookups make only
+/// the one asked for.
+fn fds_dir(
+    b: &Builder,
+    t: Target,
+    name: &str,
+    node: fn(&Builder, Target, i32) -> Option<Arc<dyn Inode>>,
+) -> Arc<dyn Inode> {
+    let (bl, bf) = (b.clone(), b.clone());
+    b.dir_find(
+        &t.key(name),
+        0o500,
+        move || {
+            Ok(fds_of(t)?
+                .into_iter()
+                .filter_map(|fd| Some((fd.to_string().into_bytes(), node(&bl, t, fd)?)))
+                .collect())
+        },
+        move |n| {
+            let fd = super::parse_id(n).ok_or(errno!(ENOENT))?;
+            node(&bf, t, fd).ok_or(errno!(ENOENT))
+        },
+    )
+}
+
+fn fd_dir(b: &Builder, t: Target) -> Arc<dyn Inode> {
+    fds_dir(b, t, "fd", fd_node)
 }
 
 fn fdinfo_dir(b: &Builder, t: Target) -> Arc<dyn Inode> {
-    let bb = b.clone();
-    b.dir(&t.key("fdinfo"), 0o500, move || {
-        Ok(fds_of(t)?
-            .into_iter()
-            .map(|fd| {
-                let alive = Arc::new(move || t.alive() && file_of(t, fd).is_ok());
-                let owner = bb.owner.clone().unwrap_or_else(|| Arc::new(|| (0, 0)));
-                let node =
-                    bb.with(owner, alive)
-                        .file(&t.key(&format!("fdinfo/{fd}")), 0o444, move || {
-                            fdinfo(t, fd)
-                        });
-                (fd.to_string().into_bytes(), node)
-            })
-            .collect())
-    })
+    fds_dir(b, t, "fdinfo", fdinfo_node)
 }
 
 fn fdinfo(t: Target, fd: i32) -> Result<Vec<u8>> {

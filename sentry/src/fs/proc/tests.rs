@@ -121,3 +121,12 @@ fn dentries_of_vanished_entries_are_dropped_and_swept() {
     assert!(kept.iter().all(|d| d.is_deleted()));
     assert!(root.cached_child(b"new0").is_some());
 }
+
+#[test]
+fn ids_parse_like_linux_name_to_int() {
+    assert_eq!(parse_id(b"0"), Some(0));
+    assert_eq!(parse_id(b"42"), Some(42));
+    for bad in [&b""[..], b"01", b"+1", b"-1", b"1a", b" 1", b"99999999999"] {
+        assert_eq!(parse_id(bad), None, "{bad:?}");
+    }
+}
