@@ -533,7 +533,8 @@ pub fn current() -> Option<(Arc<Kernel>, Arc<TaskShared>)> {
 }
 
 /// Syscalls after which the task republishes its [`ProcView`]: they change credentials,
-/// limits or the file and fs tables.
+/// limits or replace the file and fs tables (`unshare`, `close_range(CLOSE_RANGE_UNSHARE)`;
+/// `execve` publishes itself).
 fn changes_proc_view(nr: u64) -> bool {
     use syscall_tables::x86_64::nr;
     matches!(
@@ -551,6 +552,7 @@ fn changes_proc_view(nr: u64) -> bool {
             | nr::SETRLIMIT
             | nr::PRLIMIT64
             | nr::UNSHARE
+            | nr::CLOSE_RANGE
     )
 }
 
