@@ -130,3 +130,14 @@ fn ids_parse_like_linux_name_to_int() {
         assert_eq!(parse_id(bad), None, "{bad:?}");
     }
 }
+
+#[test]
+fn cpuinfo_keeps_one_block_per_cpu() {
+    let host = b"processor\t: 0\nflags\t: a\n\nprocessor\t: 1\nflags\t: a\n\nprocessor\t: 2\n\n";
+    assert_eq!(
+        first_blocks(host, 2),
+        b"processor\t: 0\nflags\t: a\n\nprocessor\t: 1\nflags\t: a\n\n".to_vec()
+    );
+    assert_eq!(first_blocks(host, 9).len(), host.len());
+    assert!(first_blocks(b"", 2).is_empty());
+}
