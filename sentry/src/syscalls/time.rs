@@ -203,11 +203,11 @@ pub fn sys_sched_yield(_task: &mut Task) -> Result<u64> {
     Ok(0)
 }
 
-/// CPUs the sandbox reports: the host's count (the stubs may run on any of them).
+/// CPUs the sandbox reports: the host's count (the stubs may run on any of them), taken
+/// at boot like `/proc/cpuinfo` and `/sys/devices/system/cpu`: a task's own host thread
+/// is pinned to one CPU by the ptrace platform, so asking now would say 1.
 fn ncpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    crate::fs::proc::host_facts().ncpus
 }
 
 pub fn sys_sched_getaffinity(task: &mut Task, pid: i32, len: usize, mask: UserAddr) -> Result<u64> {
