@@ -232,3 +232,20 @@ os.waitpid(pid, 0)
         run.dump()
     );
 }
+
+#[test]
+fn cpu_counts_agree_inside_the_sandbox() {
+    // sched_getaffinity (nproc), /sys/devices/system/cpu/online (getconf) and
+    // /proc/cpuinfo must tell the same story.
+    let run = sandboxed(
+        "/bin/sh",
+        &[
+            "-c",
+            "nproc; getconf _NPROCESSORS_ONLN; grep -c ^processor /proc/cpuinfo",
+        ],
+    );
+    assert_ok(&run);
+    let counts: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(counts.len(), 3, "{}", run.dump());
+    assert!(counts.iter().all(|c| *c == counts[0]), "{}", run.dump());
+}
