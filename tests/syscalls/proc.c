@@ -157,6 +157,18 @@ static void test_stat_status(void)
     snprintf(want, sizeof want, "%u\t%u\t%u\t%u", rg, eg, sg, eg);
     v = field(st, "Gid");
     CHECK_STREQ(v ? v : "", want);
+    /* Groups: the supplementary groups, each followed by a space (Linux's format). */
+    gid_t gl[64];
+    int ng = getgroups(64, gl);
+    char gw[1024] = "";
+    for (int i = 0; i < ng; i++)
+        snprintf(gw + strlen(gw), sizeof gw - strlen(gw), "%s%u", i ? " " : "", gl[i]);
+    strcat(gw, " ");
+    const char *gline = strstr(st, "\nGroups:\t");
+    char gv[1024] = "";
+    if (gline)
+        sscanf(gline + 9, "%1023[^\n]", gv);
+    CHECK_STREQ(gv, gw);
     v = field(st, "Threads");
     CHECK_STREQ(v ? v : "", "1");
     v = field(st, "State");

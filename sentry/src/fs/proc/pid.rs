@@ -925,7 +925,9 @@ fn status(t: Target) -> Result<Vec<u8>> {
         .saturating_add(1)
         .max(64)
         .next_power_of_two();
-    let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
+    // Linux ends the list with a space, even an empty one.
+    let groups: Vec<String> = c.groups.iter().map(|g| g.to_string()).collect();
+    let groups = format!("{} ", groups.join(" "));
     let mut o = String::new();
     let _ = writeln!(o, "Name:\t{}", String::from_utf8_lossy(&s.comm));
     let _ = writeln!(o, "Umask:\t{umask:04o}");
