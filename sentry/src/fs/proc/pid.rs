@@ -683,7 +683,7 @@ fn maps(t: Target, smaps: bool) -> Result<Vec<u8>> {
             for (name, val) in rows {
                 let _ = writeln!(out, "{:<16}{val:>8} kB", format!("{name}:"));
             }
-            let _ = writeln!(out, "THPeligible:    0");
+            let _ = writeln!(out, "{:<16}{:>8}", "THPeligible:", 0);
             let mut flags = String::new();
             for (on, f) in [
                 (vma.prot.read, "rd"),
