@@ -13,6 +13,7 @@ CARAPACE_PACKAGES=(
     stress-ng         # the processes-and-signals stress run inside the sandbox
     git sqlite3       # file-layer workloads inside the sandbox (tests/tests/fs_workloads.rs)
     libpython3.11-testsuite  # python's own file-system test modules inside the sandbox
+    procps            # ps, run inside the sandbox over its /proc
 )
 
 missing=()

@@ -43,19 +43,16 @@ fn setup(what: &'static str) -> impl Fn(Error) -> BootError {
     move |e| BootError::Setup(format!("{what}: {e}"))
 }
 
-/// The host's CPU count, as the sandbox reports it.
-static HOST_CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-/// Read the host facts the sandbox shows its applications (CPU count). Call it before
-/// the sentry confines itself: afterwards it can open no host file (the standard
-/// library reads cgroup files to count usable CPUs).
+/// Read the host facts the sandbox shows its applications (CPU count, cpuinfo, memory;
+/// see `fs::proc::host_facts`). Call it before the sentry confines itself: afterwards it
+/// can open no host file.
 pub fn read_host_facts() {
-    HOST_CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    crate::fs::proc::host_facts();
 }
 
-/// The host's CPU count as read by [`read_host_facts`] (1 if it was never read).
+/// The host's CPU count as the sandbox reports it.
 pub fn host_cpus() -> usize {
-    HOST_CPUS.get().copied().unwrap_or(1)
+    crate::fs::proc::host_facts().ncpus
 }
 
 /// The search path when the environment has none (glibc's `execvp` default plus sbin).

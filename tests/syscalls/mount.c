@@ -156,6 +156,24 @@ static void test_bind(void)
     CHECK_OK(umount(tmp_path("over")));
 }
 
+/* A fresh proc and sysfs where asked, showing this process. */
+static void test_proc_and_sys(void)
+{
+    char path[256];
+    CHECK_OK(mount("proc", tmp_path("src"), "proc", 0, NULL));
+    snprintf(path, sizeof path, "%s/%d/status", tmp_path("src"), (int)getpid());
+    CHECK_OK(access(path, R_OK));
+    snprintf(path, sizeof path, "%s/self", tmp_path("src"));
+    char link[32] = { 0 };
+    CHECK(readlink(path, link, sizeof link - 1) > 0);
+    CHECK_EQ(atoi(link), (int)getpid());
+    CHECK_OK(umount(tmp_path("src")));
+    CHECK_OK(mount("sysfs", tmp_path("src"), "sysfs", 0, NULL));
+    snprintf(path, sizeof path, "%s/devices/system/cpu/online", tmp_path("src"));
+    CHECK_OK(access(path, R_OK));
+    CHECK_OK(umount(tmp_path("src")));
+}
+
 static void test_errors(void)
 {
     CHECK_ERRNO(mount("none", tmp_path("missing"), "tmpfs", 0, NULL), ENOENT);
@@ -219,6 +237,7 @@ int main(void)
     check_tmpdir("mount");
     test_tmpfs();
     test_bind();
+    test_proc_and_sys();
     test_errors();
     /* The mount that no_sys_admin must not be able to undo. */
     CHECK_OK(mount("none", tmp_path("dst"), "tmpfs", 0, NULL));

@@ -8,7 +8,9 @@ pub mod host;
 pub mod inotify;
 pub mod overlay;
 pub mod pipe;
+pub mod proc;
 pub mod signalfd;
+pub mod sys;
 pub mod timerfd;
 pub mod tmpfs;
 

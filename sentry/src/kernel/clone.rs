@@ -129,12 +129,16 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     let tg = if f & CLONE_THREAD != 0 {
         task.tg.clone()
     } else {
-        let (pgid, sid) = {
+        let (pgid, sid, oom_score_adj) = {
             let st = task.tg.state();
-            (st.pgid, st.sid)
+            (st.pgid, st.sid, st.oom_score_adj)
         };
         let tg = Arc::new(ThreadGroup::new(tid, Some(parent_tg.clone()), pgid, sid));
-        tg.state().exit_signal = a.exit_signal;
+        {
+            let mut st = tg.state();
+            st.exit_signal = a.exit_signal;
+            st.oom_score_adj = oom_score_adj;
+        }
         tg
     };
 
@@ -182,6 +186,9 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     shared
         .cpu_mask
         .store(mask, std::sync::atomic::Ordering::Relaxed);
+    // Until the child's thread publishes its own, /proc shows the parent's view of it.
+    *lock(&shared.comm) = task.comm();
+    *lock(&shared.proc) = lock(&task.shared.proc).clone();
     if f & CLONE_THREAD == 0 {
         parent_tg.state().children.push(tg.clone());
     }
@@ -194,7 +201,7 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         files,
         creds: task.creds.clone(),
         rlimits: task.rlimits,
-        comm: task.comm.clone(),
+        comm: task.comm(),
         exe_path: task.exe_path.clone(),
         altstack: task.signals.altstack,
         clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {

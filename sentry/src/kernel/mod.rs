@@ -126,6 +126,8 @@ impl Kernel {
             cpu_clock: Mutex::new(None),
             pdeath_signal: AtomicI32::new(0),
             cpu_mask: std::sync::atomic::AtomicU64::new(u64::MAX),
+            comm: Mutex::new(Vec::new()),
+            proc: Mutex::new(Default::default()),
         });
         tg.state().threads.push(shared.clone());
         let mut pids = self.pids();
@@ -284,6 +286,7 @@ impl Kernel {
             let final_status = st.group_exit.unwrap_or(status);
             if last {
                 st.exit_status = Some(final_status);
+                st.zombie_comm = lock(&task.shared.comm).clone();
             }
             (
                 last,

@@ -162,21 +162,23 @@ pub fn sys_mount(
         return_errno!(EINVAL, "MS_MOVE is not supported");
     }
     let fstype = fstype.ok_or(errno!(EINVAL))?;
-    let root: Arc<dyn Inode> = match fstype.as_slice() {
+    let (kind, root): (&'static str, Arc<dyn Inode>) = match fstype.as_slice() {
+        b"proc" => ("proc", crate::fs::proc::new_procfs()),
+        b"sysfs" => ("sysfs", crate::fs::sys::new_sysfs()),
         b"tmpfs" => {
             let o = tmpfs_options(data.as_deref())?;
             let root = Tmpfs::new_root(&task.kernel.memory_file, o.mode);
             if o.uid.is_some() || o.gid.is_some() {
                 root.set_owner(o.uid, o.gid, None)?;
             }
-            root
+            ("tmpfs", root)
         }
         _ => return_errno!(ENODEV),
     };
     if !at.inode().is_dir() {
         return_errno!(ENOTDIR);
     }
-    vfs.mount(&at, "tmpfs", root, read_only)?;
+    vfs.mount(&at, kind, root, read_only)?;
     Ok(0)
 }
 

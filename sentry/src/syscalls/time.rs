@@ -206,7 +206,9 @@ pub fn sys_sched_yield(_task: &mut Task) -> Result<u64> {
     Ok(0)
 }
 
-/// CPUs the sandbox reports: the host's count (the stubs may run on any of them).
+/// CPUs the sandbox reports: the host's count (the stubs may run on any of them), taken
+/// at boot like `/proc/cpuinfo` and `/sys/devices/system/cpu`: a task's own host thread
+/// is pinned to one CPU by the ptrace platform, so asking now would say 1.
 fn ncpus() -> usize {
     crate::boot::host_cpus()
 }

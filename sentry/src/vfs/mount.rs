@@ -172,6 +172,20 @@ impl Vfs {
         self.mount_dentry(at, fs_type, Dentry::new_root(root), read_only)
     }
 
+    /// Every mount, the root first, then in the order they were made (`/proc/mounts`).
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        let mut all: Vec<Arc<Mount>> = self
+            .mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by_key(|m| m.id);
+        all.insert(0, self.root.mount.clone());
+        all
+    }
+
     /// The mount on top of `p`, if `p` is a mount point.
     pub fn mounted_on(&self, p: &VfsPath) -> Option<Arc<Mount>> {
         let key = (p.mount.id, Arc::as_ptr(&p.dentry) as usize);

@@ -108,6 +108,9 @@ impl FsContext {
                             if nofollow {
                                 return_errno!(ELOOP);
                             }
+                            if let Some(target) = r.follow_magic(&child) {
+                                break target?;
+                            }
                             // A dangling symlink is created through, as in Linux.
                             let target = r.read_symlink(&child)?;
                             (parent, last, trailing) = r.parent_from(parent, &target)?;
