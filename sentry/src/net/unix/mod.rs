@@ -578,12 +578,12 @@ impl Socket for UnixSocket {
 
     fn bind(&self, task: &Task, raw: &[u8]) -> Result<()> {
         let parsed = addr::parse(raw)?;
-        if self.ep.lock().addr.is_some() {
-            return_errno!(EINVAL);
-        }
+        let bound = self.ep.lock().addr.is_some();
         match parsed {
             Parsed::Unspec => return_errno!(EINVAL),
+            // Autobinding a bound socket is a no-op (unix_autobind).
             Parsed::Autobind => self.autobind(),
+            Parsed::Addr(UnixAddr::Abstract(_)) if bound => return_errno!(EINVAL),
             Parsed::Addr(UnixAddr::Abstract(name)) => {
                 addr::bind_abstract(&name, &self.ep)?;
                 self.ep.lock().addr = Some(UnixAddr::Abstract(name));
@@ -597,9 +597,17 @@ impl Socket for UnixSocket {
                     Err(e) if e.errno == Errno::EEXIST => return_errno!(EADDRINUSE),
                     r => r?,
                 }
+                let mut me = self.ep.lock();
+                if me.addr.is_some() {
+                    // The name is made before the socket is found bound, as in Linux's
+                    // unix_bind_bsd, and taken back.
+                    drop(me);
+                    let _ = ctx.unlink(&ctx.cwd, &p, &fs_creds(task));
+                    return_errno!(EINVAL);
+                }
                 let st = ctx.lookup(&ctx.cwd, &p, false)?.inode().stat()?;
                 addr::bind_node((st.dev, st.ino), &self.ep);
-                self.ep.lock().addr = Some(UnixAddr::Path(p));
+                me.addr = Some(UnixAddr::Path(p));
                 Ok(())
             }
         }
