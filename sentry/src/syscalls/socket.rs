@@ -315,14 +315,15 @@ fn total_len(iovs: &[IoVec]) -> usize {
     usize::try_from(t).unwrap_or(usize::MAX).min(MAX_RW_COUNT)
 }
 
-/// `SCM_CREDENTIALS` may name only the sender's own pid and ids, unless it holds
-/// `CAP_SYS_ADMIN` (pid) or `CAP_SETUID`/`CAP_SETGID` (Linux's `scm_check_creds`).
+/// `SCM_CREDENTIALS` may name only the sender's own pid and ids, unless it is privileged
+/// (`CAP_SYS_ADMIN` for the pid, `CAP_SETUID`/`CAP_SETGID` for the ids: Linux's
+/// `scm_check_creds`). Privilege is the sandbox's usual `is_privileged`, as for setuid.
 fn check_creds(task: &Task, c: &Ucred) -> Result<()> {
     let cr = &task.creds;
-    let cap = |n: u32| cr.cap_effective & (1u64 << n) != 0;
-    let pid_ok = c.pid == task.tgid || cap(21);
-    let uid_ok = [cr.ruid, cr.euid, cr.suid].contains(&c.uid) || cap(7);
-    let gid_ok = [cr.rgid, cr.egid, cr.sgid].contains(&c.gid) || cap(6);
+    let privileged = cr.is_privileged();
+    let pid_ok = c.pid == task.tgid || privileged;
+    let uid_ok = [cr.ruid, cr.euid, cr.suid].contains(&c.uid) || privileged;
+    let gid_ok = [cr.rgid, cr.egid, cr.sgid].contains(&c.gid) || privileged;
     if pid_ok && uid_ok && gid_ok {
         Ok(())
     } else {
