@@ -74,6 +74,9 @@ static void test_pair_boundaries(void)
     CHECK_EQ(recvfrom(sv[1], buf, sizeof buf, 0, (struct sockaddr *)&from, &flen), 1);
     CHECK_EQ(flen, 0);
     close(sv[0]);
+    /* The other end of a datagram pair is gone: ECONNREFUSED, then not connected. */
+    CHECK_ERRNO(send(sv[1], "x", 1, 0), ECONNREFUSED);
+    CHECK_ERRNO(send(sv[1], "x", 1, 0), ENOTCONN);
     close(sv[1]);
 
     /* SOCK_RAW is taken as SOCK_DGRAM. */
@@ -231,6 +234,13 @@ static void test_mmsg(void)
     close(sv[1]);
 }
 
+static volatile sig_atomic_t sigpipes;
+static void on_sigpipe(int sig)
+{
+    (void)sig;
+    sigpipes++;
+}
+
 static void test_seqpacket(void)
 {
     int sv[2];
@@ -252,6 +262,15 @@ static void test_seqpacket(void)
     close(sv[0]);
     CHECK_EQ(read(sv[1], buf, sizeof buf), 0);
     CHECK_ERRNO(send(sv[1], "x", 1, MSG_NOSIGNAL), EPIPE);
+    /* Unlike a stream, a seqpacket socket gets no SIGPIPE with its EPIPE. */
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_sigpipe;
+    CHECK_OK(sigaction(SIGPIPE, &sa, NULL));
+    sigpipes = 0;
+    CHECK_ERRNO(send(sv[1], "x", 1, 0), EPIPE);
+    CHECK_ERRNO(write(sv[1], "x", 1), EPIPE);
+    CHECK_EQ(sigpipes, 0);
+    signal(SIGPIPE, SIG_DFL);
     struct pollfd p = { sv[1], POLLIN | POLLRDHUP, 0 };
     CHECK_EQ(poll(&p, 1, 0), 1);
     CHECK(p.revents & POLLHUP);

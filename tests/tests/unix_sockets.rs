@@ -107,6 +107,33 @@ fn python_unix_server_and_clients_on_a_tmp_path() {
     both(SERVER_PY, "echo:thread 0 gone");
 }
 
+/// asyncio: a Unix server and client on one event loop (epoll, nonblocking sockets,
+/// and the loop's own socketpair).
+const ASYNCIO_PY: &str = r#"
+import asyncio, os, tempfile
+async def main():
+    path = os.path.join(tempfile.mkdtemp(), "a.sock")
+    async def handle(r, w):
+        data = await r.readline()
+        w.write(b"got " + data)
+        await w.drain()
+        w.close()
+    srv = await asyncio.start_unix_server(handle, path)
+    r, w = await asyncio.open_unix_connection(path)
+    w.write(b"line\n")
+    await w.drain()
+    print((await r.read()).decode().strip())
+    w.close()
+    srv.close()
+    await srv.wait_closed()
+asyncio.run(main())
+"#;
+
+#[test]
+fn python_asyncio_unix_server_and_client() {
+    both(ASYNCIO_PY, "got line");
+}
+
 /// multiprocessing's Manager: a server process reached over an AF_UNIX socket.
 const MANAGER_PY: &str = r#"
 import multiprocessing as mp
