@@ -177,6 +177,8 @@ static void test_limits(void)
     CHECK_EQ(getint(sv[0], SO_SNDBUF), 8192);
     static char big[16384];
     CHECK_ERRNO(send(sv[0], big, 9000, 0), EMSGSIZE);
+    /* Refused by its length alone, before the buffer is read. */
+    CHECK_ERRNO(send(sv[0], BAD_PTR, (size_t)1 << 40, 0), EMSGSIZE);
     /* Datagrams queue until the sender's buffer is spent. */
     int sent = 0;
     while (send(sv[0], big, 1000, 0) == 1000)
@@ -192,6 +194,17 @@ static void test_limits(void)
     CHECK_EQ(got, sent);
     CHECK_EQ(poll(&p, 1, 0), 1);
     CHECK_EQ(send(sv[0], big, 1000, 0), 1000);
+    close(sv[0]);
+    close(sv[1]);
+
+    /* Empty datagrams count against the buffer too. */
+    CHECK_OK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv));
+    CHECK_OK(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
+    sent = 0;
+    while (send(sv[0], big, 0, 0) == 0 && sent < 100000)
+        sent++;
+    CHECK_EQ(errno, EAGAIN);
+    CHECK(sent < 100000);
     close(sv[0]);
     close(sv[1]);
 }

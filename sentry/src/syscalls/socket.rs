@@ -400,6 +400,11 @@ fn do_send(
     let nonblock = is_nonblock(&**file, flags);
     let total = total_len(iovs);
     let stream = s.sock_type() == libc::SOCK_STREAM;
+    // A message must fit the send buffer whole: refuse one larger than any buffer before
+    // copying it in (the socket checks its own size).
+    if !stream && total > 2 * crate::net::MEM_MAX {
+        return_errno!(EMSGSIZE);
+    }
     let (mut rights, creds) = control;
     let r = if stream && total > CHUNK {
         let mut done = 0usize;

@@ -56,6 +56,10 @@ impl Charge {
     }
 }
 
+/// What a queued message costs its sender beyond its bytes (Linux charges an skb's
+/// truesize): empty datagrams are not free, so no sender can queue without limit.
+const MSG_OVERHEAD: usize = 512;
+
 /// One queued message (a datagram, a seqpacket record, or one write on a stream).
 struct Msg {
     data: Vec<u8>,
@@ -431,7 +435,10 @@ impl UnixSocket {
                     }
                 }
             }
-            self.ep.charge.bytes.fetch_add(n, Ordering::AcqRel);
+            self.ep
+                .charge
+                .bytes
+                .fetch_add(n + MSG_OVERHEAD, Ordering::AcqRel);
             ps.recv_bytes = ps.recv_bytes.saturating_add(n);
             ps.recvq.push_back(Msg {
                 data: body,
@@ -440,7 +447,7 @@ impl UnixSocket {
                 cred,
                 rights: std::mem::take(rights),
                 charge: self.ep.charge.clone(),
-                charged: n,
+                charged: n + MSG_OVERHEAD,
             });
         }
         peer.queue.notify(events::IN | events::RDNORM);
@@ -496,7 +503,8 @@ impl UnixSocket {
                     i += 1;
                 } else {
                     m.off += take;
-                    let released = take.min(m.charged);
+                    // The overhead goes when the message does.
+                    let released = take.min(m.charged.saturating_sub(MSG_OVERHEAD));
                     m.charged -= released;
                     m.charge.release(released);
                     st.recv_bytes = st.recv_bytes.saturating_sub(take);
