@@ -209,6 +209,57 @@ static void test_limits(void)
     close(sv[1]);
 }
 
+/* Senders a datagram socket is not connected to may fill its queue only so far
+ * (net.unix.max_dgram_qlen, 10 by default: eleven messages), then wait. */
+static struct sockaddr_un q_addr;
+static socklen_t q_alen;
+static int q_inherited[2];
+static void queue_filler(void *arg)
+{
+    (void)arg;
+    /* The receiver must really close when the parent closes it. */
+    close(q_inherited[0]);
+    close(q_inherited[1]);
+    int c = CHECK_OK(socket(AF_UNIX, SOCK_DGRAM, 0));
+    /* Blocking sends until the receiver goes away: it takes 20 of them first, then its
+     * queue fills, this sender waits, and the receiver's close ends the wait. */
+    int n = 0;
+    while (sendto(c, "m", 1, 0, (struct sockaddr *)&q_addr, q_alen) == 1)
+        n++;
+    CHECK_EQ(errno, ECONNREFUSED);
+    CHECK(n >= 20);
+    close(c);
+}
+
+static void test_queue_length(void)
+{
+    q_alen = make_addr(&q_addr, tmp_path("queue.sock"));
+    int srv = CHECK_OK(socket(AF_UNIX, SOCK_DGRAM, 0));
+    CHECK_OK(bind(srv, (struct sockaddr *)&q_addr, q_alen));
+    int cli = CHECK_OK(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+    int sent = 0;
+    while (sendto(cli, "q", 1, 0, (struct sockaddr *)&q_addr, q_alen) == 1 && sent < 1000)
+        sent++;
+    CHECK_EQ(errno, EAGAIN);
+    CHECK_EQ(sent, 11);
+    char buf[4];
+    CHECK_EQ(recv(srv, buf, sizeof buf, 0), 1);
+    CHECK_EQ(sendto(cli, "q", 1, 0, (struct sockaddr *)&q_addr, q_alen), 1);
+    CHECK_ERRNO(sendto(cli, "q", 1, 0, (struct sockaddr *)&q_addr, q_alen), EAGAIN);
+    /* A blocking sender waits until the receiver takes some. */
+    q_inherited[0] = srv;
+    q_inherited[1] = cli;
+    pid_t pid = spawn_checks(queue_filler, NULL);
+    int got = 0;
+    while (got < 11 + 20 && recv(srv, buf, sizeof buf, 0) == 1)
+        got++;
+    CHECK_EQ(got, 31);
+    close(srv);
+    CHECK_EXITED(wait_status(pid, 0), 0);
+    close(cli);
+    unlink(q_addr.sun_path);
+}
+
 static void test_mmsg(void)
 {
     int sv[2];
@@ -370,6 +421,7 @@ int main(void)
     test_pair_boundaries();
     test_addresses();
     test_limits();
+    test_queue_length();
     test_mmsg();
     test_seqpacket();
     test_fork();

@@ -508,6 +508,33 @@ static void test_blocking_writer(void)
     close(big_sv[1]);
 }
 
+/* A writer blocked on a full buffer whose reader goes away: the write returns what it
+ * had sent, and the next one fails with EPIPE. */
+static void cut_off_writer(void *arg)
+{
+    (void)arg;
+    close(big_sv[1]);
+    signal(SIGPIPE, SIG_IGN);
+    static char data[1 << 20];
+    ssize_t n = write(big_sv[0], data, sizeof data);
+    CHECK(n > 0 && n < (ssize_t)sizeof data);
+    CHECK_ERRNO(write(big_sv[0], data, 1), EPIPE);
+    close(big_sv[0]);
+}
+
+static void test_reader_goes_away(void)
+{
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, big_sv));
+    int v = 4096;
+    CHECK_OK(setsockopt(big_sv[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
+    pid_t pid = spawn_checks(cut_off_writer, NULL);
+    close(big_sv[0]);
+    char c;
+    CHECK_EQ(read(big_sv[1], &c, 1), 1);
+    close(big_sv[1]);
+    CHECK_EXITED(wait_status(pid, 0), 0);
+}
+
 /* The child connects to the parent's listener after the parent is (likely) blocked in
  * accept, writes in pieces, and checks SO_PEERCRED. */
 static struct sockaddr_un fork_addr;
@@ -671,6 +698,7 @@ int main(void)
     test_abstract_and_autobind();
     test_buffer_limits();
     test_blocking_writer();
+    test_reader_goes_away();
     test_fork_server();
     test_rcvtimeo();
     test_threads();

@@ -137,12 +137,12 @@ pub trait Socket: Send + Sync {
 }
 
 /// Run `op`, an attempt that answers `None` when it would block. A blocking socket waits
-/// on `queue` for `ev` until `deadline` (`SO_RCVTIMEO`/`SO_SNDTIMEO`), then fails with
+/// on `queues` for `ev` until `deadline` (`SO_RCVTIMEO`/`SO_SNDTIMEO`), then fails with
 /// `EAGAIN`, as Linux does. A signal ends the wait with `ERESTARTSYS`, or with `EINTR`
 /// when a timeout is set (Linux's `sock_intr_errno`).
 pub fn wait_ready<T>(
     task: &Task,
-    queue: &WaitQueue,
+    queues: &[&WaitQueue],
     ev: u32,
     nonblock: bool,
     timeout: Option<Duration>,
@@ -152,7 +152,9 @@ pub fn wait_ready<T>(
         return op()?.ok_or(errno!(EAGAIN));
     }
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let r = task.block_until(&[(queue, ev | events::ERR | events::HUP)], deadline, op);
+    let mask = ev | events::ERR | events::HUP;
+    let waits: Vec<(&WaitQueue, u32)> = queues.iter().map(|q| (*q, mask)).collect();
+    let r = task.block_until(&waits, deadline, op);
     match r {
         Err(e) if e.errno == crate::Errno::ETIMEDOUT => Err(errno!(EAGAIN)),
         Err(e) if e.errno == crate::Errno::ERESTARTSYS && timeout.is_some() => Err(errno!(EINTR)),

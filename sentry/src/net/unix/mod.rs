@@ -122,8 +122,15 @@ pub struct Endpoint {
     ty: i32,
     st: Mutex<State>,
     queue: Arc<WaitQueue>,
+    /// Datagram senders waiting for room in this socket's full receive queue (Linux's
+    /// `peer_wait`).
+    peer_wait: Arc<WaitQueue>,
     charge: Arc<Charge>,
 }
+
+/// `net.unix.max_dgram_qlen`: a datagram socket holds this many messages (plus one) from
+/// senders it is not connected to before they must wait.
+const MAX_DGRAM_QLEN: usize = 10;
 
 impl Endpoint {
     fn new(ty: i32) -> Arc<Endpoint> {
@@ -146,6 +153,7 @@ impl Endpoint {
                 queue: queue.clone(),
             }),
             queue,
+            peer_wait: Arc::new(WaitQueue::new()),
         })
     }
 
@@ -221,6 +229,9 @@ impl Drop for Endpoint {
         // Pending connections die with the listener; their clients see ECONNRESET.
         drop(conn);
         drop(recvq);
+        // Connectors and datagram senders waiting on this socket find it gone.
+        self.queue.notify(events::ALL);
+        self.peer_wait.notify(events::ALL);
     }
 }
 
@@ -326,10 +337,18 @@ impl UnixSocket {
         if self.wants_autobind() {
             self.autobind()?;
         }
-        let other = self.find(task, &target)?;
+        // Held weakly while waiting, so a listener closed meanwhile really goes.
+        let (other_queue, weak_other) = {
+            let other = self.find(task, &target)?;
+            (other.queue.clone(), Arc::downgrade(&other))
+        };
         let me = Ucred::of_task(task);
         let timeout = self.ep.lock().opts.sndtimeo;
-        wait_ready(task, &other.queue, events::OUT, nonblock, timeout, || {
+        let queues = [&*other_queue];
+        wait_ready(task, &queues, events::OUT, nonblock, timeout, || {
+            let Some(other) = weak_other.upgrade() else {
+                return_errno!(ECONNREFUSED);
+            };
             let mut st = self.ep.lock();
             if !matches!(st.conn, Conn::None) {
                 return_errno!(EISCONN);
@@ -367,7 +386,7 @@ impl UnixSocket {
             st.peercred = Some(cred);
             Ok(Some(()))
         })?;
-        other.queue.notify(events::IN | events::RDNORM);
+        other_queue.notify(events::IN | events::RDNORM);
         self.ep.queue.notify(events::OUT | events::WRNORM);
         Ok(())
     }
@@ -381,7 +400,7 @@ impl UnixSocket {
     fn send_once(
         &self,
         data: &[u8],
-        to: Option<&Arc<Endpoint>>,
+        to: Option<&Weak<Endpoint>>,
         cred: Ucred,
         rights: &mut Vec<Arc<dyn FileDescription>>,
     ) -> Result<Option<usize>> {
@@ -391,7 +410,7 @@ impl UnixSocket {
                 return_errno!(EPIPE);
             }
             let peer = match (to, &st.conn) {
-                (Some(t), _) => Some(t.clone()),
+                (Some(t), _) => Some(t.upgrade().ok_or(errno!(ECONNREFUSED))?),
                 (None, Conn::Peer { ep, .. }) => match ep.upgrade() {
                     Some(p) => Some(p),
                     None if self.ep.ty == libc::SOCK_DGRAM => {
@@ -428,11 +447,17 @@ impl UnixSocket {
                 return_errno!(EPIPE);
             }
             if self.ep.ty == libc::SOCK_DGRAM {
-                // A socket connected to someone else takes nothing from us.
-                if let Conn::Peer { ep, .. } = &ps.conn {
-                    if !std::ptr::eq(ep.as_ptr(), Arc::as_ptr(&self.ep)) {
-                        return_errno!(EPERM);
+                // A socket connected to someone else takes nothing from us; one not
+                // connected to us takes a bounded number of messages.
+                let ours = match &ps.conn {
+                    Conn::Peer { ep, .. } if std::ptr::eq(ep.as_ptr(), Arc::as_ptr(&self.ep)) => {
+                        true
                     }
+                    Conn::Peer { .. } => return_errno!(EPERM),
+                    _ => false,
+                };
+                if !ours && ps.recvq.len() > MAX_DGRAM_QLEN {
+                    return Ok(None);
                 }
             }
             self.ep
@@ -553,6 +578,9 @@ impl UnixSocket {
     fn read_nowait(&self, buf: &mut [u8]) -> Result<usize> {
         let mut dead = Vec::new();
         let r = self.recv_once(buf.len(), 0, &mut dead);
+        if !dead.is_empty() {
+            self.ep.peer_wait.notify(events::OUT | events::WRNORM);
+        }
         drop(dead);
         let got = r?.ok_or(errno!(EAGAIN))?;
         let n = got.data.len().min(buf.len());
@@ -657,7 +685,8 @@ impl Socket for UnixSocket {
             return_errno!(EOPNOTSUPP);
         }
         let timeout = self.ep.lock().opts.rcvtimeo;
-        let server = wait_ready(task, &self.ep.queue, events::IN, nonblock, timeout, || {
+        let queues = [&*self.ep.queue];
+        let server = wait_ready(task, &queues, events::IN, nonblock, timeout, || {
             let mut st = self.ep.lock();
             match &mut st.conn {
                 Conn::Listening { pending, .. } => Ok(pending.pop_front()),
@@ -738,10 +767,27 @@ impl Socket for UnixSocket {
         }
         let cred = req.creds.unwrap_or_else(|| Ucred::real_of_task(task));
         let timeout = self.ep.lock().opts.sndtimeo;
+        // A datagram sender also waits for room at its destination; both are held weakly
+        // so that a receiver closed meanwhile really goes.
+        let dest = match &to {
+            Some(t) => Some(t.clone()),
+            None if self.ep.ty == libc::SOCK_DGRAM => match &self.ep.lock().conn {
+                Conn::Peer { ep, .. } => ep.upgrade(),
+                _ => None,
+            },
+            None => None,
+        };
+        let dest_wait = dest.as_ref().map(|d| d.peer_wait.clone());
+        drop(dest);
+        let to = to.map(|t| Arc::downgrade(&t));
+        let mut queues: Vec<&WaitQueue> = vec![&self.ep.queue];
+        if let Some(q) = &dest_wait {
+            queues.push(q);
+        }
         let mut sent = 0usize;
         loop {
             let rest = req.data.get(sent..).ok_or(errno!(EINVAL))?;
-            let r = wait_ready(task, &self.ep.queue, events::OUT, nonblock, timeout, || {
+            let r = wait_ready(task, &queues, events::OUT, nonblock, timeout, || {
                 self.send_once(rest, to.as_ref(), cred, &mut req.rights)
             });
             match r {
@@ -764,9 +810,13 @@ impl Socket for UnixSocket {
         loop {
             let have = out.as_ref().map_or(0, |o| o.data.len());
             let mut dead = Vec::new();
-            let r = wait_ready(task, &self.ep.queue, events::IN, nonblock, timeout, || {
+            let queues = [&*self.ep.queue];
+            let r = wait_ready(task, &queues, events::IN, nonblock, timeout, || {
                 self.recv_once(len - have, flags, &mut dead)
             });
+            if !dead.is_empty() && self.ep.ty == libc::SOCK_DGRAM {
+                self.ep.peer_wait.notify(events::OUT | events::WRNORM);
+            }
             drop(dead);
             let part = match r {
                 Ok(p) => p,
