@@ -508,6 +508,56 @@ static void test_blocking_writer(void)
     close(big_sv[1]);
 }
 
+/* A signal during a blocking receive: with SA_RESTART the receive goes on, unless a
+ * receive timeout is set, which makes it EINTR (Linux's sock_intr_errno). */
+static int intr_sv[2];
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+static void restarting_reader(void *arg)
+{
+    int with_timeout = *(int *)arg;
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART;
+    CHECK_OK(sigaction(SIGUSR1, &sa, NULL));
+    if (with_timeout) {
+        struct timeval tv = { 100, 0 };
+        CHECK_OK(setsockopt(intr_sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    }
+    CHECK_EQ(write(intr_sv[1], "r", 1), 1);
+    char c;
+    if (with_timeout)
+        CHECK_ERRNO(recv(intr_sv[1], &c, 1, 0), EINTR);
+    else
+        CHECK_EQ(recv(intr_sv[1], &c, 1, 0), 1);
+}
+
+static void test_signal_interrupts(void)
+{
+    for (int with_timeout = 0; with_timeout <= 1; with_timeout++) {
+        CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, intr_sv));
+        pid_t pid = spawn_checks(restarting_reader, &with_timeout);
+        char c;
+        CHECK_EQ(read(intr_sv[0], &c, 1), 1); /* the handler is in place */
+        /* Signal until the child is done; without a timeout it needs data too. */
+        int st = -1;
+        for (int i = 0; i < 100000; i++) {
+            kill(pid, SIGUSR1);
+            sleep_ms(10);
+            if (i == 10 && !with_timeout)
+                write(intr_sv[0], "d", 1);
+            if (waitpid(pid, &st, WNOHANG) == pid)
+                break;
+        }
+        CHECK_EXITED(st, 0);
+        close(intr_sv[0]);
+        close(intr_sv[1]);
+    }
+}
+
 /* A writer blocked on a full buffer whose reader goes away: the write returns what it
  * had sent, and the next one fails with EPIPE. */
 static void cut_off_writer(void *arg)
@@ -699,6 +749,7 @@ int main(void)
     test_buffer_limits();
     test_blocking_writer();
     test_reader_goes_away();
+    test_signal_interrupts();
     test_fork_server();
     test_rcvtimeo();
     test_threads();
