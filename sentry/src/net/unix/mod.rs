@@ -1001,6 +1001,11 @@ impl FileDescription for UnixSocket {
     fn as_socket(&self) -> Option<&dyn Socket> {
         Some(self)
     }
+
+    /// What `/proc/<pid>/fd` shows for a socket.
+    fn path_name(&self) -> String {
+        format!("socket:[{}]", self.ino)
+    }
 }
 
 #[cfg(test)]
