@@ -134,6 +134,33 @@ fn python_asyncio_unix_server_and_client() {
     both(ASYNCIO_PY, "got line");
 }
 
+/// A socket bound on the root overlay (writes there stay in the sandbox's memory).
+const OVERLAY_PY: &str = r#"
+import os, socket, stat, sys
+p = sys.argv[1]
+s = socket.socket(socket.AF_UNIX)
+s.bind(p)
+s.listen(1)
+c = socket.socket(socket.AF_UNIX)
+c.connect(p)
+a, _ = s.accept()
+c.send(b"x")
+print(a.recv(1).decode(), stat.S_ISSOCK(os.lstat(p).st_mode), os.path.basename(p) in os.listdir(os.path.dirname(p)))
+"#;
+
+#[test]
+fn a_socket_bound_on_the_overlay_stays_in_the_sandbox() {
+    let path = format!("/var/tmp/carapace-overlay-{}.sock", std::process::id());
+    let run = run_sandboxed(&[], Path::new(PYTHON), &["-c", OVERLAY_PY, &path])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.code(), Some(0), "{}", run.dump());
+    assert_eq!(run.stdout.trim(), "x True True", "{}", run.dump());
+    assert!(
+        !Path::new(&path).exists(),
+        "the sandbox's socket node reached the host at {path}"
+    );
+}
+
 /// multiprocessing's Manager: a server process reached over an AF_UNIX socket.
 const MANAGER_PY: &str = r#"
 import multiprocessing as mp
