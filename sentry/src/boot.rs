@@ -43,12 +43,29 @@ fn setup(what: &'static str) -> impl Fn(Error) -> BootError {
     move |e| BootError::Setup(format!("{what}: {e}"))
 }
 
+/// The host's CPU count, as the sandbox reports it.
+static HOST_CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Read the host facts the sandbox shows its applications (CPU count). Call it before
+/// the sentry confines itself: afterwards it can open no host file (the standard
+/// library reads cgroup files to count usable CPUs).
+pub fn read_host_facts() {
+    HOST_CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+}
+
+/// The host's CPU count as read by [`read_host_facts`] (1 if it was never read).
+pub fn host_cpus() -> usize {
+    HOST_CPUS.get().copied().unwrap_or(1)
+}
+
 /// The search path when the environment has none (glibc's `execvp` default plus sbin).
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Run the sandbox until its first process exits; returns how it exited. The calling
 /// thread becomes the first task's host thread.
 pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
+    // A no-op when the caller read them before confining this process.
+    read_host_facts();
     let argv0 = cfg
         .argv
         .first()

@@ -175,6 +175,13 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     }
     let shared = kernel.register_task(&tg, tid, sighand);
     lock(&shared.signals).mask = task.sigmask();
+    let mask = task
+        .shared
+        .cpu_mask
+        .load(std::sync::atomic::Ordering::Relaxed);
+    shared
+        .cpu_mask
+        .store(mask, std::sync::atomic::Ordering::Relaxed);
     if f & CLONE_THREAD == 0 {
         parent_tg.state().children.push(tg.clone());
     }

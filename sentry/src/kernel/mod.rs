@@ -125,6 +125,7 @@ impl Kernel {
             must_exit: AtomicBool::new(false),
             cpu_clock: Mutex::new(None),
             pdeath_signal: AtomicI32::new(0),
+            cpu_mask: std::sync::atomic::AtomicU64::new(u64::MAX),
         });
         tg.state().threads.push(shared.clone());
         let mut pids = self.pids();

@@ -100,6 +100,9 @@ pub struct TaskShared {
     pub pdeath_signal: std::sync::atomic::AtomicI32,
     /// Reads the CPU time this thread has used (while it has a platform context).
     pub cpu_clock: Mutex<Option<super::timer::CpuClock>>,
+    /// The CPUs `sched_setaffinity` allowed, one bit each (all bits: every CPU). Kept and
+    /// reported; the host schedules the stubs as the platform sees fit.
+    pub cpu_mask: std::sync::atomic::AtomicU64,
 }
 
 impl TaskShared {

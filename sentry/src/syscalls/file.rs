@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::kernel::wait::events;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::notify;
 use crate::vfs::{
     Creds, DirentFormat, DirentSink, FdFlags, FdTable, FileDescription, FsContext, Stat, StatFs,
     VfsPath,
@@ -190,6 +191,9 @@ fn read_into(
             break;
         }
     }
+    if done > 0 {
+        notify::file_event(file, notify::IN_ACCESS);
+    }
     Ok(done)
 }
 
@@ -206,6 +210,9 @@ fn write_from(
 ) -> Result<usize> {
     let r = write_from_inner(task, file, buf, count, offset);
     raise_sigpipe(task, &r);
+    if matches!(r, Ok(n) if n > 0) {
+        notify::file_event(file, notify::IN_MODIFY);
+    }
     r
 }
 
@@ -691,7 +698,7 @@ pub(super) struct LinuxStatFs {
 /// `struct statfs` for a file at `path` (if it has one): the mount's read-only flag added.
 pub(super) fn linux_statfs(s: &StatFs, path: Option<&VfsPath>) -> LinuxStatFs {
     let mut flags = s.flags;
-    if path.is_some_and(|p| p.mount.read_only) {
+    if path.is_some_and(|p| p.mount.is_read_only()) {
         flags |= libc::ST_RDONLY as i64;
     }
     LinuxStatFs {
@@ -731,6 +738,8 @@ fn getdents_common(
     task.mm().check_writable(dirp, cap)?;
     let mut sink = DirentSink::new(cap, format);
     file.getdents(&mut sink)?;
+    // iterate_dir reports every listing as an access, the last empty one too.
+    notify::file_event(&*file, notify::IN_ACCESS);
     task.copy_out(dirp, sink.bytes())?;
     Ok(sink.bytes().len() as u64)
 }
@@ -753,5 +762,6 @@ pub fn sys_ftruncate(task: &mut Task, fd: i32, length: i64) -> Result<u64> {
         return_errno!(EINVAL);
     }
     file.truncate(len)?;
+    notify::file_event(&*file, notify::IN_MODIFY);
     Ok(0)
 }
