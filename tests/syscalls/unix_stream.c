@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -558,6 +559,43 @@ static void test_signal_interrupts(void)
     }
 }
 
+/* sendfile into a blocking socket waits for room until it has sent everything. */
+static int sf_sv[2];
+static void sendfile_reader(void *arg)
+{
+    (void)arg;
+    close(sf_sv[0]);
+    static char buf[1 << 20];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf && (n = read(sf_sv[1], buf + got, 5000)) > 0)
+        got += (size_t)n;
+    CHECK_EQ(got, sizeof buf);
+    int ok = 1;
+    for (size_t i = 0; i < got; i++)
+        ok &= buf[i] == (char)(i * 3);
+    CHECK(ok);
+}
+
+static void test_sendfile(void)
+{
+    static char data[1 << 20];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 3);
+    CHECK_OK(write_file(tmp_path("sendfile.src"), data, sizeof data));
+    int fd = CHECK_OK(open(tmp_path("sendfile.src"), O_RDONLY));
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sf_sv));
+    int v = 4096;
+    CHECK_OK(setsockopt(sf_sv[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v));
+    pid_t pid = spawn_checks(sendfile_reader, NULL);
+    close(sf_sv[1]);
+    CHECK_EQ(sendfile(sf_sv[0], fd, NULL, sizeof data), (long)sizeof data);
+    CHECK_EQ(lseek(fd, 0, SEEK_CUR), (long)sizeof data);
+    CHECK_EXITED(wait_status(pid, 0), 0);
+    close(sf_sv[0]);
+    close(fd);
+}
+
 /* A writer blocked on a full buffer whose reader goes away: the write returns what it
  * had sent, and the next one fails with EPIPE. */
 static void cut_off_writer(void *arg)
@@ -749,6 +787,7 @@ int main(void)
     test_buffer_limits();
     test_blocking_writer();
     test_reader_goes_away();
+    test_sendfile();
     test_signal_interrupts();
     test_fork_server();
     test_rcvtimeo();

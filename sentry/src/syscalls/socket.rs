@@ -792,3 +792,63 @@ pub(super) fn write_socket(
 ) -> Result<u64> {
     Ok(do_send(task, file, iovs, None, (Vec::new(), None), 0)? as u64)
 }
+
+/// `sendfile` into a socket: the file is read a chunk at a time and each chunk sent as
+/// `write` would send it, waiting for room in a blocking socket. `pos` is the input
+/// offset, advanced by what was sent.
+pub(super) fn send_from_file(
+    task: &Task,
+    out: &Arc<dyn FileDescription>,
+    input: &dyn FileDescription,
+    pos: &mut u64,
+    count: usize,
+) -> Result<usize> {
+    let s = sock(out)?;
+    let nonblock = is_nonblock(&**out, 0);
+    let count = count.min(MAX_RW_COUNT);
+    let mut buf = vec![0u8; count.min(CHUNK)];
+    let mut done = 0usize;
+    let mut res = Ok(());
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let chunk = buf.get_mut(..want).ok_or(errno!(EINVAL))?;
+        let n = match input.read(chunk, Some(*pos)) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
+        };
+        let req = SendRequest {
+            data: chunk.get(..n).ok_or(errno!(EIO))?,
+            addr: None,
+            rights: Vec::new(),
+            creds: None,
+            flags: 0,
+        };
+        match s.sendmsg(task, req, nonblock) {
+            Ok(w) => {
+                done += w;
+                *pos = pos.checked_add(w as u64).ok_or(errno!(EOVERFLOW))?;
+                if w < n {
+                    break;
+                }
+            }
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
+        }
+    }
+    match res {
+        Err(e) if done == 0 => {
+            let r = Err(e);
+            if s.sock_type() == libc::SOCK_STREAM {
+                super::file::raise_sigpipe(task, &r);
+            }
+            r
+        }
+        _ => Ok(done),
+    }
+}
