@@ -81,12 +81,13 @@ def client(tag):
     reply = c.recv(100)
     c.close()
     return reply
-out = []
-t = threading.Thread(target=lambda: out.append(client("thread")))
-t.start()
+# Fork before the thread starts: forking a multithreaded process is another matter.
 pid = os.fork()
 if pid == 0:
     os._exit(0 if client("child") == b"echo:child" else 1)
+out = []
+t = threading.Thread(target=lambda: out.append(client("thread")))
+t.start()
 for _ in range(2):
     conn, _ = srv.accept()
     conn.sendall(b"echo:" + conn.recv(100))
