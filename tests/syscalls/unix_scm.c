@@ -6,6 +6,7 @@
  * SO_PASSCRED sender. */
 #include "child.h"
 
+#include <poll.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -343,6 +344,50 @@ static void test_pass_socket(void)
     close(carrier[1]);
 }
 
+/* A socket sent to itself and closed is unreachable: the collector frees it and what
+ * its queue carried, here a pipe's last writer, when some other socket is released. */
+static void test_garbage_cycle(void)
+{
+    int sv[2], p[2];
+    CHECK_OK(pipe(p));
+    CHECK_OK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv));
+    int two[2] = { p[1], sv[1] };
+    CHECK_EQ(send_fds(sv[0], "c", 1, two, 2), 1);
+    close(p[1]);
+    close(sv[0]);
+    close(sv[1]);
+    int other = CHECK_OK(socket(AF_UNIX, SOCK_STREAM, 0));
+    close(other);
+    /* Linux may collect in the background: wait for the hang-up, not for a time. */
+    struct pollfd pf = { p[0], POLLIN, 0 };
+    CHECK_EQ(poll(&pf, 1, 20000), 1);
+    CHECK(pf.revents & POLLHUP);
+    char c;
+    CHECK_EQ(read(p[0], &c, 1), 0);
+    close(p[0]);
+
+    /* Two sockets holding each other, one of them still open: nothing is freed. */
+    CHECK_OK(pipe(p));
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    int pair[2] = { p[1], sv[0] };
+    CHECK_EQ(send_fds(sv[0], "d", 1, pair, 2), 1);
+    close(p[1]);
+    close(sv[0]);
+    other = CHECK_OK(socket(AF_UNIX, SOCK_STREAM, 0));
+    close(other);
+    int fds[8], nfds = 0, flags = 0;
+    char buf[4];
+    CHECK_EQ(recv_fds(sv[1], buf, sizeof buf, CMSG_SPACE(2 * sizeof(int)), 0, fds, &nfds,
+                      &flags), 1);
+    CHECK_EQ(nfds, 2);
+    CHECK_EQ(write(fds[0], "w", 1), 1);
+    CHECK_EQ(read(p[0], &c, 1), 1);
+    close(fds[0]);
+    close(fds[1]);
+    close(sv[1]);
+    close(p[0]);
+}
+
 int main(void)
 {
     check_tmpdir("unix_scm");
@@ -351,5 +396,6 @@ int main(void)
     test_credentials();
     test_passcred_autobind();
     test_pass_socket();
+    test_garbage_cycle();
     return check_done();
 }

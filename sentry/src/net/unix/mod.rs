@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod addr;
+mod gc;
 
 use super::{
     wait_ready, CommonOpts, Received, SendRequest, Socket, Ucred, RCV_SHUTDOWN, SEND_SHUTDOWN,
@@ -82,6 +83,7 @@ impl Msg {
 impl Drop for Msg {
     fn drop(&mut self) {
         self.charge.release(self.charged);
+        gc::left(&self.rights);
     }
 }
 
@@ -246,6 +248,15 @@ pub struct UnixSocket {
     /// Who made the socket: the credentials of data written with `write(2)`, which has
     /// no task at hand.
     owner: Ucred,
+}
+
+impl Drop for UnixSocket {
+    /// Like Linux, any socket's release looks for unreachable sockets in flight.
+    fn drop(&mut self) {
+        if gc::anything_in_flight() {
+            gc::collect();
+        }
+    }
 }
 
 fn status(nonblock: bool) -> u32 {
@@ -470,7 +481,10 @@ impl UnixSocket {
                 off: 0,
                 from,
                 cred,
-                rights: std::mem::take(rights),
+                rights: {
+                    gc::sent(rights);
+                    std::mem::take(rights)
+                },
                 charge: self.ep.charge.clone(),
                 charged: n + MSG_OVERHEAD,
             });
@@ -521,6 +535,7 @@ impl UnixSocket {
                     if peek {
                         out.rights.extend(m.rights.iter().cloned());
                     } else {
+                        gc::left(&m.rights);
                         out.rights.append(&mut m.rights);
                     }
                 }
@@ -564,6 +579,7 @@ impl UnixSocket {
             if peek {
                 out.rights = m.rights.clone();
             } else {
+                gc::left(&m.rights);
                 out.rights = std::mem::take(&mut m.rights);
                 st.recv_bytes = st.recv_bytes.saturating_sub(m.data.len());
                 if let Some(m) = st.recvq.pop_front() {
