@@ -9,6 +9,13 @@
 //! listener for `accept`. Peers hold each other weakly: an endpoint dies with its last
 //! file, and its `Drop` tells the peer (hang-up, `ECONNRESET` if data was left unread).
 //!
+//! Sockets that only in-flight messages keep alive are collected by `gc`.
+//!
+//! Not done: `MSG_OOB` (`EOPNOTSUPP`); `POLLOUT` of a datagram sender does not reflect a
+//! full receiver queue (only its own send buffer); credentials are recorded with every
+//! message, not only while either side has `SO_PASSCRED`; `SO_RCVLOWAT` is kept but
+//! not honoured.
+//!
 //! Locking: at most one endpoint lock is held at a time, except `connect`, which holds
 //! the connecting socket's and then the listener's (a listener never connects). Messages
 //! may carry files whose last reference closes other sockets, so they are always dropped
