@@ -288,11 +288,17 @@ impl Kernel {
                 st.exit_status = Some(final_status);
                 st.zombie_comm = lock(&task.shared.comm).clone();
             }
+            // Children belong to the group: only its last thread hands them on.
+            let children = if last {
+                std::mem::take(&mut st.children)
+            } else {
+                Vec::new()
+            };
             (
                 last,
                 final_status,
                 st.parent.clone(),
-                std::mem::take(&mut st.children),
+                children,
                 st.exit_signal,
             )
         };

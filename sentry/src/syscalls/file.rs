@@ -275,8 +275,19 @@ fn write_from_inner(
     Ok(done)
 }
 
+/// The single buffer of `read`/`write`, for the socket path.
+fn one_iov(buf: UserAddr, count: usize) -> [IoVec; 1] {
+    [IoVec {
+        base: buf.0,
+        len: count.min(MAX_RW_COUNT) as u64,
+    }]
+}
+
 pub fn sys_read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> Result<u64> {
     let file = get_file(task, fd)?;
+    if file.as_socket().is_some() {
+        return super::socket::read_socket(task, &file, &one_iov(buf, count));
+    }
     check_readable(&*file)?;
     job_control(task, &*file, false)?;
     Ok(read_into(task, &*file, buf, count, None, true)? as u64)
@@ -284,6 +295,9 @@ pub fn sys_read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> Result
 
 pub fn sys_write(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> Result<u64> {
     let file = get_file(task, fd)?;
+    if file.as_socket().is_some() {
+        return super::socket::write_socket(task, &file, &one_iov(buf, count));
+    }
     check_writable(&*file)?;
     job_control(task, &*file, true)?;
     Ok(write_from(task, &*file, buf, count, None)? as u64)
@@ -356,6 +370,17 @@ fn do_vec(
         check_writable(&*file)?;
     }
     let iovs = read_iovecs(task, iov, iovcnt)?;
+    if file.as_socket().is_some() {
+        // Sockets have their own send and receive paths (buffers, timeouts, SIGPIPE).
+        if offset.is_some() {
+            return_errno!(ESPIPE);
+        }
+        return if read {
+            super::socket::read_socket(task, &file, &iovs)
+        } else {
+            super::socket::write_socket(task, &file, &iovs)
+        };
+    }
     let mut offset = offset;
     let mut done: u64 = 0;
     for v in iovs {

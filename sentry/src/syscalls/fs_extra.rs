@@ -529,7 +529,12 @@ pub fn sys_sendfile(
         Some(p) => p,
         None => current_offset(&*input)?,
     };
-    let n = copy_between(&*input, &mut pos, &*output, None, count)?;
+    let n = if output.as_socket().is_some() {
+        // Sockets wait for room themselves; a plain write would not.
+        super::socket::send_from_file(task, &output, &*input, &mut pos, count)?
+    } else {
+        copy_between(&*input, &mut pos, &*output, None, count)?
+    };
     match explicit {
         Some(_) => task.write_obj(offset, &(pos as i64))?,
         None => {
