@@ -29,6 +29,7 @@ pub fn run(args: GoferArgs) -> anyhow::Result<u8> {
         nix::sys::stat::Mode::empty(),
     )
     .with_context(|| format!("cannot open gofer root {}", args.root.display()))?;
+    crate::confine::gofer()?;
     gofer::server::serve(
         root,
         sock,
