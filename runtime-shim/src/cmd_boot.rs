@@ -42,7 +42,8 @@ pub fn run(args: BootArgs, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    let _ = writeln!(ready, "{READY}");
+    // `create` gave up waiting (it was killed): nobody will ever start or delete us.
+    writeln!(ready, "{READY}").context("create is gone")?;
     drop(ready);
     let status = match control.wait_for_start() {
         StartDecision::Start => sandbox.run(),

@@ -87,9 +87,14 @@ fn create_container(
     if console_socket.is_some() {
         bail!("--console-socket given but process.terminal is false");
     }
-    std::fs::create_dir_all(&root.dir)
+    // Only the runtime's user may reach the control sockets inside.
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&root.dir)
         .with_context(|| format!("cannot create --root {}", root.dir.display()))?;
-    match std::fs::create_dir(&dir) {
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             bail!("container with id {id} already exists")
@@ -142,7 +147,9 @@ fn start_sandbox(
     drop(gofer_end);
     let mut gofer = Command::new(&exe);
     opts.pass_logging(&mut gofer);
+    // Neither helper keeps the caller's working directory busy.
     gofer
+        .current_dir("/")
         .arg("gofer")
         .arg("--root")
         .arg(&b.rootfs)
@@ -170,7 +177,8 @@ fn start_sandbox(
     opts.pass_logging(&mut boot);
     opts.pass_runtime(&mut boot);
     // Standard I/O is inherited: it is the container's, as with runc.
-    boot.arg("boot")
+    boot.current_dir("/")
+        .arg("boot")
         .arg("--bundle")
         .arg(&b.dir)
         .arg("--state-dir")

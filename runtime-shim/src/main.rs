@@ -198,15 +198,23 @@ fn main() -> ExitCode {
             1,
         );
     }
+    // Absolute, because the sandbox's processes run in `/`.
+    let root = g
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/run/carapace"));
+    let root = match std::path::absolute(&root) {
+        Ok(r) => r,
+        Err(e) => return fail(anyhow::anyhow!("--root {}: {e}", root.display()), 1),
+    };
     let opts = RuntimeOpts {
-        root: g
-            .root
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/run/carapace")),
+        root,
         overlay: cli.overlay,
         strace: cli.strace,
         platform: cli.platform.clone(),
-        log: log_file.clone(),
+        log: log_file
+            .as_deref()
+            .and_then(|l| std::path::absolute(l).ok()),
         log_format,
         debug,
     };
