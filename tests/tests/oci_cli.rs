@@ -562,3 +562,41 @@ fn spec_features_and_global_flags() {
         "{last}"
     );
 }
+
+/// Sockets of the network namespace bound to or accepted on `path` (`/proc/net/unix`
+/// lists the listener and each connection it accepted or holds in its backlog).
+fn unix_sockets_on(path: &Path) -> usize {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let p = path.to_string_lossy();
+    table.lines().filter(|l| l.ends_with(p.as_ref())).count()
+}
+
+#[test]
+fn wait_reports_init_status() {
+    let f = Fixture::new();
+    f.with_args(&["sh", "-c", "exit 3"], |_| {});
+    let (status, err) = f.create("w", &[]);
+    assert!(status.success(), "{err}");
+    let sock = f.root().join("w/control.sock");
+    let before = unix_sockets_on(&sock);
+    let waiter = {
+        let cmd = f.command(&["wait", "w"]);
+        std::thread::spawn(move || tests::run(cmd, TIMEOUT))
+    };
+    // The sentry serves connections in order: once the waiter's is there, `start`
+    // (a later connection) cannot overtake it.
+    assert!(
+        eventually(|| unix_sockets_on(&sock) > before),
+        "wait never connected"
+    );
+    assert_eq!(f.carapace(&["start", "w"]).code(), Some(0));
+    let r = waiter
+        .join()
+        .expect("waiter")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let v: Value = serde_json::from_str(&r.stdout).expect("wait JSON");
+    assert_eq!(v["exitStatus"], 3 << 8, "{v}");
+    assert_eq!(f.carapace(&["delete", "w"]).code(), Some(0));
+    f.assert_nothing_left("w");
+}
