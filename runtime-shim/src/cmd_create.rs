@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 pub fn create(args: liboci_cli::Create, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    refuse_preserve_fds(args.preserve_fds)?;
     let created = create_container(
         opts,
         &args.container_id,
@@ -28,6 +29,7 @@ pub fn create(args: liboci_cli::Create, opts: &crate::RuntimeOpts) -> anyhow::Re
 /// with its status (a signal N gives 128 + N, as runc does); the container is deleted
 /// afterwards unless `--keep`.
 pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    refuse_preserve_fds(args.preserve_fds)?;
     let Created {
         mut boot,
         container,
@@ -63,6 +65,14 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
         (None, Some(sig)) => (128 + (sig & 0x7f)) as u8,
         _ => 255,
     })
+}
+
+/// Only the three standard descriptors reach the container so far.
+fn refuse_preserve_fds(n: i32) -> anyhow::Result<()> {
+    if n != 0 {
+        bail!("--preserve-fds {n}: passing extra descriptors is not supported yet");
+    }
+    Ok(())
 }
 
 /// A container just created: its sandbox process (our child) and its record.

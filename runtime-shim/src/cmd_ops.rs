@@ -73,7 +73,25 @@ pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
 }
 
 pub fn delete(args: liboci_cli::Delete, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
-    let c = load(opts, &args.container_id)?;
+    let root = Root::new(opts.root.clone());
+    let c = match root.load(&args.container_id) {
+        Ok(c) => c,
+        Err(e) => {
+            // A directory without a record is what a `create` killed half-way leaves; its
+            // sandbox is gone once nothing answers on the control socket.
+            let dir = root.container_dir(&args.container_id)?;
+            let sock = dir.join("control.sock");
+            if dir.is_dir()
+                && !dir.join("state.json").exists()
+                && std::os::unix::net::UnixStream::connect(&sock).is_err()
+            {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
+                return Ok(0);
+            }
+            return Err(e);
+        }
+    };
     match c.status() {
         // As runc: a created container has run nothing yet and is deleted without --force.
         Status::Stopped | Status::Created => c.destroy()?,

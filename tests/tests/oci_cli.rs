@@ -467,6 +467,11 @@ fn bad_bundles_fail_clearly_and_leave_nothing() {
     create_fails(&f, "nf", "executable file not found");
 
     f.set_config(&good);
+    let (status, err) = f.create("fds", &["--preserve-fds", "1"]);
+    assert!(!status.success());
+    assert!(err.contains("--preserve-fds 1"), "{err}");
+    f.assert_nothing_left("fds");
+
     for bad_id in ["a/b", "..", "."] {
         let (status, err) = f.create(bad_id, &[]);
         assert!(!status.success(), "id {bad_id:?} accepted");
@@ -499,6 +504,13 @@ fn unknown_and_duplicate_ids() {
             r.dump()
         );
     }
+    // What a `create` killed half-way leaves (a directory, no record, no sandbox) can
+    // be deleted.
+    std::fs::create_dir_all(f.root().join("half")).expect("mkdir");
+    let r = f.carapace(&["delete", "half"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    f.assert_nothing_left("half");
+
     let r = f.carapace(&["state", "../x"]);
     assert!(r.stderr.contains("invalid container ID"), "{}", r.dump());
 
