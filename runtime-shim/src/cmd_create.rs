@@ -30,6 +30,14 @@ pub fn create(args: liboci_cli::Create, opts: &crate::RuntimeOpts) -> anyhow::Re
 /// afterwards unless `--keep`.
 pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     refuse_preserve_fds(args.preserve_fds)?;
+    // Block the signals `run` forwards before any thread exists, so that they all wait
+    // for the forwarder (children get an empty mask: std resets it at spawn).
+    let forwarded = forwarded_signals();
+    if !args.detach {
+        forwarded
+            .thread_block()
+            .context("cannot block the forwarded signals")?;
+    }
     let Created {
         mut boot,
         container,
@@ -55,6 +63,7 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
     if args.detach {
         return Ok(0);
     }
+    forward_signals(forwarded, container.control_path());
     let status = boot.wait().context("waiting for the container")?;
     if !args.keep {
         container.destroy()?;
@@ -65,6 +74,44 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
         (None, Some(sig)) => (128 + (sig & 0x7f)) as u8,
         _ => 255,
     })
+}
+
+/// The signals `run` passes on to the container's init, as runc does.
+fn forwarded_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// A thread that takes each signal of `set` sent to `run` and sends it to the container's
+/// init over the control socket. It ends with the process.
+fn forward_signals(set: nix::sys::signal::SigSet, control: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let Ok(sig) = set.wait() else { return };
+            let req = Request::Signal {
+                signo: sig as i32,
+                all: false,
+            };
+            if let Err(e) = crate::container::request(&control, &req) {
+                tracing::debug!("forwarding {sig}: {e:#}");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("signals sent to run will not reach the container: {e}");
+    }
 }
 
 /// Only the three standard descriptors reach the container so far.

@@ -612,3 +612,44 @@ fn wait_reports_init_status() {
     assert_eq!(f.carapace(&["delete", "w"]).code(), Some(0));
     f.assert_nothing_left("w");
 }
+
+#[test]
+fn run_forwards_signals_to_init() {
+    let f = Fixture::new();
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 1; done",
+        ],
+        |_| {},
+    );
+    let out_path = f.stdio_file("fw", "out");
+    let out = std::fs::File::create(&out_path).expect("out");
+    let bundle = f.bundle();
+    let mut child = f
+        .command(&["run", "--bundle", bundle.to_str().unwrap_or("?"), "fw"])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn run");
+    assert!(
+        eventually(|| f.output("fw", "out").contains("ready")),
+        "never ready"
+    );
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("wait run");
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "{status:?}, output {:?}",
+        f.output("fw", "out")
+    );
+    assert!(f.output("fw", "out").contains("got TERM"));
+    f.assert_nothing_left("fw");
+}
