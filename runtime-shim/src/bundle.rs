@@ -164,3 +164,44 @@ fn check_mount(m: &oci_spec::runtime::Mount) -> anyhow::Result<SpecMount> {
         read_only: options.iter().any(|o| o == "ro"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(v: serde_json::Value) -> anyhow::Result<SpecMount> {
+        check_mount(&serde_json::from_value(v).expect("a Mount"))
+    }
+
+    fn err(v: serde_json::Value) -> String {
+        format!("{:#}", mount(v).expect_err("should be refused"))
+    }
+
+    #[test]
+    fn mounts() {
+        let m = mount(serde_json::json!({"destination": "/d", "type": "tmpfs",
+            "options": ["nosuid", "mode=755", "ro"]}))
+        .expect("tmpfs");
+        assert_eq!(m.fs, SpecFs::Tmpfs { mode: 0o755 });
+        assert!(m.read_only);
+        assert_eq!(m.destination, b"/d");
+        let p = mount(serde_json::json!({"destination": "/proc", "type": "proc"})).expect("proc");
+        assert_eq!((p.fs, p.read_only), (SpecFs::Proc, false));
+
+        assert!(err(serde_json::json!({"destination": "/h", "type": "bind"})).contains("bind"));
+        assert!(err(
+            serde_json::json!({"destination": "/h", "type": "none", "options": ["rbind"]})
+        )
+        .contains("bind"));
+        assert!(
+            err(serde_json::json!({"destination": "rel", "type": "tmpfs"})).contains("absolute")
+        );
+        assert!(err(serde_json::json!({"destination": "/a/../b", "type": "tmpfs"})).contains(".."));
+        assert!(err(serde_json::json!({"destination": "/a", "type": "nfs"})).contains("nfs"));
+        assert!(err(serde_json::json!({"destination": "/a"})).contains("type"));
+        assert!(err(
+            serde_json::json!({"destination": "/a", "type": "tmpfs", "options": ["mode=99"]})
+        )
+        .contains("mode"));
+    }
+}

@@ -38,8 +38,9 @@ pub struct SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// A configuration with the defaults `carapace do` and the OCI runtime share: the
-    /// current ids, umask 022, hostname `carapace`, the in-memory overlay, no extra mounts.
+    /// A configuration with the defaults `carapace do` and the OCI runtime share: root
+    /// (uid and gid 0) in `/`, umask 022, hostname `carapace`, the in-memory overlay, no
+    /// extra mounts.
     pub fn new(gofer: OwnedFd, stdio: [OwnedFd; 3], argv: Vec<Vec<u8>>) -> SandboxConfig {
         SandboxConfig {
             strace: false,
@@ -61,7 +62,7 @@ impl SandboxConfig {
     }
 }
 
-/// A sandbox set up up to the first instruction of its first process: the kernel, the
+/// A sandbox set up to the first instruction of its first process: the kernel, the
 /// mount tree and the init task with its program loaded. [`Sandbox::run`] runs it; the
 /// OCI runtime stops here between `create` and `start`.
 pub struct Sandbox {

@@ -10,6 +10,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 /// The longest request line the server reads: requests are a few dozen bytes.
 const MAX_REQUEST: u64 = 4096;
 
+/// How long a client may take to send its request: connections are served one at a
+/// time, so a silent client must not hold the others up for ever.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What ends the `created` phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartDecision {
@@ -113,6 +117,7 @@ fn send(stream: &mut UnixStream, r: &Response) -> std::io::Result<()> {
 
 /// Read one request from `stream` and answer it (or park it, for `Wait`).
 fn serve_one(shared: &Shared, mut stream: UnixStream) {
+    let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
     let mut line = String::new();
     let read = stream
         .try_clone()
