@@ -76,21 +76,24 @@ pub fn delete(args: liboci_cli::Delete, opts: &crate::RuntimeOpts) -> anyhow::Re
     let root = Root::new(opts.root.clone());
     let c = match root.load(&args.container_id) {
         Ok(c) => c,
-        Err(e) => {
+        Err(e) if e.is::<crate::container::NotExist>() => {
             // A directory without a record is what a `create` killed half-way leaves; its
-            // sandbox is gone once nothing answers on the control socket.
+            // sandbox is gone once nothing answers on the control socket. As runc, a
+            // forced delete of a container that does not exist succeeds.
             let dir = root.container_dir(&args.container_id)?;
-            let sock = dir.join("control.sock");
             if dir.is_dir()
-                && !dir.join("state.json").exists()
-                && std::os::unix::net::UnixStream::connect(&sock).is_err()
+                && std::os::unix::net::UnixStream::connect(dir.join("control.sock")).is_err()
             {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("cannot remove {}", dir.display()))?;
                 return Ok(0);
             }
+            if args.force {
+                return Ok(0);
+            }
             return Err(e);
         }
+        Err(e) => return Err(e),
     };
     match c.status() {
         // As runc: a created container has run nothing yet and is deleted without --force.

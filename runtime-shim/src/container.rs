@@ -109,7 +109,7 @@ impl Root {
         let text = match std::fs::read(dir.join("state.json")) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!("container {id} does not exist")
+                return Err(NotExist(id.to_string()).into())
             }
             Err(e) => return Err(e).context(format!("cannot read the state of {id}")),
         };
@@ -137,6 +137,18 @@ impl Root {
         Ok(out)
     }
 }
+
+/// No container of that id (runc's message).
+#[derive(Debug)]
+pub struct NotExist(pub String);
+
+impl std::fmt::Display for NotExist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "container {} does not exist", self.0)
+    }
+}
+
+impl std::error::Error for NotExist {}
 
 /// runc's rule for container ids: letters, digits, `_ + - .`, and not `.` or `..`.
 pub fn check_id(id: &str) -> anyhow::Result<()> {

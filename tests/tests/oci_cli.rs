@@ -511,6 +511,14 @@ fn unknown_and_duplicate_ids() {
     assert_eq!(r.code(), Some(0), "{}", r.dump());
     f.assert_nothing_left("half");
 
+    let r = f.carapace(&["delete", "--force", "nope"]);
+    assert_eq!(
+        r.code(),
+        Some(0),
+        "as runc, delete --force of nothing succeeds: {}",
+        r.dump()
+    );
+
     let r = f.carapace(&["state", "../x"]);
     assert!(r.stderr.contains("invalid container ID"), "{}", r.dump());
 
