@@ -661,3 +661,77 @@ fn run_forwards_signals_to_init() {
     assert!(f.output("fw", "out").contains("got TERM"));
     f.assert_nothing_left("fw");
 }
+
+#[test]
+fn writable_root_goes_to_memory_or_through_the_gofer() {
+    let f = Fixture::new();
+    f.with_args(&["sh", "-c", "echo data > /written && cat /written"], |c| {
+        c["root"]["readonly"] = json!(false);
+    });
+    // Default --overlay=memory: the container writes, the bundle never changes.
+    let r = run_in(&f, "mem");
+    assert_eq!(
+        (r.code(), r.stdout.as_str()),
+        (Some(0), "data\n"),
+        "{}",
+        r.dump()
+    );
+    assert!(!f.bundle().join("rootfs/written").exists());
+    f.assert_nothing_left("mem");
+    // --overlay=none: writes reach the rootfs, as with runc.
+    let bundle = f.bundle();
+    let r = f.carapace(&[
+        "--overlay",
+        "none",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap_or("?"),
+        "none",
+    ]);
+    assert_eq!(
+        (r.code(), r.stdout.as_str()),
+        (Some(0), "data\n"),
+        "{}",
+        r.dump()
+    );
+    let on_host = std::fs::read_to_string(f.bundle().join("rootfs/written")).unwrap_or_default();
+    assert_eq!(on_host, "data\n");
+    f.assert_nothing_left("none");
+}
+
+#[test]
+fn kill_all_and_annotations() {
+    let f = Fixture::new();
+    // Init catches TERM (the trap interrupts its first `wait`); its child has the default
+    // action once it says so (a fresh shell, not a fork of init still holding the trap):
+    // `kill --all TERM` reaches both, so the second `wait` returns too.
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo init got TERM' TERM; sh -c 'echo child ready; exec sleep 1000' & \
+             c=$!; wait $c; wait $c; echo child gone",
+        ],
+        |c| c["annotations"] = json!({"org.example.k": "v"}),
+    );
+    let (status, err) = f.create("a", &[]);
+    assert!(status.success(), "{err}");
+    assert_eq!(f.state("a")["annotations"]["org.example.k"], "v");
+    assert_eq!(f.carapace(&["start", "a"]).code(), Some(0));
+    assert!(eventually(|| f.output("a", "out").contains("child ready")));
+    let ps = f.carapace(&["ps", "--format", "json", "a"]);
+    assert_eq!(ps.stdout.trim(), "[1,2]", "{}", ps.dump());
+    let r = f.carapace(&["kill", "--all", "a", "TERM"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert!(
+        eventually(|| f.output("a", "out").ends_with("child gone\n")),
+        "the child outlived kill --all: {:?}",
+        f.output("a", "out")
+    );
+    assert!(f.output("a", "out").contains("init got TERM"));
+    let q = f.carapace(&["list", "-q"]);
+    assert_eq!(q.stdout, "a\n");
+    assert!(eventually(|| f.state("a")["status"] == "stopped"));
+    assert_eq!(f.carapace(&["delete", "a"]).code(), Some(0));
+    f.assert_nothing_left("a");
+}
