@@ -16,6 +16,7 @@ mod cmd_spec;
 mod confine;
 mod container;
 mod host;
+mod json_log;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -167,8 +168,6 @@ impl std::io::Write for LogFile {
         Ok(())
     }
 }
-
-mod json_log;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
