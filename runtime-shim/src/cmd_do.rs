@@ -67,24 +67,23 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
     let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
 
     let (gofer, sentry_end) = spawn_gofer()?;
-    let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
-    let cfg = SandboxConfig {
-        strace: args.strace,
-        gofer: sentry_end,
-        stdio,
-        argv,
-        envp,
-        cwd: cwd.as_os_str().as_bytes().to_vec(),
-        uid: nix::unistd::getuid().as_raw(),
-        gid: nix::unistd::getgid().as_raw(),
-        hostname: b"carapace".to_vec(),
-        // `do` never lets the sandbox write to the host: without the overlay the root
-        // stays read-only (the gofer is started with --read-only either way).
-        overlay: if args.overlay == "none" {
-            sentry::fs::RootOverlay::None
-        } else {
-            sentry::fs::RootOverlay::Memory
-        },
+    let stdio = [
+        crate::host::dup_stdio(0)?,
+        crate::host::dup_stdio(1)?,
+        crate::host::dup_stdio(2)?,
+    ];
+    let mut cfg = SandboxConfig::new(sentry_end, stdio, argv);
+    cfg.strace = args.strace;
+    cfg.envp = envp;
+    cfg.cwd = cwd.as_os_str().as_bytes().to_vec();
+    cfg.uid = nix::unistd::getuid().as_raw();
+    cfg.gid = nix::unistd::getgid().as_raw();
+    // `do` never lets the sandbox write to the host: without the overlay the root stays
+    // read-only (the gofer is started with --read-only either way).
+    cfg.overlay = if args.overlay == "none" {
+        sentry::fs::RootOverlay::None
+    } else {
+        sentry::fs::RootOverlay::Memory
     };
     // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
     // confines itself first; this process only waits for it and passes its status on.
@@ -187,16 +186,6 @@ fn spawn_gofer() -> anyhow::Result<(std::process::Child, OwnedFd)> {
         .context("cannot start the gofer")?;
     drop(inherited);
     Ok((child, sentry_end))
-}
-
-fn dup_stdio(fd: i32) -> anyhow::Result<OwnedFd> {
-    use std::os::fd::AsFd;
-    let dup = match fd {
-        0 => std::io::stdin().as_fd().try_clone_to_owned(),
-        1 => std::io::stdout().as_fd().try_clone_to_owned(),
-        _ => std::io::stderr().as_fd().try_clone_to_owned(),
-    };
-    dup.with_context(|| format!("standard descriptor {fd} is not open"))
 }
 
 fn stop_gofer(mut child: std::process::Child) {

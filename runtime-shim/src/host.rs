@@ -70,3 +70,43 @@ pub fn harden_mount_tree(path: &str, read_only: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A close-on-exec duplicate of standard descriptor `fd` (0, 1 or 2).
+pub fn dup_stdio(fd: i32) -> anyhow::Result<OwnedFd> {
+    use anyhow::Context;
+    use std::os::fd::AsFd;
+    let dup = match fd {
+        0 => std::io::stdin().as_fd().try_clone_to_owned(),
+        1 => std::io::stdout().as_fd().try_clone_to_owned(),
+        _ => std::io::stderr().as_fd().try_clone_to_owned(),
+    };
+    dup.with_context(|| format!("standard descriptor {fd} is not open"))
+}
+
+/// End this process the way the container's init ended, so that whoever waits on it
+/// (the `--pid-file` pid) sees the same status: returns the exit code for `Exited`, and
+/// for a signal re-raises it with its default action (no core file). Should the signal
+/// not kill us, the code a shell would show (128 + signal) is returned instead.
+pub fn exit_like(status: sentry::kernel::ExitStatus) -> u8 {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+    match status {
+        sentry::kernel::ExitStatus::Exited(code) => (code & 0xff) as u8,
+        sentry::kernel::ExitStatus::Signaled { signo, .. } => {
+            if let Ok(sig) = Signal::try_from(signo) {
+                // Lowering a limit is always allowed; a core of the sentry is not the
+                // application's core.
+                let _ =
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+                // SAFETY: SIG_DFL installs no handler code; nothing in this process relies
+                // on a handler for `sig` any more, as it is about to die of it.
+                let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+                let mut set = SigSet::empty();
+                set.add(sig);
+                let _ =
+                    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+                let _ = nix::sys::signal::raise(sig);
+            }
+            (128 + (signo & 0x7f)) as u8
+        }
+    }
+}

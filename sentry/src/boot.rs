@@ -23,9 +23,69 @@ pub struct SandboxConfig {
     pub cwd: Vec<u8>,
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups of the first process.
+    pub groups: Vec<u32>,
+    pub umask: u32,
     pub hostname: Vec<u8>,
     /// How the root filesystem takes writes (`--overlay`).
     pub overlay: crate::fs::RootOverlay,
+    /// The gofer serves its tree read-write: without an overlay, writes reach the host.
+    pub gofer_writable: bool,
+    /// The root mount is read-only (OCI `root.readonly`).
+    pub read_only_root: bool,
+    /// Filesystems mounted over the root, in order (OCI `mounts`).
+    pub mounts: Vec<crate::fs::SpecMount>,
+}
+
+impl SandboxConfig {
+    /// A configuration with the defaults `carapace do` and the OCI runtime share: root
+    /// (uid and gid 0) in `/`, umask 022, hostname `carapace`, the in-memory overlay, no
+    /// extra mounts.
+    pub fn new(gofer: OwnedFd, stdio: [OwnedFd; 3], argv: Vec<Vec<u8>>) -> SandboxConfig {
+        SandboxConfig {
+            strace: false,
+            gofer,
+            stdio,
+            argv,
+            envp: Vec::new(),
+            cwd: b"/".to_vec(),
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+            umask: 0o022,
+            hostname: b"carapace".to_vec(),
+            overlay: crate::fs::RootOverlay::Memory,
+            gofer_writable: false,
+            read_only_root: false,
+            mounts: Vec::new(),
+        }
+    }
+}
+
+/// A sandbox set up to the first instruction of its first process: the kernel, the
+/// mount tree and the init task with its program loaded. [`Sandbox::run`] runs it; the
+/// OCI runtime stops here between `create` and `start`.
+pub struct Sandbox {
+    kernel: Arc<Kernel>,
+    init: Task,
+    /// What `--strace` prints for the initial exec: path, argv, environment size.
+    strace_exec: Option<(Vec<u8>, Vec<Vec<u8>>, usize)>,
+}
+
+impl Sandbox {
+    /// The kernel, for the control server (signals, process lists).
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+
+    /// Run until the first process exits; returns how it exited. The calling thread must
+    /// be the one that called [`prepare`]: it is the first task's host thread.
+    pub fn run(mut self) -> ExitStatus {
+        if let Some((path, argv, envc)) = &self.strace_exec {
+            crate::strace::initial_exec(self.init.tid, path, argv, *envc);
+        }
+        self.init.run()
+    }
 }
 
 /// Why the sandbox did not run its command.
@@ -61,6 +121,12 @@ const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 /// Run the sandbox until its first process exits; returns how it exited. The calling
 /// thread becomes the first task's host thread.
 pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
+    Ok(prepare(cfg)?.run())
+}
+
+/// Set the sandbox up to the point where its first process would run its first
+/// instruction: kernel, root filesystem and spec mounts, stdio, the program loaded.
+pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     // A no-op when the caller read them before confining this process.
     read_host_facts();
     let argv0 = cfg
@@ -71,9 +137,24 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
     // The MemoryFile comes first: tmpfs file data lives in it.
     let memory_file = Arc::new(MemoryFile::new().map_err(setup("memory file"))?);
     let client = Arc::new(gofer::client::Client::new(cfg.gofer));
-    let vfs = crate::fs::build_root(client, cfg.overlay, &memory_file)
-        .map_err(setup("root filesystem"))?;
+    let vfs = crate::fs::build_root_with(
+        client,
+        cfg.overlay,
+        cfg.gofer_writable,
+        cfg.read_only_root,
+        &memory_file,
+    )
+    .map_err(setup("root filesystem"))?;
+    for m in &cfg.mounts {
+        crate::fs::mount_spec(&vfs, m, &memory_file).map_err(|e| {
+            BootError::Setup(format!(
+                "mount on {}: {e}",
+                String::from_utf8_lossy(&m.destination)
+            ))
+        })?;
+    }
     let mut fs = FsContext::new(vfs);
+    fs.umask = cfg.umask & 0o777;
     match fs.lookup(&fs.root, &cfg.cwd, true) {
         Ok(dir) if dir.inode().is_dir() => fs.cwd = dir,
         _ => tracing::warn!(
@@ -88,11 +169,12 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
         *h = cfg.hostname;
     }
     let kernel = Arc::new(kernel);
-    let creds = Credentials::new(cfg.uid, cfg.gid);
+    let mut creds = Credentials::new(cfg.uid, cfg.gid);
+    creds.groups = cfg.groups.clone();
     let vcreds = Creds {
         uid: cfg.uid,
         gid: cfg.gid,
-        groups: Vec::new(),
+        groups: cfg.groups,
     };
 
     let name = String::from_utf8_lossy(&argv0).into_owned();
@@ -107,9 +189,11 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
             path: f.path,
         })
     };
-    let (argv_shown, envc) = (cfg.argv.clone(), cfg.envp.len());
-    let mut task = Task::new_init(
-        kernel,
+    let strace_exec = cfg
+        .strace
+        .then(|| (path.clone(), cfg.argv.clone(), cfg.envp.len()));
+    let init = Task::new_init(
+        kernel.clone(),
         fs.clone(),
         files,
         creds,
@@ -122,10 +206,11 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
         Errno::ENOENT => BootError::NotFound(name.clone()),
         _ => BootError::CannotExecute(name.clone(), e),
     })?;
-    if cfg.strace {
-        crate::strace::initial_exec(task.tid, &path, &argv_shown, envc);
-    }
-    Ok(task.run())
+    Ok(Sandbox {
+        kernel,
+        init,
+        strace_exec,
+    })
 }
 
 /// `execvp`'s search: a name with a slash is used as is; otherwise each `PATH` entry is

@@ -6,6 +6,7 @@
 //! host-backed filesystems talk to the gofer. See `DESIGN.md` §2–3.
 
 pub mod boot;
+pub mod control;
 pub mod error;
 pub mod fs;
 pub mod host;

@@ -16,4 +16,7 @@ pub mod tmpfs;
 
 mod root;
 
-pub use root::{build_root, build_root_rw, initial_fd_table, new_vfs_with_root, RootOverlay};
+pub use root::{
+    build_root, build_root_rw, build_root_with, initial_fd_table, mount_spec, new_vfs_with_root,
+    RootOverlay, SpecFs, SpecMount,
+};

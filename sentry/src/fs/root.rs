@@ -43,17 +43,30 @@ pub fn build_root_rw(
     writable: bool,
     mf: &Arc<MemoryFile>,
 ) -> Result<Arc<Vfs>> {
+    build_root_with(client, overlay, writable, false, mf)
+}
+
+/// [`build_root_rw`], with the root mount read-only when `read_only` (OCI
+/// `root.readonly`). Mount points missing from the image are still created in the
+/// overlay's upper layer, as runc creates them before remounting the root read-only.
+pub fn build_root_with(
+    client: Arc<Client>,
+    overlay: RootOverlay,
+    writable: bool,
+    read_only: bool,
+    mf: &Arc<MemoryFile>,
+) -> Result<Arc<Vfs>> {
     let root = GoferFs::attach_with(client, writable)?;
     match overlay {
         RootOverlay::Memory => {
-            new_vfs_with_root("overlay", OverlayFs::new_root(root, mf)?, false, mf)
+            new_vfs_with_root("overlay", OverlayFs::new_root(root, mf)?, read_only, mf)
         }
-        RootOverlay::None => new_vfs_with_root("9p", root, !writable, mf),
+        RootOverlay::None => new_vfs_with_root("9p", root, read_only || !writable, mf),
     }
 }
 
-/// The standard mounts over any root filesystem. A mount point missing from a read-only
-/// root is skipped with a warning (the overlay root will create them).
+/// The standard mounts over any root filesystem. A mount point missing from a root that
+/// cannot create it (a read-only gofer tree) is skipped with a warning.
 pub fn new_vfs_with_root(
     fs_type: &'static str,
     root: Arc<dyn Inode>,
@@ -104,9 +117,17 @@ fn mount_with(
 ) -> Result<Option<VfsPath>> {
     let dentry = match dir.dentry.lookup(name) {
         Ok(d) => d,
-        Err(e) if e.errno == crate::Errno::ENOENT && !dir.mount.read_only => {
-            dir.inode().mkdir(name, 0o755, &crate::vfs::Creds::root())?;
-            dir.dentry.lookup(name)?
+        Err(e) if e.errno == crate::Errno::ENOENT => {
+            match dir.inode().mkdir(name, 0o755, &crate::vfs::Creds::root()) {
+                Ok(_) => dir.dentry.lookup(name)?,
+                Err(e) => {
+                    tracing::warn!(
+                        "no mount point {:?} for {fs_type}: {e}",
+                        String::from_utf8_lossy(name)
+                    );
+                    return Ok(None);
+                }
+            }
         }
         Err(e) => {
             tracing::warn!(
@@ -135,4 +156,96 @@ pub fn initial_fd_table(stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> Res
         t.insert_at(want, Arc::new(HostFile::new(fd, flags)), FdFlags::default())?;
     }
     Ok(t)
+}
+
+/// A filesystem the container's spec mounts somewhere (OCI `mounts`), by type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpecFs {
+    /// A fresh tmpfs whose root has permission bits `mode`.
+    Tmpfs {
+        mode: u32,
+    },
+    Proc,
+    Sysfs,
+    Devpts,
+    Mqueue,
+    Cgroup,
+}
+
+impl SpecFs {
+    /// The filesystem type as `mount(8)` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SpecFs::Tmpfs { .. } => "tmpfs",
+            SpecFs::Proc => "proc",
+            SpecFs::Sysfs => "sysfs",
+            SpecFs::Devpts => "devpts",
+            SpecFs::Mqueue => "mqueue",
+            SpecFs::Cgroup => "cgroup",
+        }
+    }
+}
+
+/// One entry of the spec's `mounts`, already checked by the runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecMount {
+    /// Absolute path inside the container.
+    pub destination: Vec<u8>,
+    pub fs: SpecFs,
+    pub read_only: bool,
+}
+
+/// Mount `m` on its destination, creating missing directories on a writable root.
+/// Filesystems the sentry does not have yet (proc, sysfs, devpts, mqueue, cgroup) leave
+/// the mount point as an empty directory and are logged: the container still starts.
+pub fn mount_spec(vfs: &Arc<Vfs>, m: &SpecMount, mf: &Arc<MemoryFile>) -> Result<()> {
+    let at = make_dirs(vfs, &m.destination)?;
+    let dest = String::from_utf8_lossy(&m.destination);
+    let (fs_type, root): (&'static str, Arc<dyn Inode>) = match &m.fs {
+        // The sentry's /dev already holds the device nodes a tmpfs /dev would be filled
+        // with (gVisor does the same).
+        SpecFs::Tmpfs { .. } if m.destination == b"/dev" => return Ok(()),
+        SpecFs::Tmpfs { mode } => ("tmpfs", Tmpfs::new_root(mf, *mode)),
+        other => {
+            tracing::warn!(
+                "{} is not implemented in the sentry yet: {dest} is left as an empty directory",
+                other.name()
+            );
+            return Ok(());
+        }
+    };
+    vfs.mount(&at, fs_type, root, m.read_only)?;
+    Ok(())
+}
+
+/// Walk `path` from the root, following mounts and creating missing directories (even on
+/// a read-only mount: this is setup, not the application; a filesystem that cannot
+/// create them says so); returns the directory to mount on.
+fn make_dirs(vfs: &Arc<Vfs>, path: &[u8]) -> Result<VfsPath> {
+    let mut at = vfs.root();
+    for name in path.split(|&b| b == b'/') {
+        if name.is_empty() || name == b"." {
+            continue;
+        }
+        if name == b".." {
+            return Err(crate::errno!(EINVAL));
+        }
+        at = vfs.follow_mounts(at);
+        let dentry = match at.dentry.lookup(name) {
+            Ok(d) => d,
+            Err(e) if e.errno == crate::Errno::ENOENT => {
+                at.inode().mkdir(name, 0o755, &crate::vfs::Creds::root())?;
+                at.dentry.lookup(name)?
+            }
+            Err(e) => return Err(e),
+        };
+        at = VfsPath {
+            mount: at.mount.clone(),
+            dentry,
+        };
+        if !at.inode().is_dir() {
+            return Err(crate::errno!(ENOTDIR));
+        }
+    }
+    Ok(vfs.follow_mounts(at))
 }

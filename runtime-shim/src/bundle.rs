@@ -1,0 +1,207 @@
+//! An OCI bundle: `config.json` read with `oci-spec`, checked field by field and turned
+//! into what the sentry needs. `create` checks it before anything is started; `boot`
+//! reads it again with the same code.
+
+use anyhow::{bail, Context};
+use oci_spec::runtime::Spec;
+use sentry::fs::{SpecFs, SpecMount};
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The parts of a bundle's spec Carapace honours, checked.
+pub struct Bundle {
+    /// The bundle directory, absolute.
+    pub dir: PathBuf,
+    /// `root.path` resolved against the bundle, absolute.
+    pub rootfs: PathBuf,
+    pub readonly: bool,
+    pub oci_version: String,
+    pub args: Vec<Vec<u8>>,
+    pub env: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: u32,
+    pub hostname: Option<Vec<u8>>,
+    pub terminal: bool,
+    pub mounts: Vec<SpecMount>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Read and check `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> anyhow::Result<Bundle> {
+    let dir =
+        std::fs::canonicalize(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
+    if !dir.is_dir() {
+        bail!("bundle {}: not a directory", bundle.display());
+    }
+    let path = dir.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let spec: Spec = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: malformed config", path.display()))?;
+    check(&dir, &spec).with_context(|| format!("{}", path.display()))
+}
+
+fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
+    let Some(root) = spec.root() else {
+        bail!("root: missing");
+    };
+    let rootfs = dir.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .with_context(|| format!("root.path {}", rootfs.display()))?;
+    if !rootfs.is_dir() {
+        bail!("root.path {}: not a directory", rootfs.display());
+    }
+    let Some(process) = spec.process() else {
+        bail!("process: missing");
+    };
+    let args: Vec<Vec<u8>> = process
+        .args()
+        .iter()
+        .flatten()
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    if args.is_empty() {
+        bail!("process.args: missing or empty");
+    }
+    let mut env = Vec::new();
+    for (i, e) in process.env().iter().flatten().enumerate() {
+        if !e.contains('=') {
+            bail!("process.env[{i}] {e:?}: expected KEY=VALUE");
+        }
+        env.push(e.as_bytes().to_vec());
+    }
+    let cwd = process.cwd();
+    if !cwd.is_absolute() {
+        bail!("process.cwd {}: not an absolute path", cwd.display());
+    }
+    let user = process.user();
+    let umask = user.umask().unwrap_or(0o022);
+    if umask > 0o777 {
+        bail!("process.user.umask {umask}: more than 0777");
+    }
+    let mut mounts = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        mounts.push(
+            check_mount(m)
+                .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?,
+        );
+    }
+    let hostname = spec
+        .hostname()
+        .as_ref()
+        .filter(|h| !h.is_empty())
+        .map(|h| h.as_bytes().to_vec());
+    if hostname.as_ref().is_some_and(|h| h.len() > 64) {
+        bail!("hostname: longer than 64 bytes");
+    }
+    Ok(Bundle {
+        dir: dir.to_path_buf(),
+        rootfs,
+        readonly: root.readonly().unwrap_or(false),
+        oci_version: spec.version().clone(),
+        args,
+        env,
+        cwd: cwd.as_os_str().as_bytes().to_vec(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask,
+        hostname,
+        terminal: process.terminal().unwrap_or(false),
+        mounts,
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    })
+}
+
+fn check_mount(m: &oci_spec::runtime::Mount) -> anyhow::Result<SpecMount> {
+    let dest = m.destination();
+    if !dest.is_absolute() {
+        bail!("destination: not an absolute path");
+    }
+    if dest
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        bail!("destination: contains \"..\"");
+    }
+    let options = m.options().clone().unwrap_or_default();
+    let typ = m.typ().as_deref().unwrap_or("");
+    if typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind") {
+        bail!("bind mounts are not supported yet");
+    }
+    let fs = match typ {
+        "tmpfs" => {
+            let mut mode = 0o1777;
+            for o in &options {
+                if let Some(m) = o.strip_prefix("mode=") {
+                    mode = u32::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .with_context(|| format!("options: bad tmpfs mode {m:?}"))?;
+                }
+            }
+            SpecFs::Tmpfs { mode }
+        }
+        "proc" => SpecFs::Proc,
+        "sysfs" => SpecFs::Sysfs,
+        "devpts" => SpecFs::Devpts,
+        "mqueue" => SpecFs::Mqueue,
+        "cgroup" | "cgroup2" => SpecFs::Cgroup,
+        "" => bail!("type: missing"),
+        other => bail!("type {other:?}: not supported"),
+    };
+    Ok(SpecMount {
+        destination: dest.as_os_str().as_bytes().to_vec(),
+        fs,
+        read_only: options.iter().any(|o| o == "ro"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(v: serde_json::Value) -> anyhow::Result<SpecMount> {
+        check_mount(&serde_json::from_value(v).expect("a Mount"))
+    }
+
+    fn err(v: serde_json::Value) -> String {
+        format!("{:#}", mount(v).expect_err("should be refused"))
+    }
+
+    #[test]
+    fn mounts() {
+        let m = mount(serde_json::json!({"destination": "/d", "type": "tmpfs",
+            "options": ["nosuid", "mode=755", "ro"]}))
+        .expect("tmpfs");
+        assert_eq!(m.fs, SpecFs::Tmpfs { mode: 0o755 });
+        assert!(m.read_only);
+        assert_eq!(m.destination, b"/d");
+        let p = mount(serde_json::json!({"destination": "/proc", "type": "proc"})).expect("proc");
+        assert_eq!((p.fs, p.read_only), (SpecFs::Proc, false));
+
+        assert!(err(serde_json::json!({"destination": "/h", "type": "bind"})).contains("bind"));
+        assert!(err(
+            serde_json::json!({"destination": "/h", "type": "none", "options": ["rbind"]})
+        )
+        .contains("bind"));
+        assert!(
+            err(serde_json::json!({"destination": "rel", "type": "tmpfs"})).contains("absolute")
+        );
+        assert!(err(serde_json::json!({"destination": "/a/../b", "type": "tmpfs"})).contains(".."));
+        assert!(err(serde_json::json!({"destination": "/a", "type": "nfs"})).contains("nfs"));
+        assert!(err(serde_json::json!({"destination": "/a"})).contains("type"));
+        assert!(err(
+            serde_json::json!({"destination": "/a", "type": "tmpfs", "options": ["mode=99"]})
+        )
+        .contains("mode"));
+    }
+}

@@ -1,0 +1,304 @@
+//! `carapace create` and `carapace run`: check the bundle, start the gofer and the sandbox
+//! (`carapace boot`), wait until the sandbox reports that the container is created, and
+//! record it under `--root`. Anything that fails on the way is undone.
+
+use crate::container::{HostProcess, Root, Saved};
+use anyhow::{bail, Context};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use sentry::control::{Request, Response};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn create(args: liboci_cli::Create, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    refuse_preserve_fds(args.preserve_fds)?;
+    let created = create_container(
+        opts,
+        &args.container_id,
+        &args.bundle,
+        args.pid_file.as_deref(),
+        args.console_socket.as_deref(),
+    )?;
+    // The sandbox outlives us: it is reparented, like runc's container init.
+    drop(created.boot);
+    Ok(0)
+}
+
+/// `run`: create, start, and (unless `--detach`) wait for the container's init and exit
+/// with its status (a signal N gives 128 + N, as runc does); the container is deleted
+/// afterwards unless `--keep`.
+pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    refuse_preserve_fds(args.preserve_fds)?;
+    // Block the signals `run` forwards before any thread exists, so that they all wait
+    // for the forwarder (children get an empty mask: std resets it at spawn).
+    let forwarded = forwarded_signals();
+    if !args.detach {
+        forwarded
+            .thread_block()
+            .context("cannot block the forwarded signals")?;
+    }
+    let Created {
+        mut boot,
+        container,
+    } = create_container(
+        opts,
+        &args.container_id,
+        &args.bundle,
+        args.pid_file.as_deref(),
+        args.console_socket.as_deref(),
+    )?;
+    match container.request(&Request::Start) {
+        Ok(Response::Ok) => {}
+        other => {
+            let _ = container.destroy();
+            let _ = boot.wait();
+            match other {
+                Ok(Response::Error { message }) => bail!("{message}"),
+                Ok(r) => bail!("unexpected answer to start: {r:?}"),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    forward_signals(forwarded, container.control_path());
+    let status = boot.wait().context("waiting for the container")?;
+    if !args.keep {
+        container.destroy()?;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => (code & 0xff) as u8,
+        (None, Some(sig)) => (128 + (sig & 0x7f)) as u8,
+        _ => 255,
+    })
+}
+
+/// The signals `run` passes on to the container's init, as runc does.
+fn forwarded_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// A thread that takes each signal of `set` sent to `run` and sends it to the container's
+/// init over the control socket. It ends with the process.
+fn forward_signals(set: nix::sys::signal::SigSet, control: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let Ok(sig) = set.wait() else { return };
+            let req = Request::Signal {
+                signo: sig as i32,
+                all: false,
+            };
+            if let Err(e) = crate::container::request(&control, &req) {
+                tracing::debug!("forwarding {sig}: {e:#}");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("signals sent to run will not reach the container: {e}");
+    }
+}
+
+/// Only the three standard descriptors reach the container so far.
+fn refuse_preserve_fds(n: i32) -> anyhow::Result<()> {
+    if n != 0 {
+        bail!("--preserve-fds {n}: passing extra descriptors is not supported yet");
+    }
+    Ok(())
+}
+
+/// A container just created: its sandbox process (our child) and its record.
+pub struct Created {
+    pub boot: Child,
+    pub container: crate::container::Container,
+}
+
+fn create_container(
+    opts: &crate::RuntimeOpts,
+    id: &str,
+    bundle: &Path,
+    pid_file: Option<&Path>,
+    console_socket: Option<&Path>,
+) -> anyhow::Result<Created> {
+    let root = Root::new(opts.root.clone());
+    let dir = root.container_dir(id)?;
+    let b = crate::bundle::load(bundle)?;
+    if b.terminal {
+        bail!("process.terminal: terminals are not supported yet (no devpts in the sentry)");
+    }
+    if console_socket.is_some() {
+        bail!("--console-socket given but process.terminal is false");
+    }
+    // Only the runtime's user may reach the control sockets inside.
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&root.dir)
+        .with_context(|| format!("cannot create --root {}", root.dir.display()))?;
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("container with id {id} already exists")
+        }
+        Err(e) => return Err(e).context(format!("cannot create {}", dir.display())),
+    }
+    let mut procs = Vec::new();
+    match start_sandbox(opts, id, &b, &dir, pid_file, &mut procs) {
+        Ok(created) => Ok(created),
+        Err(e) => {
+            let hosts: Vec<HostProcess> = procs
+                .iter()
+                .filter_map(|c: &Child| HostProcess::of(c.id() as i32).ok())
+                .collect();
+            let _ = crate::container::destroy(&dir, &hosts);
+            for mut c in procs {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            if let Some(p) = pid_file {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Start the gofer and the sandbox for bundle `b` in state directory `dir`; every process
+/// started is pushed on `procs` so that the caller can undo a failure.
+fn start_sandbox(
+    opts: &crate::RuntimeOpts,
+    id: &str,
+    b: &crate::bundle::Bundle,
+    dir: &Path,
+    pid_file: Option<&Path>,
+    procs: &mut Vec<Child>,
+) -> anyhow::Result<Created> {
+    let exe = std::env::current_exe().context("cannot find the carapace binary")?;
+    let (sentry_end, gofer_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the gofer")?;
+
+    // The gofer may write to the rootfs only when the sentry sends writes through it.
+    let (_, gofer_writable) = crate::cmd_boot::root_mode(b.readonly, opts.overlay);
+    let inherited = nix::unistd::dup(&gofer_end).context("dup for the gofer")?;
+    drop(gofer_end);
+    let mut gofer = Command::new(&exe);
+    opts.pass_logging(&mut gofer);
+    // Neither helper keeps the caller's working directory busy.
+    gofer
+        .current_dir("/")
+        .arg("gofer")
+        .arg("--root")
+        .arg(&b.rootfs)
+        .arg("--sock-fd")
+        .arg(inherited.as_raw_fd().to_string());
+    if !gofer_writable {
+        gofer.arg("--read-only");
+    }
+    let g = gofer
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start the gofer")?;
+    drop(inherited);
+    let gofer_proc = HostProcess::of(g.id() as i32)?;
+    procs.push(g);
+
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe for readiness")?;
+    let ready_inherited = nix::unistd::dup(&ready_w).context("dup for boot")?;
+    drop(ready_w);
+    let sentry_inherited = nix::unistd::dup(&sentry_end).context("dup for boot")?;
+    drop(sentry_end);
+    let mut boot = Command::new(&exe);
+    opts.pass_logging(&mut boot);
+    opts.pass_runtime(&mut boot);
+    // Standard I/O is inherited: it is the container's, as with runc.
+    boot.current_dir("/")
+        .arg("boot")
+        .arg("--bundle")
+        .arg(&b.dir)
+        .arg("--state-dir")
+        .arg(dir)
+        .arg("--gofer-fd")
+        .arg(sentry_inherited.as_raw_fd().to_string())
+        .arg("--ready-fd")
+        .arg(ready_inherited.as_raw_fd().to_string());
+    let child = boot.spawn().context("cannot start the sandbox")?;
+    drop(ready_inherited);
+    drop(sentry_inherited);
+    let boot_proc = HostProcess::of(child.id() as i32)?;
+    procs.push(child);
+
+    let mut line = String::new();
+    std::fs::File::from(ready_r)
+        .take(64 * 1024)
+        .read_to_string(&mut line)
+        .context("reading the sandbox's readiness")?;
+    let line = line.trim_end();
+    if line != crate::cmd_boot::READY {
+        if line.is_empty() {
+            bail!("the sandbox exited during setup");
+        }
+        bail!("{line}");
+    }
+
+    let saved = Saved {
+        id: id.to_string(),
+        bundle: b.dir.clone(),
+        rootfs: b.rootfs.clone(),
+        created: crate::container::rfc3339_nano(std::time::SystemTime::now()),
+        owner_uid: nix::unistd::geteuid().as_raw(),
+        annotations: b.annotations.clone(),
+        oci_version: b.oci_version.clone(),
+        pid: boot_proc,
+        gofer: gofer_proc,
+    };
+    write_atomically(&dir.join("state.json"), &serde_json::to_vec(&saved)?)?;
+    if let Some(p) = pid_file {
+        write_atomically(p, boot_proc.pid.to_string().as_bytes())
+            .with_context(|| format!("--pid-file {}", p.display()))?;
+    }
+    let boot = procs.pop().context("internal: no boot process")?;
+    Ok(Created {
+        boot,
+        container: crate::container::Container {
+            dir: dir.to_path_buf(),
+            saved,
+        },
+    })
+}
+
+/// Write `data` to `path` through a temporary file and a rename, so that readers never see
+/// half of it (containerd reads the pid file as soon as it appears).
+fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp: PathBuf = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,229 @@
+//! The sentry's side of the control socket.
+
+use super::{Phase, Request, Response};
+use crate::kernel::signal::{default_action, DefaultAction, SigInfo};
+use crate::kernel::{ExitStatus, Kernel};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// The longest request line the server reads: requests are a few dozen bytes.
+const MAX_REQUEST: u64 = 4096;
+
+/// How long a client may take to send its request: connections are served one at a
+/// time, so a silent client must not hold the others up for ever.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What ends the `created` phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartDecision {
+    /// `start`: run the container's process.
+    Start,
+    /// A signal whose default action ends a process arrived before `start`: the
+    /// container stops without running, as if its init had been killed by `signo`.
+    Killed(i32),
+}
+
+struct State {
+    phase: Phase,
+    decision: Option<StartDecision>,
+    exit: Option<ExitStatus>,
+    /// Clients blocked in `Wait`, answered when init exits.
+    waiters: Vec<UnixStream>,
+}
+
+struct Shared {
+    kernel: Arc<Kernel>,
+    state: Mutex<State>,
+    started: Condvar,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The control server of one sandbox: a thread answering requests, plus the calls the
+/// boot sequence makes to wait for `start` and to report init's exit.
+pub struct ControlServer {
+    shared: Arc<Shared>,
+}
+
+impl ControlServer {
+    /// Serve `listener` on a new thread for the sandbox whose kernel is `kernel`.
+    pub fn spawn(listener: UnixListener, kernel: Arc<Kernel>) -> std::io::Result<ControlServer> {
+        let shared = Arc::new(Shared {
+            kernel,
+            state: Mutex::new(State {
+                phase: Phase::Created,
+                decision: None,
+                exit: None,
+                waiters: Vec::new(),
+            }),
+            started: Condvar::new(),
+        });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    match conn {
+                        Ok(stream) => serve_one(&s, stream),
+                        Err(e) => tracing::warn!("control socket: accept: {e}"),
+                    }
+                }
+            })?;
+        Ok(ControlServer { shared })
+    }
+
+    /// Block until `start` (or a fatal signal) arrives.
+    pub fn wait_for_start(&self) -> StartDecision {
+        let mut st = self.shared.state();
+        loop {
+            if let Some(d) = st.decision {
+                return d;
+            }
+            st = self
+                .shared
+                .started
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Init has exited with `status`: the container is stopped; answer every waiter.
+    pub fn finish(&self, status: ExitStatus) {
+        let waiters = {
+            let mut st = self.shared.state();
+            st.phase = Phase::Stopped;
+            st.exit = Some(status);
+            std::mem::take(&mut st.waiters)
+        };
+        let reply = Response::Exited {
+            wait_status: status.wait_status(),
+        };
+        for mut w in waiters {
+            let _ = send(&mut w, &reply);
+        }
+    }
+}
+
+fn send(stream: &mut UnixStream, r: &Response) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line)
+}
+
+/// Read one request from `stream` and answer it (or park it, for `Wait`).
+fn serve_one(shared: &Shared, mut stream: UnixStream) {
+    let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+    let mut line = String::new();
+    let read = stream
+        .try_clone()
+        .map(|s| BufReader::new(std::io::Read::take(s, MAX_REQUEST)).read_line(&mut line));
+    let reply = match read {
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Wait) => {
+                let mut st = shared.state();
+                match st.exit {
+                    Some(status) => Response::Exited {
+                        wait_status: status.wait_status(),
+                    },
+                    None => {
+                        st.waiters.push(stream);
+                        return;
+                    }
+                }
+            }
+            Ok(req) => handle(shared, req),
+            Err(e) => Response::Error {
+                message: format!("bad control request: {e}"),
+            },
+        },
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!("control socket: read: {e}");
+            return;
+        }
+    };
+    if let Err(e) = send(&mut stream, &reply) {
+        tracing::warn!("control socket: write: {e}");
+    }
+}
+
+fn handle(shared: &Shared, req: Request) -> Response {
+    let mut st = shared.state();
+    match req {
+        Request::Start => match st.phase {
+            Phase::Created if st.decision.is_none() => {
+                st.phase = Phase::Running;
+                st.decision = Some(StartDecision::Start);
+                shared.started.notify_all();
+                Response::Ok
+            }
+            Phase::Running => error("cannot start an already running container"),
+            _ => error("cannot start a container that has stopped"),
+        },
+        Request::Signal { signo, all } => {
+            if !(1..=64).contains(&signo) {
+                return error(format!("invalid signal {signo}"));
+            }
+            match st.phase {
+                Phase::Created => {
+                    // Nothing has run yet: a signal that would end init ends the
+                    // container; one that would not is dropped, as init ignores it.
+                    if matches!(
+                        default_action(signo),
+                        DefaultAction::Terminate | DefaultAction::CoreDump
+                    ) && st.decision.is_none()
+                    {
+                        st.phase = Phase::Stopped;
+                        st.decision = Some(StartDecision::Killed(signo));
+                        shared.started.notify_all();
+                    }
+                    Response::Ok
+                }
+                Phase::Running => {
+                    drop(st);
+                    signal(&shared.kernel, signo, all)
+                }
+                Phase::Stopped => error("container not running"),
+            }
+        }
+        Request::State => Response::State { phase: st.phase },
+        Request::Ps => {
+            drop(st);
+            let mut pids: Vec<i32> = shared.kernel.pids().groups.keys().copied().collect();
+            pids.sort_unstable();
+            Response::Ps { pids }
+        }
+        // Answered by the caller.
+        Request::Wait => error("internal: wait"),
+    }
+}
+
+/// A signal from outside the sandbox: from "pid 0", as the kernel reports signals sent
+/// from an ancestor pid namespace.
+fn signal(kernel: &Kernel, signo: i32, all: bool) -> Response {
+    let groups: Vec<_> = {
+        let pids = kernel.pids();
+        if all {
+            pids.groups.values().cloned().collect()
+        } else {
+            pids.group(1).into_iter().collect()
+        }
+    };
+    if groups.is_empty() {
+        return error("container not running");
+    }
+    for g in groups {
+        kernel.signal_group(&g, SigInfo::user(signo, 0, 0));
+    }
+    Response::Ok
+}
+
+fn error(message: impl Into<String>) -> Response {
+    Response::Error {
+        message: message.into(),
+    }
+}

@@ -1,0 +1,737 @@
+//! The OCI command line on a busybox bundle (issue 7): the lifecycle create → start →
+//! kill → delete with `state` at each step, `run` with exit codes and stdio, the spec's
+//! process fields and mounts, and bad input that must fail with a clear message and leave
+//! no state directory and no process behind. Each test uses its own `--root`.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tests::Run;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A temporary directory holding a busybox bundle (`bundle/`, with `carapace spec`'s
+/// config.json) and a private state root (`root/`). Dropping it kills whatever carapace
+/// processes still name it and removes it.
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "carapace-oci-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("bundle/rootfs");
+        for d in ["bin", "etc", "tmp"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
+        }
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "/bin/busybox is missing: install busybox-static (scripts/deps.sh)"
+        );
+        std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
+        let list = Command::new(busybox)
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+                    .expect("applet symlink");
+            }
+        }
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
+            .expect("passwd");
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").expect("group");
+        let f = Fixture { dir };
+        let spec = f.carapace(&["spec", "--bundle", f.bundle().to_str().unwrap_or("?")]);
+        assert_eq!(spec.code(), Some(0), "{}", spec.dump());
+        f
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    fn config(&self) -> Value {
+        let text = std::fs::read(self.bundle().join("config.json")).expect("read config");
+        serde_json::from_slice(&text).expect("config.json is JSON")
+    }
+
+    fn set_config(&self, v: &Value) {
+        std::fs::write(self.bundle().join("config.json"), v.to_string()).expect("write config");
+    }
+
+    /// Set `process.args` (and apply `edit` to the rest of the config).
+    fn with_args(&self, args: &[&str], edit: impl FnOnce(&mut Value)) {
+        let mut c = self.config();
+        c["process"]["args"] = json!(args);
+        edit(&mut c);
+        self.set_config(&c);
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let bin = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = Command::new(bin);
+        cmd.arg("--root").arg(self.root()).args(args);
+        cmd
+    }
+
+    /// Run a carapace command that does not leave a container holding its output.
+    fn carapace(&self, args: &[&str]) -> Run {
+        tests::run(self.command(args), TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `create` with the container's stdio on files (`<id>.out`, `<id>.err`): the
+    /// container keeps them open after `create` returns, as runc's does.
+    fn create(&self, id: &str, extra: &[&str]) -> (std::process::ExitStatus, String) {
+        let out = std::fs::File::create(self.stdio_file(id, "out")).expect("out");
+        let err = std::fs::File::create(self.stdio_file(id, "err")).expect("err");
+        let bundle = self.bundle();
+        let mut args = vec!["create", "--bundle", bundle.to_str().unwrap_or("?")];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let status = self
+            .command(&args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .expect("run carapace create");
+        (status, self.output(id, "err"))
+    }
+
+    fn output(&self, id: &str, which: &str) -> String {
+        std::fs::read_to_string(self.stdio_file(id, which)).unwrap_or_default()
+    }
+
+    /// Where `create` puts container `id`'s stdout (`out`) or stderr (`err`); ids that
+    /// are not file names (the bad ones) are made into one.
+    fn stdio_file(&self, id: &str, which: &str) -> PathBuf {
+        let name = id.replace(['/', '.'], "_");
+        self.dir.join(format!("stdio-{name}.{which}"))
+    }
+
+    fn state(&self, id: &str) -> Value {
+        let r = self.carapace(&["state", id]);
+        assert_eq!(r.code(), Some(0), "{}", r.dump());
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("state JSON: {e}\n{}", r.dump()))
+    }
+
+    /// Carapace processes (not zombies) whose command line names this fixture.
+    fn live_processes(&self) -> Vec<String> {
+        let me = self.dir.to_string_lossy().into_owned();
+        let mut found = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(cmdline) = std::fs::read(p.join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            if cmdline.contains(&me) && !zombie {
+                found.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
+            }
+        }
+        found
+    }
+
+    /// Nothing of container `id` is left: no state directory, no process.
+    fn assert_nothing_left(&self, id: &str) {
+        assert!(
+            !self.root().join(id).exists(),
+            "state directory of {id} left behind"
+        );
+        // SIGKILLed processes take a moment to be gone; wait for that, bounded.
+        let mut left = self.live_processes();
+        for _ in 0..500 {
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            left = self.live_processes();
+        }
+        assert!(left.is_empty(), "processes left behind: {left:#?}");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for p in self.live_processes() {
+            if let Some(pid) = p.split(':').next() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pid_alive(pid: i64) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty()
+        && !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'))
+}
+
+/// Wait (bounded) until `cond` holds; no timing is asserted, only the outcome.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..2000 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn lifecycle_create_start_kill_delete() {
+    let f = Fixture::new();
+    f.with_args(&["sh", "-c", "echo started; exec sleep 1000"], |_| {});
+    let pid_file = f.dir.join("pid");
+    let (status, err) = f.create("c1", &["--pid-file", pid_file.to_str().unwrap_or("?")]);
+    assert!(status.success(), "create failed: {err}");
+
+    let s = f.state("c1");
+    assert_eq!(s["status"], "created", "{s}");
+    assert_eq!(s["id"], "c1");
+    assert_eq!(s["ociVersion"], "1.0.2");
+    assert!(
+        s["bundle"].as_str().is_some_and(|b| b.ends_with("/bundle")),
+        "{s}"
+    );
+    assert!(
+        s["rootfs"]
+            .as_str()
+            .is_some_and(|b| b.ends_with("/bundle/rootfs")),
+        "{s}"
+    );
+    assert!(
+        s["created"].as_str().is_some_and(|c| c.ends_with('Z')),
+        "{s}"
+    );
+    let pid = s["pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0, "created container has no pid: {s}");
+    let written = std::fs::read_to_string(&pid_file).expect("pid file");
+    assert_eq!(written, pid.to_string(), "--pid-file and state disagree");
+    assert!(pid_alive(pid));
+    // Nothing runs before start.
+    assert_eq!(f.output("c1", "out"), "");
+
+    let r = f.carapace(&["start", "c1"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert_eq!(f.state("c1")["status"], "running");
+    assert!(
+        eventually(|| f.output("c1", "out") == "started\n"),
+        "stdout: {:?}",
+        f.output("c1", "out")
+    );
+
+    let list = f.carapace(&["list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&list.stdout).expect("list json");
+    assert_eq!(list[0]["id"], "c1");
+    assert_eq!(list[0]["status"], "running");
+    let ps = f.carapace(&["ps", "--format", "json", "c1"]);
+    assert_eq!(ps.stdout.trim(), "[1]", "{}", ps.dump());
+
+    // Invalid transitions while running.
+    let again = f.carapace(&["start", "c1"]);
+    assert_ne!(again.code(), Some(0));
+    assert!(again.stderr.contains("already running"), "{}", again.dump());
+    let del = f.carapace(&["delete", "c1"]);
+    assert_ne!(del.code(), Some(0));
+    assert!(del.stderr.contains("not stopped"), "{}", del.dump());
+
+    let kill = f.carapace(&["kill", "c1", "KILL"]);
+    assert_eq!(kill.code(), Some(0), "{}", kill.dump());
+    assert!(
+        eventually(|| !pid_alive(pid)),
+        "the container's pid outlived SIGKILL"
+    );
+    let s = f.state("c1");
+    assert_eq!(s["status"], "stopped", "{s}");
+    assert_eq!(s["pid"], 0);
+    let late = f.carapace(&["kill", "c1", "TERM"]);
+    assert!(
+        late.stderr.contains("container not running"),
+        "{}",
+        late.dump()
+    );
+    let start = f.carapace(&["start", "c1"]);
+    assert!(start.stderr.contains("has stopped"), "{}", start.dump());
+
+    let del = f.carapace(&["delete", "c1"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("c1");
+    let gone = f.carapace(&["state", "c1"]);
+    assert_ne!(gone.code(), Some(0));
+    assert!(gone.stderr.contains("does not exist"), "{}", gone.dump());
+}
+
+#[test]
+fn pid_exits_as_init_exits() {
+    // The `--pid-file` process is what conmon and containerd wait on: it must end with
+    // init's status, a signal included.
+    let f = Fixture::new();
+    f.with_args(&["sleep", "1000"], |_| {});
+    let (status, err) = f.create("k", &[]);
+    assert!(status.success(), "{err}");
+    let kill_before_start = f.carapace(&["kill", "k", "9"]);
+    assert_eq!(
+        kill_before_start.code(),
+        Some(0),
+        "{}",
+        kill_before_start.dump()
+    );
+    assert!(eventually(|| f.state("k")["status"] == "stopped"));
+    let del = f.carapace(&["delete", "k"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("k");
+
+    // `run` is the parent of that process and reports what it saw.
+    let bin = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let root = f.root();
+    let bundle = f.bundle();
+    let runner = std::thread::spawn(move || {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--root")
+            .arg(root)
+            .args(["run", "--bundle"])
+            .arg(bundle)
+            .arg("r");
+        tests::run(cmd, TIMEOUT)
+    });
+    assert!(
+        eventually(|| f.carapace(&["state", "r"]).stdout.contains("running")),
+        "the container never ran"
+    );
+    let kill = f.carapace(&["kill", "r", "SIGKILL"]);
+    assert_eq!(kill.code(), Some(0), "{}", kill.dump());
+    let run = runner
+        .join()
+        .expect("runner thread")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.code(), Some(128 + 9), "{}", run.dump());
+    f.assert_nothing_left("r");
+}
+
+#[test]
+fn kill_and_delete_force_on_a_running_container() {
+    let f = Fixture::new();
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got USR1' USR1; echo ready; while :; do sleep 1; done",
+        ],
+        |_| {},
+    );
+    let (status, err) = f.create("t", &[]);
+    assert!(status.success(), "{err}");
+    let bad = f.carapace(&["kill", "t", "NOSUCHSIG"]);
+    assert_ne!(bad.code(), Some(0));
+    assert!(bad.stderr.contains("unknown signal"), "{}", bad.dump());
+    assert_eq!(f.carapace(&["start", "t"]).code(), Some(0));
+    assert!(eventually(|| f.output("t", "out").contains("ready")));
+    let usr1 = f.carapace(&["kill", "t", "usr1"]);
+    assert_eq!(usr1.code(), Some(0), "{}", usr1.dump());
+    assert!(
+        eventually(|| f.output("t", "out").contains("got USR1")),
+        "the trap did not run: {:?}",
+        f.output("t", "out")
+    );
+    let del = f.carapace(&["delete", "--force", "t"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("t");
+}
+
+fn run_in(f: &Fixture, id: &str) -> Run {
+    let bundle = f.bundle();
+    f.carapace(&["run", "--bundle", bundle.to_str().unwrap_or("?"), id])
+}
+
+#[test]
+fn run_propagates_exit_codes_and_stdio() {
+    let f = Fixture::new();
+    f.with_args(
+        &["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"],
+        |_| {},
+    );
+    let r = run_in(&f, "e7");
+    assert_eq!(r.code(), Some(7), "{}", r.dump());
+    assert_eq!(r.stdout, "to-stdout\n", "{}", r.dump());
+    assert!(r.stderr.contains("to-stderr\n"), "{}", r.dump());
+    f.assert_nothing_left("e7");
+
+    f.with_args(&["true"], |_| {});
+    let r = run_in(&f, "e0");
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    f.assert_nothing_left("e0");
+}
+
+#[test]
+fn run_honours_the_process_fields() {
+    let f = Fixture::new();
+    let script = "echo $FOO; pwd; id -u; id -g; id -G; umask; hostname; echo x > /data/f && ls -ld /data; touch /rootfile";
+    f.with_args(&["sh", "-c", script], |c| {
+        c["process"]["env"] = json!(["PATH=/bin", "FOO=bar"]);
+        c["process"]["cwd"] = json!("/tmp");
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 0o027});
+        c["hostname"] = json!("box");
+        c["mounts"] = json!([{"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}]);
+    });
+    let r = run_in(&f, "p");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines.get(0..7),
+        Some(&["bar", "/tmp", "1000", "1001", "1001 10 20", "0027", "box"][..]),
+        "{}",
+        r.dump()
+    );
+    assert!(
+        lines.get(7).is_some_and(|l| l.starts_with("drwxrwxrwt")),
+        "{}",
+        r.dump()
+    );
+    // root.readonly (runc's default spec): the root cannot be written.
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.dump());
+    assert_ne!(r.code(), Some(0));
+    f.assert_nothing_left("p");
+}
+
+/// Run `create` expecting failure; the message must contain `needle` and nothing may be
+/// left behind.
+fn create_fails(f: &Fixture, id: &str, needle: &str) {
+    let (status, err) = f.create(id, &[]);
+    assert!(!status.success(), "create {id} succeeded");
+    assert!(
+        err.contains(needle),
+        "create {id}: expected {needle:?} in {err:?}"
+    );
+    f.assert_nothing_left(id);
+}
+
+#[test]
+fn bad_bundles_fail_clearly_and_leave_nothing() {
+    let f = Fixture::new();
+    let good = f.config();
+
+    std::fs::write(f.bundle().join("config.json"), "{ not json").expect("write");
+    create_fails(&f, "m", "config.json: malformed");
+
+    let mut c = good.clone();
+    c.as_object_mut().map(|o| o.remove("process"));
+    f.set_config(&c);
+    create_fails(&f, "np", "process: missing");
+
+    let mut c = good.clone();
+    c["root"]["path"] = json!("no-such-rootfs");
+    f.set_config(&c);
+    create_fails(&f, "nr", "root.path");
+
+    let mut c = good.clone();
+    c["mounts"] = json!([{"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind"]}]);
+    f.set_config(&c);
+    create_fails(
+        &f,
+        "bind",
+        "mounts[0] (/etc/hosts): bind mounts are not supported yet",
+    );
+
+    let mut c = good.clone();
+    c["process"]["terminal"] = json!(true);
+    f.set_config(&c);
+    create_fails(&f, "tty", "process.terminal");
+
+    let mut c = good.clone();
+    c["process"]["args"] = json!(["no-such-program"]);
+    f.set_config(&c);
+    create_fails(&f, "nf", "executable file not found");
+
+    f.set_config(&good);
+    let (status, err) = f.create("fds", &["--preserve-fds", "1"]);
+    assert!(!status.success());
+    assert!(err.contains("--preserve-fds 1"), "{err}");
+    f.assert_nothing_left("fds");
+
+    for bad_id in ["a/b", "..", "."] {
+        let (status, err) = f.create(bad_id, &[]);
+        assert!(!status.success(), "id {bad_id:?} accepted");
+        assert!(err.contains("invalid container ID"), "{bad_id:?}: {err}");
+    }
+    assert!(f.live_processes().is_empty());
+    assert!(
+        std::fs::read_dir(f.root())
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "something left under --root"
+    );
+}
+
+#[test]
+fn unknown_and_duplicate_ids() {
+    let f = Fixture::new();
+    for cmd in [
+        &["state", "nope"][..],
+        &["start", "nope"],
+        &["kill", "nope", "KILL"],
+        &["delete", "nope"],
+        &["ps", "nope"],
+    ] {
+        let r = f.carapace(cmd);
+        assert_eq!(r.code(), Some(1), "{}", r.dump());
+        assert!(
+            r.stderr.contains("container nope does not exist"),
+            "{}",
+            r.dump()
+        );
+    }
+    // What a `create` killed half-way leaves (a directory, no record, no sandbox) can
+    // be deleted.
+    std::fs::create_dir_all(f.root().join("half")).expect("mkdir");
+    let r = f.carapace(&["delete", "half"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    f.assert_nothing_left("half");
+
+    let r = f.carapace(&["delete", "--force", "nope"]);
+    assert_eq!(
+        r.code(),
+        Some(0),
+        "as runc, delete --force of nothing succeeds: {}",
+        r.dump()
+    );
+
+    let r = f.carapace(&["state", "../x"]);
+    assert!(r.stderr.contains("invalid container ID"), "{}", r.dump());
+
+    f.with_args(&["sleep", "1000"], |_| {});
+    let (status, err) = f.create("dup", &[]);
+    assert!(status.success(), "{err}");
+    let (status, err) = f.create("dup", &[]);
+    assert!(!status.success());
+    assert!(
+        err.contains("container with id dup already exists"),
+        "{err}"
+    );
+    // The first container is untouched.
+    assert_eq!(f.state("dup")["status"], "created");
+    // A created container can be deleted without --force, as with runc.
+    let del = f.carapace(&["delete", "dup"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("dup");
+}
+
+#[test]
+fn spec_features_and_global_flags() {
+    let f = Fixture::new();
+    let again = f.carapace(&["spec", "--bundle", f.bundle().to_str().unwrap_or("?")]);
+    assert_ne!(again.code(), Some(0));
+    assert!(again.stderr.contains("exists"), "{}", again.dump());
+    let c = f.config();
+    assert_eq!(c["root"]["path"], "rootfs");
+    assert_eq!(c["process"]["args"], json!(["sh"]));
+
+    let feat = f.carapace(&["features"]);
+    let feat: Value = serde_json::from_str(&feat.stdout).expect("features JSON");
+    assert_eq!(feat["ociVersionMin"], "1.0.0");
+
+    let sd = f.carapace(&["--systemd-cgroup", "list"]);
+    assert_ne!(sd.code(), Some(0));
+    assert!(sd.stderr.contains("systemd"), "{}", sd.dump());
+    let lf = f.carapace(&["--log-format", "xml", "list"]);
+    assert_ne!(lf.code(), Some(0));
+    assert!(lf.stderr.contains("log-format"), "{}", lf.dump());
+
+    // Errors land in --log as runc's JSON lines (containerd reads them from there).
+    let log = f.dir.join("log.json");
+    let r = f.carapace(&[
+        "--log",
+        log.to_str().unwrap_or("?"),
+        "--log-format",
+        "json",
+        "state",
+        "nope",
+    ]);
+    assert_ne!(r.code(), Some(0));
+    let text = std::fs::read_to_string(&log).expect("log written");
+    let last: Value =
+        serde_json::from_str(text.lines().last().unwrap_or("")).expect("JSON log line");
+    assert_eq!(last["level"], "error");
+    assert!(
+        last["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not exist")),
+        "{last}"
+    );
+}
+
+/// Sockets of the network namespace bound to or accepted on `path` (`/proc/net/unix`
+/// lists the listener and each connection it accepted or holds in its backlog).
+fn unix_sockets_on(path: &Path) -> usize {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let p = path.to_string_lossy();
+    table.lines().filter(|l| l.ends_with(p.as_ref())).count()
+}
+
+#[test]
+fn wait_reports_init_status() {
+    let f = Fixture::new();
+    f.with_args(&["sh", "-c", "exit 3"], |_| {});
+    let (status, err) = f.create("w", &[]);
+    assert!(status.success(), "{err}");
+    let sock = f.root().join("w/control.sock");
+    let before = unix_sockets_on(&sock);
+    let waiter = {
+        let cmd = f.command(&["wait", "w"]);
+        std::thread::spawn(move || tests::run(cmd, TIMEOUT))
+    };
+    // The sentry serves connections in order: once the waiter's is there, `start`
+    // (a later connection) cannot overtake it.
+    assert!(
+        eventually(|| unix_sockets_on(&sock) > before),
+        "wait never connected"
+    );
+    assert_eq!(f.carapace(&["start", "w"]).code(), Some(0));
+    let r = waiter
+        .join()
+        .expect("waiter")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let v: Value = serde_json::from_str(&r.stdout).expect("wait JSON");
+    assert_eq!(v["exitStatus"], 3 << 8, "{v}");
+    assert_eq!(f.carapace(&["delete", "w"]).code(), Some(0));
+    f.assert_nothing_left("w");
+}
+
+#[test]
+fn run_forwards_signals_to_init() {
+    let f = Fixture::new();
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 1; done",
+        ],
+        |_| {},
+    );
+    let out_path = f.stdio_file("fw", "out");
+    let out = std::fs::File::create(&out_path).expect("out");
+    let bundle = f.bundle();
+    let mut child = f
+        .command(&["run", "--bundle", bundle.to_str().unwrap_or("?"), "fw"])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn run");
+    assert!(
+        eventually(|| f.output("fw", "out").contains("ready")),
+        "never ready"
+    );
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("wait run");
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "{status:?}, output {:?}",
+        f.output("fw", "out")
+    );
+    assert!(f.output("fw", "out").contains("got TERM"));
+    f.assert_nothing_left("fw");
+}
+
+#[test]
+fn writable_root_goes_to_memory_or_through_the_gofer() {
+    let f = Fixture::new();
+    f.with_args(&["sh", "-c", "echo data > /written && cat /written"], |c| {
+        c["root"]["readonly"] = json!(false);
+    });
+    // Default --overlay=memory: the container writes, the bundle never changes.
+    let r = run_in(&f, "mem");
+    assert_eq!(
+        (r.code(), r.stdout.as_str()),
+        (Some(0), "data\n"),
+        "{}",
+        r.dump()
+    );
+    assert!(!f.bundle().join("rootfs/written").exists());
+    f.assert_nothing_left("mem");
+    // --overlay=none: writes reach the rootfs, as with runc.
+    let bundle = f.bundle();
+    let r = f.carapace(&[
+        "--overlay",
+        "none",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap_or("?"),
+        "none",
+    ]);
+    assert_eq!(
+        (r.code(), r.stdout.as_str()),
+        (Some(0), "data\n"),
+        "{}",
+        r.dump()
+    );
+    let on_host = std::fs::read_to_string(f.bundle().join("rootfs/written")).unwrap_or_default();
+    assert_eq!(on_host, "data\n");
+    f.assert_nothing_left("none");
+}
+
+#[test]
+fn kill_all_and_annotations() {
+    let f = Fixture::new();
+    // Init catches TERM (the trap interrupts its first `wait`); its child has the default
+    // action once it says so (a fresh shell, not a fork of init still holding the trap):
+    // `kill --all TERM` reaches both, so the second `wait` returns too.
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo init got TERM' TERM; sh -c 'echo child ready; exec sleep 1000' & \
+             c=$!; wait $c; wait $c; echo child gone",
+        ],
+        |c| c["annotations"] = json!({"org.example.k": "v"}),
+    );
+    let (status, err) = f.create("a", &[]);
+    assert!(status.success(), "{err}");
+    assert_eq!(f.state("a")["annotations"]["org.example.k"], "v");
+    assert_eq!(f.carapace(&["start", "a"]).code(), Some(0));
+    assert!(eventually(|| f.output("a", "out").contains("child ready")));
+    let ps = f.carapace(&["ps", "--format", "json", "a"]);
+    assert_eq!(ps.stdout.trim(), "[1,2]", "{}", ps.dump());
+    let r = f.carapace(&["kill", "--all", "a", "TERM"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert!(
+        eventually(|| f.output("a", "out").ends_with("child gone\n")),
+        "the child outlived kill --all: {:?}",
+        f.output("a", "out")
+    );
+    assert!(f.output("a", "out").contains("init got TERM"));
+    let q = f.carapace(&["list", "-q"]);
+    assert_eq!(q.stdout, "a\n");
+    assert!(eventually(|| f.state("a")["status"] == "stopped"));
+    assert_eq!(f.carapace(&["delete", "a"]).code(), Some(0));
+    f.assert_nothing_left("a");
+}
