@@ -108,6 +108,12 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
         Errno::ENOENT => BootError::NotFound(name.clone()),
         _ => BootError::CannotExecute(name.clone(), e),
     })?;
+    // A terminal on stdio (the host console) is the first session's controlling terminal,
+    // with init's group in the foreground.
+    let console = (0..3).find_map(|fd| task.files().get(fd).ok().and_then(|f| f.tty()));
+    if let Some(term) = console {
+        crate::kernel::tty::set_ctty(&task.kernel, &task.tg, term);
+    }
     if cfg.strace {
         crate::strace::initial_exec(task.tid, &path, &argv_shown, envc);
     }

@@ -129,12 +129,13 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     let tg = if f & CLONE_THREAD != 0 {
         task.tg.clone()
     } else {
-        let (pgid, sid) = {
+        let (pgid, sid, ctty) = {
             let st = task.tg.state();
-            (st.pgid, st.sid)
+            (st.pgid, st.sid, st.ctty.clone())
         };
         let tg = Arc::new(ThreadGroup::new(tid, Some(parent_tg.clone()), pgid, sid));
         tg.state().exit_signal = a.exit_signal;
+        tg.state().ctty = ctty;
         tg
     };
 

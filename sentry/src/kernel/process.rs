@@ -161,6 +161,8 @@ pub struct TgState {
     pub posix_timers: HashMap<i32, Arc<super::timer::Timer>>,
     /// The process has called execve (its parent may no longer setpgid it).
     pub did_exec: bool,
+    /// The controlling terminal (inherited across fork, dropped by setsid).
+    pub ctty: Option<Arc<dyn super::tty::Terminal>>,
 }
 
 pub struct ThreadGroup {
@@ -196,6 +198,7 @@ impl ThreadGroup {
                 itimers: [None, None, None],
                 posix_timers: HashMap::new(),
                 did_exec: false,
+                ctty: None,
             }),
             child_events: Arc::new(WaitQueue::new()),
             stop_events: WaitQueue::new(),

@@ -80,9 +80,10 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
-    /// For a terminal: whether its line discipline stops background writers (`TOSTOP`).
-    /// `None` for files that are not terminals, which job control never touches.
-    fn tty_tostop(&self) -> Option<bool> {
+    /// The terminal this file is, for job control and controlling terminals. `None` for
+    /// files that are not terminals (and for pty masters), which job control never
+    /// touches.
+    fn tty(&self) -> Option<Arc<dyn crate::kernel::tty::Terminal>> {
         None
     }
 
