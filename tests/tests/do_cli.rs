@@ -441,3 +441,32 @@ fn background_read_of_the_terminal_stops_the_job() {
     );
     assert!(run.stdout.contains("done-ok"), "{}", run.dump());
 }
+
+/// `script` (util-linux) opens a pty in the sandbox and runs the command on its slave:
+/// `tty` there names a /dev/pts node, and the output comes back through the master.
+#[test]
+fn script_runs_a_command_on_a_sandbox_pty() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIPPED: script(1) is not installed (apt-get install bsdutils)");
+        return;
+    }
+    let run = sandboxed(
+        &[],
+        "/usr/bin/script",
+        &["-qc", "tty; stty size", "/dev/null"],
+    );
+    assert_exit(&run, 0);
+    let first = run
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r');
+    assert!(
+        first.starts_with("/dev/pts/"),
+        "tty did not name a pty\n{}",
+        run.dump()
+    );
+    // The slave's output went through OPOST/ONLCR on its way to script's master.
+    assert!(run.stdout.contains("\r\n"), "{}", run.dump());
+}
