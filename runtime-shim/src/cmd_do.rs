@@ -31,6 +31,11 @@ pub struct DoArgs {
     /// changes) or `none` (the host root, read-only).
     #[arg(long, default_value = "memory", value_parser = ["memory", "none"])]
     overlay: String,
+    /// Run the command on a pseudo-terminal of the sandbox (its controlling terminal,
+    /// with the sandbox's own line discipline and job control), bridged to this
+    /// terminal. Standard input must be a terminal.
+    #[arg(long)]
+    tty: bool,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<std::ffi::OsString>,
@@ -66,6 +71,10 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
     };
     let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
 
+    if args.tty && !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        anyhow::bail!("--tty: standard input is not a terminal");
+    }
+    let console = if args.tty { Some(dup_stdio(0)?) } else { None };
     let (gofer, sentry_end) = spawn_gofer()?;
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
     let cfg = SandboxConfig {
@@ -85,6 +94,7 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         } else {
             sentry::fs::RootOverlay::Memory
         },
+        console,
     };
     let result = sentry::boot::run(cfg);
     // The sandbox is over: the gofer has nothing left to serve.

@@ -26,6 +26,13 @@ pub struct SandboxConfig {
     pub hostname: Vec<u8>,
     /// How the root filesystem takes writes (`--overlay`).
     pub overlay: crate::fs::RootOverlay,
+    /// A host terminal for the sandbox's console: when set, the first process runs on a
+    /// new pty of the sandbox (its stdio and controlling terminal, `/dev/pts/0`) whose
+    /// master is bridged to this fd, and `stdio` is not used. For `carapace do --tty`
+    /// it is the user's terminal; for the OCI runtime's `--console-socket`, the slave of
+    /// a host pty whose master the CLI sends over the socket (see
+    /// `fs::devpts::bridge`).
+    pub console: Option<OwnedFd>,
 }
 
 /// Why the sandbox did not run its command.
@@ -67,8 +74,24 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
             String::from_utf8_lossy(&cfg.cwd)
         ),
     }
-    let [stdin, stdout, stderr] = cfg.stdio;
-    let files = crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?;
+    let (files, console) = match cfg.console {
+        Some(host) => {
+            let bridge = crate::fs::devpts::bridge::ConsoleBridge::new(&fs, host, cfg.uid)
+                .map_err(setup("console"))?;
+            let mut t = crate::vfs::FdTable::new();
+            for fd in 0..3 {
+                t.insert_at(fd, bridge.slave(), crate::vfs::FdFlags::default())
+                    .map_err(setup("console"))?;
+            }
+            (t, Some(bridge))
+        }
+        None => {
+            let [stdin, stdout, stderr] = cfg.stdio;
+            let files =
+                crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?;
+            (files, None)
+        }
+    };
     let kernel = Kernel::new(Box::new(PtracePlatform::new()), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
@@ -108,16 +131,20 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
         Errno::ENOENT => BootError::NotFound(name.clone()),
         _ => BootError::CannotExecute(name.clone(), e),
     })?;
-    // A terminal on stdio (the host console) is the first session's controlling terminal,
-    // with init's group in the foreground.
-    let console = (0..3).find_map(|fd| task.files().get(fd).ok().and_then(|f| f.tty()));
-    if let Some(term) = console {
+    // A terminal on stdio (the host console, or the console pty) is the first session's
+    // controlling terminal, with init's group in the foreground.
+    let ctty = (0..3).find_map(|fd| task.files().get(fd).ok().and_then(|f| f.tty()));
+    if let Some(term) = ctty {
         crate::kernel::tty::set_ctty(&task.kernel, &task.tg, term);
     }
     if cfg.strace {
         crate::strace::initial_exec(task.tid, &path, &argv_shown, envc);
     }
-    Ok(task.run())
+    let status = task.run();
+    if let Some(bridge) = console {
+        bridge.finish();
+    }
+    Ok(status)
 }
 
 /// `execvp`'s search: a name with a slash is used as is; otherwise each `PATH` entry is

@@ -470,3 +470,42 @@ fn script_runs_a_command_on_a_sandbox_pty() {
     // The slave's output went through OPOST/ONLCR on its way to script's master.
     assert!(run.stdout.contains("\r\n"), "{}", run.dump());
 }
+
+/// `carapace do --tty` runs the command on a pty of the sandbox bridged to the caller's
+/// terminal: `tty` names /dev/pts/0 and the terminal's size came along.
+#[test]
+fn do_tty_puts_the_command_on_a_sandbox_pty() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIPPED: script(1) is not installed (apt-get install bsdutils)");
+        return;
+    }
+    let carapace = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let inner = format!(
+        "stty rows 33 cols 77; {} do --tty /bin/sh -c 'tty; stty size; test -t 0 && echo on-tty'",
+        carapace.display()
+    );
+    let mut cmd = std::process::Command::new("/usr/bin/script");
+    cmd.args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null());
+    let run = tests::run(cmd, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.ends_with("/dev/pts/0")),
+        "{}",
+        run.dump()
+    );
+    assert!(lines.contains(&"33 77"), "{}", run.dump());
+    assert!(lines.contains(&"on-tty"), "{}", run.dump());
+}
+
+/// `--tty` without a terminal on stdin is refused before anything starts.
+#[test]
+fn do_tty_needs_a_terminal() {
+    let run = sandboxed(&["--tty"], "/bin/true", &[]);
+    assert_ne!(run.status.code(), Some(0), "{}", run.dump());
+    assert!(run.stderr.contains("--tty"), "{}", run.dump());
+}

@@ -11,6 +11,7 @@
 //! on the side's wait queue, like pipes.
 #![deny(unsafe_code)]
 
+pub mod bridge;
 pub mod ldisc;
 
 use crate::error::Result;
@@ -468,6 +469,38 @@ impl Pty {
         }
     }
 
+    /// The master's last close (or the host side of a bridged console went away): the
+    /// slave hangs up and its node goes (Linux's `pty_close` with `devpts_pty_kill` and
+    /// `tty_vhangup`). Only the first call does anything.
+    pub fn hang_up(&self) {
+        {
+            let mut st = self.lock();
+            if !st.master_open {
+                return;
+            }
+            st.master_open = false;
+            self.release_if_unused(&st);
+        }
+        if let Some(fs) = self.fs.upgrade() {
+            lock(&fs.state).nodes.remove(&self.index);
+        }
+        self.notify_both();
+        self.job.hangup();
+    }
+
+    /// A new window size; the foreground group gets SIGWINCH if it changed.
+    pub fn set_winsize(&self, w: [u16; 4]) {
+        let changed = {
+            let mut st = self.lock();
+            let changed = st.winsize != w;
+            st.winsize = w;
+            changed
+        };
+        if changed {
+            self.job.signal_foreground(libc::SIGWINCH);
+        }
+    }
+
     /// Input typed at the master.
     fn master_write(&self, data: &[u8]) -> Result<usize> {
         let r = {
@@ -666,15 +699,7 @@ impl Pty {
                         ch.get(1).copied().unwrap_or(0),
                     ]);
                 }
-                let changed = {
-                    let mut st = self.lock();
-                    let changed = st.winsize != w;
-                    st.winsize = w;
-                    changed
-                };
-                if changed {
-                    self.job.signal_foreground(libc::SIGWINCH);
-                }
+                self.set_winsize(w);
                 Ok(0)
             }
             c if u64::from(c) == libc::FIONREAD => {
@@ -832,19 +857,8 @@ impl MasterFile {
 }
 
 impl Drop for MasterFile {
-    /// The master's last close: the slave hangs up and its node goes (Linux's
-    /// `pty_close` with `devpts_pty_kill` and `tty_vhangup`).
     fn drop(&mut self) {
-        {
-            let mut st = self.pty.lock();
-            st.master_open = false;
-            self.pty.release_if_unused(&st);
-        }
-        if let Some(fs) = self.pty.fs.upgrade() {
-            lock(&fs.state).nodes.remove(&self.pty.index);
-        }
-        self.pty.notify_both();
-        self.pty.job.hangup();
+        self.pty.hang_up();
     }
 }
 
