@@ -2,15 +2,16 @@
  * line discipline as the master sees it (canonical editing with erase, kill and word
  * erase, echo, ICRNL/ONLCR, EOF with ^D, raw mode and VMIN 0), window size, packet mode,
  * controlling terminals (TIOCSCTTY and its rules, /dev/tty, TIOCSPGRP's errors, a
- * background reader stopped by SIGTTIN), ^C on the master delivering SIGINT to the
- * foreground group, and hang-up: master close gives the session leader SIGHUP and the
- * slave EOF.
+ * background reader stopped by SIGTTIN), another user kept out of our slave, ^C on the
+ * master delivering SIGINT to the foreground group, and hang-up: master close gives the
+ * session leader SIGHUP and the slave EOF.
  *
  * Natively the ldisc runs asynchronously after a master write, so everything read back
  * is awaited (poll with a generous deadline), never assumed to be there at once. */
 #include "child.h"
 
 #include <dirent.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
@@ -106,6 +107,20 @@ static void test_open_and_node(void)
     if (d)
         closedir(d);
     CHECK(listed);
+
+    /* Another user may not open our slave; its own ptys are its own. */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = setgroups(0, NULL) || setgid(65534) || setuid(65534);
+        bad |= open(name, O_RDWR | O_NOCTTY) != -1 || errno != EACCES;
+        int m2 = posix_openpt(O_RDWR | O_NOCTTY);
+        char n2[64];
+        struct stat st2;
+        bad |= m2 < 0 || ptsname_r(m2, n2, sizeof n2) || stat(n2, &st2) || st2.st_uid != 65534;
+        _exit(bad);
+    }
+    CHECK_EXITED(wait_status(pid, 0), 0);
 
     /* TIOCGPTPEER opens the slave from the master. */
     int peer = CHECK_OK(ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY));
