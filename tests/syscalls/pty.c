@@ -1,10 +1,10 @@
 /* Pseudo-terminals: posix_openpt/grantpt/unlockpt/ptsname and the /dev/pts node, the
  * line discipline as the master sees it (canonical editing with erase, kill and word
- * erase, echo, ICRNL/ONLCR, EOF with ^D, raw mode and VMIN 0), window size, packet mode,
- * controlling terminals (TIOCSCTTY and its rules, /dev/tty, TIOCSPGRP's errors, a
- * background reader stopped by SIGTTIN), another user kept out of our slave, ^C on the
- * master delivering SIGINT to the foreground group, and hang-up: master close gives the
- * session leader SIGHUP and the slave EOF.
+ * erase, echo, ICRNL/ONLCR, EOF with ^D, raw mode, VMIN 0 with and without VTIME),
+ * window size, packet mode, controlling terminals (TIOCSCTTY and its rules, /dev/tty,
+ * TIOCSPGRP's errors, a background reader stopped by SIGTTIN), another user kept out of
+ * our slave, ^C on the master delivering SIGINT to the foreground group, and hang-up:
+ * master close gives the session leader SIGHUP and the slave EOF.
  *
  * Natively the ldisc runs asynchronously after a master write, so everything read back
  * is awaited (poll with a generous deadline), never assumed to be there at once. */
@@ -277,6 +277,16 @@ static void test_raw(void)
     t.c_cc[VMIN] = 0;
     CHECK_OK(tcsetattr(s, TCSANOW, &t));
     CHECK_EQ(read(s, buf, sizeof buf), 0);
+    /* VMIN 0, VTIME 1: a tenth of a second for a byte, then 0; with a byte typed within
+     * VTIME (10 s here) the read returns it. */
+    t.c_cc[VTIME] = 1;
+    CHECK_OK(tcsetattr(s, TCSANOW, &t));
+    CHECK_EQ(read(s, buf, sizeof buf), 0);
+    t.c_cc[VTIME] = 100;
+    CHECK_OK(tcsetattr(s, TCSANOW, &t));
+    CHECK_EQ(write(m, "z", 1), 1);
+    CHECK_EQ(read(s, buf, sizeof buf), 1);
+    CHECK_EQ(buf[0], 'z');
     close(s);
     close(m);
 }

@@ -84,6 +84,17 @@ pub(super) fn io_or_wait<T>(
     task: &Task,
     file: &dyn FileDescription,
     ev: u32,
+    op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    io_or_wait_until(task, file, ev, None, op)
+}
+
+/// [`io_or_wait`] that gives up with `ETIMEDOUT` at `deadline`.
+fn io_or_wait_until<T>(
+    task: &Task,
+    file: &dyn FileDescription,
+    ev: u32,
+    deadline: Option<std::time::Instant>,
     mut op: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     let queue = match file.wait_queue() {
@@ -92,7 +103,7 @@ pub(super) fn io_or_wait<T>(
     };
     task.block_until(
         &[(&queue, ev | events::ERR | events::HUP)],
-        None,
+        deadline,
         || match op() {
             Err(e) if e.errno == crate::Errno::EAGAIN => Ok(None),
             r => r.map(Some),
@@ -125,9 +136,14 @@ fn read_into(
         let want = (count - done).min(CHUNK);
         let dst = chunk.get_mut(..want).ok_or(errno!(EINVAL))?;
         let r = if block && done == 0 {
-            io_or_wait(task, file, events::IN | events::RDNORM, || {
+            // A terminal with VMIN 0 and VTIME set waits that long, then reads nothing.
+            let deadline = file.read_timeout().map(|t| std::time::Instant::now() + t);
+            match io_or_wait_until(task, file, events::IN | events::RDNORM, deadline, || {
                 file.read(dst, offset)
-            })
+            }) {
+                Err(e) if e.errno == crate::Errno::ETIMEDOUT && deadline.is_some() => Ok(0),
+                r => r,
+            }
         } else {
             file.read(dst, offset)
         };

@@ -14,7 +14,7 @@
 //! read, write, poll and the terminal ioctls on the one host fd.
 #![deny(unsafe_code)]
 
-use super::{devpts_for_ptmx, file_status, MasterFile, Pty, SlaveFile};
+use super::{file_status, new_pty_at, MasterFile, Pty, SlaveFile};
 use crate::error::Result;
 use crate::host::{tty_ioctl, TtyIoctl};
 use crate::kernel::wait::{events, Blocker};
@@ -65,8 +65,7 @@ impl ConsoleBridge {
             return Err(errno!(ENOTTY, "the console is not a terminal"));
         }
         let ptmx = ctx.lookup(&ctx.root, b"/dev/pts/ptmx", true)?;
-        let fs = devpts_for_ptmx(ctx, &ptmx).ok_or(errno!(ENODEV))?;
-        let pty = fs.new_pty(uid)?;
+        let pty = new_pty_at(ctx, &ptmx, uid)?;
         pty.lock().locked = false;
         if let Some(w) = host_winsize(host.as_fd()) {
             pty.set_winsize(w);

@@ -306,10 +306,11 @@ impl LineDiscipline {
     }
 
     /// A slave read into `buf`: `None` if it must wait. Canonical mode returns at most one
-    /// line. Non-canonical mode waits for min(VMIN, len) bytes; VMIN 0 never waits.
-    /// VTIME's timer is not kept: with VMIN > 0 and VTIME > 0 a read returns as soon as a
-    /// byte is there (as if the inter-byte timer had expired), and with VMIN 0 and VTIME
-    /// > 0 it returns at once like a poll.
+    /// line. Non-canonical mode waits for min(VMIN, len) bytes; with VMIN 0 and VTIME 0
+    /// it never waits, with VMIN 0 and VTIME set it waits for one byte, for at most
+    /// [`LineDiscipline::read_timeout`] (the caller's deadline). The inter-byte timer of
+    /// VMIN > 0 with VTIME > 0 is not kept: such a read returns as soon as a byte is
+    /// there, as if the timer had expired.
     pub fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
         if buf.is_empty() {
             return Some(0);
@@ -332,7 +333,9 @@ impl LineDiscipline {
         let vmin = usize::from(self.termios.cc_at(VMIN));
         let vtime = self.termios.cc_at(VTIME);
         if vmin == 0 {
-            // Without VTIME's timer, VMIN 0 reads what is there.
+            if vtime > 0 && self.raw.is_empty() {
+                return None;
+            }
         } else if vtime > 0 {
             if self.raw.is_empty() {
                 return None;
@@ -345,6 +348,14 @@ impl LineDiscipline {
             *d = s;
         }
         Some(n)
+    }
+
+    /// How long a blocking slave read may wait: VTIME tenths of a second in
+    /// non-canonical mode with VMIN 0.
+    pub fn read_timeout(&self) -> Option<std::time::Duration> {
+        let vtime = self.termios.cc_at(VTIME);
+        (!self.canonical() && self.termios.cc_at(VMIN) == 0 && vtime > 0)
+            .then(|| std::time::Duration::from_millis(u64::from(vtime) * 100))
     }
 
     /// A master read of the output queue into `buf`.

@@ -28,7 +28,7 @@ use crate::{errno, return_errno};
 use ldisc::{LineDiscipline, Termios, TERMIOS2_SIZE, TERMIOS_SIZE};
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 /// `DEVPTS_SUPER_MAGIC`.
 const DEVPTS_MAGIC: i64 = 0x1cd1;
@@ -119,6 +119,7 @@ impl DevptsFs {
             master_queue: Arc::new(WaitQueue::new()),
             slave_queue: Arc::new(WaitQueue::new()),
             job: JobControl::default(),
+            slave_path: OnceLock::new(),
         });
         st.used.insert(index);
         st.nodes.insert(index, pty.clone());
@@ -345,8 +346,7 @@ pub fn open_tty_device(
     match minor(st.rdev) {
         0 => crate::kernel::tty::open_controlling(task, flags).map(Some),
         2 => {
-            let fs = devpts_for_ptmx(ctx, p).ok_or(errno!(ENODEV))?;
-            let pty = fs.new_pty(creds.uid)?;
+            let pty = new_pty_at(ctx, p, creds.uid)?;
             Ok(Some(Arc::new(MasterFile {
                 pty,
                 flags: StatusFlags::new(file_status(flags)),
@@ -359,13 +359,19 @@ pub fn open_tty_device(
 
 /// The devpts a ptmx node belongs to: its own filesystem for `pts/ptmx`, else the devpts
 /// mounted on the `pts` directory next to it (Linux's `devpts_mntget`).
-fn devpts_for_ptmx(ctx: &FsContext, p: &VfsPath) -> Option<Arc<DevptsFs>> {
-    let root_of = |p: &VfsPath| -> Option<Arc<DevptsFs>> {
+/// Also returns the root of the devpts mount, where its slave nodes are named.
+fn devpts_for_ptmx(ctx: &FsContext, p: &VfsPath) -> Option<(Arc<DevptsFs>, VfsPath)> {
+    let root_of = |p: &VfsPath| -> Option<(Arc<DevptsFs>, VfsPath)> {
         let root = p.mount.root.inode().clone().as_any_arc();
-        root.downcast::<DevptsRoot>().ok().map(|r| r.fs.clone())
+        let fs = root.downcast::<DevptsRoot>().ok().map(|r| r.fs.clone())?;
+        let root_path = VfsPath {
+            mount: p.mount.clone(),
+            dentry: p.mount.root.clone(),
+        };
+        Some((fs, root_path))
     };
-    if let Some(fs) = root_of(p) {
-        return Some(fs);
+    if let Some(found) = root_of(p) {
+        return Some(found);
     }
     let parent = p.dentry.parent()?;
     let pts = parent.lookup(b"pts").ok()?;
@@ -374,6 +380,21 @@ fn devpts_for_ptmx(ctx: &FsContext, p: &VfsPath) -> Option<Arc<DevptsFs>> {
         dentry: pts,
     });
     root_of(&pts)
+}
+
+/// A new pty in the devpts `ptmx` node `p` belongs to, its slave owned by `uid`; the
+/// slave's path (`/dev/pts/N`) is remembered for descriptions opened without a path
+/// (`/dev/tty`, TIOCGPTPEER, the console), so that they name it as Linux's do.
+fn new_pty_at(ctx: &FsContext, p: &VfsPath, uid: u32) -> Result<Arc<Pty>> {
+    let (fs, root) = devpts_for_ptmx(ctx, p).ok_or(errno!(ENODEV))?;
+    let pty = fs.new_pty(uid)?;
+    if let Ok(dentry) = root.dentry.lookup(pty.index.to_string().as_bytes()) {
+        let _ = pty.slave_path.set(VfsPath {
+            mount: root.mount.clone(),
+            dentry,
+        });
+    }
+    Ok(pty)
 }
 
 /// The status flags an open description keeps (`open` adds O_LARGEFILE on 64-bit).
@@ -423,6 +444,8 @@ pub struct Pty {
     /// Notified when a slave may read or write.
     slave_queue: Arc<WaitQueue>,
     job: JobControl,
+    /// `/dev/pts/N`, for slave descriptions opened without a path.
+    slave_path: OnceLock<VfsPath>,
 }
 
 impl Pty {
@@ -925,6 +948,7 @@ impl SlaveFile {
             st.other_closed = false;
         }
         pty.master_queue.notify(events::ALL);
+        let path = path.or_else(|| pty.slave_path.get().cloned());
         Ok(Arc::new(SlaveFile {
             pty,
             flags: StatusFlags::new(file_status(flags)),
@@ -987,6 +1011,10 @@ impl FileDescription for SlaveFile {
 
     fn wait_queue(&self) -> Option<Arc<WaitQueue>> {
         Some(self.pty.slave_queue.clone())
+    }
+
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        self.pty.lock().ld.read_timeout()
     }
 
     fn tty(&self) -> Option<Arc<dyn Terminal>> {

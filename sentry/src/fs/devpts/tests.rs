@@ -11,7 +11,7 @@ fn sandbox_fs() -> FsContext {
 
 fn open_master(ctx: &FsContext, path: &str, uid: u32) -> MasterFile {
     let p = ctx.lookup(&ctx.root, path.as_bytes(), true).unwrap();
-    let fs = devpts_for_ptmx(ctx, &p).expect("a devpts for this ptmx");
+    let (fs, _) = devpts_for_ptmx(ctx, &p).expect("a devpts for this ptmx");
     MasterFile {
         pty: fs.new_pty(uid).unwrap(),
         flags: StatusFlags::new(libc::O_RDWR as u32),
@@ -33,7 +33,10 @@ fn ptmx_nodes_and_slave_nodes() {
     // Both ptmx nodes reach the devpts mounted on /dev/pts.
     let a = ctx.lookup(&ctx.root, b"/dev/ptmx", true).unwrap();
     let b = ctx.lookup(&ctx.root, b"/dev/pts/ptmx", true).unwrap();
-    let (fa, fb) = (devpts_for_ptmx(&ctx, &a), devpts_for_ptmx(&ctx, &b));
+    let (fa, fb) = (
+        devpts_for_ptmx(&ctx, &a).map(|f| f.0),
+        devpts_for_ptmx(&ctx, &b).map(|f| f.0),
+    );
     assert!(fa.is_some() && Arc::ptr_eq(&fa.unwrap(), &fb.unwrap()));
     let st = b.inode().stat().unwrap();
     assert_eq!(st.mode, libc::S_IFCHR | 0o666);

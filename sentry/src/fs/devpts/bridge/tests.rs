@@ -59,6 +59,7 @@ fn a_host_pty_drives_the_sandbox_console() {
     let slave = bridge.slave();
     assert!(slave.tty().is_some());
     assert_eq!(slave.stat().unwrap().uid, 1000);
+    assert_eq!(slave.path_name(), "/dev/pts/0");
 
     // Typed on the host: the sandbox's line discipline edits it and echoes it; the host
     // side is raw, so the echo comes back exactly as the sandbox made it.

@@ -146,6 +146,19 @@ fn raw_mode_vmin() {
     t.cc[VMIN] = 0;
     ld.set_termios(t);
     assert_eq!(read_all(&mut ld), Some(Vec::new()));
+    assert_eq!(ld.read_timeout(), None);
+    // VTIME with VMIN 0: wait (for the caller's deadline) for one byte.
+    t.cc[VTIME] = 5;
+    ld.set_termios(t);
+    assert_eq!(
+        ld.read_timeout(),
+        Some(std::time::Duration::from_millis(500))
+    );
+    assert_eq!(read_all(&mut ld), None);
+    typed(&mut ld, b"v");
+    assert_eq!(read_all(&mut ld), Some(b"v".to_vec()));
+    t.cc[VTIME] = 0;
+    ld.set_termios(t);
     // Back to canonical: unread input becomes the line being edited.
     typed(&mut ld, b"xy");
     t.lflag |= libc::ICANON;
