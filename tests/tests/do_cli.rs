@@ -509,3 +509,93 @@ fn do_tty_needs_a_terminal() {
     assert_ne!(run.status.code(), Some(0), "{}", run.dump());
     assert!(run.stderr.contains("--tty"), "{}", run.dump());
 }
+
+/// Drives `carapace do --tty` from a host pty (python's `pty`), as a person at a
+/// terminal would: the sandbox's line discipline edits a line for `cat` and ends it with
+/// ^D, ^C kills a foreground job (status 130), ^Z stops one and `fg` resumes it, in an
+/// interactive bash. Each job says RUNNING once it runs, so the keys reach it rather than
+/// the shell.
+const INTERACTIVE_PY: &str = r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+def expect(what):
+    global out
+    end = time.time() + 20
+    while what not in out:
+        if time.time() > end:
+            sys.stdout.write("TIMEOUT waiting for %r\n" % what)
+            return
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                d = os.read(fd, 4096)
+            except OSError:
+                d = b""
+            if not d:
+                sys.stdout.write("EOF waiting for %r\n" % what)
+                return
+            out += d
+    out = out[out.index(what) + len(what):]
+    sys.stdout.write("saw %s\n" % what.decode())
+def send(s):
+    os.write(fd, s)
+expect(b"$ ")
+send(b"cat\r")
+expect(b"cat\r\n")
+send(b"hellp\x7fo\r")
+expect(b"hellp\x08 \x08o\r\nhello\r\n")
+send(b"\x04")
+expect(b"$ ")
+send(b"sh -c 'echo RUN''NING; exec sleep 100'\r")
+expect(b"RUNNING")
+send(b"\x03")
+expect(b"^C")
+send(b"echo after-$?\r")
+expect(b"after-130")
+send(b"sh -c 'echo RUN''NING; exec cat'\r")
+expect(b"RUNNING")
+send(b"\x1a")
+expect(b"Stopped")
+expect(b"$ ")
+send(b"fg\r")
+expect(b"cat'\r\n")
+send(b"\x04")
+expect(b"$ ")
+send(b"exit\r")
+_, st = os.waitpid(pid, 0)
+sys.stdout.write("status %d\n" % st)
+"#;
+
+#[test]
+fn do_tty_runs_an_interactive_shell() {
+    let carapace = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let carapace = carapace.to_str().unwrap_or("?");
+    let mut cmd = std::process::Command::new("/usr/bin/python3");
+    cmd.args([
+        "-c",
+        INTERACTIVE_PY,
+        carapace,
+        "do",
+        "--tty",
+        "--env",
+        "PS1=$ ",
+        "/bin/bash",
+        "--norc",
+        "--noediting",
+        "-i",
+    ]);
+    let run =
+        tests::run(cmd, std::time::Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+    for want in [
+        "saw hellp",
+        "saw ^C",
+        "saw after-130",
+        "saw Stopped",
+        "status 0",
+    ] {
+        assert!(run.stdout.contains(want), "no {want:?}\n{}", run.dump());
+    }
+}
