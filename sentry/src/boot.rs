@@ -76,7 +76,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
     }
     let (files, console) = match cfg.console {
         Some(host) => {
-            let bridge = crate::fs::devpts::bridge::ConsoleBridge::new(&fs, host, cfg.uid)
+            let bridge = crate::fs::devpts::bridge::ConsoleBridge::new(&fs, host, cfg.uid, cfg.gid)
                 .map_err(setup("console"))?;
             let mut t = crate::vfs::FdTable::new();
             for fd in 0..3 {

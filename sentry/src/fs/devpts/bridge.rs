@@ -58,14 +58,14 @@ fn host_winsize(fd: BorrowedFd<'_>) -> Option<[u16; 4]> {
 }
 
 impl ConsoleBridge {
-    /// Make a pty in the devpts at `/dev/pts` of `ctx` (its slave owned by `uid`) and
-    /// bridge its master to `host`, a terminal.
-    pub fn new(ctx: &FsContext, host: OwnedFd, uid: u32) -> Result<ConsoleBridge> {
+    /// Make a pty in the devpts at `/dev/pts` of `ctx` (its slave owned by `uid`, group
+    /// tty or `gid`) and bridge its master to `host`, a terminal.
+    pub fn new(ctx: &FsContext, host: OwnedFd, uid: u32, gid: u32) -> Result<ConsoleBridge> {
         if !nix::unistd::isatty(host.as_fd()).unwrap_or(false) {
             return Err(errno!(ENOTTY, "the console is not a terminal"));
         }
         let ptmx = ctx.lookup(&ctx.root, b"/dev/pts/ptmx", true)?;
-        let pty = new_pty_at(ctx, &ptmx, uid)?;
+        let pty = new_pty_at(ctx, &ptmx, uid, gid)?;
         pty.lock().locked = false;
         if let Some(w) = host_winsize(host.as_fd()) {
             pty.set_winsize(w);

@@ -38,9 +38,8 @@ const PTS_MAJOR: u64 = 136;
 pub const TTYAUX_MAJOR: u64 = 5;
 /// `/proc/sys/kernel/pty/max`'s default.
 const PTY_MAX: u32 = 4096;
-/// The group slaves get: the `tty` group, 5 on Debian-like systems and the `gid=5` runc
-/// and Docker mount devpts with.
-const TTY_GID: u32 = 5;
+/// How much of `/etc/group` is read to find the tty group.
+const GROUP_FILE_MAX: usize = 1 << 20;
 
 // ioctl requests not in the libc crate for x86_64 (asm-generic/ioctls.h).
 const TCGETS2: u32 = 0x802c_542a;
@@ -69,6 +68,8 @@ pub struct DevptsFs {
     dev: u64,
     state: Mutex<FsState>,
     created: Timespec,
+    /// The `tty` group of the sandbox's `/etc/group`, looked up once (`None` inside: none).
+    tty_gid: OnceLock<Option<u32>>,
 }
 
 #[derive(Default)]
@@ -87,12 +88,13 @@ impl DevptsFs {
                 dev: anon_dev(),
                 state: Mutex::new(FsState::default()),
                 created: Timespec::now(),
+                tty_gid: OnceLock::new(),
             }),
         })
     }
 
-    /// A new pty owned by `uid`/`gid` (the opener's filesystem ids): the lowest free index.
-    fn new_pty(self: &Arc<Self>, uid: u32) -> Result<Arc<Pty>> {
+    /// A new pty whose slave is owned by `uid` and group `gid`: the lowest free index.
+    fn new_pty(self: &Arc<Self>, uid: u32, gid: u32) -> Result<Arc<Pty>> {
         let mut st = lock(&self.state);
         let index = (0..PTY_MAX)
             .find(|i| !st.used.contains(i))
@@ -112,7 +114,7 @@ impl DevptsFs {
                 packet: false,
                 pkt_status: 0,
                 uid,
-                gid: TTY_GID,
+                gid,
                 mode: 0o620,
                 times: (now, now),
             }),
@@ -346,7 +348,7 @@ pub fn open_tty_device(
     match minor(st.rdev) {
         0 => crate::kernel::tty::open_controlling(task, flags).map(Some),
         2 => {
-            let pty = new_pty_at(ctx, p, creds.uid)?;
+            let pty = new_pty_at(ctx, p, creds.uid, creds.gid)?;
             Ok(Some(Arc::new(MasterFile {
                 pty,
                 flags: StatusFlags::new(file_status(flags)),
@@ -385,9 +387,10 @@ fn devpts_for_ptmx(ctx: &FsContext, p: &VfsPath) -> Option<(Arc<DevptsFs>, VfsPa
 /// A new pty in the devpts `ptmx` node `p` belongs to, its slave owned by `uid`; the
 /// slave's path (`/dev/pts/N`) is remembered for descriptions opened without a path
 /// (`/dev/tty`, TIOCGPTPEER, the console), so that they name it as Linux's do.
-fn new_pty_at(ctx: &FsContext, p: &VfsPath, uid: u32) -> Result<Arc<Pty>> {
+fn new_pty_at(ctx: &FsContext, p: &VfsPath, uid: u32, gid: u32) -> Result<Arc<Pty>> {
     let (fs, root) = devpts_for_ptmx(ctx, p).ok_or(errno!(ENODEV))?;
-    let pty = fs.new_pty(uid)?;
+    let tty_gid = *fs.tty_gid.get_or_init(|| tty_group(ctx));
+    let pty = fs.new_pty(uid, tty_gid.unwrap_or(gid))?;
     if let Ok(dentry) = root.dentry.lookup(pty.index.to_string().as_bytes()) {
         let _ = pty.slave_path.set(VfsPath {
             mount: root.mount.clone(),
@@ -395,6 +398,35 @@ fn new_pty_at(ctx: &FsContext, p: &VfsPath, uid: u32) -> Result<Arc<Pty>> {
         });
     }
     Ok(pty)
+}
+
+/// The gid of the `tty` group in the sandbox's `/etc/group`, if it has one: slaves get
+/// that group (mode 0620 lets `write(1)` and `wall(1)` reach them), as devpts mounted with
+/// `gid=` does; without one they get the opener's group, as Linux's default.
+fn tty_group(ctx: &FsContext) -> Option<u32> {
+    let how = crate::vfs::OpenHow {
+        flags: libc::O_RDONLY as u32,
+        ..Default::default()
+    };
+    let f = ctx
+        .open(&ctx.root, b"/etc/group", &how, &Creds::root())
+        .ok()?;
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while data.len() < GROUP_FILE_MAX {
+        match f.read(&mut buf, None) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => data.extend_from_slice(buf.get(..n)?),
+        }
+    }
+    data.split(|&b| b == b'\n').find_map(|line| {
+        let mut fields = line.split(|&b| b == b':');
+        if fields.next()? != b"tty" {
+            return None;
+        }
+        let gid = fields.nth(1)?;
+        std::str::from_utf8(gid).ok()?.trim().parse().ok()
+    })
 }
 
 /// The status flags an open description keeps (`open` adds O_LARGEFILE on 64-bit).

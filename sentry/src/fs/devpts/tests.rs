@@ -2,18 +2,34 @@ use super::*;
 use crate::error::Errno;
 use crate::vfs::OpenHow;
 
-fn sandbox_fs() -> FsContext {
+/// A sandbox tree whose /etc/group has `group_file`.
+fn sandbox_fs_with(group_file: &[u8]) -> FsContext {
     let mf = Arc::new(crate::mm::MemoryFile::new().unwrap());
     let root = crate::fs::tmpfs::Tmpfs::new_root(&mf, 0o755);
     let vfs = crate::fs::new_vfs_with_root("tmpfs", root, false, &mf).unwrap();
-    FsContext::new(vfs)
+    let ctx = FsContext::new(vfs);
+    ctx.mkdir(&ctx.root, b"/etc", 0o755, &Creds::root())
+        .unwrap();
+    let how = OpenHow {
+        flags: (libc::O_WRONLY | libc::O_CREAT) as u32,
+        mode: 0o644,
+        ..OpenHow::default()
+    };
+    let f = ctx
+        .open(&ctx.root, b"/etc/group", &how, &Creds::root())
+        .unwrap();
+    assert_eq!(f.write(group_file, None).unwrap(), group_file.len());
+    ctx
+}
+
+fn sandbox_fs() -> FsContext {
+    sandbox_fs_with(b"root:x:0:\nttyx:x:9:\ntty:x:7:\n")
 }
 
 fn open_master(ctx: &FsContext, path: &str, uid: u32) -> MasterFile {
     let p = ctx.lookup(&ctx.root, path.as_bytes(), true).unwrap();
-    let (fs, _) = devpts_for_ptmx(ctx, &p).expect("a devpts for this ptmx");
     MasterFile {
-        pty: fs.new_pty(uid).unwrap(),
+        pty: new_pty_at(ctx, &p, uid, 1234).unwrap(),
         flags: StatusFlags::new(libc::O_RDWR as u32),
         path: p,
     }
@@ -56,7 +72,8 @@ fn ptmx_nodes_and_slave_nodes() {
         .stat()
         .unwrap();
     assert_eq!(st.mode, libc::S_IFCHR | 0o620);
-    assert_eq!((st.uid, st.gid), (1000, TTY_GID));
+    // Group tty from the sandbox's /etc/group.
+    assert_eq!((st.uid, st.gid), (1000, 7));
     assert_eq!((major(st.rdev), minor(st.rdev)), (136, 0));
     // Locked until TIOCSPTLCK 0.
     assert_eq!(
@@ -121,6 +138,13 @@ fn ptmx_nodes_and_slave_nodes() {
     assert_eq!(st.uid, 0, "the node shows the new pty");
     assert!(parse_index(b"01").is_none());
     assert!(parse_index(b"x").is_none());
+}
+
+#[test]
+fn without_a_tty_group_slaves_get_the_openers_group() {
+    let ctx = sandbox_fs_with(b"root:x:0:\n");
+    let m = open_master(&ctx, "/dev/ptmx", 1000);
+    assert_eq!(m.pty.stat().gid, 1234);
 }
 
 #[test]

@@ -173,6 +173,11 @@ impl FileDescription for HostFile {
         if op.reads_arg() {
             task.copy_in(arg, arg_buf)?;
         }
+        if let (TtyIoctl::Tcsets(_), Some(term)) = (op, self.tty()) {
+            // A background job changing the terminal's settings is stopped first, as on
+            // any terminal (Linux's tty_check_change).
+            crate::kernel::tty::check_background(task, &*term, libc::SIGTTOU)?;
+        }
         let r = tty_ioctl(self.fd.as_fd(), op, arg_buf)?;
         if !op.reads_arg() {
             task.copy_out(arg, arg_buf)?;

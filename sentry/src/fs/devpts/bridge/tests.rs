@@ -53,7 +53,7 @@ fn a_host_pty_drives_the_sandbox_console() {
     let host = nix::pty::openpty(None, None).unwrap();
     set_winsize(host.master.as_fd(), 40, 120);
     let host_master = host.master;
-    let bridge = ConsoleBridge::new(&ctx, host.slave, 1000).unwrap();
+    let bridge = ConsoleBridge::new(&ctx, host.slave, 1000, 1000).unwrap();
     assert_eq!(bridge.index(), 0);
     assert_eq!(bridge.pty.lock().winsize, [40, 120, 0, 0]);
     let slave = bridge.slave();
@@ -96,6 +96,6 @@ fn a_host_pty_drives_the_sandbox_console() {
 fn the_console_must_be_a_terminal() {
     let ctx = sandbox_fs();
     let (r, _w) = nix::unistd::pipe().unwrap();
-    let e = ConsoleBridge::new(&ctx, r, 0).err().map(|e| e.errno);
+    let e = ConsoleBridge::new(&ctx, r, 0, 0).err().map(|e| e.errno);
     assert_eq!(e, Some(Errno::ENOTTY));
 }
