@@ -4,7 +4,8 @@
  * window size, packet mode, controlling terminals (TIOCSCTTY and its rules, /dev/tty,
  * TIOCSPGRP's errors, a background reader stopped by SIGTTIN), another user kept out of
  * our slave, ^C on the master delivering SIGINT to the foreground group, and hang-up:
- * master close gives the session leader SIGHUP and the slave EOF.
+ * master close gives the session leader SIGHUP and the slave EOF, and the session
+ * leader's exit gives the foreground group SIGHUP.
  *
  * Natively the ldisc runs asynchronously after a master write, so everything read back
  * is awaited (poll with a generous deadline), never assumed to be there at once. */
@@ -13,6 +14,8 @@
 #include <dirent.h>
 #include <grp.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
@@ -188,11 +191,15 @@ static void test_canonical(void)
     expect_echo(m, "c^A\r\n");
 
     /* A line is not readable before its end; then FIONREAD counts it, and a short read
-     * leaves the rest of the line for the next one. */
+     * leaves the rest of the line for the next one. epoll sees it as poll does. */
+    int ep = CHECK_OK(epoll_create1(EPOLL_CLOEXEC));
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = s };
+    CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
     CHECK_EQ(write(m, "part", 4), 4);
     expect_echo(m, "part");
     struct pollfd p = { .fd = s, .events = POLLIN };
     CHECK_EQ(poll(&p, 1, 0), 0);
+    CHECK_EQ(epoll_wait(ep, &ev, 1, 0), 0);
     int avail = -1;
     CHECK_OK(ioctl(s, FIONREAD, &avail));
     CHECK_EQ(avail, 0);
@@ -201,6 +208,9 @@ static void test_canonical(void)
     CHECK_OK(ioctl(s, FIONREAD, &avail));
     CHECK_EQ(avail, 5);
     CHECK_EQ(poll(&p, 1, 5000), 1);
+    CHECK_EQ(epoll_wait(ep, &ev, 1, 5000), 1);
+    CHECK_EQ(ev.data.fd, s);
+    close(ep);
     CHECK_EQ(read(s, buf, 2), 2);
     CHECK_MEMEQ(buf, "pa", 2);
     CHECK_EQ(read(s, buf, sizeof buf), 3);
@@ -495,6 +505,56 @@ static void ctty_rules_main(void *p)
     close(s);
 }
 
+/* Child: a session leader with the pty as controlling terminal whose foreground group
+ * is a child's; the leader exits and the foreground group gets SIGHUP. The grandchild
+ * (re-parented to us, a subreaper) reports through its exit status. */
+static void leader_exit_main(void *p)
+{
+    struct pty_arg *a = p;
+    close(a->master);
+    CHECK_EQ(setsid(), getpid());
+    int s = CHECK_OK(open(a->name, O_RDWR));
+    int go[2];
+    CHECK_OK(pipe(go));
+    /* Blocked before the fork: the SIGHUP may come before the child runs at all. */
+    sigset_t hup = just(SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, NULL);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        close(go[1]);
+        char c;
+        /* Wait until the leader has made us the foreground group and left. */
+        read(go[0], &c, 1);
+        int got = await_signal(SIGHUP);
+        _exit(got == SIGHUP ? 0 : 1);
+    }
+    setpgid(pid, pid);
+    CHECK_OK(tcsetpgrp(s, pid));
+    close(go[0]);
+    /* Our exit closes the pipe: the child then waits for its SIGHUP. */
+}
+
+static void test_leader_exit(void)
+{
+    struct pty_arg a;
+    int m = CHECK_OK(new_pty(a.name, sizeof a.name));
+    a.master = m;
+    CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+    CHECK_EXITED(run_in_child(leader_exit_main, &a), 0);
+    /* The grandchild is ours now. */
+    int st;
+    pid_t r;
+    do
+        r = waitpid(-1, &st, 0);
+    while (r == -1 && errno == EINTR);
+    CHECK(r > 0);
+    CHECK_EXITED(st, 0);
+    CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 0));
+    close(m);
+}
+
 static void test_ctty_rules(void)
 {
     struct pty_arg a;
@@ -512,5 +572,6 @@ int main(void)
     test_winsize_and_packet();
     test_signals_and_hangup();
     test_ctty_rules();
+    test_leader_exit();
     return check_done();
 }
