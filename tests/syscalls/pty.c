@@ -130,6 +130,9 @@ static void test_open_and_node(void)
     CHECK(isatty(peer));
     CHECK_OK(fstat(peer, &fst));
     CHECK_EQ(fst.st_rdev, st.st_rdev);
+    int ldisc = -1;
+    CHECK_OK(ioctl(s, TIOCGETD, &ldisc));
+    CHECK_EQ(ldisc, N_TTY);
     /* Master-only requests are not the slave's. */
     CHECK_ERRNO(ioctl(s, TIOCGPTN, &n), ENOTTY);
     close(peer);

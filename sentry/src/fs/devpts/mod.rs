@@ -830,6 +830,18 @@ impl Pty {
                 return_errno!(EIO)
             }
             c if u64::from(c) == libc::TIOCEXCL || u64::from(c) == libc::TIOCNXCL => Ok(0),
+            c if u64::from(c) == libc::TIOCGETD => {
+                // The line discipline: always N_TTY.
+                task.write_obj(arg, &0i32)?;
+                Ok(0)
+            }
+            c if u64::from(c) == libc::TIOCSETD => {
+                let ld: i32 = task.read_obj(arg)?;
+                if ld != 0 {
+                    return_errno!(EINVAL);
+                }
+                Ok(0)
+            }
             _ if master => self.master_ioctl(task, cmd, arg),
             _ => Err(errno!(ENOTTY)),
         }
@@ -866,12 +878,10 @@ impl Pty {
             }
             TIOCGPTPEER => {
                 // The argument is the open flags of the new slave description.
-                let flags = u32::try_from(arg.0).map_err(|_| errno!(EINVAL))?;
-                let valid =
+                // Like open(2), flags it has no use for are ignored.
+                let kept =
                     (libc::O_ACCMODE | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK) as u32;
-                if flags & !valid != 0 {
-                    return_errno!(EINVAL);
-                }
+                let flags = u32::try_from(arg.0).map_err(|_| errno!(EINVAL))? & kept;
                 let file = SlaveFile::open(self.clone(), flags, None)?;
                 let cloexec = flags & libc::O_CLOEXEC as u32 != 0;
                 let fd = task.files().insert(file, FdFlags { cloexec })?;
