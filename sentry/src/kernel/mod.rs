@@ -288,7 +288,7 @@ impl Kernel {
             return;
         }
         self.locks.release_process(None, tg.tgid);
-        tty::session_leader_exited(self, tg);
+        tty::process_exited(self, tg);
         if tg.tgid == 1 {
             self.shutting_down.store(true, Ordering::Release);
             self.kill_all();

@@ -80,7 +80,7 @@ impl JobControl {
     /// The terminal hung up (a pty's master closed): every process of its session loses
     /// it as controlling terminal, and the session leader gets SIGHUP and SIGCONT, as
     /// Linux's `tty_signal_session_leader` does. The leader (a shell) passes the hang-up
-    /// on to its jobs; when it exits, [`session_leader_exited`] signals the foreground.
+    /// on to its jobs; when it exits, [`process_exited`] signals the foreground.
     pub fn hangup(&self) {
         let (sid, kernel) = {
             let mut st = self.lock();
@@ -242,23 +242,23 @@ pub fn check_io(task: &Task, file: &dyn FileDescription, write: bool) -> Result<
     }
 }
 
-/// A session leader exited (Linux's `disassociate_ctty(1)`): its terminal's foreground
-/// group gets SIGHUP, and the session loses the terminal.
-pub fn session_leader_exited(kernel: &Kernel, tg: &Arc<ThreadGroup>) {
-    let term = {
-        let st = tg.state();
-        if st.sid != tg.tgid {
-            return;
-        }
-        st.ctty.clone()
+/// A process exited: it lets go of its controlling terminal, and if it led its session
+/// (Linux's `disassociate_ctty(1)`) the terminal's foreground group gets SIGHUP and the
+/// whole session loses the terminal.
+pub fn process_exited(kernel: &Kernel, tg: &Arc<ThreadGroup>) {
+    let (term, leader) = {
+        let mut st = tg.state();
+        (st.ctty.take(), st.sid == tg.tgid)
     };
     let Some(term) = term else { return };
+    if !leader || term.job().session() != tg.tgid {
+        return;
+    }
     let fg = term.job().foreground();
     if fg > 0 {
         signal_pgrp(kernel, fg, libc::SIGHUP);
     }
     clear_session_ctty(kernel, tg.tgid, term.job());
-    tg.state().ctty = None;
     let mut j = term.job().lock();
     j.sid = 0;
     j.pgrp = 0;
