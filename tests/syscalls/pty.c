@@ -130,6 +130,13 @@ static void test_open_and_node(void)
     CHECK(isatty(peer));
     CHECK_OK(fstat(peer, &fst));
     CHECK_EQ(fst.st_rdev, st.st_rdev);
+    /* Bad pointers are EFAULT, never a crash. */
+    CHECK_ERRNO(ioctl(m, TIOCGWINSZ, BAD_PTR), EFAULT);
+    CHECK_ERRNO(ioctl(s, TIOCSWINSZ, BAD_PTR), EFAULT);
+    CHECK_ERRNO(ioctl(s, TCGETS, BAD_PTR), EFAULT);
+    CHECK_ERRNO(ioctl(s, TCSETS, BAD_PTR), EFAULT);
+    CHECK_ERRNO(ioctl(m, TIOCSPTLCK, BAD_PTR), EFAULT);
+    CHECK_ERRNO(ioctl(m, TIOCGPTN, BAD_PTR), EFAULT);
     int ldisc = -1;
     CHECK_OK(ioctl(s, TIOCGETD, &ldisc));
     CHECK_EQ(ldisc, N_TTY);

@@ -298,7 +298,8 @@ pub fn job_control_ioctl(
         libc::TIOCSPGRP => set_foreground(task, term, arg),
         libc::TIOCSCTTY => set_controlling(task, term, file_flags, arg),
         libc::TIOCNOTTY => (|| {
-            if !is_ctty(task, &**term) {
+            // A master is nobody's controlling terminal (its slave is).
+            if via_master || !is_ctty(task, &**term) {
                 return_errno!(ENOTTY);
             }
             give_up_ctty(task, term);
