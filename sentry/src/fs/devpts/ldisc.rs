@@ -2,7 +2,7 @@
 //! processing (ICRNL, INLCR, IGNCR, ISTRIP, IXON), canonical line editing (VERASE, VKILL,
 //! VWERASE, VEOF, VEOL, VEOL2, VLNEXT, VREPRINT), echo (ECHO, ECHOE, ECHOK, ECHOKE,
 //! ECHONL, ECHOCTL), the signal characters (ISIG), non-canonical reads (VMIN/VTIME) and
-//! output processing (OPOST with ONLCR, OCRNL, ONOCR, ONLRET, OLCUC, XTABS).
+//! output processing (OPOST with ONLCR, OCRNL, ONOCR, ONLRET, OLCUC, XTABS), IUTF8 erase.
 //!
 //! Pure state: no locking, no waiting, no signals sent. The pty calls it under its lock
 //! and acts on what it returns.
@@ -436,8 +436,8 @@ impl LineDiscipline {
                 } else {
                     c
                 };
-                // UTF-8 continuation bytes do not move the cursor.
-                if !is_ctl(c) && c & 0xc0 != 0x80 {
+                // With IUTF8, UTF-8 continuation bytes do not move the cursor.
+                if !is_ctl(c) && !self.is_continuation(c) {
                     self.column += 1;
                 }
                 self.out.push_back(c);
@@ -632,6 +632,11 @@ impl LineDiscipline {
         self.canon_column = self.column;
     }
 
+    /// A UTF-8 continuation byte, when the terminal knows its input is UTF-8 (IUTF8).
+    fn is_continuation(&self, c: u8) -> bool {
+        self.termios.i(libc::IUTF8) && c & 0xc0 == 0x80
+    }
+
     /// The columns `edit` takes when echoed from `canon_column`, up to each byte.
     fn width_of_last(&self) -> usize {
         let ctl = self.termios.l(libc::ECHOCTL);
@@ -642,7 +647,7 @@ impl LineDiscipline {
                 8 - col % 8
             } else if is_ctl(b) && ctl {
                 2
-            } else if is_ctl(b) || b & 0xc0 == 0x80 {
+            } else if is_ctl(b) || self.is_continuation(b) {
                 0
             } else {
                 1
@@ -683,7 +688,9 @@ impl LineDiscipline {
             }
             let width = self.width_of_last();
             self.edit.pop();
-            if echo {
+            // A multibyte character goes whole (IUTF8): its continuation bytes first.
+            let continuation = self.is_continuation(c);
+            if echo && !continuation {
                 if kind == Erase::Char && !t.l(libc::ECHOE) {
                     self.echo(t.cc_at(VERASE));
                 } else if c == b'\t' {
@@ -696,7 +703,7 @@ impl LineDiscipline {
                     self.column = self.column.saturating_sub(width);
                 }
             }
-            if kind == Erase::Char {
+            if kind == Erase::Char && !continuation {
                 break;
             }
         }

@@ -196,3 +196,21 @@ fn output_processing_and_flow_control() {
     assert_eq!(ld.receive(&big).consumed, N_TTY_BUF_SIZE);
     assert!(!ld.input_room());
 }
+
+#[test]
+fn iutf8_erases_whole_characters() {
+    let mut ld = LineDiscipline::default();
+    let mut t = ld.termios;
+    t.iflag |= libc::IUTF8;
+    ld.set_termios(t);
+    typed(&mut ld, "aé".as_bytes());
+    typed(&mut ld, b"\x7f\n");
+    assert_eq!(read_all(&mut ld), Some(b"a\n".to_vec()));
+    assert_eq!(echo(&mut ld), "aé\x08 \x08\r\n".as_bytes());
+    // Without IUTF8 each byte is a character.
+    t.iflag &= !libc::IUTF8;
+    ld.set_termios(t);
+    typed(&mut ld, "é".as_bytes());
+    typed(&mut ld, b"\x7f\n");
+    assert_eq!(read_all(&mut ld), Some(vec![0xc3, b'\n']));
+}
