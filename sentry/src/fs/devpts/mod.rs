@@ -117,6 +117,7 @@ impl DevptsFs {
                 gid,
                 mode: 0o620,
                 times: (now, now),
+                released: false,
             }),
             master_queue: Arc::new(WaitQueue::new()),
             slave_queue: Arc::new(WaitQueue::new()),
@@ -456,6 +457,8 @@ struct PtyState {
     gid: u32,
     mode: u32,
     times: (Timespec, Timespec),
+    /// The index went back to the filesystem.
+    released: bool,
 }
 
 impl PtyState {
@@ -514,11 +517,12 @@ impl Pty {
         self.slave_queue.notify(events::ALL);
     }
 
-    /// Both sides are closed: the index may be used again.
-    fn release_if_unused(&self, st: &PtyState) {
-        if st.master_open || st.slaves > 0 {
+    /// Both sides are closed: the index may be used again (once).
+    fn release_if_unused(&self, st: &mut PtyState) {
+        if st.master_open || st.slaves > 0 || st.released {
             return;
         }
+        st.released = true;
         if let Some(fs) = self.fs.upgrade() {
             lock(&fs.state).used.remove(&self.index);
         }
@@ -534,11 +538,19 @@ impl Pty {
                 return;
             }
             st.master_open = false;
-            self.release_if_unused(&st);
         }
+        // The node goes before the index is free for another pty.
         if let Some(fs) = self.fs.upgrade() {
-            lock(&fs.state).nodes.remove(&self.index);
+            let mut fst = lock(&fs.state);
+            if fst
+                .nodes
+                .get(&self.index)
+                .is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), self))
+            {
+                fst.nodes.remove(&self.index);
+            }
         }
+        self.release_if_unused(&mut self.lock());
         self.notify_both();
         self.job.hangup();
     }
@@ -1007,7 +1019,7 @@ impl Drop for SlaveFile {
             if st.slaves == 0 {
                 st.other_closed = true;
             }
-            self.pty.release_if_unused(&st);
+            self.pty.release_if_unused(&mut st);
         }
         self.pty.notify_both();
     }
