@@ -32,8 +32,8 @@ pub struct DoArgs {
     #[arg(long, default_value = "memory", value_parser = ["memory", "none"])]
     overlay: String,
     /// Run the command on a pseudo-terminal of the sandbox (its controlling terminal,
-    /// with the sandbox's own line discipline and job control), bridged to this
-    /// terminal. Standard input must be a terminal.
+    /// with the sandbox's own line discipline and job control), bridged to the terminal
+    /// on standard input, which then carries the command's output too.
     #[arg(long)]
     tty: bool,
     /// The command and its arguments.
