@@ -599,3 +599,39 @@ fn do_tty_runs_an_interactive_shell() {
         assert!(run.stdout.contains(want), "no {want:?}\n{}", run.dump());
     }
 }
+
+/// Pushes a character into the input of a terminal it holds with TIOCSTI; prints the
+/// outcome.
+const TIOCSTI_C: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+int main(void)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m < 0 || grantpt(m) || unlockpt(m))
+        return 2;
+    int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+    char c = 'x';
+    int r = ioctl(s, TIOCSTI, &c);
+    printf("%s\n", r == -1 ? strerrorname_np(errno) : "succeeded");
+    return 0;
+}
+"#;
+
+/// Confinement: no one in the sandbox, not even root with every capability, can fake
+/// terminal input with TIOCSTI (the classic way to type commands into the shell that
+/// reads a terminal after the program exits): as Linux 6.2+ with
+/// `dev.tty.legacy_tiocsti = 0` for unprivileged callers. (Not compared with a native
+/// run: there, root with CAP_SYS_ADMIN may still use it.)
+#[test]
+fn tiocsti_cannot_fake_terminal_input() {
+    let bin = snippet("do_tiocsti", TIOCSTI_C);
+    let run = sandboxed(&[], bin.to_str().unwrap_or("?"), &[]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, "EIO\n", "{}", run.dump());
+}
