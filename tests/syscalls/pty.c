@@ -405,6 +405,9 @@ static void leader_main(void *p)
     ssize_t n = read(s, &c, 1);
     CHECK(n == 0 || (n == -1 && errno == EIO));
     CHECK_ERRNO(write(s, "x", 1), EIO);
+    struct termios t;
+    CHECK_ERRNO(tcgetattr(s, &t), EIO);
+    CHECK_ERRNO(tcsetpgrp(s, getpid()), ENOTTY);
     /* And no longer have a controlling terminal. */
     CHECK_ERRNO(open("/dev/tty", O_RDWR), ENXIO);
 }

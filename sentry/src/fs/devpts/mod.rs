@@ -707,15 +707,18 @@ impl Pty {
         cmd: u32,
         arg: UserAddr,
     ) -> Result<u64> {
+        if !master && self.lock().hung_up() {
+            // Linux's hung_up_tty_ioctl.
+            if u64::from(cmd) == libc::TIOCSPGRP {
+                return_errno!(ENOTTY);
+            }
+            return_errno!(EIO);
+        }
         let term: Arc<dyn Terminal> = self.clone();
         if let Some(r) =
             crate::kernel::tty::job_control_ioctl(task, &term, master, file_flags, cmd, arg)
         {
             return r;
-        }
-        if !master && self.lock().hung_up() {
-            // Linux's hung_up_tty_ioctl.
-            return_errno!(EIO);
         }
         let check_bg = || -> Result<()> {
             if master {
