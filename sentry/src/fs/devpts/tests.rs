@@ -1,5 +1,6 @@
 use super::*;
 use crate::error::Errno;
+use crate::kernel::wait::events;
 use crate::vfs::OpenHow;
 
 /// A sandbox tree whose /etc/group has `group_file`.
