@@ -137,6 +137,10 @@ static void test_open_and_node(void)
     CHECK_ERRNO(ioctl(s, TCSETS, BAD_PTR), EFAULT);
     CHECK_ERRNO(ioctl(m, TIOCSPTLCK, BAD_PTR), EFAULT);
     CHECK_ERRNO(ioctl(m, TIOCGPTN, BAD_PTR), EFAULT);
+    /* TIOCSIG sends only the signal keys' signals (nobody is in the foreground here). */
+    CHECK_OK(ioctl(m, TIOCSIG, SIGINT));
+    CHECK_ERRNO(ioctl(m, TIOCSIG, SIGKILL), EINVAL);
+    CHECK_ERRNO(ioctl(s, TIOCSIG, SIGINT), ENOTTY);
     int ldisc = -1;
     CHECK_OK(ioctl(s, TIOCGETD, &ldisc));
     CHECK_EQ(ldisc, N_TTY);
@@ -381,6 +385,7 @@ static void leader_main(void *p)
     sigaddset(&all, SIGINT);
     sigaddset(&all, SIGWINCH);
     sigaddset(&all, SIGHUP);
+    sigaddset(&all, SIGQUIT);
     sigprocmask(SIG_BLOCK, &all, NULL);
     CHECK_EQ(setsid(), getpid());
     /* Opening it without O_NOCTTY makes it our controlling terminal. */
@@ -393,6 +398,7 @@ static void leader_main(void *p)
     CHECK_EQ(write(a->ready, "r", 1), 1);
     CHECK_EQ(await_signal(SIGINT), SIGINT);
     CHECK_EQ(write(a->ready, "i", 1), 1);
+    CHECK_EQ(await_signal(SIGQUIT), SIGQUIT);
     CHECK_EQ(await_signal(SIGWINCH), SIGWINCH);
     struct winsize w = { 0 };
     CHECK_OK(ioctl(s, TIOCGWINSZ, &w));
@@ -429,6 +435,8 @@ static void test_signals_and_hangup(void)
     CHECK_EQ(read(fds[0], &c, 1), 1);
     CHECK_EQ(c, 'i');
     expect_echo(m, "^C");
+    /* TIOCSIG: the same without typing. */
+    CHECK_OK(ioctl(m, TIOCSIG, SIGQUIT));
     struct winsize w = { .ws_row = 30, .ws_col = 100 };
     CHECK_OK(ioctl(m, TIOCSWINSZ, &w));
     CHECK_EQ(read(fds[0], &c, 1), 1);

@@ -29,6 +29,7 @@ const TIOCSPTLCK: u32 = 0x4004_5431;
 const TIOCGPKT: u32 = 0x8004_5438;
 const TIOCGPTLCK: u32 = 0x8004_5439;
 const TIOCGPTPEER: u32 = 0x5441;
+const TIOCSIG: u32 = 0x4004_5436;
 const TIOCPKT_DATA: u8 = 0;
 const TIOCPKT_FLUSHREAD: u8 = 1;
 const TIOCPKT_FLUSHWRITE: u8 = 2;
@@ -517,6 +518,16 @@ impl Pty {
                 let mut st = self.lock();
                 st.packet = on != 0;
                 st.pkt_status = 0;
+                Ok(0)
+            }
+            TIOCSIG => {
+                // Signal the slave's foreground group, as if the key had been typed;
+                // only the three signal keys' signals (Linux's pty_signal).
+                let sig = i32::try_from(arg.0).map_err(|_| errno!(EINVAL))?;
+                if ![libc::SIGINT, libc::SIGQUIT, libc::SIGTSTP].contains(&sig) {
+                    return_errno!(EINVAL);
+                }
+                self.job.signal_foreground(sig);
                 Ok(0)
             }
             TIOCGPKT => {
