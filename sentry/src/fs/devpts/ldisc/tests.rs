@@ -214,3 +214,20 @@ fn iutf8_erases_whole_characters() {
     typed(&mut ld, b"\x7f\n");
     assert_eq!(read_all(&mut ld), Some(vec![0xc3, b'\n']));
 }
+
+#[test]
+fn echonl_echoes_only_the_newline() {
+    let mut ld = LineDiscipline::default();
+    let mut t = ld.termios;
+    t.lflag &= !libc::ECHO;
+    t.lflag |= libc::ECHONL;
+    ld.set_termios(t);
+    typed(&mut ld, b"secret\r");
+    assert_eq!(echo(&mut ld), b"\r\n");
+    assert_eq!(read_all(&mut ld), Some(b"secret\n".to_vec()));
+    // VEOL ends a line too, and keeps its character.
+    t.cc[VEOL] = b';';
+    ld.set_termios(t);
+    typed(&mut ld, b"a;");
+    assert_eq!(read_all(&mut ld), Some(b"a;".to_vec()));
+}
