@@ -7,9 +7,13 @@ CARAPACE_PACKAGES=(
     build-essential   # gcc -static for the syscall test programs
     libc6-dev         # libc.a for static test binaries
     pkg-config
+    libseccomp-dev    # the sentry's and gofer's seccomp allow-lists (libseccomp crate)
     python3           # the sandbox's done-when checks run python3 inside
     busybox-static    # a small static userland for rootfs tests
     stress-ng         # the processes-and-signals stress run inside the sandbox
+    git sqlite3       # file-layer workloads inside the sandbox (tests/tests/fs_workloads.rs)
+    libpython3.11-testsuite  # python's own file-system test modules inside the sandbox
+    procps            # ps, run inside the sandbox over its /proc
 )
 
 missing=()

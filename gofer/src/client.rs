@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Mutex;
 
 pub use crate::protocol::{Attr, Dirent, Errno, Handle, SetAttr, StatFs};
-use crate::protocol::{Name, Request, Response, MAX_PACKET, MAX_WALK_NAMES};
+use crate::protocol::{Name, Request, Response, XattrName, MAX_PACKET, MAX_WALK_NAMES};
 use crate::sys;
 
 pub type Result<T> = std::result::Result<T, Errno>;
@@ -311,21 +311,104 @@ impl Client {
         )
     }
 
-    /// `renameat(2)`. Handles of the moved file follow it.
+    /// `renameat2(2)` with `flags` of `RENAME_NOREPLACE` or `RENAME_EXCHANGE` (0 for a plain
+    /// rename). Handles of the moved files follow them.
     pub fn rename(
         &self,
         old_dir: Handle,
         old_name: &[u8],
         new_dir: Handle,
         new_name: &[u8],
+        flags: u32,
     ) -> Result<()> {
         let req = Request::Rename {
             old_dir,
             old_name: Name::new(old_name)?,
             new_dir,
             new_name: Name::new(new_name)?,
+            flags,
         };
         self.ok(&req, "rename")
+    }
+
+    /// Creates a FIFO or socket `name` with exactly `mode` (type and permission bits);
+    /// device nodes are `EPERM`. Returns its handle.
+    pub fn mknod(&self, dir: Handle, name: &[u8], mode: u32, rdev: u64) -> Result<(Handle, Attr)> {
+        let req = Request::Mknod {
+            dir,
+            name: Name::new(name)?,
+            mode,
+            rdev,
+        };
+        self.node(&req, "mknod")
+    }
+
+    fn value(&self, req: &Request, what: &str) -> Result<Vec<u8>> {
+        match self.call(req)? {
+            (Response::Value(v), _) => Ok(v),
+            (r, _) => Self::unexpected(what, &r),
+        }
+    }
+
+    /// The value of extended attribute `name` (`ENODATA` if absent).
+    pub fn getxattr(&self, h: Handle, name: &[u8]) -> Result<Vec<u8>> {
+        let req = Request::GetXattr {
+            handle: h,
+            name: XattrName::new(name)?,
+        };
+        self.value(&req, "getxattr")
+    }
+
+    /// Sets `name` to `value`; `flags` is `XATTR_CREATE`/`XATTR_REPLACE`. Only `user.` and
+    /// `trusted.` names are writable.
+    pub fn setxattr(&self, h: Handle, name: &[u8], value: &[u8], flags: u32) -> Result<()> {
+        let req = Request::SetXattr {
+            handle: h,
+            name: XattrName::new(name)?,
+            value: value.to_vec(),
+            flags,
+        };
+        self.ok(&req, "setxattr")
+    }
+
+    /// The names of the file's readable extended attributes.
+    pub fn listxattr(&self, h: Handle) -> Result<Vec<Vec<u8>>> {
+        let list = self.value(&Request::ListXattr { handle: h }, "listxattr")?;
+        Ok(list
+            .split(|&c| c == 0)
+            .filter(|n| !n.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect())
+    }
+
+    pub fn removexattr(&self, h: Handle, name: &[u8]) -> Result<()> {
+        let req = Request::RemoveXattr {
+            handle: h,
+            name: XattrName::new(name)?,
+        };
+        self.ok(&req, "removexattr")
+    }
+
+    /// `fsync(2)` (`fdatasync(2)` with `data_only`) of a regular file or directory.
+    pub fn fsync(&self, h: Handle, data_only: bool) -> Result<()> {
+        self.ok(
+            &Request::Fsync {
+                handle: h,
+                data_only,
+            },
+            "fsync",
+        )
+    }
+
+    /// `fallocate(2)` of a regular file: `mode` 0, keep-size and/or punch-hole.
+    pub fn fallocate(&self, h: Handle, mode: u32, offset: u64, len: u64) -> Result<()> {
+        let req = Request::Fallocate {
+            handle: h,
+            mode,
+            offset,
+            len,
+        };
+        self.ok(&req, "fallocate")
     }
 
     /// Creates a symlink `name` → `target` in `dir`; returns its handle.

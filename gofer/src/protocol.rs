@@ -33,6 +33,17 @@ pub const SYMLINK_MAX: usize = 4095;
 /// Most names in one Walk request; chosen so any valid request and its reply fit a packet.
 /// The client splits longer walks.
 pub const MAX_WALK_NAMES: usize = 128;
+/// Longest extended attribute name (Linux `XATTR_NAME_MAX`).
+pub const XATTR_NAME_MAX: usize = 255;
+/// Largest extended attribute value (or name list) that crosses the protocol: Linux's
+/// `XATTR_SIZE_MAX` (64 KiB) less room for the rest of a SetXattr request, so any request
+/// that encodes fits one packet. Host filesystems keep values far smaller (ext4: a block).
+pub const XATTR_VALUE_MAX: usize = MAX_PAYLOAD - 1024;
+/// `Rename::flags` the protocol carries (`renameat2(2)`).
+pub const RENAME_NOREPLACE: u32 = 1;
+pub const RENAME_EXCHANGE: u32 = 2;
+/// `Fallocate::mode` bits the protocol carries (`fallocate(2)`): keep size, punch hole.
+pub const FALLOCATE_MODES: u32 = 0x3;
 
 /// A Linux errno; errors cross the protocol as these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +171,28 @@ impl Name {
     }
 }
 
+/// An extended attribute name: 1..=255 bytes without NUL (`user.foo`). Which namespaces
+/// may be used is the server's decision, not the wire format's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XattrName(Vec<u8>);
+
+impl XattrName {
+    /// `ERANGE` for an empty or over-long name (what `setxattr(2)` says), `EINVAL` for NUL.
+    pub fn new(bytes: &[u8]) -> Result<XattrName, Errno> {
+        if bytes.is_empty() || bytes.len() > XATTR_NAME_MAX {
+            return Err(Errno(libc::ERANGE));
+        }
+        if bytes.contains(&0) {
+            return Err(Errno(libc::EINVAL));
+        }
+        Ok(XattrName(bytes.to_vec()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Request kinds.
 pub const REQ_ATTACH: u16 = 1;
 pub const REQ_WALK: u16 = 2;
@@ -176,6 +209,13 @@ pub const REQ_RENAME: u16 = 12;
 pub const REQ_SYMLINK: u16 = 13;
 pub const REQ_LINK: u16 = 14;
 pub const REQ_SETSTAT: u16 = 15;
+pub const REQ_MKNOD: u16 = 16;
+pub const REQ_GETXATTR: u16 = 17;
+pub const REQ_SETXATTR: u16 = 18;
+pub const REQ_LISTXATTR: u16 = 19;
+pub const REQ_REMOVEXATTR: u16 = 20;
+pub const REQ_FSYNC: u16 = 21;
+pub const REQ_FALLOCATE: u16 = 22;
 
 /// Reply kinds.
 pub const RESP_ERROR: u16 = 0x8000;
@@ -188,6 +228,7 @@ pub const RESP_CREATED: u16 = 0x8006;
 pub const RESP_TARGET: u16 = 0x8007;
 pub const RESP_DIRENTS: u16 = 0x8008;
 pub const RESP_STATFS: u16 = 0x8009;
+pub const RESP_VALUE: u16 = 0x800a;
 
 /// A message from the sentry to the gofer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,12 +260,13 @@ pub enum Request {
     Mkdir { dir: Handle, name: Name, mode: u32 },
     /// `flags` is 0 or `AT_REMOVEDIR`. Reply: `Ok`.
     Unlink { dir: Handle, name: Name, flags: i32 },
-    /// Reply: `Ok`.
+    /// `renameat2(2)` with `flags` of `RENAME_NOREPLACE`/`RENAME_EXCHANGE`. Reply: `Ok`.
     Rename {
         old_dir: Handle,
         old_name: Name,
         new_dir: Handle,
         new_name: Name,
+        flags: u32,
     },
     /// Reply: `Node` of the new symlink.
     Symlink {
@@ -240,6 +282,36 @@ pub enum Request {
     },
     /// Reply: `Ok`.
     SetStat { handle: Handle, attr: SetAttr },
+    /// A FIFO or socket (`mode` holds the type and exact permission bits); device nodes
+    /// are refused (`EPERM`). Reply: `Node` of the new file.
+    Mknod {
+        dir: Handle,
+        name: Name,
+        mode: u32,
+        rdev: u64,
+    },
+    /// Reply: `Value` with the attribute's value.
+    GetXattr { handle: Handle, name: XattrName },
+    /// `flags` is `XATTR_CREATE`/`XATTR_REPLACE`. Reply: `Ok`.
+    SetXattr {
+        handle: Handle,
+        name: XattrName,
+        value: Vec<u8>,
+        flags: u32,
+    },
+    /// Reply: `Value` with the names, each followed by a NUL (as `listxattr(2)`).
+    ListXattr { handle: Handle },
+    /// Reply: `Ok`.
+    RemoveXattr { handle: Handle, name: XattrName },
+    /// `fsync(2)`, or `fdatasync(2)` with `data_only`. Reply: `Ok`.
+    Fsync { handle: Handle, data_only: bool },
+    /// `fallocate(2)` of a regular file. Reply: `Ok`.
+    Fallocate {
+        handle: Handle,
+        mode: u32,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// A message from the gofer to the sentry.
@@ -268,6 +340,8 @@ pub enum Response {
         eof: bool,
     },
     StatFs(StatFs),
+    /// An extended attribute value or name list (at most `XATTR_VALUE_MAX` bytes).
+    Value(Vec<u8>),
 }
 
 /// Why a packet could not be decoded.
@@ -353,6 +427,13 @@ impl Request {
             Request::Symlink { .. } => REQ_SYMLINK,
             Request::Link { .. } => REQ_LINK,
             Request::SetStat { .. } => REQ_SETSTAT,
+            Request::Mknod { .. } => REQ_MKNOD,
+            Request::GetXattr { .. } => REQ_GETXATTR,
+            Request::SetXattr { .. } => REQ_SETXATTR,
+            Request::ListXattr { .. } => REQ_LISTXATTR,
+            Request::RemoveXattr { .. } => REQ_REMOVEXATTR,
+            Request::Fsync { .. } => REQ_FSYNC,
+            Request::Fallocate { .. } => REQ_FALLOCATE,
         }
     }
 
@@ -380,6 +461,7 @@ impl Request {
             Request::Stat { handle }
             | Request::Readlink { handle }
             | Request::StatFs { handle }
+            | Request::ListXattr { handle }
             | Request::Close { handle } => w.u64(*handle),
             Request::Open { handle, flags } => {
                 w.u64(*handle);
@@ -415,11 +497,13 @@ impl Request {
                 old_name,
                 new_dir,
                 new_name,
+                flags,
             } => {
                 w.u64(*old_dir);
                 w.name(old_name);
                 w.u64(*new_dir);
                 w.name(new_name);
+                w.u32(*flags);
             }
             Request::Symlink { dir, name, target } => {
                 check_target(target)?;
@@ -443,6 +527,50 @@ impl Request {
                 w.i64(attr.atime_nsec);
                 w.i64(attr.mtime_sec);
                 w.i64(attr.mtime_nsec);
+            }
+            Request::Mknod {
+                dir,
+                name,
+                mode,
+                rdev,
+            } => {
+                w.u64(*dir);
+                w.name(name);
+                w.u32(*mode);
+                w.u64(*rdev);
+            }
+            Request::GetXattr { handle, name } | Request::RemoveXattr { handle, name } => {
+                w.u64(*handle);
+                w.xattr_name(name);
+            }
+            Request::SetXattr {
+                handle,
+                name,
+                value,
+                flags,
+            } => {
+                if value.len() > XATTR_VALUE_MAX {
+                    return Err(Errno(libc::E2BIG));
+                }
+                w.u64(*handle);
+                w.xattr_name(name);
+                w.bytes(value)?;
+                w.u32(*flags);
+            }
+            Request::Fsync { handle, data_only } => {
+                w.u64(*handle);
+                w.u8(u8::from(*data_only));
+            }
+            Request::Fallocate {
+                handle,
+                mode,
+                offset,
+                len,
+            } => {
+                w.u64(*handle);
+                w.u32(*mode);
+                w.u64(*offset);
+                w.u64(*len);
             }
         }
         finish(tag, self.kind(), w)
@@ -504,6 +632,7 @@ impl Request {
                 old_name: r.name()?,
                 new_dir: r.u64()?,
                 new_name: r.name()?,
+                flags: r.u32()?,
             },
             REQ_SYMLINK => {
                 let dir = r.u64()?;
@@ -535,6 +664,41 @@ impl Request {
                 }
                 Request::SetStat { handle, attr }
             }
+            REQ_MKNOD => Request::Mknod {
+                dir: r.u64()?,
+                name: r.name()?,
+                mode: r.u32()?,
+                rdev: r.u64()?,
+            },
+            REQ_GETXATTR => Request::GetXattr {
+                handle: r.u64()?,
+                name: r.xattr_name()?,
+            },
+            REQ_SETXATTR => Request::SetXattr {
+                handle: r.u64()?,
+                name: r.xattr_name()?,
+                value: r.bytes(XATTR_VALUE_MAX)?.to_vec(),
+                flags: r.u32()?,
+            },
+            REQ_LISTXATTR => Request::ListXattr { handle: r.u64()? },
+            REQ_REMOVEXATTR => Request::RemoveXattr {
+                handle: r.u64()?,
+                name: r.xattr_name()?,
+            },
+            REQ_FSYNC => Request::Fsync {
+                handle: r.u64()?,
+                data_only: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::BadValue),
+                },
+            },
+            REQ_FALLOCATE => Request::Fallocate {
+                handle: r.u64()?,
+                mode: r.u32()?,
+                offset: r.u64()?,
+                len: r.u64()?,
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.finish()?;
@@ -578,6 +742,7 @@ impl Response {
             Response::Target(_) => RESP_TARGET,
             Response::Dirents { .. } => RESP_DIRENTS,
             Response::StatFs(_) => RESP_STATFS,
+            Response::Value(_) => RESP_VALUE,
         }
     }
 
@@ -628,6 +793,12 @@ impl Response {
                 ] {
                     w.u64(v);
                 }
+            }
+            Response::Value(v) => {
+                if v.len() > XATTR_VALUE_MAX {
+                    return Err(Errno(libc::E2BIG));
+                }
+                w.bytes(v)?;
             }
         }
         finish(tag, self.kind(), w)
@@ -710,6 +881,7 @@ impl Response {
                 frsize: r.u64()?,
                 flags: r.u64()?,
             }),
+            RESP_VALUE => Response::Value(r.bytes(XATTR_VALUE_MAX)?.to_vec()),
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.finish()?;
@@ -747,6 +919,11 @@ impl Writer {
     }
     fn name(&mut self, n: &Name) {
         // A Name is at most NAME_MAX (255) bytes, so its length fits a u8.
+        self.0.push(n.0.len() as u8);
+        self.0.extend_from_slice(&n.0);
+    }
+    fn xattr_name(&mut self, n: &XattrName) {
+        // An XattrName is at most XATTR_NAME_MAX (255) bytes, so its length fits a u8.
         self.0.push(n.0.len() as u8);
         self.0.extend_from_slice(&n.0);
     }
@@ -829,6 +1006,11 @@ impl<'a> Reader<'a> {
         let n = usize::from(self.u8()?);
         let bytes = self.take(n)?;
         Name::new(bytes).map_err(|_| DecodeError::BadName)
+    }
+    fn xattr_name(&mut self) -> Result<XattrName, DecodeError> {
+        let n = usize::from(self.u8()?);
+        let bytes = self.take(n)?;
+        XattrName::new(bytes).map_err(|_| DecodeError::BadName)
     }
     fn attr(&mut self) -> Result<Attr, DecodeError> {
         Ok(Attr {
@@ -928,6 +1110,7 @@ mod tests {
                 old_name: name("a"),
                 new_dir: 2,
                 new_name: name("b"),
+                flags: RENAME_EXCHANGE,
             },
             Request::Symlink {
                 dir: 1,
@@ -948,6 +1131,37 @@ mod tests {
                     mtime_nsec: libc::UTIME_NOW,
                     ..Default::default()
                 },
+            },
+            Request::Mknod {
+                dir: 1,
+                name: name("fifo"),
+                mode: libc::S_IFIFO | 0o640,
+                rdev: 0,
+            },
+            Request::GetXattr {
+                handle: 2,
+                name: XattrName::new(b"user.a/b").unwrap(),
+            },
+            Request::SetXattr {
+                handle: 2,
+                name: XattrName::new(&[b'x'; 255]).unwrap(),
+                value: vec![7; XATTR_VALUE_MAX],
+                flags: 1,
+            },
+            Request::ListXattr { handle: 3 },
+            Request::RemoveXattr {
+                handle: 3,
+                name: XattrName::new(b"trusted.t").unwrap(),
+            },
+            Request::Fsync {
+                handle: 4,
+                data_only: true,
+            },
+            Request::Fallocate {
+                handle: 5,
+                mode: 3,
+                offset: 1 << 40,
+                len: 4096,
             },
         ]
     }
@@ -996,6 +1210,8 @@ mod tests {
                 namelen: 255,
                 ..Default::default()
             }),
+            Response::Value(b"user.a\0user.b\0".to_vec()),
+            Response::Value(vec![]),
         ]
     }
 
@@ -1125,6 +1341,19 @@ mod tests {
             target: vec![b'a'; 4096],
         };
         assert_eq!(long.encode(1), Err(Errno(libc::ENAMETOOLONG)));
+        let big = Request::SetXattr {
+            handle: 1,
+            name: XattrName::new(b"user.x").unwrap(),
+            value: vec![0; XATTR_VALUE_MAX + 1],
+            flags: 0,
+        };
+        assert_eq!(big.encode(1), Err(Errno(libc::E2BIG)));
+        assert_eq!(XattrName::new(b"").err(), Some(Errno(libc::ERANGE)));
+        assert_eq!(
+            XattrName::new(&[b'x'; 256]).err(),
+            Some(Errno(libc::ERANGE))
+        );
+        assert_eq!(XattrName::new(b"user.a\0").err(), Some(Errno(libc::EINVAL)));
         // A walk count claiming more names than allowed.
         let mut p = Request::Walk {
             dir: 1,
@@ -1164,7 +1393,7 @@ mod tests {
             let mut p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             if p.len() >= HEADER_LEN {
                 // Make the header plausible often, so payload decoders get exercised.
-                let kind = (next() % 16) as u16 | if next() % 2 == 0 { 0x8000 } else { 0 };
+                let kind = (next() % 24) as u16 | if next() % 2 == 0 { 0x8000 } else { 0 };
                 p[4..6].copy_from_slice(&kind.to_le_bytes());
                 if next() % 2 == 0 {
                     let l = (p.len() - HEADER_LEN) as u32;

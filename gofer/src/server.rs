@@ -6,7 +6,10 @@
 //!   root, so no symlink is ever followed and `..` never appears;
 //! - files are opened with `openat(parent, name, flags|O_NOFOLLOW)` (directories with
 //!   `openat(fd, ".")`), and the result is checked to be the inode the handle names;
-//! - in read-only mode nothing that writes is done (`EROFS`).
+//! - in read-only mode nothing that writes is done (`EROFS`);
+//! - no device node is made (`EPERM`), and only `user.`/`trusted.` extended attributes are
+//!   written: `security.` ones (file capabilities, LSM labels) would change what the host
+//!   grants, so the sandbox may read them but never set them.
 
 #![deny(unsafe_code)]
 
@@ -14,14 +17,15 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
-use nix::fcntl::{openat, renameat, AtFlags, OFlag};
-use nix::sys::stat::{fstat, mkdirat, FileStat, Mode};
+use nix::fcntl::{openat, renameat2, AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::{fstat, mkdirat, mknodat, FileStat, Mode, SFlag};
 use nix::unistd::{fchownat, ftruncate, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use crate::protocol::{
     decode_header, dirent_encoded_len, Attr, DecodeError, Dirent, Errno, Handle, Name, Request,
-    Response, SetAttr, StatFs, DIRENTS_OVERHEAD, MAX_PACKET, MAX_PAYLOAD, SETATTR_ATIME,
-    SETATTR_GID, SETATTR_MODE, SETATTR_MTIME, SETATTR_SIZE, SETATTR_UID, SYMLINK_MAX,
+    Response, SetAttr, StatFs, XattrName, DIRENTS_OVERHEAD, FALLOCATE_MODES, MAX_PACKET,
+    MAX_PAYLOAD, RENAME_EXCHANGE, RENAME_NOREPLACE, SETATTR_ATIME, SETATTR_GID, SETATTR_MODE,
+    SETATTR_MTIME, SETATTR_SIZE, SETATTR_UID, SYMLINK_MAX, XATTR_VALUE_MAX,
 };
 use crate::sys;
 
@@ -211,10 +215,33 @@ impl Server {
                 old_name,
                 new_dir,
                 new_name,
-            } => self.rename(old_dir, &old_name, new_dir, &new_name),
+                flags,
+            } => self.rename(old_dir, &old_name, new_dir, &new_name, flags),
             Request::Symlink { dir, name, target } => self.symlink(dir, &name, &target),
             Request::Link { dir, name, target } => self.link(dir, &name, target),
             Request::SetStat { handle, attr } => self.setstat(handle, &attr),
+            Request::Mknod {
+                dir,
+                name,
+                mode,
+                rdev,
+            } => self.mknod(dir, &name, mode, rdev),
+            Request::GetXattr { handle, name } => self.getxattr(handle, &name),
+            Request::SetXattr {
+                handle,
+                name,
+                value,
+                flags,
+            } => self.setxattr(handle, &name, &value, flags),
+            Request::ListXattr { handle } => self.listxattr(handle),
+            Request::RemoveXattr { handle, name } => self.removexattr(handle, &name),
+            Request::Fsync { handle, data_only } => self.fsync(handle, data_only),
+            Request::Fallocate {
+                handle,
+                mode,
+                offset,
+                len,
+            } => self.fallocate(handle, mode, offset, len),
         }
     }
 
@@ -549,20 +576,38 @@ impl Server {
         old_name: &Name,
         new_dir: Handle,
         new_name: &Name,
+        flags: u32,
     ) -> Result<Reply, Errno> {
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+            || flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+        {
+            return Err(Errno(libc::EINVAL));
+        }
         let old = self.child(old_dir, old_name)?;
         let new = self.child(new_dir, new_name)?;
-        renameat(&*old.fd, old_name.as_bytes(), &*new.fd, new_name.as_bytes())?;
-        // Handles of the moved file now live under the new name, so later opens find it.
+        let host = RenameFlags::from_bits_truncate(flags);
+        renameat2(
+            &*old.fd,
+            old_name.as_bytes(),
+            &*new.fd,
+            new_name.as_bytes(),
+            host,
+        )?;
+        // Handles follow the files they name: the moved file now lives under the new name,
+        // and with RENAME_EXCHANGE the other file under the old one.
+        let exchange = flags & RENAME_EXCHANGE != 0;
+        let as_parent = |p: &Parent, name: &Name| Parent {
+            fd: Rc::clone(&p.fd),
+            dev: p.dev,
+            ino: p.ino,
+            name: name.clone(),
+        };
         for node in self.nodes.values_mut() {
             if let Some(p) = &mut node.parent {
                 if (p.dev, p.ino) == (old.dev, old.ino) && p.name == *old_name {
-                    *p = Parent {
-                        fd: Rc::clone(&new.fd),
-                        dev: new.dev,
-                        ino: new.ino,
-                        name: new_name.clone(),
-                    };
+                    *p = as_parent(&new, new_name);
+                } else if exchange && (p.dev, p.ino) == (new.dev, new.ino) && p.name == *new_name {
+                    *p = as_parent(&old, old_name);
                 }
             }
         }
@@ -600,6 +645,156 @@ impl Server {
             return Err(Errno(libc::ESTALE));
         }
         Ok((Response::Node { handle, attr }, None))
+    }
+
+    /// `mknodat(2)` of a FIFO or socket with exactly `mode`'s permission bits. Device nodes
+    /// would hand the sandbox host devices: refused.
+    fn mknod(&mut self, dir: Handle, name: &Name, mode: u32, rdev: u64) -> Result<Reply, Errno> {
+        let parent = self.child(dir, name)?;
+        let kind = mode & libc::S_IFMT;
+        match kind {
+            libc::S_IFIFO | libc::S_IFSOCK => {}
+            libc::S_IFCHR | libc::S_IFBLK => return Err(Errno(libc::EPERM)),
+            _ => return Err(Errno(libc::EINVAL)),
+        }
+        if rdev != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        // mknodat never follows a symlink at the last component: an existing name is EEXIST.
+        mknodat(
+            &*parent.fd,
+            name.as_bytes(),
+            SFlag::from_bits_truncate(kind),
+            Mode::from_bits_truncate(mode & 0o7777),
+            0,
+        )?;
+        let (handle, attr) = self.walk_one(&parent)?;
+        if attr.mode & libc::S_IFMT != kind {
+            // Replaced between mknod and the walk.
+            self.nodes.remove(&handle);
+            return Err(Errno(libc::ESTALE));
+        }
+        if attr.mode & 0o7777 != mode & 0o7777 {
+            // Undo the gofer's umask, as for mkdir. chmod goes through the O_PATH fd, never
+            // an open (which could block on a FIFO or fail on a socket).
+            sys::fchmod_fd(self.node(handle)?.fd.as_fd(), mode & 0o7777)?;
+        }
+        let attr = attr_of(&fstat(&*self.node(handle)?.fd)?);
+        Ok((Response::Node { handle, attr }, None))
+    }
+
+    /// An fd on which `f*xattr` and `fsync` work: a real open of a regular file or
+    /// directory (an `O_PATH` fd refuses them). Other types have no such fd here: for
+    /// symlinks, FIFOs and sockets an open could follow, block or fail.
+    fn data_fd(node: &Node, flags: OFlag) -> Result<Option<OwnedFd>, Errno> {
+        match node.fmt {
+            libc::S_IFREG => Self::open_node(node, flags | OFlag::O_NONBLOCK).map(Some),
+            libc::S_IFDIR => Self::open_node(node, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn getxattr(&mut self, handle: Handle, name: &XattrName) -> Result<Reply, Errno> {
+        xattr_readable(name)?;
+        let node = self.node(handle)?;
+        let Some(fd) = Self::data_fd(node, OFlag::O_RDONLY)? else {
+            return Err(Errno(libc::ENODATA));
+        };
+        let cname = xattr_cstr(name)?;
+        let value = read_sized(|buf| sys::fgetxattr(fd.as_fd(), &cname, buf))?;
+        Ok((Response::Value(value), None))
+    }
+
+    fn setxattr(
+        &mut self,
+        handle: Handle,
+        name: &XattrName,
+        value: &[u8],
+        flags: u32,
+    ) -> Result<Reply, Errno> {
+        xattr_writable(name)?;
+        if flags & !((libc::XATTR_CREATE | libc::XATTR_REPLACE) as u32) != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        let node = self.node(handle)?;
+        let Some(fd) = Self::data_fd(node, OFlag::O_RDONLY)? else {
+            // What Linux says for user.* on a special file; trusted.* there is not served.
+            return Err(Errno(libc::EPERM));
+        };
+        let flags = i32::try_from(flags).map_err(|_| Errno(libc::EINVAL))?;
+        sys::fsetxattr(fd.as_fd(), &xattr_cstr(name)?, value, flags)?;
+        Ok((Response::Ok, None))
+    }
+
+    fn listxattr(&mut self, handle: Handle) -> Result<Reply, Errno> {
+        let node = self.node(handle)?;
+        let Some(fd) = Self::data_fd(node, OFlag::O_RDONLY)? else {
+            return Ok((Response::Value(Vec::new()), None));
+        };
+        // A filesystem without xattr support lists none (as listxattr(2) does there).
+        let all = match read_sized(|buf| sys::flistxattr(fd.as_fd(), buf)) {
+            Err(e) if e.0 == libc::EOPNOTSUPP => Vec::new(),
+            r => r?,
+        };
+        // Only the names the sandbox may read (no system.* ACLs).
+        let mut out = Vec::with_capacity(all.len());
+        for n in all.split(|&c| c == 0).filter(|n| !n.is_empty()) {
+            if XattrName::new(n).is_ok_and(|x| xattr_readable(&x).is_ok()) {
+                out.extend_from_slice(n);
+                out.push(0);
+            }
+        }
+        Ok((Response::Value(out), None))
+    }
+
+    fn removexattr(&mut self, handle: Handle, name: &XattrName) -> Result<Reply, Errno> {
+        xattr_writable(name)?;
+        let node = self.node(handle)?;
+        let Some(fd) = Self::data_fd(node, OFlag::O_RDONLY)? else {
+            return Err(Errno(libc::ENODATA));
+        };
+        sys::fremovexattr(fd.as_fd(), &xattr_cstr(name)?)?;
+        Ok((Response::Ok, None))
+    }
+
+    fn fsync(&mut self, handle: Handle, data_only: bool) -> Result<Reply, Errno> {
+        let node = self.node(handle)?;
+        let Some(fd) = Self::data_fd(node, OFlag::O_RDONLY)? else {
+            return Err(Errno(libc::EINVAL));
+        };
+        if data_only {
+            nix::unistd::fdatasync(&fd)?;
+        } else {
+            nix::unistd::fsync(&fd)?;
+        }
+        Ok((Response::Ok, None))
+    }
+
+    fn fallocate(
+        &mut self,
+        handle: Handle,
+        mode: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Reply, Errno> {
+        if mode & !FALLOCATE_MODES != 0 {
+            return Err(Errno(libc::EOPNOTSUPP));
+        }
+        let node = self.node(handle)?;
+        if node.is_dir() {
+            return Err(Errno(libc::EISDIR));
+        }
+        if node.fmt != libc::S_IFREG {
+            return Err(Errno(libc::ENODEV));
+        }
+        let offset = i64::try_from(offset).map_err(|_| Errno(libc::EFBIG))?;
+        let len = i64::try_from(len).map_err(|_| Errno(libc::EFBIG))?;
+        let fd = Self::open_node(node, OFlag::O_WRONLY | OFlag::O_NONBLOCK)?;
+        let flags = nix::fcntl::FallocateFlags::from_bits_truncate(
+            i32::try_from(mode).map_err(|_| Errno(libc::EINVAL))?,
+        );
+        nix::fcntl::fallocate(&fd, flags, offset, len)?;
+        Ok((Response::Ok, None))
     }
 
     /// chmod without following a symlink or racing on a name.
@@ -681,7 +876,77 @@ fn is_mutating(req: &Request) -> bool {
             | Request::Symlink { .. }
             | Request::Link { .. }
             | Request::SetStat { .. }
+            | Request::Mknod { .. }
+            | Request::SetXattr { .. }
+            | Request::RemoveXattr { .. }
+            | Request::Fallocate { .. }
     )
+}
+
+/// Names the sandbox may read: `user.`, `trusted.` and `security.` (`system.` ACLs are not
+/// served; reading one finds nothing, as on a filesystem without ACLs).
+fn xattr_readable(name: &XattrName) -> Result<(), Errno> {
+    let n = name.as_bytes();
+    if [&b"user."[..], b"trusted.", b"security."]
+        .iter()
+        .any(|p| n.starts_with(p) && n.len() > p.len())
+    {
+        Ok(())
+    } else if n.starts_with(b"system.") {
+        Err(Errno(libc::ENODATA))
+    } else {
+        Err(Errno(libc::EOPNOTSUPP))
+    }
+}
+
+/// Names the sandbox may write: `user.` and `trusted.` only. `security.` would let it set
+/// file capabilities or labels the host honours, and `trusted.overlay.` would steer a host
+/// overlayfs built on this tree (`EPERM` for both); `system.` ACLs are not served.
+fn xattr_writable(name: &XattrName) -> Result<(), Errno> {
+    let n = name.as_bytes();
+    if n.starts_with(b"trusted.overlay.") {
+        return Err(Errno(libc::EPERM));
+    }
+    if [&b"user."[..], b"trusted."]
+        .iter()
+        .any(|p| n.starts_with(p) && n.len() > p.len())
+    {
+        Ok(())
+    } else if n.starts_with(b"security.") {
+        Err(Errno(libc::EPERM))
+    } else {
+        Err(Errno(libc::EOPNOTSUPP))
+    }
+}
+
+fn xattr_cstr(name: &XattrName) -> Result<std::ffi::CString, Errno> {
+    std::ffi::CString::new(name.as_bytes()).map_err(|_| Errno(libc::EINVAL))
+}
+
+/// Calls a `*xattr` reader that takes a buffer (size 0 = "how big?") until the value fits,
+/// as it may grow between the two calls. Values over `XATTR_VALUE_MAX` are `E2BIG`.
+fn read_sized(
+    mut read: impl FnMut(&mut [u8]) -> Result<usize, nix::errno::Errno>,
+) -> Result<Vec<u8>, Errno> {
+    for _ in 0..8 {
+        let want = read(&mut [])?;
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        if want > XATTR_VALUE_MAX {
+            return Err(Errno(libc::E2BIG));
+        }
+        let mut buf = vec![0u8; want];
+        match read(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(nix::errno::Errno::ERANGE) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Errno(libc::EAGAIN))
 }
 
 fn bad_packet(tag: u32, e: DecodeError) -> Response {

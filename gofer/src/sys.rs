@@ -151,3 +151,58 @@ pub fn fchmod_fd(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
     };
     Errno::result(r).map(drop)
 }
+
+/// `fgetxattr(2)`: the value of `name` into `buf` (size 0 asks for the length).
+pub fn fgetxattr(
+    fd: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    buf: &mut [u8],
+) -> Result<usize, Errno> {
+    // SAFETY: `name` is NUL-terminated; the kernel writes at most `buf.len()` bytes into
+    // `buf`, which we borrow mutably across the call; `fd` is live.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    usize::try_from(Errno::result(n)?).map_err(|_| Errno::EIO)
+}
+
+/// `fsetxattr(2)`.
+pub fn fsetxattr(
+    fd: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    value: &[u8],
+    flags: i32,
+) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated and `value` is a live slice of `value.len()` bytes,
+    // both borrowed across the call; `fd` is live.
+    let r = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `flistxattr(2)`: NUL-terminated names into `buf` (size 0 asks for the length).
+pub fn flistxattr(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably
+    // across the call; `fd` is live.
+    let n = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(Errno::result(n)?).map_err(|_| Errno::EIO)
+}
+
+/// `fremovexattr(2)`.
+pub fn fremovexattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated and alive across the call; `fd` is live.
+    let r = unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) };
+    Errno::result(r).map(drop)
+}

@@ -348,7 +348,17 @@ fn read_only_refuses_every_write() {
     assert_eq!(g.client.create(root, b"new", libc::O_RDWR, 0o644).err(), e);
     assert_eq!(g.client.mkdir(root, b"newdir", 0o755).err(), e);
     assert_eq!(g.client.unlink(root, b"file.txt", 0).err(), e);
-    assert_eq!(g.client.rename(root, b"file.txt", root, b"moved").err(), e);
+    assert_eq!(
+        g.client.rename(root, b"file.txt", root, b"moved", 0).err(),
+        e
+    );
+    assert_eq!(
+        g.client.mknod(root, b"f2", libc::S_IFIFO | 0o644, 0).err(),
+        e
+    );
+    assert_eq!(g.client.setxattr(file, b"user.a", b"v", 0).err(), e);
+    assert_eq!(g.client.removexattr(file, b"user.a").err(), e);
+    assert_eq!(g.client.fallocate(file, 0, 0, 4096).err(), e);
     assert_eq!(g.client.symlink(root, b"l", b"/").err(), e);
     assert_eq!(g.client.link(root, b"hard", file).err(), e);
     let chmod = SetAttr {
@@ -752,7 +762,7 @@ fn read_write_mode_creates_and_changes_files() {
     c.close(hl);
 
     // Rename: the handle follows the file.
-    c.rename(root, b"new.txt", d, b"moved.txt").unwrap();
+    c.rename(root, b"new.txt", d, b"moved.txt", 0).unwrap();
     assert!(!g.tree.p("new.txt").exists());
     let mut s = String::new();
     std::fs::write(g.tree.p("newdir/moved.txt"), b"after move").unwrap();
@@ -824,5 +834,332 @@ fn open_notices_a_name_replaced_since_the_walk() {
     );
     // The handle itself still names the original (now unlinked) file.
     assert_eq!(g.client.stat(h).unwrap().nlink, 0);
+    g.finish();
+}
+
+#[test]
+fn mknod_makes_fifos_and_sockets_but_never_devices() {
+    let g = Gofer::new(false);
+    let c = &g.client;
+    let (root, _) = c.attach().unwrap();
+    let (_, a) = c.mknod(root, b"p", libc::S_IFIFO | 0o666, 0).unwrap();
+    assert_eq!(
+        a.mode,
+        libc::S_IFIFO | 0o666,
+        "exact mode whatever the umask"
+    );
+    assert_matches_host(&a, &g.tree.p("p"));
+    let (s, a) = c.mknod(root, b"s", libc::S_IFSOCK | 0o600, 0).unwrap();
+    assert_eq!(a.mode, libc::S_IFSOCK | 0o600);
+    assert_eq!(c.stat(s).unwrap().ino, a.ino);
+    let eperm = Some(errno(libc::EPERM));
+    let null_dev = libc::makedev(1, 3);
+    assert_eq!(
+        c.mknod(root, b"null", libc::S_IFCHR | 0o666, null_dev)
+            .err(),
+        eperm
+    );
+    assert_eq!(
+        c.mknod(root, b"blk", libc::S_IFBLK | 0o600, null_dev).err(),
+        eperm
+    );
+    assert!(!g.tree.p("null").exists() && !g.tree.p("blk").exists());
+    for bad in [libc::S_IFREG, libc::S_IFDIR, libc::S_IFLNK, 0] {
+        assert_eq!(
+            c.mknod(root, b"x", bad | 0o644, 0).err(),
+            Some(errno(libc::EINVAL)),
+            "{bad:o}"
+        );
+    }
+    // An existing name, a symlink included, is never replaced or followed.
+    assert_eq!(
+        c.mknod(root, b"escape", libc::S_IFIFO | 0o644, 0).err(),
+        Some(errno(libc::EEXIST))
+    );
+    assert_eq!(
+        c.mknod(root, b"../p2", libc::S_IFIFO | 0o644, 0).err(),
+        Some(errno(libc::EINVAL))
+    );
+    g.finish();
+}
+
+fn host_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: test-only call with live NUL-terminated strings and a live buffer.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return None;
+    }
+    buf.truncate(r as usize);
+    Some(buf)
+}
+
+#[test]
+fn xattrs_are_served_for_user_and_trusted_names() {
+    let g = Gofer::new(false);
+    let c = &g.client;
+    let (file, _) = g.walk1(&["file.txt"]);
+    let (dir, _) = g.walk1(&["dir"]);
+    assert_eq!(
+        c.getxattr(file, b"user.k").err(),
+        Some(errno(libc::ENODATA))
+    );
+    c.setxattr(file, b"user.k", b"value", 0).unwrap();
+    assert_eq!(
+        host_xattr(&g.tree.p("file.txt"), "user.k").unwrap(),
+        b"value"
+    );
+    assert_eq!(c.getxattr(file, b"user.k").unwrap(), b"value");
+    // XATTR_CREATE on an existing name, XATTR_REPLACE on a missing one.
+    assert_eq!(
+        c.setxattr(file, b"user.k", b"x", libc::XATTR_CREATE as u32)
+            .err(),
+        Some(errno(libc::EEXIST))
+    );
+    assert_eq!(
+        c.setxattr(file, b"user.none", b"x", libc::XATTR_REPLACE as u32)
+            .err(),
+        Some(errno(libc::ENODATA))
+    );
+    c.setxattr(file, b"user.k", b"", libc::XATTR_REPLACE as u32)
+        .unwrap();
+    assert_eq!(c.getxattr(file, b"user.k").unwrap(), b"");
+    c.setxattr(file, b"trusted.t", b"root only", 0).unwrap();
+    c.setxattr(dir, b"user.d", b"on a dir", 0).unwrap();
+    assert_eq!(host_xattr(&g.tree.p("dir"), "user.d").unwrap(), b"on a dir");
+    let mut names = c.listxattr(file).unwrap();
+    names.sort();
+    assert_eq!(names, vec![b"trusted.t".to_vec(), b"user.k".to_vec()]);
+    c.removexattr(file, b"user.k").unwrap();
+    assert_eq!(
+        c.removexattr(file, b"user.k").err(),
+        Some(errno(libc::ENODATA))
+    );
+    assert_eq!(host_xattr(&g.tree.p("file.txt"), "user.k"), None);
+    // security.* would change what the host grants (file capabilities): never written.
+    assert_eq!(
+        c.setxattr(file, b"security.capability", b"\x01\0\0\x02", 0)
+            .err(),
+        Some(errno(libc::EPERM))
+    );
+    assert_eq!(
+        host_xattr(&g.tree.p("file.txt"), "security.capability"),
+        None
+    );
+    assert_eq!(
+        c.removexattr(file, b"security.x").err(),
+        Some(errno(libc::EPERM))
+    );
+    assert_eq!(
+        c.setxattr(file, b"system.posix_acl_access", b"x", 0).err(),
+        Some(errno(libc::EOPNOTSUPP))
+    );
+    assert_eq!(
+        c.getxattr(file, b"bogus.x").err(),
+        Some(errno(libc::EOPNOTSUPP))
+    );
+    assert_eq!(
+        c.getxattr(file, b"user.").err(),
+        Some(errno(libc::EOPNOTSUPP))
+    );
+    assert_eq!(
+        c.setxattr(file, b"", b"x", 0).err(),
+        Some(errno(libc::ERANGE))
+    );
+    // A symlink is never opened (or followed) for its attributes.
+    let (link, _) = g.walk1(&["passwd_link"]);
+    assert_eq!(
+        c.getxattr(link, b"user.k").err(),
+        Some(errno(libc::ENODATA))
+    );
+    assert_eq!(
+        c.setxattr(link, b"user.k", b"v", 0).err(),
+        Some(errno(libc::EPERM))
+    );
+    assert_eq!(c.listxattr(link).unwrap(), Vec::<Vec<u8>>::new());
+    // A large value round-trips; one over the protocol's limit is refused before sending.
+    let big = vec![b'z'; 3000];
+    c.setxattr(file, b"user.big", &big, 0).unwrap();
+    assert_eq!(c.getxattr(file, b"user.big").unwrap(), big);
+    assert_eq!(
+        c.setxattr(
+            file,
+            b"user.huge",
+            &vec![0; protocol::XATTR_VALUE_MAX + 1],
+            0
+        )
+        .err(),
+        Some(errno(libc::E2BIG))
+    );
+    g.finish();
+}
+
+#[test]
+fn read_only_gofers_still_read_xattrs() {
+    let tree = Tree::new();
+    let p = std::ffi::CString::new(tree.p("file.txt").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: test-only call with live NUL-terminated strings and value.
+    let r = unsafe { libc::setxattr(p.as_ptr(), c"user.img".as_ptr(), b"1".as_ptr().cast(), 1, 0) };
+    assert_eq!(r, 0);
+    let (sock, server) = start(&tree, true);
+    let c = Client::new(sock);
+    let (root, _) = c.attach().unwrap();
+    let (file, _) = c.walk(root, &[b"file.txt"]).unwrap()[0];
+    assert_eq!(c.getxattr(file, b"user.img").unwrap(), b"1");
+    assert_eq!(c.listxattr(file).unwrap(), vec![b"user.img".to_vec()]);
+    c.fsync(file, false).unwrap();
+    drop(c);
+    server.join().unwrap().unwrap();
+}
+
+#[test]
+fn rename_noreplace_and_exchange() {
+    let g = Gofer::new(false);
+    let c = &g.client;
+    let (root, _) = c.attach().unwrap();
+    let (dir, _) = g.walk1(&["dir"]);
+    let (file, _) = g.walk1(&["file.txt"]);
+    let (inner, _) = g.walk1(&["dir", "inner.txt"]);
+    let noreplace = protocol::RENAME_NOREPLACE;
+    let exchange = protocol::RENAME_EXCHANGE;
+    assert_eq!(
+        c.rename(root, b"file.txt", dir, b"inner.txt", noreplace)
+            .err(),
+        Some(errno(libc::EEXIST))
+    );
+    assert_eq!(std::fs::read(g.tree.p("dir/inner.txt")).unwrap(), b"inner");
+    c.rename(root, b"file.txt", dir, b"fresh", noreplace)
+        .unwrap();
+    c.rename(dir, b"fresh", root, b"file.txt", 0).unwrap();
+    assert_eq!(
+        c.rename(root, b"file.txt", dir, b"nothing", exchange).err(),
+        Some(errno(libc::ENOENT))
+    );
+    assert_eq!(
+        c.rename(root, b"file.txt", dir, b"inner.txt", exchange | noreplace)
+            .err(),
+        Some(errno(libc::EINVAL))
+    );
+    assert_eq!(
+        c.rename(root, b"file.txt", dir, b"inner.txt", 8).err(),
+        Some(errno(libc::EINVAL))
+    );
+    c.rename(root, b"file.txt", dir, b"inner.txt", exchange)
+        .unwrap();
+    assert_eq!(std::fs::read(g.tree.p("file.txt")).unwrap(), b"inner");
+    assert_eq!(
+        std::fs::read(g.tree.p("dir/inner.txt")).unwrap(),
+        b"hello gofer"
+    );
+    // Both handles followed their files.
+    let read = |h| {
+        let mut s = String::new();
+        std::fs::File::from(c.open(h, libc::O_RDONLY).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    assert_eq!(read(file), "hello gofer");
+    assert_eq!(read(inner), "inner");
+    g.finish();
+}
+
+#[test]
+fn fsync_and_fallocate() {
+    let g = Gofer::new(false);
+    let c = &g.client;
+    let (root, _) = c.attach().unwrap();
+    let (file, _) = g.walk1(&["file.txt"]);
+    let (dir, _) = g.walk1(&["dir"]);
+    c.fsync(file, false).unwrap();
+    c.fsync(file, true).unwrap();
+    c.fsync(dir, false).unwrap();
+    let (fifo, _) = g.walk1(&["fifo"]);
+    assert_eq!(c.fsync(fifo, false).err(), Some(errno(libc::EINVAL)));
+    c.fallocate(file, 0, 0, 100_000).unwrap();
+    assert_eq!(
+        std::fs::metadata(g.tree.p("file.txt")).unwrap().len(),
+        100_000
+    );
+    c.fallocate(file, 1, 0, 300_000).unwrap();
+    assert_eq!(
+        std::fs::metadata(g.tree.p("file.txt")).unwrap().len(),
+        100_000
+    );
+    c.fallocate(file, 3, 0, 5).unwrap();
+    assert_eq!(
+        &std::fs::read(g.tree.p("file.txt")).unwrap()[..11],
+        b"\0\0\0\0\0 gofer"
+    );
+    assert_eq!(
+        c.fallocate(file, 0x10, 0, 1).err(),
+        Some(errno(libc::EOPNOTSUPP))
+    );
+    assert_eq!(c.fallocate(dir, 0, 0, 1).err(), Some(errno(libc::EISDIR)));
+    assert_eq!(c.fallocate(fifo, 0, 0, 1).err(), Some(errno(libc::ENODEV)));
+    assert_eq!(
+        c.fallocate(file, 0, u64::MAX, 1).err(),
+        Some(errno(libc::EFBIG))
+    );
+    let _ = root;
+    g.finish();
+}
+
+#[test]
+fn setstat_utime_now_omit_and_owner() {
+    let g = Gofer::new(false);
+    let c = &g.client;
+    let (file, _) = g.walk1(&["file.txt"]);
+    let old = c
+        .setstat(
+            file,
+            &SetAttr {
+                mask: protocol::SETATTR_ATIME | SETATTR_MTIME,
+                atime_sec: 7,
+                mtime_sec: 9,
+                ..Default::default()
+            },
+        )
+        .and_then(|_| c.stat(file))
+        .unwrap();
+    assert_eq!((old.atime_sec, old.mtime_sec), (7, 9));
+    // mtime now, atime omitted (UTIME_OMIT through a mask bit left clear).
+    c.setstat(
+        file,
+        &SetAttr {
+            mask: SETATTR_MTIME,
+            mtime_nsec: libc::UTIME_NOW,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let a = c.stat(file).unwrap();
+    assert_eq!(a.atime_sec, 7);
+    assert!(a.mtime_sec > 9);
+    // Explicit UTIME_OMIT leaves the time alone too.
+    c.setstat(
+        file,
+        &SetAttr {
+            mask: protocol::SETATTR_ATIME,
+            atime_nsec: libc::UTIME_OMIT,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(c.stat(file).unwrap().atime_sec, 7);
+    c.setstat(
+        file,
+        &SetAttr {
+            mask: protocol::SETATTR_UID | protocol::SETATTR_GID,
+            uid: 4321,
+            gid: 8765,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_matches_host(&c.stat(file).unwrap(), &g.tree.p("file.txt"));
+    assert_eq!(c.stat(file).unwrap().uid, 4321);
     g.finish();
 }

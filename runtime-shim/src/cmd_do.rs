@@ -96,9 +96,67 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         },
         console,
     };
-    let result = sentry::boot::run(cfg);
+    // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
+    // confines itself first; this process only waits for it and passes its status on.
+    sentry::boot::read_host_facts();
+    let sentry = match crate::confine::fork_into_pid_namespace() {
+        Ok(Some(pid)) => {
+            // Its copies of the gofer socket and stdio belong to the sentry now.
+            drop(cfg);
+            pid
+        }
+        Ok(None) => sentry_main(cfg),
+        Err(e) => {
+            stop_gofer(gofer);
+            return Err(e);
+        }
+    };
+    let status = wait_sentry(sentry);
     // The sandbox is over: the gofer has nothing left to serve.
     stop_gofer(gofer);
+    status
+}
+
+/// The sentry's side of the fork: confine, run the sandbox, exit with its status.
+fn sentry_main(cfg: SandboxConfig) -> ! {
+    let code = match crate::confine::sentry(crate::confine::seccomp::Mode::from_env()) {
+        Ok(()) => match report(sentry::boot::run(cfg)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("carapace: {e:#}");
+                125
+            }
+        },
+        Err(e) => {
+            eprintln!("carapace: confining the sentry: {e:#}");
+            125
+        }
+    };
+    std::process::exit(i32::from(code))
+}
+
+/// Wait for the sentry and turn its end into this command's exit status.
+fn wait_sentry(pid: nix::unistd::Pid) -> anyhow::Result<u8> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                let why = if sig == nix::sys::signal::Signal::SIGSYS {
+                    " (a host system call outside its seccomp allow-list)"
+                } else {
+                    ""
+                };
+                anyhow::bail!("the sentry was killed by {sig}{why}");
+            }
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(anyhow::anyhow!("waiting for the sentry: {e}")),
+        }
+    }
+}
+
+fn report(result: Result<sentry::kernel::ExitStatus, BootError>) -> anyhow::Result<u8> {
     match result {
         Ok(status) => Ok(status.shell_code() as u8),
         Err(BootError::NotFound(cmd)) => {

@@ -23,12 +23,19 @@ pub fn run(args: GoferArgs) -> anyhow::Result<u8> {
     if ty != nix::sys::socket::SockType::SeqPacket {
         anyhow::bail!("--sock-fd is not a SOCK_SEQPACKET socket");
     }
-    let root = nix::fcntl::open(
+    // From here the gofer's `/` is the tree it serves, and nothing else of the host.
+    crate::confine::gofer(
         &args.root,
+        args.read_only,
+        crate::confine::seccomp::Mode::from_env(),
+    )
+    .context("confining the gofer")?;
+    let root = nix::fcntl::open(
+        "/",
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .with_context(|| format!("cannot open gofer root {}", args.root.display()))?;
+    .context("cannot open the served tree")?;
     gofer::server::serve(
         root,
         sock,

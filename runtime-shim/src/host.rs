@@ -16,3 +16,57 @@ pub fn take_inherited_fd(fd: i32) -> anyhow::Result<OwnedFd> {
     // nothing else in this process owns it, so the OwnedFd becomes its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// `fork(2)`. Only for a process that has a single thread (checked by the caller's
+/// design: it runs before any thread is started).
+pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: called while the process has one thread, so the child inherits no lock held
+    // by another thread and may do anything the parent could.
+    unsafe { nix::unistd::fork() }
+}
+
+/// `struct mount_attr` of mount_setattr(2), with the constants used here (the libc crate
+/// does not export them for glibc targets yet).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const SYS_MOUNT_SETATTR: libc::c_long = 442;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// Restrict every mount at and under `path`: `nosuid`, `nodev`, and read-only if
+/// `read_only`, with `mount_setattr(AT_RECURSIVE)` (Linux 5.12+).
+pub fn harden_mount_tree(path: &str, read_only: bool) -> anyhow::Result<()> {
+    let c = std::ffi::CString::new(path)?;
+    let mut attr = MountAttr {
+        attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    if read_only {
+        attr.attr_set |= MOUNT_ATTR_RDONLY;
+    }
+    // SAFETY: `c` is a NUL-terminated path that lives across the call; `attr` is a
+    // mount_attr of exactly the size passed, only read by the kernel during the call.
+    let r = unsafe {
+        libc::syscall(
+            SYS_MOUNT_SETATTR,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            AT_RECURSIVE,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}

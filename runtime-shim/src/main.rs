@@ -4,8 +4,10 @@
 //! `carapace do` sets up a sandbox around one command. Each subcommand lives in its own
 //! module; this file only parses arguments and sets up logging.
 
+mod cmd_confine_probe;
 mod cmd_do;
 mod cmd_gofer;
+mod confine;
 mod host;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +37,9 @@ enum Command {
     /// (internal) Serve a directory tree to a sentry over an inherited socket.
     #[command(hide = true)]
     Gofer(cmd_gofer::GoferArgs),
+    /// (internal) Confine this process as a sentry or gofer, then try a forbidden thing.
+    #[command(hide = true)]
+    ConfineProbe(cmd_confine_probe::ProbeArgs),
 }
 
 fn init_logging(file: Option<&std::path::Path>, debug: bool) -> anyhow::Result<()> {
@@ -65,7 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_file = match &cli.command {
         Command::Do(a) => a.debug_log.clone().or(cli.log.clone()),
-        Command::Gofer(_) => cli.log.clone(),
+        Command::Gofer(_) | Command::ConfineProbe(_) => cli.log.clone(),
     };
     let debug = cli.debug || matches!(&cli.command, Command::Do(a) if a.debug_log.is_some());
     if let Err(e) = init_logging(log_file.as_deref(), debug) {
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Do(args) => cmd_do::run(args),
         Command::Gofer(args) => cmd_gofer::run(args),
+        Command::ConfineProbe(args) => cmd_confine_probe::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

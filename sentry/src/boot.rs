@@ -50,12 +50,26 @@ fn setup(what: &'static str) -> impl Fn(Error) -> BootError {
     move |e| BootError::Setup(format!("{what}: {e}"))
 }
 
+/// Read the host facts the sandbox shows its applications (CPU count, cpuinfo, memory;
+/// see `fs::proc::host_facts`). Call it before the sentry confines itself: afterwards it
+/// can open no host file.
+pub fn read_host_facts() {
+    crate::fs::proc::host_facts();
+}
+
+/// The host's CPU count as the sandbox reports it.
+pub fn host_cpus() -> usize {
+    crate::fs::proc::host_facts().ncpus
+}
+
 /// The search path when the environment has none (glibc's `execvp` default plus sbin).
 const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Run the sandbox until its first process exits; returns how it exited. The calling
 /// thread becomes the first task's host thread.
 pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
+    // A no-op when the caller read them before confining this process.
+    read_host_facts();
     let argv0 = cfg
         .argv
         .first()

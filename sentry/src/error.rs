@@ -66,6 +66,19 @@ errno_consts!(
     EINPROGRESS,
     ELIBBAD,
     ERESTART,
+    EADDRINUSE,
+    EADDRNOTAVAIL,
+    EAFNOSUPPORT,
+    ECONNRESET,
+    EDESTADDRREQ,
+    EISCONN,
+    EMSGSIZE,
+    ENOPROTOOPT,
+    ENOTCONN,
+    EPROTONOSUPPORT,
+    EPROTOTYPE,
+    ESOCKTNOSUPPORT,
+    ENOBUFS,
 );
 
 /// Kernel-internal: the syscall was interrupted and should restart transparently if the

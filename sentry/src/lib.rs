@@ -12,6 +12,7 @@ pub mod host;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod platform;
 pub mod strace;
 pub mod syscalls;

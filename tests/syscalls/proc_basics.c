@@ -7,6 +7,8 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -240,7 +242,40 @@ static void test_sched(void)
     CHECK_ERRNO(syscall(SYS_sched_getaffinity, 0, 3, &set), EINVAL);
     CHECK_ERRNO(syscall(SYS_sched_getaffinity, 0, sizeof set, BAD_PTR), EFAULT);
     CHECK_OK(sched_yield());
+    /* The mask set is the mask read back (by us and by our children). */
+    int first = -1;
+    for (int c = 0; c < CPU_SETSIZE && first < 0; c++)
+        if (CPU_ISSET(c, &set))
+            first = c;
+    cpu_set_t one, back;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    CHECK_OK(sched_setaffinity(0, sizeof one, &one));
+    CHECK_OK(sched_getaffinity(0, sizeof back, &back));
+    CHECK(CPU_EQUAL(&one, &back));
+    cpu_set_t none;
+    CPU_ZERO(&none);
+    CHECK_ERRNO(sched_setaffinity(0, sizeof none, &none), EINVAL);
+    CHECK_ERRNO(sched_setaffinity(INT_MAX, sizeof one, &one), ESRCH);
+    CHECK_OK(sched_setaffinity(0, sizeof set, &set));
     CHECK_EQ(sched_getscheduler(0), SCHED_OTHER);
+    /* A child's policy is visible to its parent; a pid that does not exist is ESRCH. */
+    fflush(stdout);
+    pid_t kid = fork();
+    if (kid == 0) {
+        pause();
+        _exit(0);
+    }
+    CHECK_EQ(sched_getscheduler(kid), SCHED_OTHER);
+    struct timespec ts = { -1, -1 };
+    CHECK_OK(sched_rr_get_interval(0, &ts));
+    CHECK(ts.tv_sec == 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000);
+    CHECK_OK(sched_rr_get_interval(kid, &ts));
+    CHECK_ERRNO(sched_rr_get_interval(-1, &ts), EINVAL);
+    CHECK_ERRNO(sched_rr_get_interval(INT_MAX, &ts), ESRCH);
+    CHECK_ERRNO(sched_rr_get_interval(0, BAD_PTR), EFAULT);
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
 }
 
 int main(void)

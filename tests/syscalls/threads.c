@@ -413,6 +413,25 @@ static void test_many_threads(void)
     CHECK(ok);
 }
 
+static void *exit_at_once(void *arg)
+{
+    return arg;
+}
+
+/* A child belongs to the whole thread group: another thread exiting does not take it
+ * away from the thread that waits. */
+static void test_children_outlive_a_thread(void)
+{
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, exit_at_once, NULL), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(3);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EXITED(wait_status(pid, 0), 3);
+}
+
 int main(int argc, char **argv)
 {
     self = argv[0];
@@ -433,5 +452,6 @@ int main(int argc, char **argv)
     test_interrupt_blocked_threads();
     test_process_wide();
     test_many_threads();
+    test_children_outlive_a_thread();
     return check_done();
 }

@@ -99,6 +99,36 @@ static void test_links_and_dirs(void)
     CHECK_OK(lremovexattr(tmp_path("target"), "user.via"));
 }
 
+static void test_special_files_and_names(void)
+{
+    char buf[64];
+    /* user.* exists only on regular files and directories; trusted.* anywhere. */
+    CHECK_OK(mkfifo(tmp_path("fifo"), 0644));
+    CHECK_ERRNO(setxattr(tmp_path("fifo"), "user.f", "1", 1, 0), EPERM);
+    CHECK_ERRNO(getxattr(tmp_path("fifo"), "user.f", buf, sizeof buf), ENODATA);
+    CHECK_OK(setxattr(tmp_path("fifo"), "trusted.f", "tf", 2, 0));
+    CHECK_EQ(getxattr(tmp_path("fifo"), "trusted.f", buf, sizeof buf), 2);
+    /* Attributes belong to the inode: they follow renames and are shared by links. */
+    CHECK_OK(write_file(tmp_path("ino"), "", 0));
+    CHECK_OK(setxattr(tmp_path("ino"), "user.keep", "k", 1, 0));
+    CHECK_OK(rename(tmp_path("ino"), tmp_path("ino2")));
+    CHECK_OK(link(tmp_path("ino2"), tmp_path("ino3")));
+    CHECK_EQ(getxattr(tmp_path("ino3"), "user.keep", buf, sizeof buf), 1);
+    CHECK_OK(removexattr(tmp_path("ino2"), "user.keep"));
+    CHECK_ERRNO(getxattr(tmp_path("ino3"), "user.keep", buf, sizeof buf), ENODATA);
+    /* A list buffer of exactly the right size; an O_PATH descriptor is EBADF. */
+    CHECK_OK(setxattr(tmp_path("ino3"), "user.a", "", 0, 0));
+    CHECK_EQ(listxattr(tmp_path("ino3"), buf, sizeof "user.a"), (ssize_t)sizeof "user.a");
+    int p = CHECK_OK(open(tmp_path("ino3"), O_PATH));
+    CHECK_ERRNO(fgetxattr(p, "user.a", buf, sizeof buf), EBADF);
+    CHECK_ERRNO(fsetxattr(p, "user.a", "", 0, 0), EBADF);
+    CHECK_ERRNO(flistxattr(p, buf, sizeof buf), EBADF);
+    close(p);
+    /* A bare namespace prefix is not a name. */
+    CHECK_ERRNO(setxattr(tmp_path("ino3"), "user.", "x", 1, 0), EINVAL);
+    CHECK_ERRNO(getxattr(tmp_path("ino3"), "trusted.", buf, sizeof buf), EINVAL);
+}
+
 static void test_permissions(void)
 {
     char f[256];
@@ -127,6 +157,7 @@ int main(void)
     check_tmpdir("xattr");
     test_basic();
     test_links_and_dirs();
+    test_special_files_and_names();
     test_permissions();
     return check_done();
 }

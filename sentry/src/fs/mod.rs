@@ -7,9 +7,12 @@ pub mod epoll;
 pub mod eventfd;
 pub mod gofer;
 pub mod host;
+pub mod inotify;
 pub mod overlay;
 pub mod pipe;
+pub mod proc;
 pub mod signalfd;
+pub mod sys;
 pub mod timerfd;
 pub mod tmpfs;
 

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::fs::gofer::{Client, GoferFs};
 use crate::fs::host::{HostConsole, HostFile};
 use crate::fs::overlay::OverlayFs;
-use crate::fs::{dev, devpts, tmpfs::Tmpfs};
+use crate::fs::{dev, devpts, proc, sys, tmpfs::Tmpfs};
 use crate::mm::MemoryFile;
 use crate::vfs::{FdFlags, FdTable, Inode, Vfs, VfsPath};
 use std::os::fd::OwnedFd;
@@ -23,8 +23,8 @@ pub enum RootOverlay {
 }
 
 /// The mount tree over the gofer's root: `/` (under an in-memory overlay, or the gofer's
-/// root itself), a tmpfs on `/tmp`, a devtmpfs on `/dev`, a tmpfs on `/dev/shm` and a
-/// devpts on `/dev/pts`. The
+/// root itself), a tmpfs on `/tmp`, a devtmpfs on `/dev`, a tmpfs on `/dev/shm`, a devpts
+/// on `/dev/pts`, procfs on `/proc` and a read-only sysfs on `/sys`. The
 /// gofer root is mounted read-only unless the gofer serves it read-write.
 /// tmpfs data (the overlay's upper layer, `/tmp`, `/dev/shm`) lives in `mf`.
 pub fn build_root(
@@ -67,6 +67,8 @@ pub fn new_vfs_with_root(
         mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
         mount_at(&vfs, &devp, b"pts", "devpts", devpts::DevptsFs::new_root())?;
     }
+    mount_at(&vfs, &r, b"proc", "proc", proc::new_procfs())?;
+    mount_at_ro(&vfs, &r, b"sys", "sysfs", sys::new_sysfs())?;
     Ok(vfs)
 }
 
@@ -78,6 +80,28 @@ fn mount_at(
     name: &[u8],
     fs_type: &'static str,
     root: Arc<dyn Inode>,
+) -> Result<Option<VfsPath>> {
+    mount_with(vfs, dir, name, fs_type, root, false)
+}
+
+/// [`mount_at`], read-only (sysfs, as containers get it).
+fn mount_at_ro(
+    vfs: &Arc<Vfs>,
+    dir: &VfsPath,
+    name: &[u8],
+    fs_type: &'static str,
+    root: Arc<dyn Inode>,
+) -> Result<Option<VfsPath>> {
+    mount_with(vfs, dir, name, fs_type, root, true)
+}
+
+fn mount_with(
+    vfs: &Arc<Vfs>,
+    dir: &VfsPath,
+    name: &[u8],
+    fs_type: &'static str,
+    root: Arc<dyn Inode>,
+    read_only: bool,
 ) -> Result<Option<VfsPath>> {
     let dentry = match dir.dentry.lookup(name) {
         Ok(d) => d,
@@ -97,7 +121,7 @@ fn mount_at(
         mount: dir.mount.clone(),
         dentry,
     };
-    let m = vfs.mount(&at, fs_type, root, false)?;
+    let m = vfs.mount(&at, fs_type, root, read_only)?;
     Ok(Some(VfsPath {
         dentry: m.root.clone(),
         mount: m,

@@ -129,13 +129,17 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     let tg = if f & CLONE_THREAD != 0 {
         task.tg.clone()
     } else {
-        let (pgid, sid, ctty) = {
+        let (pgid, sid, oom_score_adj, ctty) = {
             let st = task.tg.state();
-            (st.pgid, st.sid, st.ctty.clone())
+            (st.pgid, st.sid, st.oom_score_adj, st.ctty.clone())
         };
         let tg = Arc::new(ThreadGroup::new(tid, Some(parent_tg.clone()), pgid, sid));
-        tg.state().exit_signal = a.exit_signal;
-        tg.state().ctty = ctty;
+        {
+            let mut st = tg.state();
+            st.exit_signal = a.exit_signal;
+            st.oom_score_adj = oom_score_adj;
+            st.ctty = ctty;
+        }
         tg
     };
 
@@ -176,6 +180,16 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     }
     let shared = kernel.register_task(&tg, tid, sighand);
     lock(&shared.signals).mask = task.sigmask();
+    let mask = task
+        .shared
+        .cpu_mask
+        .load(std::sync::atomic::Ordering::Relaxed);
+    shared
+        .cpu_mask
+        .store(mask, std::sync::atomic::Ordering::Relaxed);
+    // Until the child's thread publishes its own, /proc shows the parent's view of it.
+    *lock(&shared.comm) = task.comm();
+    *lock(&shared.proc) = lock(&task.shared.proc).clone();
     if f & CLONE_THREAD == 0 {
         parent_tg.state().children.push(tg.clone());
     }
@@ -188,7 +202,7 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         files,
         creds: task.creds.clone(),
         rlimits: task.rlimits,
-        comm: task.comm.clone(),
+        comm: task.comm(),
         exe_path: task.exe_path.clone(),
         altstack: task.signals.altstack,
         clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {

@@ -292,6 +292,8 @@ impl Task {
         // the exit, so a reaped child no longer pins the descriptions it inherited (their
         // flock and OFD locks are released, pipes see EOF).
         self.files = Arc::new(Mutex::new(crate::vfs::FdTable::new()));
+        // Nor does what /proc was shown of it (the old table, the address space).
+        *lock(&self.shared.proc) = Default::default();
         self.kernel.task_exited(self, status);
     }
 

@@ -117,6 +117,9 @@ impl Kernel {
             must_exit: AtomicBool::new(false),
             cpu_clock: Mutex::new(None),
             pdeath_signal: AtomicI32::new(0),
+            cpu_mask: std::sync::atomic::AtomicU64::new(u64::MAX),
+            comm: Mutex::new(Vec::new()),
+            proc: Mutex::new(Default::default()),
         });
         tg.state().threads.push(shared.clone());
         let mut pids = self.pids();
@@ -275,12 +278,19 @@ impl Kernel {
             let final_status = st.group_exit.unwrap_or(status);
             if last {
                 st.exit_status = Some(final_status);
+                st.zombie_comm = lock(&task.shared.comm).clone();
             }
+            // Children belong to the group: only its last thread hands them on.
+            let children = if last {
+                std::mem::take(&mut st.children)
+            } else {
+                Vec::new()
+            };
             (
                 last,
                 final_status,
                 st.parent.clone(),
-                std::mem::take(&mut st.children),
+                children,
                 st.exit_signal,
             )
         };

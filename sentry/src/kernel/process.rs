@@ -100,6 +100,27 @@ pub struct TaskShared {
     pub pdeath_signal: std::sync::atomic::AtomicI32,
     /// Reads the CPU time this thread has used (while it has a platform context).
     pub cpu_clock: Mutex<Option<super::timer::CpuClock>>,
+    /// The CPUs `sched_setaffinity` allowed, one bit each (all bits: every CPU). Kept and
+    /// reported; the host schedules the stubs as the platform sees fit.
+    pub cpu_mask: std::sync::atomic::AtomicU64,
+    /// `comm`: the name `PR_GET_NAME` and `/proc/PID/comm` show (at most 15 bytes).
+    /// Here rather than in the task because other threads of the group may write it.
+    pub comm: Mutex<Vec<u8>>,
+    /// What `/proc` shows of the task's private state, published by its own thread.
+    pub proc: Mutex<ProcView>,
+}
+
+/// The task-private state `/proc` shows to other tasks: a copy the task publishes when it
+/// starts and after the syscalls that change it (credentials, limits, `execve`).
+#[derive(Clone, Default)]
+pub struct ProcView {
+    pub mm: Option<Arc<Mutex<crate::mm::MemoryManager>>>,
+    pub fs: Option<Arc<Mutex<crate::vfs::FsContext>>>,
+    pub files: Option<Arc<Mutex<crate::vfs::FdTable>>>,
+    pub creds: super::Credentials,
+    pub rlimits: super::task::Rlimits,
+    /// The sandbox path of the running executable (`/proc/PID/exe`).
+    pub exe_path: Vec<u8>,
 }
 
 impl TaskShared {
@@ -161,12 +182,18 @@ pub struct TgState {
     pub posix_timers: HashMap<i32, Arc<super::timer::Timer>>,
     /// The process has called execve (its parent may no longer setpgid it).
     pub did_exec: bool,
+    /// The last thread's `comm`, kept for `/proc` while the process is a zombie.
+    pub zombie_comm: Vec<u8>,
+    /// `/proc/PID/oom_score_adj` (kept, not acted on: the host's OOM killer decides).
+    pub oom_score_adj: i32,
     /// The controlling terminal (inherited across fork, dropped by setsid).
     pub ctty: Option<Arc<dyn super::tty::Terminal>>,
 }
 
 pub struct ThreadGroup {
     pub tgid: i32,
+    /// When the process was created (`/proc/PID/stat` field 22).
+    pub started: std::time::Instant,
     pub state: Mutex<TgState>,
     /// Notified when a child exits, stops or continues: `wait` sleeps here.
     pub child_events: Arc<WaitQueue>,
@@ -180,6 +207,7 @@ impl ThreadGroup {
     pub fn new(tgid: i32, parent: Option<Arc<ThreadGroup>>, pgid: i32, sid: i32) -> ThreadGroup {
         ThreadGroup {
             tgid,
+            started: std::time::Instant::now(),
             state: Mutex::new(TgState {
                 parent,
                 children: Vec::new(),
@@ -198,6 +226,8 @@ impl ThreadGroup {
                 itimers: [None, None, None],
                 posix_timers: HashMap::new(),
                 did_exec: false,
+                zombie_comm: Vec::new(),
+                oom_score_adj: 0,
                 ctty: None,
             }),
             child_events: Arc::new(WaitQueue::new()),

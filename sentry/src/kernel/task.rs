@@ -6,7 +6,7 @@
 //! and goes again, until the task exits.
 #![deny(unsafe_code)]
 
-use super::process::{lock, SigHandlers, TaskShared, ThreadGroup};
+use super::process::{lock, ProcView, SigHandlers, TaskShared, ThreadGroup};
 use super::signal::SignalState;
 use super::wait::{Blocker, WaitQueue, Wake};
 use super::{Credentials, Kernel};
@@ -101,8 +101,6 @@ pub struct Task {
     /// the blocked mask itself is in `shared` where senders can see it.
     pub signals: SignalState,
     pub rlimits: Rlimits,
-    /// `comm`: the name `PR_GET_NAME` and `/proc/PID/comm` show (at most 15 bytes).
-    pub comm: Vec<u8>,
     pub clear_child_tid: UserAddr,
     pub robust_list: (UserAddr, usize),
     pub dumpable: bool,
@@ -142,7 +140,8 @@ impl Task {
         let kick = seed.ctx.interrupter();
         *lock(&seed.shared.interrupter) = Some(kick);
         *lock(&seed.shared.cpu_clock) = Some(seed.ctx.cpu_clock());
-        Task {
+        *lock(&seed.shared.comm) = seed.comm;
+        let task = Task {
             tid: seed.shared.tid,
             tgid: tg.tgid,
             blocker: seed.shared.blocker.clone(),
@@ -160,7 +159,6 @@ impl Task {
                 ..SignalState::default()
             },
             rlimits: seed.rlimits,
-            comm: seed.comm,
             clear_child_tid: seed.clear_child_tid,
             robust_list: (UserAddr(0), 0),
             dumpable: true,
@@ -168,7 +166,31 @@ impl Task {
             exe_path: seed.exe_path,
             exit_status: None,
             restart_syscall: None,
-        }
+        };
+        task.publish_proc();
+        task
+    }
+
+    /// The thread's name (`comm`).
+    pub fn comm(&self) -> Vec<u8> {
+        lock(&self.shared.comm).clone()
+    }
+
+    /// Set the thread's name, cut to 15 bytes as Linux does.
+    pub fn set_comm(&self, name: &[u8]) {
+        *lock(&self.shared.comm) = name.iter().take(15).copied().collect();
+    }
+
+    /// Publish what `/proc` shows of this task's private state (see [`ProcView`]).
+    pub fn publish_proc(&self) {
+        *lock(&self.shared.proc) = ProcView {
+            mm: Some(self.mm.clone()),
+            fs: Some(self.fs.clone()),
+            files: Some(self.files.clone()),
+            creds: self.creds.clone(),
+            rlimits: self.rlimits,
+            exe_path: self.exe_path.clone(),
+        };
     }
 
     /// The sandbox's first process, pid 1: a fresh address space with `path` loaded.
@@ -236,7 +258,7 @@ impl Task {
         *lock(&self.shared.cpu_clock) = Some(self.ctx.cpu_clock());
         self.regs = img.loaded.regs;
         self.exe_path = img.loaded.exe_path;
-        self.comm = img.comm;
+        self.set_comm(&img.comm);
         // Handlers are reset in a private copy: a vfork parent keeps its own.
         let mut actions = *lock(&self.sighand());
         super::signal::reset_handlers_for_exec(&mut actions);
@@ -249,6 +271,7 @@ impl Task {
         self.files = Arc::new(Mutex::new(table));
         self.files().close_on_exec();
         self.tg.state().did_exec = true;
+        self.publish_proc();
         self.shared.finish_vfork();
     }
 
@@ -328,8 +351,10 @@ impl Task {
 
     /// Run the task until it exits; then leave the thread group.
     pub fn run(&mut self) -> ExitStatus {
+        CURRENT.with(|c| *c.borrow_mut() = Some((self.kernel.clone(), self.shared.clone())));
         let status = self.run_loop();
         self.exit_task(status);
+        CURRENT.with(|c| *c.borrow_mut() = None);
         status
     }
 
@@ -406,6 +431,9 @@ impl Task {
             .strace
             .then(|| crate::strace::entry(self, nr, &args));
         let result = syscalls::dispatch(self, nr, &args);
+        if changes_proc_view(nr) {
+            self.publish_proc();
+        }
         let ret: Option<i64> = match result {
             Ok(SyscallReturn::Value(v)) => {
                 self.regs.rax = v;
@@ -490,6 +518,42 @@ impl Task {
     pub fn read_path(&self, addr: UserAddr) -> Result<Vec<u8>> {
         self.read_cstring(addr, PATH_MAX)
     }
+}
+
+thread_local! {
+    /// The task this host thread runs (each task has its own host thread).
+    static CURRENT: std::cell::RefCell<Option<(Arc<Kernel>, Arc<TaskShared>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The task the calling host thread runs, for code reached without a `&Task`: `/proc`
+/// resolves `self` and shows the sandbox's processes from it. `None` outside task threads.
+pub fn current() -> Option<(Arc<Kernel>, Arc<TaskShared>)> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Syscalls after which the task republishes its [`ProcView`]: they change credentials,
+/// limits or replace the file and fs tables (`unshare`, `close_range(CLOSE_RANGE_UNSHARE)`;
+/// `execve` publishes itself).
+fn changes_proc_view(nr: u64) -> bool {
+    use syscall_tables::x86_64::nr;
+    matches!(
+        nr,
+        nr::SETUID
+            | nr::SETGID
+            | nr::SETREUID
+            | nr::SETREGID
+            | nr::SETRESUID
+            | nr::SETRESGID
+            | nr::SETFSUID
+            | nr::SETFSGID
+            | nr::SETGROUPS
+            | nr::CAPSET
+            | nr::SETRLIMIT
+            | nr::PRLIMIT64
+            | nr::UNSHARE
+            | nr::CLOSE_RANGE
+    )
 }
 
 fn aux_creds(c: &Credentials) -> AuxCreds {

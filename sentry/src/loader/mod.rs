@@ -412,16 +412,19 @@ fn build_stack(
         v
     };
     let execfn_addr = push_bytes(mm, &cstr(execfn))?;
+    let env_end = execfn_addr;
     let mut envp_addrs = Vec::with_capacity(envp.len());
     for e in envp.iter().rev() {
         envp_addrs.push(push_bytes(mm, &cstr(e))?);
     }
     envp_addrs.reverse();
+    let env_start = envp_addrs.first().copied().unwrap_or(env_end);
     let mut argv_addrs = Vec::with_capacity(argv.len());
     for a in argv.iter().rev() {
         argv_addrs.push(push_bytes(mm, &cstr(a))?);
     }
     argv_addrs.reverse();
+    let arg_start = argv_addrs.first().copied().unwrap_or(env_start);
     let platform_addr = push_bytes(mm, b"x86_64\0")?;
     let mut random = [0u8; 16];
     let _ = getrandom_bytes(&mut random);
@@ -469,6 +472,13 @@ fn build_stack(
         put(*v);
     }
     mm.copy_out(crate::mm::UserAddr(start), &block)?;
+    mm.exec_layout = crate::mm::ExecLayout {
+        arg_start,
+        arg_end: env_start,
+        env_start,
+        env_end,
+        auxv,
+    };
     Ok(start)
 }
 

@@ -124,6 +124,19 @@ pub struct MemoryManager {
     brk: u64,
     stack_top: u64,
     mmap_top: u64,
+    /// Where `execve` put argv, envp and the auxiliary vector (`/proc/PID/cmdline`…).
+    pub exec_layout: ExecLayout,
+}
+
+/// The parts of the initial stack `/proc` shows, as Linux keeps them in `mm_struct`.
+#[derive(Clone, Debug, Default)]
+pub struct ExecLayout {
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+    /// The auxiliary vector's (type, value) pairs, `AT_NULL` included.
+    pub auxv: Vec<(u64, u64)>,
 }
 
 impl MemoryManager {
@@ -140,7 +153,23 @@ impl MemoryManager {
             brk: 0,
             stack_top,
             mmap_top,
+            exec_layout: ExecLayout::default(),
         }
+    }
+
+    /// The program break's start and its current end (`/proc/PID/stat`).
+    pub fn brk_range(&self) -> (u64, u64) {
+        (self.brk_start, self.brk)
+    }
+
+    /// How many pages in `[start, end)` have frames behind them.
+    pub fn resident_in(&self, start: u64, end: u64) -> u64 {
+        self.pages.range(start..end).count() as u64
+    }
+
+    /// How many pages have frames behind them (the resident set).
+    pub fn resident_pages(&self) -> u64 {
+        self.pages.len() as u64
     }
 
     pub fn memory_file(&self) -> &Arc<MemoryFile> {
@@ -900,6 +929,7 @@ impl MemoryManager {
             cow,
             brk_start: self.brk_start,
             brk: self.brk,
+            exec_layout: self.exec_layout.clone(),
         })
     }
 
@@ -911,6 +941,7 @@ impl MemoryManager {
         mm.cow = std::mem::take(&mut forked.cow);
         mm.brk_start = forked.brk_start;
         mm.brk = forked.brk;
+        mm.exec_layout = std::mem::take(&mut forked.exec_layout);
         mm
     }
 }
@@ -924,6 +955,7 @@ pub struct ForkedMm {
     cow: BTreeSet<u64>,
     brk_start: u64,
     brk: u64,
+    exec_layout: ExecLayout,
 }
 
 impl Drop for ForkedMm {

@@ -5,7 +5,7 @@ mod manager;
 mod memory_file;
 mod page_cache;
 
-pub use manager::{Backing, FaultSignal, ForkedMm, MemoryManager, Vma, STACK_SIZE};
+pub use manager::{Backing, ExecLayout, FaultSignal, ForkedMm, MemoryManager, Vma, STACK_SIZE};
 pub use memory_file::{MemoryFile, PAGE_SIZE};
 pub use page_cache::PageCache;
 

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::kernel::wait::events;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::notify;
 use crate::vfs::{
     Creds, DirentFormat, DirentSink, FdFlags, FdTable, FileDescription, FsContext, Stat, StatFs,
     VfsPath,
@@ -168,6 +169,9 @@ fn read_into(
             break;
         }
     }
+    if done > 0 {
+        notify::file_event(file, notify::IN_ACCESS);
+    }
     Ok(done)
 }
 
@@ -184,6 +188,9 @@ fn write_from(
 ) -> Result<usize> {
     let r = write_from_inner(task, file, buf, count, offset);
     raise_sigpipe(task, &r);
+    if matches!(r, Ok(n) if n > 0) {
+        notify::file_event(file, notify::IN_MODIFY);
+    }
     r
 }
 
@@ -246,8 +253,19 @@ fn write_from_inner(
     Ok(done)
 }
 
+/// The single buffer of `read`/`write`, for the socket path.
+fn one_iov(buf: UserAddr, count: usize) -> [IoVec; 1] {
+    [IoVec {
+        base: buf.0,
+        len: count.min(MAX_RW_COUNT) as u64,
+    }]
+}
+
 pub fn sys_read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> Result<u64> {
     let file = get_file(task, fd)?;
+    if file.as_socket().is_some() {
+        return super::socket::read_socket(task, &file, &one_iov(buf, count));
+    }
     check_readable(&*file)?;
     job_control(task, &*file, false)?;
     Ok(read_into(task, &*file, buf, count, None, true)? as u64)
@@ -255,6 +273,9 @@ pub fn sys_read(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> Result
 
 pub fn sys_write(task: &mut Task, fd: i32, buf: UserAddr, count: usize) -> Result<u64> {
     let file = get_file(task, fd)?;
+    if file.as_socket().is_some() {
+        return super::socket::write_socket(task, &file, &one_iov(buf, count));
+    }
     check_writable(&*file)?;
     job_control(task, &*file, true)?;
     Ok(write_from(task, &*file, buf, count, None)? as u64)
@@ -283,12 +304,12 @@ pub fn sys_pwrite64(
 /// `struct iovec`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct IoVec {
-    base: u64,
-    len: u64,
+pub(super) struct IoVec {
+    pub(super) base: u64,
+    pub(super) len: u64,
 }
 
-fn read_iovecs(task: &Task, iov: UserAddr, iovcnt: i32) -> Result<Vec<IoVec>> {
+pub(super) fn read_iovecs(task: &Task, iov: UserAddr, iovcnt: i32) -> Result<Vec<IoVec>> {
     let n = usize::try_from(iovcnt).map_err(|_| errno!(EINVAL))?;
     if n > UIO_MAXIOV {
         return_errno!(EINVAL);
@@ -327,6 +348,17 @@ fn do_vec(
         check_writable(&*file)?;
     }
     let iovs = read_iovecs(task, iov, iovcnt)?;
+    if file.as_socket().is_some() {
+        // Sockets have their own send and receive paths (buffers, timeouts, SIGPIPE).
+        if offset.is_some() {
+            return_errno!(ESPIPE);
+        }
+        return if read {
+            super::socket::read_socket(task, &file, &iovs)
+        } else {
+            super::socket::write_socket(task, &file, &iovs)
+        };
+    }
     let mut offset = offset;
     let mut done: u64 = 0;
     for v in iovs {
@@ -644,7 +676,7 @@ pub(super) struct LinuxStatFs {
 /// `struct statfs` for a file at `path` (if it has one): the mount's read-only flag added.
 pub(super) fn linux_statfs(s: &StatFs, path: Option<&VfsPath>) -> LinuxStatFs {
     let mut flags = s.flags;
-    if path.is_some_and(|p| p.mount.read_only) {
+    if path.is_some_and(|p| p.mount.is_read_only()) {
         flags |= libc::ST_RDONLY as i64;
     }
     LinuxStatFs {
@@ -684,6 +716,8 @@ fn getdents_common(
     task.mm().check_writable(dirp, cap)?;
     let mut sink = DirentSink::new(cap, format);
     file.getdents(&mut sink)?;
+    // iterate_dir reports every listing as an access, the last empty one too.
+    notify::file_event(&*file, notify::IN_ACCESS);
     task.copy_out(dirp, sink.bytes())?;
     Ok(sink.bytes().len() as u64)
 }
@@ -706,5 +740,6 @@ pub fn sys_ftruncate(task: &mut Task, fd: i32, length: i64) -> Result<u64> {
         return_errno!(EINVAL);
     }
     file.truncate(len)?;
+    notify::file_event(&*file, notify::IN_MODIFY);
     Ok(0)
 }

@@ -6,6 +6,7 @@ use super::file::{creds, files, fs_ctx, get_file, linux_statfs, LinuxStat};
 use crate::error::Result;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::notify;
 use crate::vfs::{
     check_permission, FdFlags, FileDescription, FsContext, OpenHow, ResolveFlags, Stat, VfsPath,
 };
@@ -453,7 +454,7 @@ pub fn sys_faccessat2(
     let st = target.stat()?;
     if mode & libc::W_OK != 0 {
         if let Target::Path(p) = &target {
-            if p.mount.read_only && (st.is_reg() || st.is_dir() || st.is_symlink()) {
+            if p.mount.is_read_only() && (st.is_reg() || st.is_dir() || st.is_symlink()) {
                 return_errno!(EROFS);
             }
         }
@@ -697,11 +698,12 @@ pub fn sys_truncate(task: &mut Task, path: UserAddr, length: i64) -> Result<u64>
     if !st.is_reg() {
         return_errno!(EINVAL);
     }
-    if p.mount.read_only {
+    if p.mount.is_read_only() {
         return_errno!(EROFS);
     }
     check_permission(&st, &creds(task), crate::vfs::MAY_WRITE)?;
     p.inode().truncate(len)?;
+    notify::path_event(&p, notify::IN_MODIFY);
     Ok(0)
 }
 
@@ -712,7 +714,7 @@ fn chmod_target(task: &Task, target: &Target, mode: u32) -> Result<u64> {
     let Target::Path(p) = target else {
         return_errno!(EPERM)
     };
-    if p.mount.read_only {
+    if p.mount.is_read_only() {
         return_errno!(EROFS);
     }
     let st = p.inode().stat()?;
@@ -726,6 +728,7 @@ fn chmod_target(task: &Task, target: &Target, mode: u32) -> Result<u64> {
         mode &= !libc::S_ISGID;
     }
     p.inode().set_mode(mode)?;
+    notify::path_event(p, notify::IN_ATTRIB);
     Ok(0)
 }
 

@@ -12,6 +12,7 @@ use super::fs::{dir_of, read_path, resolve_at, Target};
 use crate::error::Result;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
+use crate::vfs::notify;
 use crate::vfs::{
     check_permission, FileDescription, Stat, Timespec, VfsPath, FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE, MAY_READ, MAY_WRITE, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX,
@@ -38,7 +39,7 @@ fn writable_place(target: &Target) -> Result<&VfsPath> {
         // A host descriptor (stdio) has no inode the sandbox may change.
         return_errno!(EPERM)
     };
-    if p.mount.read_only {
+    if p.mount.is_read_only() {
         return_errno!(EROFS);
     }
     Ok(p)
@@ -74,6 +75,7 @@ fn chown_target(task: &Task, target: &Target, uid: u32, gid: u32) -> Result<u64>
         }
     }
     p.inode().set_owner(uid, gid, new_mode)?;
+    notify::path_event(p, notify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -167,7 +169,15 @@ fn utimes_target(task: &Task, target: &Target, times: Option<[TimeSet; 2]>) -> R
         check_permission(&st, &c, MAY_WRITE)?;
     }
     let now = Timespec::now();
-    p.inode().set_times(a.resolve(now), m.resolve(now))?;
+    let (at, mt) = (a.resolve(now), m.resolve(now));
+    p.inode().set_times(at, mt)?;
+    // fsnotify_change: both times is a utime (attrib); one alone reads as access/modify.
+    let event = match (at.is_some(), mt.is_some()) {
+        (true, true) => notify::IN_ATTRIB,
+        (true, false) => notify::IN_ACCESS,
+        _ => notify::IN_MODIFY,
+    };
+    notify::path_event(p, event);
     Ok(0)
 }
 
@@ -330,6 +340,7 @@ pub fn sys_fallocate(task: &mut Task, fd: i32, mode: i32, offset: i64, len: i64)
     }
     let p = file.path().ok_or(errno!(ENODEV))?;
     p.inode().fallocate(mode, offset as u64, len as u64)?;
+    notify::path_event(&p, notify::IN_MODIFY);
     Ok(0)
 }
 
@@ -459,6 +470,10 @@ fn copy_between(
             break;
         }
     }
+    if done > 0 {
+        notify::file_event(input, notify::IN_ACCESS);
+        notify::file_event(output, notify::IN_MODIFY);
+    }
     Ok(done)
 }
 
@@ -496,11 +511,30 @@ pub fn sys_sendfile(
         return_errno!(EINVAL);
     }
     let explicit = read_loff(task, offset)?;
+    if let Some(pipe) = output
+        .as_any()
+        .and_then(|a| a.downcast_ref::<crate::fs::pipe::PipeFile>())
+    {
+        // Into a pipe: wait for room like splice does, and never lose what was read.
+        let len = count.min(MAX_RW_COUNT);
+        let nonblock = output.status_flags() & libc::O_NONBLOCK as u32 != 0;
+        let n = super::splice::file_to_pipe(task, &*input, explicit, pipe.pipe(), len, nonblock)?;
+        if let Some(p) = explicit {
+            let end = p.checked_add(n as u64).ok_or(errno!(EOVERFLOW))?;
+            task.write_obj(offset, &i64::try_from(end).map_err(|_| errno!(EOVERFLOW))?)?;
+        }
+        return Ok(n as u64);
+    }
     let mut pos = match explicit {
         Some(p) => p,
         None => current_offset(&*input)?,
     };
-    let n = copy_between(&*input, &mut pos, &*output, None, count)?;
+    let n = if output.as_socket().is_some() {
+        // Sockets wait for room themselves; a plain write would not.
+        super::socket::send_from_file(task, &output, &*input, &mut pos, count)?
+    } else {
+        copy_between(&*input, &mut pos, &*output, None, count)?
+    };
     match explicit {
         Some(_) => task.write_obj(offset, &(pos as i64))?,
         None => {
@@ -539,8 +573,16 @@ pub fn sys_copy_file_range(
     if !si.is_reg() || !so.is_reg() {
         return_errno!(EINVAL);
     }
-    let ein = read_loff(task, off_in)?;
-    let eout = read_loff(task, off_out)?;
+    // A negative offset is EOVERFLOW here (generic_copy_file_checks), not EINVAL.
+    let overflow = |e: crate::error::Error| {
+        if e.errno == crate::Errno::EINVAL {
+            errno!(EOVERFLOW)
+        } else {
+            e
+        }
+    };
+    let ein = read_loff(task, off_in).map_err(overflow)?;
+    let eout = read_loff(task, off_out).map_err(overflow)?;
     let mut pin = match ein {
         Some(p) => p,
         None => current_offset(&*input)?,
@@ -636,7 +678,7 @@ fn xattr_permission(task: &Task, target: &Target, name: &[u8], write: bool) -> R
             errno!(ENODATA)
         });
     };
-    if write && p.mount.read_only {
+    if write && p.mount.is_read_only() {
         return_errno!(EROFS);
     }
     let st = p.inode().stat()?;
@@ -737,9 +779,9 @@ fn setxattr_args(
 fn setxattr_target(task: &Task, target: &Target, args: (Vec<u8>, Vec<u8>, u32)) -> Result<u64> {
     let (name, value, flags) = args;
     xattr_permission(task, target, &name, true)?;
-    writable_place(target)?
-        .inode()
-        .setxattr(&name, &value, flags)?;
+    let p = writable_place(target)?;
+    p.inode().setxattr(&name, &value, flags)?;
+    notify::path_event(p, notify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -816,7 +858,9 @@ pub fn sys_flistxattr(task: &mut Task, fd: i32, list: UserAddr, size: usize) -> 
 
 fn removexattr_target(task: &Task, target: &Target, name: &[u8]) -> Result<u64> {
     xattr_permission(task, target, name, true)?;
-    writable_place(target)?.inode().removexattr(name)?;
+    let p = writable_place(target)?;
+    p.inode().removexattr(name)?;
+    notify::path_event(p, notify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -880,7 +924,10 @@ pub fn sys_chroot(task: &mut Task, path: UserAddr) -> Result<u64> {
         return_errno!(ENOTDIR);
     }
     check_permission(&p.inode().stat()?, &creds(task), crate::vfs::MAY_EXEC)?;
-    if task.creds.euid != 0 {
+    // capable(CAP_SYS_CHROOT): the effective set, which Linux empties when the euid
+    // leaves 0 (the sentry does not, hence the euid test).
+    const CAP_SYS_CHROOT: u32 = 18;
+    if task.creds.euid != 0 || task.creds.cap_effective & (1 << CAP_SYS_CHROOT) == 0 {
         return_errno!(EPERM);
     }
     task.fs.lock().unwrap_or_else(|e| e.into_inner()).root = p;

@@ -9,12 +9,16 @@ pub mod file;
 pub mod fs;
 pub mod fs_extra;
 pub mod futex;
+pub mod inotify;
 pub mod lock;
 pub mod mm;
+pub mod mount;
 pub mod pipe;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod socket;
+pub mod splice;
 pub mod time;
 pub mod timer;
 pub mod timerfd;
@@ -281,6 +285,7 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::GETRUSAGE => timer::sys_getrusage(t, a.i32(0), a.ptr(1)),
         nr::SCHED_YIELD => time::sys_sched_yield(t),
         nr::SCHED_GETSCHEDULER => time::sys_sched_getscheduler(t, a.i32(0)),
+        nr::SCHED_RR_GET_INTERVAL => time::sys_sched_rr_get_interval(t, a.i32(0), a.ptr(1)),
         nr::SCHED_SETSCHEDULER => time::sys_sched_setscheduler(t, a.i32(0), a.i32(1), a.ptr(2)),
         nr::SCHED_GETPARAM => time::sys_sched_getparam(t, a.i32(0), a.ptr(1)),
         nr::SCHED_SETPARAM => time::sys_sched_setparam(t, a.i32(0), a.ptr(1)),
@@ -354,6 +359,63 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
             timerfd::sys_timerfd_settime(t, a.fd(0), a.i32(1), a.ptr(2), a.ptr(3))
         }
         nr::TIMERFD_GETTIME => timerfd::sys_timerfd_gettime(t, a.fd(0), a.ptr(1)),
+        nr::SPLICE => splice::sys_splice(
+            t,
+            a.fd(0),
+            a.ptr(1),
+            a.fd(2),
+            a.ptr(3),
+            a.usize(4),
+            a.u32(5),
+        ),
+        nr::TEE => splice::sys_tee(t, a.fd(0), a.fd(1), a.usize(2), a.u32(3)),
+        nr::VMSPLICE => splice::sys_vmsplice(t, a.fd(0), a.ptr(1), a.usize(2), a.u32(3)),
+        nr::MOUNT => mount::sys_mount(t, a.ptr(0), a.ptr(1), a.ptr(2), a.u64(3), a.ptr(4)),
+        nr::UMOUNT2 => mount::sys_umount2(t, a.ptr(0), a.i32(1)),
+        nr::INOTIFY_INIT => inotify::sys_inotify_init(t),
+        nr::INOTIFY_INIT1 => inotify::sys_inotify_init1(t, a.i32(0)),
+        nr::INOTIFY_ADD_WATCH => inotify::sys_inotify_add_watch(t, a.fd(0), a.ptr(1), a.u32(2)),
+        nr::INOTIFY_RM_WATCH => inotify::sys_inotify_rm_watch(t, a.fd(0), a.i32(1)),
+
+        // sockets
+        nr::SOCKET => socket::sys_socket(t, a.i32(0), a.i32(1), a.i32(2)),
+        nr::SOCKETPAIR => socket::sys_socketpair(t, a.i32(0), a.i32(1), a.i32(2), a.ptr(3)),
+        nr::BIND => socket::sys_bind(t, a.fd(0), a.ptr(1), a.u32(2)),
+        nr::LISTEN => socket::sys_listen(t, a.fd(0), a.i32(1)),
+        nr::ACCEPT => socket::sys_accept(t, a.fd(0), a.ptr(1), a.ptr(2)),
+        nr::ACCEPT4 => socket::sys_accept4(t, a.fd(0), a.ptr(1), a.ptr(2), a.i32(3)),
+        nr::CONNECT => socket::sys_connect(t, a.fd(0), a.ptr(1), a.u32(2)),
+        nr::SENDTO => socket::sys_sendto(
+            t,
+            a.fd(0),
+            a.ptr(1),
+            a.usize(2),
+            a.i32(3),
+            a.ptr(4),
+            a.u32(5),
+        ),
+        nr::RECVFROM => socket::sys_recvfrom(
+            t,
+            a.fd(0),
+            a.ptr(1),
+            a.usize(2),
+            a.i32(3),
+            a.ptr(4),
+            a.ptr(5),
+        ),
+        nr::SENDMSG => socket::sys_sendmsg(t, a.fd(0), a.ptr(1), a.i32(2)),
+        nr::RECVMSG => socket::sys_recvmsg(t, a.fd(0), a.ptr(1), a.i32(2)),
+        nr::SENDMMSG => socket::sys_sendmmsg(t, a.fd(0), a.ptr(1), a.u32(2), a.i32(3)),
+        nr::RECVMMSG => socket::sys_recvmmsg(t, a.fd(0), a.ptr(1), a.u32(2), a.i32(3), a.ptr(4)),
+        nr::SHUTDOWN => socket::sys_shutdown(t, a.fd(0), a.i32(1)),
+        nr::GETSOCKNAME => socket::sys_getsockname(t, a.fd(0), a.ptr(1), a.ptr(2)),
+        nr::GETPEERNAME => socket::sys_getpeername(t, a.fd(0), a.ptr(1), a.ptr(2)),
+        nr::GETSOCKOPT => {
+            socket::sys_getsockopt(t, a.fd(0), a.i32(1), a.i32(2), a.ptr(3), a.ptr(4))
+        }
+        nr::SETSOCKOPT => {
+            socket::sys_setsockopt(t, a.fd(0), a.i32(1), a.i32(2), a.ptr(3), a.u32(4))
+        }
 
         _ => {
             t.kernel.log_unimplemented(nr);

@@ -391,12 +391,12 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
             let mut name = [0u8; 16];
             task.copy_in(UserAddr(arg2), &mut name)?;
             let n = name.iter().position(|&b| b == 0).unwrap_or(15).min(15);
-            task.comm = name.get(..n).unwrap_or_default().to_vec();
+            task.set_comm(name.get(..n).unwrap_or_default());
             Ok(0)
         }
         libc::PR_GET_NAME => {
             let mut name = [0u8; 16];
-            for (d, s) in name.iter_mut().zip(task.comm.iter().take(15)) {
+            for (d, s) in name.iter_mut().zip(task.comm().iter().take(15)) {
                 *d = *s;
             }
             task.copy_out(UserAddr(arg2), &name)?;

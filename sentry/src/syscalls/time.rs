@@ -2,9 +2,12 @@
 #![deny(unsafe_code)]
 
 use crate::error::Result;
+use crate::kernel::process::TaskShared;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::{errno, return_errno};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[repr(C)]
@@ -203,37 +206,57 @@ pub fn sys_sched_yield(_task: &mut Task) -> Result<u64> {
     Ok(0)
 }
 
-/// CPUs the sandbox reports: the host's count (the stubs may run on any of them).
+/// CPUs the sandbox reports: the host's count (the stubs may run on any of them), taken
+/// at boot like `/proc/cpuinfo` and `/sys/devices/system/cpu`: a task's own host thread
+/// is pinned to one CPU by the ptrace platform, so asking now would say 1.
 fn ncpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    crate::boot::host_cpus()
+}
+
+/// The task `pid` names for the affinity calls (0: the caller).
+fn affinity_target(task: &Task, pid: i32) -> Result<Arc<TaskShared>> {
+    if pid < 0 {
+        return_errno!(ESRCH);
+    }
+    if pid == 0 || pid == task.tid {
+        return Ok(task.shared.clone());
+    }
+    task.kernel.pids().task(pid).ok_or(errno!(ESRCH))
+}
+
+/// The sandbox's CPUs as a mask (at most 64).
+fn online_mask() -> u64 {
+    let n = ncpus().min(64);
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
 }
 
 pub fn sys_sched_getaffinity(task: &mut Task, pid: i32, len: usize, mask: UserAddr) -> Result<u64> {
-    if pid != 0 && pid != task.tid && pid != task.tgid {
-        return_errno!(ESRCH);
-    }
+    let target = affinity_target(task, pid)?;
     // The kernel's cpumask size: 8 bytes covers our CPUs; len must hold it and be a
     // multiple of sizeof(long).
     if len < 8 || !len.is_multiple_of(8) {
         return_errno!(EINVAL);
     }
-    let n = ncpus().min(64);
-    let bits: u64 = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let bits = target.cpu_mask.load(Ordering::Relaxed) & online_mask();
     task.write_obj(mask, &bits)?;
     Ok(8)
 }
 
 pub fn sys_sched_setaffinity(task: &mut Task, pid: i32, len: usize, mask: UserAddr) -> Result<u64> {
-    if pid != 0 && pid != task.tid && pid != task.tgid {
-        return_errno!(ESRCH);
-    }
-    let mut buf = vec![0u8; len.min(128)];
-    task.copy_in(mask, &mut buf)?;
-    if buf.iter().all(|&b| b == 0) {
+    let target = affinity_target(task, pid)?;
+    // Bits beyond the user's buffer are clear; bits beyond our CPUs are ignored.
+    let mut buf = [0u8; 8];
+    let n = len.min(8);
+    task.copy_in(mask, &mut buf[..n])?;
+    let wanted = u64::from_le_bytes(buf) & online_mask();
+    if wanted == 0 {
         return_errno!(EINVAL);
     }
+    target.cpu_mask.store(wanted, Ordering::Relaxed);
     Ok(0)
 }
 
@@ -287,10 +310,18 @@ fn check_self(task: &Task, pid: i32) -> Result<()> {
     if pid < 0 {
         return_errno!(EINVAL);
     }
-    if pid != 0 && pid != task.tid && pid != task.tgid {
+    if pid != 0 && pid != task.tid && task.kernel.pids().task(pid).is_none() {
         return_errno!(ESRCH);
     }
     Ok(())
+}
+
+/// The round-robin quantum: 0, as Linux reports for `SCHED_OTHER` tasks whose slice is
+/// shorter than a jiffy (the only policy here).
+pub fn sys_sched_rr_get_interval(task: &mut Task, pid: i32, ts: UserAddr) -> Result<u64> {
+    check_self(task, pid)?;
+    task.write_obj(ts, &Timespec::from_duration(Duration::ZERO))?;
+    Ok(0)
 }
 
 /// Every task runs under `SCHED_OTHER`: the host schedules the stubs.

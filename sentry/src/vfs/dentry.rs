@@ -55,11 +55,30 @@ impl Dentry {
 
     /// The child `name`, from the cache or the filesystem.
     pub fn lookup(self: &Arc<Self>, name: &[u8]) -> Result<Arc<Dentry>> {
-        if let Some(d) = lock(&self.children).get(name) {
-            return Ok(d.clone());
+        {
+            let mut children = lock(&self.children);
+            if let Some(d) = children.get(name) {
+                if d.inode.revalidate() {
+                    return Ok(d.clone());
+                }
+                if let Some(stale) = children.remove(name) {
+                    stale.deleted.store(true, Ordering::Relaxed);
+                }
+            }
         }
         let inode = self.inode.lookup(name)?;
         let mut children = lock(&self.children);
+        // Names that went away by themselves (`/proc/PID` of dead processes) would pile
+        // up: sweep them now and then, at sizes that keep the cost amortized.
+        if children.len() >= 64 && children.len().is_power_of_two() {
+            children.retain(|_, d| {
+                let keep = d.inode.revalidate();
+                if !keep {
+                    d.deleted.store(true, Ordering::Relaxed);
+                }
+                keep
+            });
+        }
         // Another thread may have raced us to it; keep the first so identities stay unique.
         let d = children.entry(name.to_vec()).or_insert_with(|| {
             Arc::new(Dentry {

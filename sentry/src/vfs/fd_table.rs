@@ -1,6 +1,7 @@
 //! The file descriptor table of a process.
 
 use super::file::FileDescription;
+use super::notify;
 use crate::error::Result;
 use crate::{errno, return_errno};
 use std::collections::BTreeMap;
@@ -25,6 +26,15 @@ impl Clone for Entry {
         Entry {
             file: self.file.clone(),
             flags: self.flags,
+        }
+    }
+}
+
+impl Drop for FdTable {
+    /// The last user of the table is gone (exit): its files close.
+    fn drop(&mut self) {
+        for e in self.entries.values() {
+            notify::releasing(&e.file);
         }
     }
 }
@@ -116,18 +126,25 @@ impl FdTable {
         if fd < 0 || i64::from(fd) >= i64::from(self.limit) {
             return_errno!(EBADF);
         }
-        Ok(self
+        let old = self
             .entries
             .insert(fd, Entry { file, flags })
-            .map(|e| e.file))
+            .map(|e| e.file);
+        if let Some(f) = &old {
+            notify::releasing(f);
+        }
+        Ok(old)
     }
 
     /// Remove `fd`; the description is returned so the caller drops it outside the lock.
     pub fn remove(&mut self, fd: i32) -> Result<Arc<dyn FileDescription>> {
-        self.entries
+        let file = self
+            .entries
             .remove(&fd)
             .map(|e| e.file)
-            .ok_or(errno!(EBADF))
+            .ok_or(errno!(EBADF))?;
+        notify::releasing(&file);
+        Ok(file)
     }
 
     /// Remove every descriptor in `[first, last]`, or only mark them close-on-exec.
@@ -147,6 +164,7 @@ impl FdTable {
                     e.flags.cloexec = true;
                 }
             } else if let Some(e) = self.entries.remove(&fd) {
+                notify::releasing(&e.file);
                 dropped.push(e.file);
             }
         }
@@ -161,9 +179,12 @@ impl FdTable {
             .filter(|(_, e)| e.flags.cloexec)
             .map(|(&fd, _)| fd)
             .collect();
-        fds.into_iter()
+        let files: Vec<_> = fds
+            .into_iter()
             .filter_map(|fd| self.entries.remove(&fd).map(|e| e.file))
-            .collect()
+            .collect();
+        files.iter().for_each(notify::releasing);
+        files
     }
 
     /// The open descriptors, ascending (for `/proc/self/fd`).

@@ -111,6 +111,11 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
+    /// The socket behind a socket file, for the socket syscalls (`ENOTSOCK` otherwise).
+    fn as_socket(&self) -> Option<&dyn crate::net::Socket> {
+        None
+    }
+
     /// A name for logs and `/proc/self/maps`: the absolute path if the file has one.
     fn path_name(&self) -> String {
         self.path()

@@ -87,6 +87,19 @@ pub trait Inode: Send + Sync {
         Err(errno!(EINVAL))
     }
 
+    /// For "magic" links (`/proc/PID/fd/N`, `exe`, `cwd`, `root`): where following the
+    /// link leads, instead of resolving the text `readlink` shows. `link` is where the
+    /// link itself is. `None` for ordinary symlinks.
+    fn magic_link(&self, _link: &VfsPath) -> Option<Result<VfsPath>> {
+        None
+    }
+
+    /// Whether a cached dentry for this inode still names it (Linux's `d_revalidate`):
+    /// `/proc/PID` goes away with the process without anyone unlinking it.
+    fn revalidate(&self) -> bool {
+        true
+    }
+
     /// Open a non-directory (directories are opened by the VFS as a [`super::DirFile`]).
     /// `flags` are the `open(2)` flags after the VFS checked them.
     fn open(self: Arc<Self>, _path: &VfsPath, _flags: u32) -> Result<Arc<dyn FileDescription>> {

@@ -14,6 +14,7 @@ mod fd_table;
 mod file;
 mod inode;
 mod mount;
+pub mod notify;
 mod ops;
 mod path;
 mod types;

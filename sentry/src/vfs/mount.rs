@@ -5,7 +5,7 @@ use super::inode::Inode;
 use crate::error::Result;
 use crate::return_errno;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One mounted filesystem.
@@ -16,7 +16,39 @@ pub struct Mount {
     pub root: Arc<Dentry>,
     /// Where it is mounted: `None` for the root mount.
     pub mountpoint: Option<VfsPath>,
+    /// Read-only as mounted. A later `MS_REMOUNT` changes [`Mount::is_read_only`], which
+    /// every write check asks.
     pub read_only: bool,
+    read_only_now: AtomicBool,
+}
+
+impl Mount {
+    pub fn new(
+        id: u64,
+        fs_type: &'static str,
+        root: Arc<Dentry>,
+        mountpoint: Option<VfsPath>,
+        read_only: bool,
+    ) -> Mount {
+        Mount {
+            id,
+            fs_type,
+            root,
+            mountpoint,
+            read_only,
+            read_only_now: AtomicBool::new(read_only),
+        }
+    }
+
+    /// Whether writes through this mount are refused (`EROFS`) now.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only_now.load(Ordering::Relaxed)
+    }
+
+    /// `MS_REMOUNT` with or without `MS_RDONLY`.
+    pub fn set_read_only(&self, ro: bool) {
+        self.read_only_now.store(ro, Ordering::Relaxed);
+    }
 }
 
 /// A location in the mount tree: a dentry as seen through one mount.
@@ -104,13 +136,13 @@ pub struct Vfs {
 
 impl Vfs {
     pub fn new(fs_type: &'static str, root: Arc<dyn Inode>, read_only: bool) -> Arc<Vfs> {
-        let mount = Arc::new(Mount {
-            id: 1,
+        let mount = Arc::new(Mount::new(
+            1,
             fs_type,
-            root: Dentry::new_root(root),
-            mountpoint: None,
+            Dentry::new_root(root),
+            None,
             read_only,
-        });
+        ));
         let root = VfsPath {
             dentry: mount.root.clone(),
             mount,
@@ -137,21 +169,21 @@ impl Vfs {
         if !at.inode().is_dir() {
             return_errno!(ENOTDIR);
         }
-        let mount = Arc::new(Mount {
-            id: self.next_mount_id.fetch_add(1, Ordering::Relaxed),
-            fs_type,
-            root: Dentry::new_root(root),
-            mountpoint: Some(at.clone()),
-            read_only,
-        });
-        let key = (at.mount.id, Arc::as_ptr(&at.dentry) as usize);
-        let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
-        if mounts.contains_key(&key) {
-            // Stacking mounts is legal in Linux, but nothing needs it yet.
-            return_errno!(EBUSY);
-        }
-        mounts.insert(key, mount.clone());
-        Ok(mount)
+        self.mount_dentry(at, fs_type, Dentry::new_root(root), read_only)
+    }
+
+    /// Every mount, the root first, then in the order they were made (`/proc/mounts`).
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        let mut all: Vec<Arc<Mount>> = self
+            .mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by_key(|m| m.id);
+        all.insert(0, self.root.mount.clone());
+        all
     }
 
     /// The mount on top of `p`, if `p` is a mount point.
@@ -173,5 +205,121 @@ impl Vfs {
             };
         }
         p
+    }
+
+    /// Mount the tree below `root` (a new filesystem's root, or an existing dentry for a
+    /// bind mount) on `at`. A file may only cover a file and a directory a directory.
+    pub fn mount_dentry(
+        &self,
+        at: &VfsPath,
+        fs_type: &'static str,
+        root: Arc<Dentry>,
+        read_only: bool,
+    ) -> Result<Arc<Mount>> {
+        if at.inode().is_dir() != root.inode().is_dir() {
+            return_errno!(ENOTDIR);
+        }
+        let mount = Arc::new(Mount::new(
+            self.next_mount_id.fetch_add(1, Ordering::Relaxed),
+            fs_type,
+            root,
+            Some(at.clone()),
+            read_only,
+        ));
+        let key = (at.mount.id, Arc::as_ptr(&at.dentry) as usize);
+        let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        if mounts.contains_key(&key) {
+            // `at` is resolved through mounts, so it is never covered already; a second
+            // mount on the same place stacks on the first one's root instead.
+            return_errno!(EBUSY);
+        }
+        mounts.insert(key, mount.clone());
+        Ok(mount)
+    }
+
+    /// `umount2(2)` of `m`, which the caller found as a mount root. `held` is how many
+    /// references the caller itself holds to `m`. A mount still in use (an open file, a
+    /// working directory, a mount below it) is `EBUSY` unless `detach`, which takes it and
+    /// everything below it out of the tree while its users keep what they have
+    /// (`MNT_DETACH`). The root mount cannot go (`EINVAL`).
+    pub fn umount(&self, m: &Arc<Mount>, held: usize, detach: bool) -> Result<()> {
+        let Some(at) = &m.mountpoint else {
+            return_errno!(EINVAL);
+        };
+        let key = (at.mount.id, Arc::as_ptr(&at.dentry) as usize);
+        let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        match mounts.get(&key) {
+            Some(cur) if Arc::ptr_eq(cur, m) => {}
+            // Already detached, or not a mount of this tree.
+            _ => return_errno!(EINVAL),
+        }
+        if !detach {
+            let has_children = mounts.values().any(|c| {
+                c.mountpoint
+                    .as_ref()
+                    .is_some_and(|p| Arc::ptr_eq(&p.mount, m))
+            });
+            // The table holds one reference; anything beyond the caller's is a user.
+            if has_children || Arc::strong_count(m) > held + 1 {
+                return_errno!(EBUSY);
+            }
+        }
+        mounts.remove(&key);
+        // With MNT_DETACH, the mounts below go too (they are unreachable now).
+        let mut gone = vec![m.id];
+        while let Some(id) = gone.pop() {
+            let below: Vec<_> = mounts
+                .iter()
+                .filter(|(_, c)| c.mountpoint.as_ref().is_some_and(|p| p.mount.id == id))
+                .map(|(k, c)| (*k, c.id))
+                .collect();
+            for (k, cid) in below {
+                mounts.remove(&k);
+                gone.push(cid);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a recursive bind (`MS_BIND | MS_REC`) of `from`'s tree below `from_root` onto
+    /// `to`: the mounts inside that tree appear at the same places in the copy, and the
+    /// mounts inside those, recursively. Only mounts that existed before the copy count,
+    /// so binding a tree into itself copies it once.
+    pub fn copy_submounts(&self, from: &Arc<Mount>, from_root: &Arc<Dentry>, to: &Arc<Mount>) {
+        let before: Vec<Arc<Mount>> = self
+            .mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|m| !Arc::ptr_eq(m, to))
+            .cloned()
+            .collect();
+        self.copy_from(&before, from, from_root, to);
+    }
+
+    fn copy_from(
+        &self,
+        before: &[Arc<Mount>],
+        from: &Arc<Mount>,
+        from_root: &Arc<Dentry>,
+        to: &Arc<Mount>,
+    ) {
+        for child in before {
+            let Some(mp) = &child.mountpoint else {
+                continue;
+            };
+            if !Arc::ptr_eq(&mp.mount, from) || !mp.dentry.is_descendant_of(from_root) {
+                continue;
+            }
+            let at = VfsPath {
+                mount: to.clone(),
+                dentry: mp.dentry.clone(),
+            };
+            // A place already covered in the copy (stacked mounts) keeps the first.
+            if let Ok(copy) = self.mount_dentry(&at, child.fs_type, child.root.clone(), false) {
+                copy.set_read_only(child.is_read_only());
+                self.copy_from(before, child, &child.root, &copy);
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 use super::file::{DirFile, FileDescription, OPathFile};
 use super::inode::{check_permission, Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
 use super::mount::VfsPath;
+use super::notify;
 use super::path::{Last, Resolve, ResolveFlags};
 use super::FsContext;
 use crate::error::{Errno, Result};
@@ -54,7 +55,7 @@ fn name_of(last: Last, otherwise: Errno) -> Result<Vec<u8>> {
 }
 
 fn check_writable_mount(p: &VfsPath) -> Result<()> {
-    if p.mount.read_only {
+    if p.mount.is_read_only() {
         return_errno!(EROFS);
     }
     Ok(())
@@ -107,6 +108,9 @@ impl FsContext {
                             if nofollow {
                                 return_errno!(ELOOP);
                             }
+                            if let Some(target) = r.follow_magic(&child) {
+                                break target?;
+                            }
                             // A dangling symlink is created through, as in Linux.
                             let target = r.read_symlink(&child)?;
                             (parent, last, trailing) = r.parent_from(parent, &target)?;
@@ -122,6 +126,7 @@ impl FsContext {
                         check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
                         let mode = how.mode & 0o7777 & !self.umask;
                         parent.inode().create(&name, mode, creds)?;
+                        notify::child_event(&parent, &name, notify::IN_CREATE, false, 0);
                         created = true;
                         break lookup_child(&parent, &name, self)?;
                     }
@@ -175,11 +180,15 @@ impl FsContext {
         }
         if has(flags, libc::O_TRUNC) && st.is_reg() && !created {
             inode.truncate(0)?;
+            notify::path_event(target, notify::IN_MODIFY);
         }
-        if is_dir {
-            return Ok(Arc::new(DirFile::new(target.clone(), flags)));
-        }
-        inode.clone().open(target, flags)
+        let file: Arc<dyn FileDescription> = if is_dir {
+            Arc::new(DirFile::new(target.clone(), flags))
+        } else {
+            inode.clone().open(target, flags)?
+        };
+        notify::path_event(target, notify::IN_OPEN);
+        Ok(file)
     }
 
     /// `mkdirat(2)`; `mode` before the umask.
@@ -194,6 +203,7 @@ impl FsContext {
         parent
             .inode()
             .mkdir(&name, mode & 0o1777 & !self.umask, creds)?;
+        notify::child_event(&parent, &name, notify::IN_CREATE, true, 0);
         Ok(())
     }
 
@@ -229,6 +239,7 @@ impl FsContext {
         } else {
             parent.inode().mknod(&name, kind | perm, rdev, creds)?;
         }
+        notify::child_event(&parent, &name, notify::IN_CREATE, false, 0);
         Ok(())
     }
 
@@ -248,8 +259,12 @@ impl FsContext {
         if !Arc::ptr_eq(&child.mount, &parent.mount) {
             return_errno!(EBUSY, "mount point");
         }
+        let links = notify::links_before(child.inode());
         parent.inode().unlink(&name)?;
         parent.dentry.remove_child(&name);
+        // As d_delete_notify: the file's own events, then the directory's.
+        notify::unlinked(&child, links);
+        notify::child_event(&parent, &name, notify::IN_DELETE, false, 0);
         Ok(())
     }
 
@@ -273,6 +288,8 @@ impl FsContext {
         check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
         parent.inode().rmdir(&name)?;
         parent.dentry.remove_child(&name);
+        notify::inode_deleted(child.inode());
+        notify::child_event(&parent, &name, notify::IN_DELETE, true, 0);
         Ok(())
     }
 
@@ -292,6 +309,7 @@ impl FsContext {
         check_writable_mount(&parent)?;
         check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
         parent.inode().symlink(&name, target, creds)?;
+        notify::child_event(&parent, &name, notify::IN_CREATE, false, 0);
         Ok(())
     }
 
@@ -313,7 +331,10 @@ impl FsContext {
         }
         check_writable_mount(&parent)?;
         check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
-        parent.inode().link(&name, old.inode())
+        parent.inode().link(&name, old.inode())?;
+        notify::inode_event(old.inode(), notify::IN_ATTRIB);
+        notify::child_event(&parent, &name, notify::IN_CREATE, false, 0);
+        Ok(())
     }
 
     /// `renameat2(2)`.
@@ -381,6 +402,11 @@ impl FsContext {
         if old_is_dir && np.dentry.is_descendant_of(&old.dentry) {
             return_errno!(EINVAL, "moving a directory below itself");
         }
+        let exchange = flags & RENAME_EXCHANGE != 0;
+        let replaced_links = match &new {
+            Some(n) if !exchange => notify::links_before(n.inode()),
+            _ => None,
+        };
         op.inode().rename(&oname, np.inode(), &nname, flags)?;
         // Keep the dentry cache in step: the moved dentries keep their identity.
         let moved = op.dentry.forget_child(&oname);
@@ -394,6 +420,28 @@ impl FsContext {
         }
         if let Some(m) = moved {
             np.dentry.adopt(&nname, m);
+        }
+        // fsnotify_move: both names with one cookie, then the mover itself; a replaced file
+        // goes last.
+        let notify_move =
+            |from: &VfsPath, fname: &[u8], to: &VfsPath, tname: &[u8], who: &VfsPath| {
+                let cookie = notify::next_cookie();
+                let dir = who.inode().is_dir();
+                notify::child_event(from, fname, notify::IN_MOVED_FROM, dir, cookie);
+                notify::child_event(to, tname, notify::IN_MOVED_TO, dir, cookie);
+            };
+        if notify::active() {
+            notify_move(&op, &oname, &np, &nname, &old);
+            notify::inode_event(old.inode(), notify::IN_MOVE_SELF);
+            if let Some(n) = new {
+                if exchange {
+                    notify_move(&np, &nname, &op, &oname, &n);
+                    notify::inode_event(n.inode(), notify::IN_MOVE_SELF);
+                } else {
+                    // The replaced file goes when its dentry is put, after the move.
+                    notify::unlinked(&n, replaced_links);
+                }
+            }
         }
         Ok(())
     }

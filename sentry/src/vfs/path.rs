@@ -144,6 +144,22 @@ impl<'a> Resolve<'a> {
         Ok(target)
     }
 
+    /// Follow `link` if it is a magic link (see [`super::Inode::magic_link`]): counted
+    /// like any symlink, refused under `RESOLVE_NO_MAGICLINKS` (`ELOOP`) and where the
+    /// lookup must stay below a directory (`EXDEV`), as in Linux.
+    pub fn follow_magic(&mut self, link: &VfsPath) -> Option<Result<VfsPath>> {
+        let target = link.inode().magic_link(link)?;
+        Some(self.count_symlink().and_then(|()| {
+            if self.flags.has(ResolveFlags::NO_MAGICLINKS) {
+                return_errno!(ELOOP);
+            }
+            if self.flags.has(ResolveFlags::BENEATH) || self.flags.has(ResolveFlags::IN_ROOT) {
+                return_errno!(EXDEV, "magic link under RESOLVE_BENEATH/IN_ROOT");
+            }
+            target
+        }))
+    }
+
     fn jump_root(&self, from: &VfsPath) -> Result<VfsPath> {
         if self.flags.has(ResolveFlags::BENEATH) {
             return_errno!(EXDEV, "absolute path under RESOLVE_BENEATH");
@@ -231,6 +247,10 @@ impl<'a> Resolve<'a> {
             }
             let child = self.step(&cur, comp)?;
             if child.inode().is_symlink() && (!last || follow_last || trailing) {
+                if let Some(target) = self.follow_magic(&child) {
+                    cur = target?;
+                    continue;
+                }
                 let target = self.read_symlink(&child)?;
                 cur = self.walk(cur, &target, true)?;
             } else {

@@ -1,4 +1,5 @@
-//! VFS tests over a tmpfs root with the standard mounts (/tmp, /dev, /dev/shm).
+//! VFS tests over a tmpfs root with the standard mounts (/tmp, /dev, /dev/shm, /proc,
+//! /sys).
 
 use super::*;
 use crate::error::{Errno, Result};
@@ -237,10 +238,10 @@ fn open_flags_and_io() {
     let d = open(&ctx, "/", O_RDONLY | O_DIRECTORY).unwrap();
     let mut names = list(&*d);
     names.sort();
-    assert_eq!(names, [".", "..", "dev", "f", "g", "tmp"]);
+    assert_eq!(names, [".", "..", "dev", "f", "g", "proc", "sys", "tmp"]);
     assert_eq!(err(d.read(&mut b, None)), Errno::EISDIR);
     d.seek(0, libc::SEEK_SET).unwrap();
-    assert_eq!(list(&*d).len(), 6);
+    assert_eq!(list(&*d).len(), 8);
 }
 
 #[test]
@@ -354,7 +355,8 @@ fn rename_cases() {
     inner.cwd = lookup(&ctx, "/d1/sub").unwrap();
     ctx.rename(&cwd, b"d1", &cwd, b"d3", 0).unwrap();
     assert_eq!(inner.cwd.path_from(&inner.root), b"/d3/sub");
-    assert_eq!(lookup(&ctx, "/").unwrap().inode().stat().unwrap().nlink, 6);
+    // `.`, the parent's link, and dev, proc, sys, tmp, d2, d3.
+    assert_eq!(lookup(&ctx, "/").unwrap().inode().stat().unwrap().nlink, 8);
 }
 
 #[test]

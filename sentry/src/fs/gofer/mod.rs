@@ -20,7 +20,7 @@ use crate::vfs::{
 };
 use crate::{errno, return_errno};
 use ::gofer::protocol::{
-    SETATTR_ATIME, SETATTR_GID, SETATTR_MODE, SETATTR_MTIME, SETATTR_SIZE, SETATTR_UID,
+    self, SETATTR_ATIME, SETATTR_GID, SETATTR_MODE, SETATTR_MTIME, SETATTR_SIZE, SETATTR_UID,
 };
 use client::{Attr, Handle, SetAttr};
 use std::any::Any;
@@ -69,7 +69,12 @@ pub struct GoferInode {
     host_fd: Mutex<Option<Arc<HostFdMappable>>>,
     /// The donated read-write host fd of a regular file of a writable tree.
     rw_fd: Mutex<Option<Arc<HostFdMappable>>>,
+    /// Read-only trees: every extended attribute, fetched once (`ls -l` asks for a few
+    /// names per file; most files have none, which one request answers).
+    xattrs: Mutex<Option<Arc<XattrList>>>,
 }
+
+type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl GoferInode {
     fn new(fs: &Arc<GoferFs>, handle: Handle, attr: Attr) -> Arc<GoferInode> {
@@ -80,7 +85,29 @@ impl GoferInode {
             link: OnceLock::new(),
             host_fd: Mutex::new(None),
             rw_fd: Mutex::new(None),
+            xattrs: Mutex::new(None),
         })
+    }
+
+    /// The attributes of a file of a read-only tree, from the cache or the gofer.
+    fn cached_xattrs(&self) -> Result<Arc<XattrList>> {
+        let mut slot = self.xattrs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(x) = &*slot {
+            return Ok(x.clone());
+        }
+        let c = &self.fs.client;
+        let mut all = Vec::new();
+        for name in c.listxattr(self.handle).map_err(gerr)? {
+            match c.getxattr(self.handle, &name) {
+                Ok(v) => all.push((name, v)),
+                // Removed on the host in between: it is not there.
+                Err(e) if e.0 == libc::ENODATA => {}
+                Err(e) => return Err(gerr(e)),
+            }
+        }
+        let all = Arc::new(all);
+        *slot = Some(all.clone());
+        Ok(all)
     }
 
     fn attr(&self) -> Attr {
@@ -351,15 +378,79 @@ impl Inode for GoferInode {
         if !Arc::ptr_eq(&nd.fs, &self.fs) {
             return_errno!(EXDEV);
         }
-        // RENAME_NOREPLACE was checked by the VFS; the protocol has no exchange yet.
-        const RENAME_EXCHANGE: u32 = 2;
-        if flags & RENAME_EXCHANGE != 0 {
-            return_errno!(EINVAL, "RENAME_EXCHANGE through the gofer");
-        }
+        // The VFS checked the flags against its view; the host checks again atomically.
+        let flags = flags & (protocol::RENAME_NOREPLACE | protocol::RENAME_EXCHANGE);
         self.fs
             .client
-            .rename(self.handle, old, nd.handle, new)
+            .rename(self.handle, old, nd.handle, new, flags)
             .map_err(gerr)
+    }
+
+    fn mknod(&self, name: &[u8], mode: u32, rdev: u64, creds: &Creds) -> Result<Arc<dyn Inode>> {
+        self.check_writable()?;
+        if matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK) {
+            // Device nodes on the host would reach host devices; the gofer refuses them too.
+            return_errno!(EPERM, "device node on a gofer filesystem");
+        }
+        let (h, attr) = self
+            .fs
+            .client
+            .mknod(self.handle, name, mode, rdev)
+            .map_err(gerr)?;
+        Ok(self.new_child(h, creds, attr))
+    }
+
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> Result<()> {
+        self.check_writable()?;
+        self.fs
+            .client
+            .fallocate(self.handle, mode, offset, len)
+            .map_err(gerr)?;
+        self.refresh()?;
+        Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> Result<Vec<u8>> {
+        if !self.fs.writable {
+            return self
+                .cached_xattrs()?
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .ok_or(errno!(ENODATA));
+        }
+        self.fs.client.getxattr(self.handle, name).map_err(gerr)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> Result<()> {
+        self.check_writable()?;
+        self.fs
+            .client
+            .setxattr(self.handle, name, value, flags)
+            .map_err(gerr)?;
+        self.refresh()?;
+        Ok(())
+    }
+
+    fn listxattr(&self) -> Result<Vec<Vec<u8>>> {
+        if !self.fs.writable {
+            return Ok(self
+                .cached_xattrs()?
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect());
+        }
+        self.fs.client.listxattr(self.handle).map_err(gerr)
+    }
+
+    fn removexattr(&self, name: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.fs
+            .client
+            .removexattr(self.handle, name)
+            .map_err(gerr)?;
+        self.refresh()?;
+        Ok(())
     }
 
     fn set_mode(&self, mode: u32) -> Result<()> {
@@ -411,13 +502,16 @@ impl Inode for GoferInode {
     }
 
     fn fsync(&self, data_only: bool) -> Result<()> {
+        if !self.fs.writable {
+            // Nothing of a read-only tree can be dirty.
+            return Ok(());
+        }
         let fd = self.rw_fd.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(f) = fd {
-            if data_only {
-                nix::unistd::fdatasync(f.fd.as_fd())?;
-            } else {
-                nix::unistd::fsync(f.fd.as_fd())?;
-            }
+        match fd {
+            Some(f) if data_only => nix::unistd::fdatasync(f.fd.as_fd())?,
+            Some(f) => nix::unistd::fsync(f.fd.as_fd())?,
+            // Directories, and files only read so far: the gofer opens and syncs them.
+            None => self.fs.client.fsync(self.handle, data_only).map_err(gerr)?,
         }
         Ok(())
     }

@@ -234,3 +234,152 @@ fn overlay_over_a_real_gofer_leaves_the_tree_alone() {
     let s = ctx.root.inode().statfs().unwrap();
     assert_eq!(s.flags & libc::ST_RDONLY as i64, 0);
 }
+
+/// A second, writable gofer on the same host tree: sets (`Some`) or reads an attribute of
+/// `rel` on the host without the sandbox's VFS in between.
+fn host_xattr(tree: &TempTree, rel: &[&[u8]], name: &[u8], set: Option<&[u8]>) -> Option<Vec<u8>> {
+    let root = nix::fcntl::open(
+        &tree.0,
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap();
+    let server = std::thread::spawn(move || serve(root, a, ServeOptions { read_only: false }));
+    let client = Client::new(b);
+    let (r, _) = client.attach().unwrap();
+    let (h, _) = *client.walk(r, rel).unwrap().last().unwrap();
+    let out = match set {
+        Some(v) => {
+            client.setxattr(h, name, v, 0).unwrap();
+            Some(v.to_vec())
+        }
+        None => client.getxattr(h, name).ok(),
+    };
+    drop(client);
+    server.join().unwrap().unwrap();
+    out
+}
+
+#[test]
+fn gofer_read_write_special_files_xattrs_and_exchange() {
+    use std::os::unix::fs::FileTypeExt;
+    let (tree, ctx) = served(false, RootOverlay::None, "rw2");
+    let c = Creds::root();
+    // FIFOs and sockets are made on the host; device nodes never are.
+    ctx.mknod(&ctx.cwd, b"/fifo", libc::S_IFIFO | 0o640, 0, &c, true)
+        .unwrap();
+    assert!(std::fs::symlink_metadata(tree.0.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    ctx.mknod(&ctx.cwd, b"/sock", libc::S_IFSOCK | 0o600, 0, &c, true)
+        .unwrap();
+    assert!(std::fs::symlink_metadata(tree.0.join("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    let dev = ctx.mknod(
+        &ctx.cwd,
+        b"/null",
+        libc::S_IFCHR | 0o666,
+        libc::makedev(1, 3),
+        &c,
+        true,
+    );
+    assert_eq!(dev.unwrap_err().errno, Errno::EPERM);
+    assert!(!tree.0.join("null").exists());
+    // A FIFO opens as a sentry pipe (the VFS gets ENXIO and the syscall layer takes over).
+    assert_eq!(open_err(&ctx, "/fifo", libc::O_RDONLY), Errno::ENXIO);
+
+    // xattrs land on the host file.
+    let p = ctx.lookup(&ctx.cwd, b"/etc/hostname", true).unwrap();
+    p.inode().setxattr(b"user.k", b"v1", 0).unwrap();
+    assert_eq!(p.inode().getxattr(b"user.k").unwrap(), b"v1");
+    assert_eq!(p.inode().listxattr().unwrap(), vec![b"user.k".to_vec()]);
+    p.inode().removexattr(b"user.k").unwrap();
+    assert_eq!(
+        p.inode().getxattr(b"user.k").unwrap_err().errno,
+        Errno::ENODATA
+    );
+    assert_eq!(
+        p.inode()
+            .setxattr(b"security.capability", b"x", 0)
+            .unwrap_err()
+            .errno,
+        Errno::EPERM
+    );
+
+    // fallocate and fsync of a directory.
+    p.inode().fallocate(0, 0, 8192).unwrap();
+    assert_eq!(p.inode().stat().unwrap().size, 8192);
+    ctx.root.inode().fsync(false).unwrap();
+
+    // renameat2: NOREPLACE and EXCHANGE through the gofer.
+    std::fs::write(tree.0.join("a"), b"A").unwrap();
+    std::fs::write(tree.0.join("b"), b"B").unwrap();
+    let err = ctx.rename(&ctx.cwd, b"/a", &ctx.cwd, b"/b", 1).unwrap_err();
+    assert_eq!(err.errno, Errno::EEXIST);
+    ctx.rename(&ctx.cwd, b"/a", &ctx.cwd, b"/b", 2).unwrap();
+    assert_eq!(host_read(&tree, "a").unwrap(), b"B");
+    assert_eq!(host_read(&tree, "b").unwrap(), b"A");
+    assert_eq!(read_via(&ctx, "/a"), b"B");
+    assert_eq!(read_via(&ctx, "/b"), b"A");
+}
+
+#[test]
+fn overlay_copy_up_carries_xattrs_from_the_gofer() {
+    let (tree, ctx) = served(true, RootOverlay::Memory, "ovx");
+    let rel: &[&[u8]] = &[b"etc", b"hostname"];
+    host_xattr(&tree, rel, b"user.origin", Some(b"image"));
+    let p = ctx.lookup(&ctx.cwd, b"/etc/hostname", true).unwrap();
+    assert_eq!(p.inode().getxattr(b"user.origin").unwrap(), b"image");
+    // A change copies the file up; the attribute comes along and the host keeps its own.
+    p.inode().setxattr(b"user.added", b"sandbox", 0).unwrap();
+    let mut names = p.inode().listxattr().unwrap();
+    names.sort();
+    assert_eq!(names, vec![b"user.added".to_vec(), b"user.origin".to_vec()]);
+    assert_eq!(p.inode().getxattr(b"user.origin").unwrap(), b"image");
+    p.inode().removexattr(b"user.origin").unwrap();
+    assert_eq!(
+        host_xattr(&tree, rel, b"user.origin", None).as_deref(),
+        Some(&b"image"[..]),
+        "the host file keeps its attribute"
+    );
+    assert_eq!(host_xattr(&tree, rel, b"user.added", None), None);
+    // Data copy-up with an attribute set on the lower file.
+    let w = open(&ctx, "/etc/hostname", libc::O_WRONLY | libc::O_APPEND).unwrap();
+    w.write(b"x", None).unwrap();
+    assert_eq!(host_read(&tree, "etc/hostname").unwrap(), b"sandbox\n");
+}
+
+#[test]
+fn inotify_sees_changes_on_a_gofer_tree() {
+    use crate::fs::inotify::Inotify;
+    use crate::vfs::notify::{IN_ALL_EVENTS, IN_CREATE, IN_ISDIR, IN_MOVED_FROM, IN_MOVED_TO};
+    use crate::vfs::FileDescription;
+    let (_tree, ctx) = served(false, RootOverlay::None, "ino");
+    let c = Creds::root();
+    let ino = Inotify::new(true);
+    let etc = ctx.lookup(&ctx.cwd, b"/etc", true).unwrap();
+    let wd = ino.add_watch(etc.inode().clone(), IN_ALL_EVENTS).unwrap();
+    ctx.mkdir(&ctx.cwd, b"/etc/d", 0o755, &c).unwrap();
+    ctx.rename(&ctx.cwd, b"/etc/hostname", &ctx.cwd, b"/etc/h2", 0)
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = ino.read(&mut buf, None).unwrap();
+    let field = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap());
+    assert_eq!(n, 3 * 32);
+    assert_eq!((field(0) as i32, field(4)), (wd, IN_CREATE | IN_ISDIR));
+    assert_eq!(&buf[16..18], b"d\0");
+    assert_eq!(field(36), IN_MOVED_FROM);
+    assert_eq!(field(68), IN_MOVED_TO);
+    assert_eq!(field(40), field(72), "one cookie for both names");
+    assert_eq!(&buf[80..83], b"h2\0");
+}

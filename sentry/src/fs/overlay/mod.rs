@@ -110,13 +110,13 @@ impl OverlayFs {
         upper.set_owner(Some(st.uid), Some(st.gid), None)?;
         upper.set_times(Some(st.atime), Some(st.mtime))?;
         let layer_mount = |root: Arc<dyn Inode>| {
-            Arc::new(Mount {
-                id: 0,
-                fs_type: "overlay-layer",
-                root: Dentry::new_root(root),
-                mountpoint: None,
-                read_only: true,
-            })
+            Arc::new(Mount::new(
+                0,
+                "overlay-layer",
+                Dentry::new_root(root),
+                None,
+                true,
+            ))
         };
         let fs = Arc::new(OverlayFs {
             dev: anon_dev(),

@@ -146,6 +146,46 @@ impl PipeBuffer {
         }
         done
     }
+
+    /// Bytes a write is sure to take now: the free slots, whole (merging into the last
+    /// slot may take a little more).
+    pub fn free_bytes(&self) -> usize {
+        self.max_slots.saturating_sub(self.slots.len()) * PAGE_SIZE
+    }
+
+    /// Copy up to `dst.len()` unread bytes into `dst` without consuming them (`tee`,
+    /// and `splice` before it knows how much its destination took).
+    pub fn peek(&self, dst: &mut [u8]) -> usize {
+        let mut done = 0usize;
+        for slot in &self.slots {
+            if done >= dst.len() {
+                break;
+            }
+            let avail = slot.unread();
+            let n = avail.len().min(dst.len() - done);
+            if let (Some(to), Some(from)) = (dst.get_mut(done..done + n), avail.get(..n)) {
+                to.copy_from_slice(from);
+            }
+            done += n;
+        }
+        done
+    }
+
+    /// Drop the first `n` unread bytes (at most what there is).
+    pub fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(slot) = self.slots.front_mut() else {
+                break;
+            };
+            let take = slot.unread().len().min(n);
+            slot.start += take;
+            self.len -= take;
+            n -= take;
+            if slot.start >= slot.data.len() {
+                self.slots.pop_front();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -182,6 +182,114 @@ impl Pipe {
     }
 }
 
+/// The pipe-side halves of `splice(2)`, `tee(2)` and `vmsplice(2)`. Like reads and
+/// writes they never block: `EAGAIN` asks the caller to wait on [`Pipe::queue`].
+impl Pipe {
+    /// The queue its readers and writers wait on.
+    pub fn queue(&self) -> &Arc<WaitQueue> {
+        &self.queue
+    }
+
+    /// Hand up to `max` unread bytes to `sink`, which returns how many it took; those are
+    /// consumed. The pipe stays locked meanwhile, so no reader sees them twice. 0 when
+    /// empty with no writer, `EAGAIN` when empty with one.
+    pub fn splice_out(
+        &self,
+        max: usize,
+        sink: impl FnOnce(&[u8]) -> Result<usize>,
+    ) -> Result<usize> {
+        let n = {
+            let mut st = self.lock();
+            if st.buf.is_empty() {
+                if st.writers == 0 {
+                    return Ok(0);
+                }
+                return_errno!(EAGAIN);
+            }
+            let mut data = vec![0u8; max.min(st.buf.len())];
+            let got = st.buf.peek(&mut data);
+            let n = sink(data.get(..got).unwrap_or_default())?.min(got);
+            st.buf.consume(n);
+            n
+        };
+        if n > 0 {
+            self.queue.notify(events::OUT | events::WRNORM);
+        }
+        Ok(n)
+    }
+
+    /// Fill the pipe with what `source` produces when asked for at most a given number of
+    /// bytes (no more than `max`, and no more than fits). `EPIPE` without a reader,
+    /// `EAGAIN` when full.
+    pub fn splice_in(
+        &self,
+        max: usize,
+        source: impl FnOnce(usize) -> Result<Vec<u8>>,
+    ) -> Result<usize> {
+        let n = {
+            let mut st = self.lock();
+            if st.readers == 0 {
+                return_errno!(EPIPE);
+            }
+            let room = st.buf.free_bytes().min(max);
+            if room == 0 {
+                return_errno!(EAGAIN);
+            }
+            let data = source(room)?;
+            let data = data.get(..data.len().min(room)).unwrap_or_default();
+            if data.is_empty() {
+                return Ok(0);
+            }
+            st.buf.write(data, false)?
+        };
+        self.queue.notify(events::IN | events::RDNORM);
+        Ok(n)
+    }
+
+    /// Move (`consume`, splice) or copy (tee) up to `max` bytes from `self` to `to`, as
+    /// much as is there and fits. 0 when `self` is empty with no writer; `EPIPE` when `to`
+    /// has no reader; `EAGAIN` when `self` is empty or `to` full; `EINVAL` for one pipe.
+    pub fn transfer(&self, to: &Pipe, max: usize, consume: bool) -> Result<usize> {
+        if std::ptr::eq(self, to) {
+            return_errno!(EINVAL);
+        }
+        // Two pipe locks: always the lower address first.
+        let (mut src, mut dst);
+        if (self as *const Pipe) < (to as *const Pipe) {
+            src = self.lock();
+            dst = to.lock();
+        } else {
+            dst = to.lock();
+            src = self.lock();
+        }
+        if src.buf.is_empty() {
+            if src.writers == 0 {
+                return Ok(0);
+            }
+            return_errno!(EAGAIN);
+        }
+        if dst.readers == 0 {
+            return_errno!(EPIPE);
+        }
+        let room = dst.buf.free_bytes().min(max).min(src.buf.len());
+        if room == 0 {
+            return_errno!(EAGAIN);
+        }
+        let mut data = vec![0u8; room];
+        let got = src.buf.peek(&mut data);
+        let n = dst.buf.write(data.get(..got).unwrap_or_default(), false)?;
+        if consume {
+            src.buf.consume(n);
+        }
+        drop((src, dst));
+        to.queue.notify(events::IN | events::RDNORM);
+        if consume {
+            self.queue.notify(events::OUT | events::WRNORM);
+        }
+        Ok(n)
+    }
+}
+
 /// One open end of a pipe or FIFO.
 pub struct PipeFile {
     pipe: Arc<Pipe>,
@@ -219,6 +327,14 @@ impl PipeFile {
 
     pub fn pipe(&self) -> &Arc<Pipe> {
         &self.pipe
+    }
+
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+
+    pub fn writable(&self) -> bool {
+        self.writable
     }
 
     fn packet_mode(&self) -> bool {
@@ -415,6 +531,41 @@ pub fn open_fifo(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splice_halves_never_lose_or_repeat_bytes() {
+        let (r, w) = new_pipe(0, 0, 0);
+        let (r2, w2) = new_pipe(0, 0, 0);
+        let p = r.pipe().clone();
+        assert_eq!(p.splice_in(3, |room| Ok(vec![b'a'; room])).ok(), Some(3));
+        // A sink that takes only part: the rest stays for the next reader.
+        assert_eq!(p.splice_out(10, |d| Ok(d.len() - 1)).ok(), Some(2));
+        assert_eq!(p.available(), 1);
+        // A failing sink consumes nothing.
+        let e = p.splice_out(10, |_| Err(errno!(EIO))).unwrap_err();
+        assert_eq!(e.errno, crate::Errno::EIO);
+        assert_eq!(p.available(), 1);
+        // tee copies, splice moves; a pipe cannot feed itself.
+        assert_eq!(p.transfer(w2.pipe(), 10, false).ok(), Some(1));
+        assert_eq!(p.available(), 1);
+        assert_eq!(p.transfer(w2.pipe(), 10, true).ok(), Some(1));
+        assert_eq!((p.available(), r2.pipe().available()), (0, 2));
+        assert_eq!(
+            p.transfer(&p, 1, true).unwrap_err().errno,
+            crate::Errno::EINVAL
+        );
+        assert_eq!(
+            p.transfer(w2.pipe(), 1, true).unwrap_err().errno,
+            crate::Errno::EAGAIN
+        );
+        drop(w);
+        assert_eq!(p.transfer(w2.pipe(), 1, true).ok(), Some(0));
+        drop(r);
+        assert_eq!(
+            p.splice_in(1, |_| Ok(vec![1])).unwrap_err().errno,
+            crate::Errno::EPIPE
+        );
+    }
 
     #[test]
     fn ends_see_each_other_close() {
