@@ -28,6 +28,9 @@ pub trait Terminal: Send + Sync {
 
     /// A new open description of this terminal (`open("/dev/tty")`).
     fn reopen(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileDescription>>;
+
+    /// Its device number (`/proc/PID/stat`'s tty_nr names the controlling terminal by it).
+    fn device(&self) -> u64;
 }
 
 #[derive(Default)]

@@ -563,6 +563,10 @@ impl Terminal for Pty {
     fn reopen(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileDescription>> {
         Ok(SlaveFile::open(self, flags, None)?)
     }
+
+    fn device(&self) -> u64 {
+        makedev(PTS_MAJOR, u64::from(self.index))
+    }
 }
 
 // ---- open descriptions ----

@@ -282,6 +282,13 @@ impl Terminal for HostConsole {
             .unwrap_or(false)
     }
 
+    fn device(&self) -> u64 {
+        // The host terminal's number, as the sandbox's stdio already shows it in fstat.
+        nix::sys::stat::fstat(self.fd.as_fd())
+            .map(|st| st.st_rdev)
+            .unwrap_or(0)
+    }
+
     fn reopen(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileDescription>> {
         let fd = self.fd.try_clone().map_err(|_| errno!(EIO))?;
         Ok(Arc::new(HostFile::with_console(fd, flags, Some(self))))
