@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::termios::SetArg;
 use sentry::boot::{BootError, SandboxConfig};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -75,6 +76,11 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         anyhow::bail!("--tty: standard input is not a terminal");
     }
     let console = if args.tty { Some(dup_stdio(0)?) } else { None };
+    let saved_termios = if args.tty {
+        nix::sys::termios::tcgetattr(std::io::stdin()).ok()
+    } else {
+        None
+    };
     let (gofer, sentry_end) = spawn_gofer()?;
     let stdio = [dup_stdio(0)?, dup_stdio(1)?, dup_stdio(2)?];
     let cfg = SandboxConfig {
@@ -112,6 +118,11 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         }
     };
     let status = wait_sentry(sentry);
+    if let Some(t) = &saved_termios {
+        // The sentry gives the terminal its settings back itself; this is for when it
+        // could not (killed), so the user's shell is not left in raw mode.
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, t);
+    }
     // The sandbox is over: the gofer has nothing left to serve.
     stop_gofer(gofer);
     status
