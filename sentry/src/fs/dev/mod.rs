@@ -1,7 +1,7 @@
 //! devtmpfs: `/dev` as a tmpfs holding device nodes, and the drivers behind the memory
 //! devices (`null`, `zero`, `full`, `random`, `urandom`); `tty` and `ptmx` are
-//! `fs::devpts`'s. Opening a device node of any
-//! tmpfs comes here by device number, as `chrdev_open` does in Linux.
+//! `fs::devpts`'s. Opening a device node of any tmpfs comes here by device number, as
+//! `chrdev_open` does in Linux.
 #![deny(unsafe_code)]
 
 use crate::error::Result;
