@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::termios::SetArg;
 use sentry::boot::{BootError, SandboxConfig};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -31,6 +32,11 @@ pub struct DoArgs {
     /// changes) or `none` (the host root, read-only).
     #[arg(long, default_value = "memory", value_parser = ["memory", "none"])]
     overlay: String,
+    /// Run the command on a pseudo-terminal of the sandbox (its controlling terminal,
+    /// with the sandbox's own line discipline and job control), bridged to the terminal
+    /// on standard input, which then carries the command's output too.
+    #[arg(long)]
+    tty: bool,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<std::ffi::OsString>,
@@ -66,6 +72,19 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
     };
     let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
 
+    if args.tty && !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        anyhow::bail!("--tty: standard input is not a terminal");
+    }
+    let console = if args.tty {
+        Some(crate::host::dup_stdio(0)?)
+    } else {
+        None
+    };
+    let saved_termios = if args.tty {
+        nix::sys::termios::tcgetattr(std::io::stdin()).ok()
+    } else {
+        None
+    };
     let (gofer, sentry_end) = spawn_gofer()?;
     let stdio = [
         crate::host::dup_stdio(0)?,
@@ -85,6 +104,7 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
     } else {
         sentry::fs::RootOverlay::Memory
     };
+    cfg.console = console;
     // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
     // confines itself first; this process only waits for it and passes its status on.
     sentry::boot::read_host_facts();
@@ -101,6 +121,11 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         }
     };
     let status = wait_sentry(sentry);
+    if let Some(t) = &saved_termios {
+        // The sentry gives the terminal its settings back itself; this is for when it
+        // could not (killed), so the user's shell is not left in raw mode.
+        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, t);
+    }
     // The sandbox is over: the gofer has nothing left to serve.
     stop_gofer(gofer);
     status

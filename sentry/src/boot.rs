@@ -35,6 +35,13 @@ pub struct SandboxConfig {
     pub read_only_root: bool,
     /// Filesystems mounted over the root, in order (OCI `mounts`).
     pub mounts: Vec<crate::fs::SpecMount>,
+    /// A host terminal for the sandbox's console: when set, the first process runs on a
+    /// new pty of the sandbox (its stdio and controlling terminal, `/dev/pts/0`) whose
+    /// master is bridged to this fd, and `stdio` is not used. For `carapace do --tty`
+    /// it is the user's terminal; for the OCI runtime's `--console-socket`, the slave of
+    /// a host pty whose master the CLI sends over the socket (see
+    /// `fs::devpts::bridge`).
+    pub console: Option<OwnedFd>,
 }
 
 impl SandboxConfig {
@@ -58,6 +65,7 @@ impl SandboxConfig {
             gofer_writable: false,
             read_only_root: false,
             mounts: Vec::new(),
+            console: None,
         }
     }
 }
@@ -70,6 +78,8 @@ pub struct Sandbox {
     init: Task,
     /// What `--strace` prints for the initial exec: path, argv, environment size.
     strace_exec: Option<(Vec<u8>, Vec<Vec<u8>>, usize)>,
+    /// The bridge between the console pty and the host terminal, if there is one.
+    console: Option<crate::fs::devpts::bridge::ConsoleBridge>,
 }
 
 impl Sandbox {
@@ -84,7 +94,11 @@ impl Sandbox {
         if let Some((path, argv, envc)) = &self.strace_exec {
             crate::strace::initial_exec(self.init.tid, path, argv, *envc);
         }
-        self.init.run()
+        let status = self.init.run();
+        if let Some(bridge) = self.console {
+            bridge.finish();
+        }
+        status
     }
 }
 
@@ -162,8 +176,24 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
             String::from_utf8_lossy(&cfg.cwd)
         ),
     }
-    let [stdin, stdout, stderr] = cfg.stdio;
-    let files = crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?;
+    let (files, console) = match cfg.console {
+        Some(host) => {
+            let bridge = crate::fs::devpts::bridge::ConsoleBridge::new(&fs, host, cfg.uid, cfg.gid)
+                .map_err(setup("console"))?;
+            let mut t = crate::vfs::FdTable::new();
+            for fd in 0..3 {
+                t.insert_at(fd, bridge.slave(), crate::vfs::FdFlags::default())
+                    .map_err(setup("console"))?;
+            }
+            (t, Some(bridge))
+        }
+        None => {
+            let [stdin, stdout, stderr] = cfg.stdio;
+            let files =
+                crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?;
+            (files, None)
+        }
+    };
     let kernel = Kernel::new(Box::new(PtracePlatform::new()), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
@@ -206,10 +236,17 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         Errno::ENOENT => BootError::NotFound(name.clone()),
         _ => BootError::CannotExecute(name.clone(), e),
     })?;
+    // A terminal on stdio (the host console, or the console pty) is the first session's
+    // controlling terminal, with init's group in the foreground.
+    let ctty = (0..3).find_map(|fd| init.files().get(fd).ok().and_then(|f| f.tty()));
+    if let Some(term) = ctty {
+        crate::kernel::tty::set_ctty(&init.kernel, &init.tg, term);
+    }
     Ok(Sandbox {
         kernel,
         init,
         strace_exec,
+        console,
     })
 }
 

@@ -60,7 +60,7 @@ syscall_table! {
     13 RT_SIGACTION rt_sigaction(signum: Signal, act: Struct("sigaction"), oldact: Struct("sigaction"), sigsetsize: Size) -> Int, Implemented "";
     14 RT_SIGPROCMASK rt_sigprocmask(how: Flags(&f::SIGPROCMASK_HOW), set: Struct("sigset_t"), oldset: Struct("sigset_t"), sigsetsize: Size) -> Int, Implemented "";
     15 RT_SIGRETURN rt_sigreturn() -> NoReturn, Implemented "";
-    16 IOCTL ioctl(fd: Fd, request: Hex, arg: Hex) -> Int, Partial "terminal ioctls on host stdio, FIOCLEX/FIONCLEX/FIONBIO, FIONREAD on pipes";
+    16 IOCTL ioctl(fd: Fd, request: Hex, arg: Hex) -> Int, Partial "termios, window size, job control and pty ioctls on devpts ptys and host stdio terminals; FIOCLEX/FIONCLEX/FIONBIO, FIONREAD on pipes";
     17 PREAD64 pread64(fd: Fd, buf: OutBuf(2), count: Size, offset: Offset) -> Size, Implemented "";
     18 PWRITE64 pwrite64(fd: Fd, buf: InBuf(2), count: Size, offset: Offset) -> Size, Implemented "";
     19 READV readv(fd: Fd, iov: OutIoVec(2), iovcnt: Int) -> Size, Implemented "";

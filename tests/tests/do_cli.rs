@@ -441,3 +441,197 @@ fn background_read_of_the_terminal_stops_the_job() {
     );
     assert!(run.stdout.contains("done-ok"), "{}", run.dump());
 }
+
+/// `script` (util-linux) opens a pty in the sandbox and runs the command on its slave:
+/// `tty` there names a /dev/pts node, and the output comes back through the master.
+#[test]
+fn script_runs_a_command_on_a_sandbox_pty() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIPPED: script(1) is not installed (apt-get install bsdutils)");
+        return;
+    }
+    let run = sandboxed(
+        &[],
+        "/usr/bin/script",
+        &["-qc", "tty; stty size", "/dev/null"],
+    );
+    assert_exit(&run, 0);
+    let first = run
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r');
+    assert!(
+        first.starts_with("/dev/pts/"),
+        "tty did not name a pty\n{}",
+        run.dump()
+    );
+    // The slave's output went through OPOST/ONLCR on its way to script's master.
+    assert!(run.stdout.contains("\r\n"), "{}", run.dump());
+}
+
+/// `carapace do --tty` runs the command on a pty of the sandbox bridged to the caller's
+/// terminal: `tty` names /dev/pts/0 and the terminal's size came along.
+#[test]
+fn do_tty_puts_the_command_on_a_sandbox_pty() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIPPED: script(1) is not installed (apt-get install bsdutils)");
+        return;
+    }
+    let carapace = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let inner = format!(
+        "stty rows 33 cols 77; {} do --tty /bin/sh -c 'tty; stty size; test -t 0 && echo on-tty'",
+        carapace.display()
+    );
+    let mut cmd = std::process::Command::new("/usr/bin/script");
+    cmd.args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::null());
+    let run = tests::run(cmd, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.ends_with("/dev/pts/0")),
+        "{}",
+        run.dump()
+    );
+    assert!(lines.contains(&"33 77"), "{}", run.dump());
+    assert!(lines.contains(&"on-tty"), "{}", run.dump());
+}
+
+/// `--tty` without a terminal on stdin is refused before anything starts.
+#[test]
+fn do_tty_needs_a_terminal() {
+    let run = sandboxed(&["--tty"], "/bin/true", &[]);
+    assert_ne!(run.status.code(), Some(0), "{}", run.dump());
+    assert!(run.stderr.contains("--tty"), "{}", run.dump());
+}
+
+/// Drives `carapace do --tty` from a host pty (python's `pty`), as a person at a
+/// terminal would: the sandbox's line discipline edits a line for `cat` and ends it with
+/// ^D, ^C kills a foreground job (status 130), ^Z stops one and `fg` resumes it, in an
+/// interactive bash. Each job says RUNNING once it runs, so the keys reach it rather than
+/// the shell.
+const INTERACTIVE_PY: &str = r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+def expect(what):
+    global out
+    end = time.time() + 20
+    while what not in out:
+        if time.time() > end:
+            sys.stdout.write("TIMEOUT waiting for %r\n" % what)
+            return
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                d = os.read(fd, 4096)
+            except OSError:
+                d = b""
+            if not d:
+                sys.stdout.write("EOF waiting for %r\n" % what)
+                return
+            out += d
+    out = out[out.index(what) + len(what):]
+    sys.stdout.write("saw %s\n" % what.decode())
+def send(s):
+    os.write(fd, s)
+expect(b"$ ")
+send(b"cat\r")
+expect(b"cat\r\n")
+send(b"hellp\x7fo\r")
+expect(b"hellp\x08 \x08o\r\nhello\r\n")
+send(b"\x04")
+expect(b"$ ")
+send(b"sh -c 'echo RUN''NING; exec sleep 100'\r")
+expect(b"RUNNING")
+send(b"\x03")
+expect(b"^C")
+send(b"echo after-$?\r")
+expect(b"after-130")
+send(b"sh -c 'echo RUN''NING; exec cat'\r")
+expect(b"RUNNING")
+send(b"\x1a")
+expect(b"Stopped")
+expect(b"$ ")
+send(b"fg\r")
+expect(b"cat'\r\n")
+send(b"\x04")
+expect(b"$ ")
+send(b"exit\r")
+_, st = os.waitpid(pid, 0)
+sys.stdout.write("status %d\n" % st)
+"#;
+
+#[test]
+fn do_tty_runs_an_interactive_shell() {
+    let carapace = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let carapace = carapace.to_str().unwrap_or("?");
+    let mut cmd = std::process::Command::new("/usr/bin/python3");
+    cmd.args([
+        "-c",
+        INTERACTIVE_PY,
+        carapace,
+        "do",
+        "--tty",
+        "--env",
+        "PS1=$ ",
+        "/bin/bash",
+        "--norc",
+        "--noediting",
+        "-i",
+    ]);
+    let run =
+        tests::run(cmd, std::time::Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+    for want in [
+        "saw hellp",
+        "saw ^C",
+        "saw after-130",
+        "saw Stopped",
+        "status 0",
+    ] {
+        assert!(run.stdout.contains(want), "no {want:?}\n{}", run.dump());
+    }
+}
+
+/// Pushes a character into the input of a terminal it holds with TIOCSTI; prints the
+/// outcome.
+const TIOCSTI_C: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+int main(void)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m < 0 || grantpt(m) || unlockpt(m))
+        return 2;
+    int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+    char c = 'x';
+    int r = ioctl(s, TIOCSTI, &c);
+    printf("%s\n", r == -1 ? strerrorname_np(errno) : "succeeded");
+    return 0;
+}
+"#;
+
+/// Confinement: no one in the sandbox, not even root with every capability, can fake
+/// terminal input with TIOCSTI (the classic way to type commands into the shell that
+/// reads a terminal after the program exits): as Linux 6.2+ with
+/// `dev.tty.legacy_tiocsti = 0` for unprivileged callers. (Not compared with a native
+/// run: there, root with CAP_SYS_ADMIN may still use it.)
+#[test]
+fn tiocsti_cannot_fake_terminal_input() {
+    let bin = snippet("do_tiocsti", TIOCSTI_C);
+    let run = sandboxed(&[], bin.to_str().unwrap_or("?"), &[]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, "EIO\n", "{}", run.dump());
+}

@@ -1,6 +1,8 @@
-//! Filesystem implementations: tmpfs, overlay, dev, the gofer client filesystem, host fds.
+//! Filesystem implementations: tmpfs, overlay, dev, devpts, the gofer client filesystem,
+//! host fds.
 
 pub mod dev;
+pub mod devpts;
 pub mod epoll;
 pub mod eventfd;
 pub mod gofer;

@@ -3,9 +3,9 @@
 
 use crate::error::Result;
 use crate::fs::gofer::{Client, GoferFs};
-use crate::fs::host::HostFile;
+use crate::fs::host::{HostConsole, HostFile};
 use crate::fs::overlay::OverlayFs;
-use crate::fs::{dev, proc, sys, tmpfs::Tmpfs};
+use crate::fs::{dev, devpts, proc, sys, tmpfs::Tmpfs};
 use crate::mm::MemoryFile;
 use crate::vfs::{FdFlags, FdTable, Inode, Vfs, VfsPath};
 use std::os::fd::OwnedFd;
@@ -23,8 +23,8 @@ pub enum RootOverlay {
 }
 
 /// The mount tree over the gofer's root: `/` (under an in-memory overlay, or the gofer's
-/// root itself), a tmpfs on `/tmp`, a devtmpfs on `/dev`, a tmpfs on `/dev/shm`, procfs
-/// on `/proc` and a read-only sysfs on `/sys`. The
+/// root itself), a tmpfs on `/tmp`, a devtmpfs on `/dev`, a tmpfs on `/dev/shm`, a devpts
+/// on `/dev/pts`, procfs on `/proc` and a read-only sysfs on `/sys`. The
 /// gofer root is mounted read-only unless the gofer serves it read-write.
 /// tmpfs data (the overlay's upper layer, `/tmp`, `/dev/shm`) lives in `mf`.
 pub fn build_root(
@@ -78,6 +78,7 @@ pub fn new_vfs_with_root(
     mount_at(&vfs, &r, b"tmp", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
     if let Some(devp) = mount_at(&vfs, &r, b"dev", "devtmpfs", dev::new_devfs(mf)?)? {
         mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
+        mount_at(&vfs, &devp, b"pts", "devpts", devpts::DevptsFs::new_root())?;
     }
     mount_at(&vfs, &r, b"proc", "proc", proc::new_procfs())?;
     mount_at_ro(&vfs, &r, b"sys", "sysfs", sys::new_sysfs())?;
@@ -149,11 +150,19 @@ fn mount_with(
 }
 
 /// The first process's fd table: 0, 1, 2 over the host stdio fds the sentry was given.
+/// Those that are terminals share one console (its job-control state), as the old
+/// single-console sandbox had: the usual case is one terminal on all three.
 pub fn initial_fd_table(stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> Result<FdTable> {
     let mut t = FdTable::new();
+    let mut console: Option<Arc<HostConsole>> = None;
     for (want, fd) in [(0, stdin), (1, stdout), (2, stderr)] {
         let flags = HostFile::host_access_mode(&fd);
-        t.insert_at(want, Arc::new(HostFile::new(fd, flags)), FdFlags::default())?;
+        let is_tty = nix::unistd::isatty(std::os::fd::AsFd::as_fd(&fd)).unwrap_or(false);
+        if is_tty && console.is_none() {
+            console = HostConsole::over(&fd);
+        }
+        let file = HostFile::with_console(fd, flags, console.clone().filter(|_| is_tty));
+        t.insert_at(want, Arc::new(file), FdFlags::default())?;
     }
     Ok(t)
 }

@@ -129,15 +129,16 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     let tg = if f & CLONE_THREAD != 0 {
         task.tg.clone()
     } else {
-        let (pgid, sid, oom_score_adj) = {
+        let (pgid, sid, oom_score_adj, ctty) = {
             let st = task.tg.state();
-            (st.pgid, st.sid, st.oom_score_adj)
+            (st.pgid, st.sid, st.oom_score_adj, st.ctty.clone())
         };
         let tg = Arc::new(ThreadGroup::new(tid, Some(parent_tg.clone()), pgid, sid));
         {
             let mut st = tg.state();
             st.exit_signal = a.exit_signal;
             st.oom_score_adj = oom_score_adj;
+            st.ctty = ctty;
         }
         tg
     };

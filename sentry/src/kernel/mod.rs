@@ -12,6 +12,7 @@ pub mod process;
 pub mod signal;
 pub mod task;
 pub mod timer;
+pub mod tty;
 pub mod wait;
 
 pub use creds::Credentials;
@@ -32,13 +33,6 @@ pub const KERNEL_RELEASE: &str = "4.4.0-carapace";
 /// The kernel version string `uname` reports.
 pub const KERNEL_VERSION: &str = "#1 SMP Carapace";
 
-/// The sandbox's console (its stdio terminal, when there is one): its session and
-/// foreground process group, in sandbox ids.
-pub struct Console {
-    pub sid: i32,
-    pub fg_pgrp: i32,
-}
-
 /// Sandbox-wide state shared by every task.
 pub struct Kernel {
     pub platform: Box<dyn Platform>,
@@ -52,7 +46,6 @@ pub struct Kernel {
     pub pi_futexes: futex::PiTable,
     pub locks: locks::LockTable,
     pub timers: timer::TimerService,
-    pub console: Mutex<Console>,
     pub pids: Mutex<PidTable>,
     /// Set when init has exited: every other task is being killed.
     pub shutting_down: AtomicBool,
@@ -73,7 +66,6 @@ impl Kernel {
             pi_futexes: futex::PiTable::default(),
             locks: locks::LockTable::default(),
             timers: timer::TimerService::default(),
-            console: Mutex::new(Console { sid: 1, fg_pgrp: 1 }),
             pids: Mutex::new(PidTable::default()),
             shutting_down: AtomicBool::new(false),
             next_pid: AtomicI32::new(1),
@@ -306,6 +298,7 @@ impl Kernel {
             return;
         }
         self.locks.release_process(None, tg.tgid);
+        tty::process_exited(self, tg);
         if tg.tgid == 1 {
             self.shutting_down.store(true, Ordering::Release);
             self.kill_all();

@@ -186,6 +186,8 @@ pub struct TgState {
     pub zombie_comm: Vec<u8>,
     /// `/proc/PID/oom_score_adj` (kept, not acted on: the host's OOM killer decides).
     pub oom_score_adj: i32,
+    /// The controlling terminal (inherited across fork, dropped by setsid).
+    pub ctty: Option<Arc<dyn super::tty::Terminal>>,
 }
 
 pub struct ThreadGroup {
@@ -226,6 +228,7 @@ impl ThreadGroup {
                 did_exec: false,
                 zombie_comm: Vec::new(),
                 oom_score_adj: 0,
+                ctty: None,
             }),
             child_events: Arc::new(WaitQueue::new()),
             stop_events: WaitQueue::new(),

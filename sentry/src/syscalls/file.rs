@@ -85,6 +85,17 @@ pub(super) fn io_or_wait<T>(
     task: &Task,
     file: &dyn FileDescription,
     ev: u32,
+    op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    io_or_wait_until(task, file, ev, None, op)
+}
+
+/// [`io_or_wait`] that gives up with `ETIMEDOUT` at `deadline`.
+fn io_or_wait_until<T>(
+    task: &Task,
+    file: &dyn FileDescription,
+    ev: u32,
+    deadline: Option<std::time::Instant>,
     mut op: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     let queue = match file.wait_queue() {
@@ -93,7 +104,7 @@ pub(super) fn io_or_wait<T>(
     };
     task.block_until(
         &[(&queue, ev | events::ERR | events::HUP)],
-        None,
+        deadline,
         || match op() {
             Err(e) if e.errno == crate::Errno::EAGAIN => Ok(None),
             r => r.map(Some),
@@ -101,54 +112,16 @@ pub(super) fn io_or_wait<T>(
     )
 }
 
+/// Job control on a terminal (termios(3), "Job control"): see
+/// [`crate::kernel::tty::check_io`].
+fn job_control(task: &Task, file: &dyn FileDescription, write: bool) -> Result<()> {
+    crate::kernel::tty::check_io(task, file, write)
+}
+
 /// Read up to `count` bytes from `file` into application memory at `buf`, in chunks;
 /// `offset` as in [`FileDescription::read`]. Stops at the first short read so that a
 /// pipe or terminal never blocks for more than it already gave. With `block` false (a
 /// later buffer of a `readv`), a read that would block ends with `EAGAIN` instead.
-/// Job control on the sandbox's terminal (termios(3), "Job control"): a background
-/// process group that reads it gets SIGTTIN, and one that writes it with TOSTOP set gets
-/// SIGTTOU; the call restarts once the group is continued in the foreground. Ignoring or
-/// blocking the signal lets a write through and makes a read fail with EIO, as does an
-/// orphaned group.
-fn job_control(task: &Task, file: &dyn FileDescription, write: bool) -> Result<()> {
-    let Some(tostop) = file.tty_tostop() else {
-        return Ok(());
-    };
-    if write && !tostop {
-        return Ok(());
-    }
-    let (sid, fg) = match task.kernel.console.lock() {
-        Ok(c) => (c.sid, c.fg_pgrp),
-        Err(_) => return Ok(()),
-    };
-    let pgid = task.tg.pgid();
-    if task.tg.sid() != sid || pgid == fg {
-        return Ok(());
-    }
-    let signo = if write { libc::SIGTTOU } else { libc::SIGTTIN };
-    let idx = signo as usize - 1;
-    let act = lock_sighand(task, idx);
-    let ignored = act.handler == crate::kernel::signal::SIG_IGN
-        || task.sigmask() & crate::kernel::signal::sig_bit(signo as usize) != 0;
-    if ignored {
-        return if write { Ok(()) } else { Err(errno!(EIO)) };
-    }
-    if task.kernel.pgrp_is_orphaned(pgid) {
-        return_errno!(EIO);
-    }
-    for g in task.kernel.pids().process_group(pgid) {
-        task.kernel
-            .signal_group(&g, crate::kernel::signal::SigInfo::kernel(signo));
-    }
-    Err(errno!(ERESTARTSYS))
-}
-
-fn lock_sighand(task: &Task, idx: usize) -> crate::kernel::signal::SigAction {
-    let h = task.sighand();
-    let guard = h.lock().unwrap_or_else(|e| e.into_inner());
-    guard.get(idx).copied().unwrap_or_default()
-}
-
 fn read_into(
     task: &Task,
     file: &dyn FileDescription,
@@ -164,9 +137,14 @@ fn read_into(
         let want = (count - done).min(CHUNK);
         let dst = chunk.get_mut(..want).ok_or(errno!(EINVAL))?;
         let r = if block && done == 0 {
-            io_or_wait(task, file, events::IN | events::RDNORM, || {
+            // A terminal with VMIN 0 and VTIME set waits that long, then reads nothing.
+            let deadline = file.read_timeout().map(|t| std::time::Instant::now() + t);
+            match io_or_wait_until(task, file, events::IN | events::RDNORM, deadline, || {
                 file.read(dst, offset)
-            })
+            }) {
+                Err(e) if e.errno == crate::Errno::ETIMEDOUT && deadline.is_some() => Ok(0),
+                r => r,
+            }
         } else {
             file.read(dst, offset)
         };

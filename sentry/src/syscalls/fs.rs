@@ -126,13 +126,31 @@ fn do_open(task: &mut Task, dirfd: i32, path: UserAddr, how: OpenHow) -> Result<
         dir_of(task, &ctx, dirfd, &path)?
     };
     let file = match ctx.open(&dir, &path, &how, &creds(task)) {
-        // Filesystems cannot open FIFOs themselves (opening one may wait for the other
-        // end, which needs the task): ENXIO sends us here to do it.
-        Err(e) if e.errno == crate::Errno::ENXIO => open_fifo(task, &ctx, &dir, &path, &how)?,
+        // Filesystems cannot open FIFOs or terminal devices themselves (opening one may
+        // wait for the other end, or depends on the caller): ENXIO sends us here.
+        Err(e) if e.errno == crate::Errno::ENXIO => open_special(task, &ctx, &dir, &path, &how)?,
         other => other?,
     };
+    crate::kernel::tty::opened(task, &*file, how.flags);
     let cloexec = how.flags & libc::O_CLOEXEC as u32 != 0;
     Ok(files(task).insert(file, FdFlags { cloexec })? as u64)
+}
+
+/// `open` of what a filesystem cannot open alone: a terminal device (`/dev/tty`,
+/// `/dev/ptmx`) or a FIFO.
+fn open_special(
+    task: &Task,
+    ctx: &FsContext,
+    dir: &VfsPath,
+    path: &[u8],
+    how: &OpenHow,
+) -> Result<Arc<dyn FileDescription>> {
+    let follow = how.flags & libc::O_NOFOLLOW as u32 == 0;
+    let p = ctx.lookup(dir, path, follow)?;
+    match crate::fs::devpts::open_tty_device(task, ctx, &p, how.flags, &creds(task))? {
+        Some(f) => Ok(f),
+        None => open_fifo(task, ctx, dir, path, how),
+    }
 }
 
 /// `open` of a FIFO: the pipe registry's rules of fifo(7), after the permission check.

@@ -370,5 +370,6 @@ pub fn sys_setsid(task: &mut Task) -> Result<u64> {
     let mut st = task.tg.state();
     st.sid = tgid;
     st.pgid = tgid;
+    st.ctty = None;
     Ok(tgid as u64)
 }

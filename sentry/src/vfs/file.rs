@@ -80,9 +80,16 @@ pub trait FileDescription: Send + Sync {
         None
     }
 
-    /// For a terminal: whether its line discipline stops background writers (`TOSTOP`).
-    /// `None` for files that are not terminals, which job control never touches.
-    fn tty_tostop(&self) -> Option<bool> {
+    /// How long a blocking read waits for data before it returns 0 instead (a
+    /// terminal's VTIME with VMIN 0); `None` to wait as long as it takes.
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The terminal this file is, for job control and controlling terminals. `None` for
+    /// files that are not terminals (and for pty masters), which job control never
+    /// touches.
+    fn tty(&self) -> Option<Arc<dyn crate::kernel::tty::Terminal>> {
         None
     }
 

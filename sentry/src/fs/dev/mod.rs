@@ -1,6 +1,7 @@
 //! devtmpfs: `/dev` as a tmpfs holding device nodes, and the drivers behind the memory
-//! devices (`null`, `zero`, `full`, `random`, `urandom`). Opening a device node of any
-//! tmpfs comes here by device number, as `chrdev_open` does in Linux.
+//! devices (`null`, `zero`, `full`, `random`, `urandom`); `tty` and `ptmx` are
+//! `fs::devpts`'s. Opening a device node of any tmpfs comes here by device number, as
+//! `chrdev_open` does in Linux.
 #![deny(unsafe_code)]
 
 use crate::error::Result;
@@ -64,6 +65,7 @@ pub fn open_device(
         // No block devices in the sandbox.
         return_errno!(ENXIO);
     }
+    // ENXIO for the terminal devices too: the syscall layer opens those (`fs::devpts`).
     match MemDevice::from_rdev(rdev) {
         Some(dev) => Ok(Arc::new(MemDeviceFile {
             dev,
@@ -83,6 +85,10 @@ pub fn new_devfs(mf: &Arc<MemoryFile>) -> Result<Arc<TmpfsInode>> {
     for (_, name, minor) in MemDevice::ALL {
         root.mknod(name, libc::S_IFCHR | 0o666, makedev(1, minor), &creds)?;
     }
+    // The terminal devices (major 5) are opened by the syscall layer, which knows the
+    // caller (its controlling terminal, the owner of a new pty): see `fs::devpts`.
+    root.mknod(b"tty", libc::S_IFCHR | 0o666, makedev(5, 0), &creds)?;
+    root.mknod(b"ptmx", libc::S_IFCHR | 0o666, makedev(5, 2), &creds)?;
     root.mkdir(b"shm", 0o1777, &creds)?;
     root.mkdir(b"pts", 0o755, &creds)?;
     root.symlink(b"fd", b"/proc/self/fd", &creds)?;

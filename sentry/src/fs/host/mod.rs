@@ -12,6 +12,7 @@ pub mod notifier;
 
 use crate::error::Result;
 use crate::host::{tty_ioctl, TtyIoctl};
+use crate::kernel::tty::{JobControl, Terminal};
 use crate::kernel::wait::{events, WaitQueue};
 use crate::kernel::Task;
 use crate::mm::UserAddr;
@@ -29,6 +30,8 @@ pub struct HostFile {
     ino: u64,
     /// Made on first use: `None` if the host fd cannot be waited for (a regular file).
     queue: OnceLock<Option<Arc<WaitQueue>>>,
+    /// The console, if the host fd is a terminal.
+    console: Option<Arc<HostConsole>>,
 }
 
 fn host_dev() -> u64 {
@@ -39,6 +42,13 @@ fn host_dev() -> u64 {
 impl HostFile {
     /// Wrap `fd`; `flags` are the access mode and status flags the application sees.
     pub fn new(fd: OwnedFd, flags: u32) -> HostFile {
+        let console = HostConsole::over(&fd);
+        HostFile::with_console(fd, flags, console)
+    }
+
+    /// Wrap `fd`, a terminal that is `console` (shared with the other descriptions of
+    /// the same terminal), or not a terminal (`None`).
+    pub fn with_console(fd: OwnedFd, flags: u32, console: Option<Arc<HostConsole>>) -> HostFile {
         static NEXT_INO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let ino = NEXT_INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         HostFile {
@@ -46,6 +56,7 @@ impl HostFile {
             state: FileState::new(flags),
             ino,
             queue: OnceLock::new(),
+            console,
         }
     }
 
@@ -93,12 +104,8 @@ impl FileDescription for HostFile {
         }
     }
 
-    fn tty_tostop(&self) -> Option<bool> {
-        let t = nix::sys::termios::tcgetattr(self.fd.as_fd()).ok()?;
-        Some(
-            t.local_flags
-                .contains(nix::sys::termios::LocalFlags::TOSTOP),
-        )
+    fn tty(&self) -> Option<Arc<dyn Terminal>> {
+        self.console.clone().map(|c| c as Arc<dyn Terminal>)
     }
 
     /// Stdio redirected to a file seeks like it would for a child process: the offset is
@@ -148,8 +155,15 @@ impl FileDescription for HostFile {
     }
 
     fn ioctl(&self, task: &Task, cmd: u32, arg: UserAddr) -> Result<u64> {
-        if let Some(r) = job_control_ioctl(task, self.fd.as_fd(), cmd, arg) {
-            return r;
+        if let Some(term) = self.tty() {
+            let flags = self.state.flags();
+            if let Some(r) =
+                crate::kernel::tty::job_control_ioctl(task, &term, false, flags, cmd, arg)
+            {
+                return r;
+            }
+        } else if JOB_CONTROL_IOCTLS.contains(&u64::from(cmd)) {
+            return_errno!(ENOTTY);
         }
         let Some(op) = TtyIoctl::from_cmd(cmd) else {
             return_errno!(ENOTTY)
@@ -158,6 +172,11 @@ impl FileDescription for HostFile {
         let arg_buf = buf.get_mut(..op.arg_size()).ok_or(errno!(EINVAL))?;
         if op.reads_arg() {
             task.copy_in(arg, arg_buf)?;
+        }
+        if let (TtyIoctl::Tcsets(_), Some(term)) = (op, self.tty()) {
+            // A background job changing the terminal's settings is stopped first, as on
+            // any terminal (Linux's tty_check_change).
+            crate::kernel::tty::check_background(task, &*term, libc::SIGTTOU)?;
         }
         let r = tty_ioctl(self.fd.as_fd(), op, arg_buf)?;
         if !op.reads_arg() {
@@ -207,6 +226,16 @@ impl FileDescription for HostFile {
     }
 }
 
+/// The requests [`crate::kernel::tty::job_control_ioctl`] answers: `ENOTTY` on a host fd
+/// that is not a terminal, never forwarded.
+const JOB_CONTROL_IOCTLS: [u64; 5] = [
+    libc::TIOCGPGRP,
+    libc::TIOCSPGRP,
+    libc::TIOCGSID,
+    libc::TIOCSCTTY,
+    libc::TIOCNOTTY,
+];
+
 impl Drop for HostFile {
     fn drop(&mut self) {
         if self.queue.get().is_some_and(Option::is_some) {
@@ -215,83 +244,53 @@ impl Drop for HostFile {
     }
 }
 
-/// Job control on a host terminal is the sandbox's own: the foreground process group and
-/// session it reports and accepts are sandbox ids, kept by the kernel, so the host's
-/// process groups never leak in and the host terminal's foreground group never changes.
-/// `None` for ioctls that are not about job control.
-fn job_control_ioctl(
-    task: &Task,
-    fd: std::os::fd::BorrowedFd<'_>,
-    cmd: u32,
-    arg: UserAddr,
-) -> Option<Result<u64>> {
-    let cmd = u64::from(cmd);
-    if ![
-        libc::TIOCGPGRP,
-        libc::TIOCSPGRP,
-        libc::TIOCGSID,
-        libc::TIOCSCTTY,
-        libc::TIOCNOTTY,
-    ]
-    .contains(&cmd)
-    {
-        return None;
+/// The host terminal the sandbox's stdio is (when it is one), as the sandbox's console:
+/// its session and foreground process group are the sandbox's own, kept here in sandbox
+/// ids, so the host's process groups never leak in and the host terminal's foreground
+/// group never changes. The stdio descriptions over it share one console.
+pub struct HostConsole {
+    job: JobControl,
+    /// A duplicate of one stdio fd on the terminal, to open it again as `/dev/tty`.
+    fd: OwnedFd,
+}
+
+impl HostConsole {
+    /// A console over `fd` if it is a terminal.
+    pub fn over(fd: &OwnedFd) -> Option<Arc<HostConsole>> {
+        if !nix::unistd::isatty(fd.as_fd()).unwrap_or(false) {
+            return None;
+        }
+        let fd = fd.try_clone().ok()?;
+        Some(Arc::new(HostConsole {
+            job: JobControl::default(),
+            fd,
+        }))
     }
-    Some((|| {
-        if !nix::unistd::isatty(fd).unwrap_or(false) {
-            return_errno!(ENOTTY);
-        }
-        let console = &task.kernel.console;
-        let sid = task.tg.sid();
-        match cmd {
-            libc::TIOCGPGRP => {
-                let fg = console.lock().map(|c| c.fg_pgrp).unwrap_or(1);
-                task.write_obj(arg, &fg)?;
-                Ok(0)
-            }
-            libc::TIOCGSID => {
-                let s = console.lock().map(|c| c.sid).unwrap_or(1);
-                task.write_obj(arg, &s)?;
-                Ok(0)
-            }
-            libc::TIOCSPGRP => {
-                let pgid: i32 = task.read_obj(arg)?;
-                if pgid < 0 {
-                    return_errno!(EINVAL);
-                }
-                let mut c = console.lock().map_err(|_| errno!(EIO))?;
-                if c.sid != sid {
-                    return_errno!(ENOTTY);
-                }
-                let in_session = task
-                    .kernel
-                    .pids()
-                    .process_group(pgid)
-                    .iter()
-                    .any(|g| g.sid() == sid);
-                if !in_session {
-                    return_errno!(EPERM);
-                }
-                c.fg_pgrp = pgid;
-                Ok(0)
-            }
-            libc::TIOCSCTTY => {
-                let mut c = console.lock().map_err(|_| errno!(EIO))?;
-                if task.tg.tgid != sid {
-                    return_errno!(EPERM);
-                }
-                c.sid = sid;
-                c.fg_pgrp = task.tg.pgid();
-                Ok(0)
-            }
-            _ => {
-                // TIOCNOTTY: give up the controlling terminal.
-                let mut c = console.lock().map_err(|_| errno!(EIO))?;
-                if c.sid == sid {
-                    c.sid = 0;
-                }
-                Ok(0)
-            }
-        }
-    })())
+}
+
+impl Terminal for HostConsole {
+    fn job(&self) -> &JobControl {
+        &self.job
+    }
+
+    fn tostop(&self) -> bool {
+        nix::sys::termios::tcgetattr(self.fd.as_fd())
+            .map(|t| {
+                t.local_flags
+                    .contains(nix::sys::termios::LocalFlags::TOSTOP)
+            })
+            .unwrap_or(false)
+    }
+
+    fn device(&self) -> u64 {
+        // The host terminal's number, as the sandbox's stdio already shows it in fstat.
+        nix::sys::stat::fstat(self.fd.as_fd())
+            .map(|st| st.st_rdev)
+            .unwrap_or(0)
+    }
+
+    fn reopen(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileDescription>> {
+        let fd = self.fd.try_clone().map_err(|_| errno!(EIO))?;
+        Ok(Arc::new(HostFile::with_console(fd, flags, Some(self))))
+    }
 }

@@ -714,6 +714,10 @@ struct Snap {
     ppid: i32,
     pgid: i32,
     sid: i32,
+    /// The controlling terminal's device (Linux's `new_encode_dev`) and foreground group:
+    /// 0 and -1 without one.
+    tty_nr: u64,
+    tpgid: i32,
     comm: Vec<u8>,
     state: char,
     threads: usize,
@@ -754,6 +758,13 @@ fn snap(t: Target) -> Result<Snap> {
             st.zombie_comm.clone(),
         )
     };
+    let ctty = g.state().ctty.clone();
+    let (tty_nr, tpgid) = ctty.map_or((0, -1), |t| {
+        let dev = t.device();
+        let (maj, min) = (crate::fs::dev::major(dev), crate::fs::dev::minor(dev));
+        let nr = (min & 0xff) | ((maj & 0xfff) << 8) | ((min & !0xff) << 12);
+        (nr, t.job().foreground())
+    });
     let state = if exit.is_some() {
         'Z'
     } else if stopped {
@@ -798,6 +809,8 @@ fn snap(t: Target) -> Result<Snap> {
         ppid,
         pgid,
         sid,
+        tty_nr,
+        tpgid,
         comm,
         state,
         threads,
@@ -835,8 +848,8 @@ fn stat(t: Target) -> Result<Vec<u8>> {
         s.ppid.to_string(),
         s.pgid.to_string(),
         s.sid.to_string(),
-        "0".into(),  // tty_nr
-        "-1".into(), // tpgid
+        s.tty_nr.to_string(),
+        s.tpgid.to_string(),
         "4194304".into(),
         "0".into(),
         "0".into(),
