@@ -93,10 +93,6 @@ fn python_fs_test_modules() {
             "serves over TCP through asyncio: AF_INET waits for the network stack",
         ),
         (
-            "test.test_os.FDInheritanceTests.test_openpty",
-            "no pseudo-terminals yet (devpts)",
-        ),
-        (
             "test.test_os.MemfdCreateTests.*",
             "memfd_create is not implemented",
         ),
