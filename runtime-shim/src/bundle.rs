@@ -27,6 +27,9 @@ pub struct Bundle {
     pub hostname: Option<Vec<u8>>,
     pub terminal: bool,
     pub mounts: Vec<SpecMount>,
+    /// The sources of the bind mounts among `mounts`, in order: the gofer serves them as
+    /// `m0`, `m1`… of its staged root.
+    pub binds: Vec<crate::confine::BindSource>,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -83,9 +86,10 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
         bail!("process.user.umask {umask}: more than 0777");
     }
     let mut mounts = Vec::new();
+    let mut binds = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         mounts.push(
-            check_mount(m)
+            check_mount(m, dir, &mut binds)
                 .with_context(|| format!("mounts[{i}] ({})", m.destination().display()))?,
         );
     }
@@ -112,6 +116,7 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
         hostname,
         terminal: process.terminal().unwrap_or(false),
         mounts,
+        binds,
         annotations: spec
             .annotations()
             .clone()
@@ -121,7 +126,11 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
     })
 }
 
-fn check_mount(m: &oci_spec::runtime::Mount) -> anyhow::Result<SpecMount> {
+fn check_mount(
+    m: &oci_spec::runtime::Mount,
+    bundle: &Path,
+    binds: &mut Vec<crate::confine::BindSource>,
+) -> anyhow::Result<SpecMount> {
     let dest = m.destination();
     if !dest.is_absolute() {
         bail!("destination: not an absolute path");
@@ -134,8 +143,26 @@ fn check_mount(m: &oci_spec::runtime::Mount) -> anyhow::Result<SpecMount> {
     }
     let options = m.options().clone().unwrap_or_default();
     let typ = m.typ().as_deref().unwrap_or("");
+    let read_only = options.iter().any(|o| o == "ro");
     if typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind") {
-        bail!("bind mounts are not supported yet");
+        let source = m.source().as_ref().context("source: missing")?;
+        // Relative sources are relative to the bundle, as runc reads them.
+        let source = bundle.join(source);
+        let meta =
+            std::fs::metadata(&source).with_context(|| format!("source {}", source.display()))?;
+        let name = format!("m{}", binds.len());
+        binds.push(crate::confine::BindSource {
+            path: source,
+            read_only,
+        });
+        return Ok(SpecMount {
+            destination: dest.as_os_str().as_bytes().to_vec(),
+            fs: SpecFs::Bind {
+                name: name.into_bytes(),
+                file: !meta.is_dir(),
+            },
+            read_only,
+        });
     }
     let fs = match typ {
         "tmpfs" => {
@@ -161,7 +188,7 @@ fn check_mount(m: &oci_spec::runtime::Mount) -> anyhow::Result<SpecMount> {
     Ok(SpecMount {
         destination: dest.as_os_str().as_bytes().to_vec(),
         fs,
-        read_only: options.iter().any(|o| o == "ro"),
+        read_only,
     })
 }
 
@@ -170,7 +197,11 @@ mod tests {
     use super::*;
 
     fn mount(v: serde_json::Value) -> anyhow::Result<SpecMount> {
-        check_mount(&serde_json::from_value(v).expect("a Mount"))
+        check_mount(
+            &serde_json::from_value(v).expect("a Mount"),
+            Path::new("/"),
+            &mut Vec::new(),
+        )
     }
 
     fn err(v: serde_json::Value) -> String {
@@ -188,11 +219,24 @@ mod tests {
         let p = mount(serde_json::json!({"destination": "/proc", "type": "proc"})).expect("proc");
         assert_eq!((p.fs, p.read_only), (SpecFs::Proc, false));
 
-        assert!(err(serde_json::json!({"destination": "/h", "type": "bind"})).contains("bind"));
-        assert!(err(
-            serde_json::json!({"destination": "/h", "type": "none", "options": ["rbind"]})
-        )
-        .contains("bind"));
+        // Bind mounts: the source must exist; files and directories both work.
+        assert!(err(serde_json::json!({"destination": "/h", "type": "bind"})).contains("source"));
+        assert!(err(serde_json::json!({"destination": "/h", "type": "none",
+            "source": "/nonexistent/carapace", "options": ["rbind"]}))
+        .contains("/nonexistent/carapace"));
+        let b = mount(serde_json::json!({"destination": "/h", "type": "bind",
+            "source": "/etc/hostname", "options": ["ro"]}))
+        .expect("file bind");
+        assert_eq!(
+            (b.fs, b.read_only),
+            (
+                SpecFs::Bind {
+                    name: b"m0".to_vec(),
+                    file: true
+                },
+                true
+            )
+        );
         assert!(
             err(serde_json::json!({"destination": "rel", "type": "tmpfs"})).contains("absolute")
         );

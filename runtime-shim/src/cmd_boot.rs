@@ -137,6 +137,7 @@ fn sandbox_config(
     (cfg.overlay, cfg.gofer_writable) = root_mode(b.readonly, opts.overlay);
     cfg.read_only_root = b.readonly;
     cfg.mounts = b.mounts.clone();
+    cfg.gofer_staged = true;
     cfg
 }
 

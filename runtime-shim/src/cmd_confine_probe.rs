@@ -95,7 +95,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<u8> {
             crate::confine::sentry(mode).context("confining as a sentry")?;
         }
         // Read-only: a probe must never change the host tree it is given.
-        _ => crate::confine::gofer(&args.root, true, mode).context("confining as a gofer")?,
+        _ => crate::confine::gofer(&args.root, true, None, mode).context("confining as a gofer")?,
     }
     match attempt() {
         Ok(()) => {

@@ -215,6 +215,13 @@ fn start_sandbox(
     if !gofer_writable {
         gofer.arg("--read-only");
     }
+    // The staged layout: the rootfs and every bind mount's source, from one gofer.
+    gofer.arg("--staged");
+    for bind in &b.binds {
+        let mut arg = std::ffi::OsString::from(if bind.read_only { "ro:" } else { "rw:" });
+        arg.push(&bind.path);
+        gofer.arg("--bind").arg(arg);
+    }
     let g = gofer
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -11,9 +11,31 @@ pub struct GoferArgs {
     /// The inherited socket to serve on.
     #[arg(long)]
     sock_fd: i32,
-    /// Refuse every operation that would change the tree.
+    /// Refuse every operation that would change the tree (the root tree, when staged).
     #[arg(long)]
     read_only: bool,
+    /// Serve a staged root: `/root` is the tree of `--root`, and `/m0`, `/m1`… the
+    /// `--bind` sources in order (for a container's bind mounts).
+    #[arg(long)]
+    staged: bool,
+    /// A bind mount's source, `ro:PATH` or `rw:PATH` (repeatable; needs `--staged`).
+    #[arg(long = "bind", value_name = "ro|rw:PATH")]
+    binds: Vec<String>,
+}
+
+fn parse_bind(s: &str) -> anyhow::Result<crate::confine::BindSource> {
+    let (mode, path) = s
+        .split_once(':')
+        .with_context(|| format!("--bind {s:?}: expected ro:PATH or rw:PATH"))?;
+    let read_only = match mode {
+        "ro" => true,
+        "rw" => false,
+        _ => anyhow::bail!("--bind {s:?}: expected ro:PATH or rw:PATH"),
+    };
+    Ok(crate::confine::BindSource {
+        path: path.into(),
+        read_only,
+    })
 }
 
 pub fn run(args: GoferArgs) -> anyhow::Result<u8> {
@@ -23,10 +45,19 @@ pub fn run(args: GoferArgs) -> anyhow::Result<u8> {
     if ty != nix::sys::socket::SockType::SeqPacket {
         anyhow::bail!("--sock-fd is not a SOCK_SEQPACKET socket");
     }
+    let binds = args
+        .binds
+        .iter()
+        .map(|b| parse_bind(b))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !binds.is_empty() && !args.staged {
+        anyhow::bail!("--bind needs --staged");
+    }
     // From here the gofer's `/` is the tree it serves, and nothing else of the host.
     crate::confine::gofer(
         &args.root,
         args.read_only,
+        args.staged.then_some(binds.as_slice()),
         crate::confine::seccomp::Mode::from_env(),
     )
     .context("confining the gofer")?;
@@ -40,7 +71,9 @@ pub fn run(args: GoferArgs) -> anyhow::Result<u8> {
         root,
         sock,
         gofer::server::ServeOptions {
-            read_only: args.read_only,
+            // Staged, each tree's own mount says whether it takes writes (the host
+            // answers EROFS); the staging root itself is read-only.
+            read_only: args.read_only && !args.staged,
         },
     )
     .context("gofer failed")?;

@@ -33,6 +33,9 @@ pub struct SandboxConfig {
     pub gofer_writable: bool,
     /// The root mount is read-only (OCI `root.readonly`).
     pub read_only_root: bool,
+    /// The gofer serves the staged layout (`carapace gofer --staged`): the root
+    /// filesystem and the sources of bind mounts (OCI containers).
+    pub gofer_staged: bool,
     /// Filesystems mounted over the root, in order (OCI `mounts`).
     pub mounts: Vec<crate::fs::SpecMount>,
     /// A host terminal for the sandbox's console: when set, the first process runs on a
@@ -64,6 +67,7 @@ impl SandboxConfig {
             overlay: crate::fs::RootOverlay::Memory,
             gofer_writable: false,
             read_only_root: false,
+            gofer_staged: false,
             mounts: Vec::new(),
             console: None,
         }
@@ -151,16 +155,29 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     // The MemoryFile comes first: tmpfs file data lives in it.
     let memory_file = Arc::new(MemoryFile::new().map_err(setup("memory file"))?);
     let client = Arc::new(gofer::client::Client::new(cfg.gofer));
-    let vfs = crate::fs::build_root_with(
-        client,
-        cfg.overlay,
-        cfg.gofer_writable,
-        cfg.read_only_root,
-        &memory_file,
-    )
-    .map_err(setup("root filesystem"))?;
+    let (vfs, staged) = if cfg.gofer_staged {
+        let (vfs, staged) = crate::fs::build_root_staged(
+            client,
+            cfg.overlay,
+            cfg.gofer_writable,
+            cfg.read_only_root,
+            &memory_file,
+        )
+        .map_err(setup("root filesystem"))?;
+        (vfs, Some(staged))
+    } else {
+        let vfs = crate::fs::build_root_with(
+            client,
+            cfg.overlay,
+            cfg.gofer_writable,
+            cfg.read_only_root,
+            &memory_file,
+        )
+        .map_err(setup("root filesystem"))?;
+        (vfs, None)
+    };
     for m in &cfg.mounts {
-        crate::fs::mount_spec(&vfs, m, &memory_file).map_err(|e| {
+        crate::fs::mount_spec(&vfs, m, &memory_file, staged.as_ref()).map_err(|e| {
             BootError::Setup(format!(
                 "mount on {}: {e}",
                 String::from_utf8_lossy(&m.destination)

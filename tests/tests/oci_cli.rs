@@ -417,6 +417,42 @@ fn run_honours_the_process_fields() {
     f.assert_nothing_left("p");
 }
 
+#[test]
+fn bind_mounts_from_the_spec() {
+    let f = Fixture::new();
+    // A directory read-write and a file read-only, both served by the gofer.
+    let data = f.dir.join("data");
+    std::fs::create_dir_all(&data).expect("mkdir data");
+    std::fs::write(data.join("in"), "from the host\n").expect("write in");
+    let greeting = f.dir.join("greeting");
+    std::fs::write(&greeting, "hello\n").expect("write greeting");
+    let script = "cat /etc/greeting; cat /data/in; echo from-the-box > /data/out; \
+                  echo x > /etc/greeting || echo ro-refused";
+    f.with_args(&["sh", "-c", script], |c| {
+        c["mounts"] = json!([
+            {"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]},
+            {"destination": "/etc/greeting", "type": "bind", "source": greeting, "options": ["bind", "ro"]},
+        ]);
+    });
+    let r = run_in(&f, "b");
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert_eq!(
+        r.stdout,
+        "hello\nfrom the host\nro-refused\n",
+        "{}",
+        r.dump()
+    );
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.dump());
+    // The read-write bind reached the host; the read-only one did not change.
+    let out = std::fs::read_to_string(data.join("out")).expect("the write through the bind");
+    assert_eq!(out, "from-the-box\n");
+    assert_eq!(
+        std::fs::read_to_string(&greeting).expect("greeting"),
+        "hello\n"
+    );
+    f.assert_nothing_left("b");
+}
+
 /// Run `create` expecting failure; the message must contain `needle` and nothing may be
 /// left behind.
 fn create_fails(f: &Fixture, id: &str, needle: &str) {
@@ -448,12 +484,12 @@ fn bad_bundles_fail_clearly_and_leave_nothing() {
     create_fails(&f, "nr", "root.path");
 
     let mut c = good.clone();
-    c["mounts"] = json!([{"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind"]}]);
+    c["mounts"] = json!([{"destination": "/data", "type": "bind", "source": "/nonexistent/carapace-missing", "options": ["rbind"]}]);
     f.set_config(&c);
     create_fails(
         &f,
         "bind",
-        "mounts[0] (/etc/hosts): bind mounts are not supported yet",
+        "mounts[0] (/data): source /nonexistent/carapace-missing",
     );
 
     let mut c = good.clone();

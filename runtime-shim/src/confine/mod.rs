@@ -131,6 +131,73 @@ fn pivot_to_tree(dir: &Path, read_only: bool) -> anyhow::Result<()> {
     pivot_to(&target)
 }
 
+/// A host path the gofer serves besides the root (an OCI bind mount's source).
+#[derive(Clone, Debug)]
+pub struct BindSource {
+    pub path: std::path::PathBuf,
+    pub read_only: bool,
+}
+
+/// The name under which the gofer's staged root shows the container's root filesystem;
+/// bind sources are `m0`, `m1`… in order.
+pub const STAGED_ROOT: &str = "root";
+
+/// The staged layout: the gofer's root is a tmpfs holding `root` (the container's root
+/// filesystem) and `m0`, `m1`… (bind sources, files or directories), each a bind mount
+/// of its host path, `nosuid,nodev`, read-only as asked; the tmpfs itself is read-only
+/// once it is the root. The sentry mounts each where the spec says.
+fn pivot_to_staged(root: &Path, root_read_only: bool, binds: &[BindSource]) -> anyhow::Result<()> {
+    mount(
+        Some("none"),
+        STAGING,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )
+    .context("mounting the gofer's staging directory")?;
+    let entries = std::iter::once((STAGED_ROOT.to_string(), root, root_read_only)).chain(
+        binds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (format!("m{i}"), b.path.as_path(), b.read_only)),
+    );
+    for (name, src, read_only) in entries {
+        let target = format!("{STAGING}/{name}");
+        let meta = std::fs::metadata(src).with_context(|| format!("{}", src.display()))?;
+        if meta.is_dir() {
+            std::fs::create_dir(&target)
+        } else {
+            std::fs::File::create(&target).map(drop)
+        }
+        .with_context(|| format!("creating the mount point for {}", src.display()))?;
+        mount(
+            Some(src),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind-mounting {}", src.display()))?;
+        crate::host::harden_mount_tree(&target, read_only)
+            .with_context(|| format!("restricting the mounts under {}", src.display()))?;
+    }
+    pivot_to(STAGING)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .context("making the gofer's staging root read-only")?;
+    Ok(())
+}
+
 /// Keep only `keep` of the capabilities, in every set including the bounding set.
 fn drop_capabilities(keep: &[caps::Capability]) -> anyhow::Result<()> {
     use caps::{CapSet, CapsHashSet};
@@ -197,12 +264,21 @@ const GOFER_CAPS: &[caps::Capability] = &[
     caps::Capability::CAP_FSETID,
 ];
 
-/// Confine the calling process as a gofer serving `root`: afterwards `/` is that tree.
-pub fn gofer(root: &Path, read_only: bool, mode: seccomp::Mode) -> anyhow::Result<()> {
+/// Confine the calling process as a gofer serving `root`: afterwards `/` is that tree, or
+/// with `staged` the staged layout of [`pivot_to_staged`] holding it and `binds`.
+pub fn gofer(
+    root: &Path,
+    read_only: bool,
+    staged: Option<&[BindSource]>,
+    mode: seccomp::Mode,
+) -> anyhow::Result<()> {
     let policy = seccomp::Policy::parse(include_str!("../../seccomp/gofer.policy"))
         .context("seccomp/gofer.policy")?;
     enter_namespaces(CloneFlags::empty())?;
-    pivot_to_tree(root, read_only)?;
+    match staged {
+        Some(binds) => pivot_to_staged(root, read_only, binds)?,
+        None => pivot_to_tree(root, read_only)?,
+    }
     drop_capabilities(GOFER_CAPS)?;
     no_new_privs()?;
     policy

@@ -57,6 +57,33 @@ pub fn build_root_with(
     mf: &Arc<MemoryFile>,
 ) -> Result<Arc<Vfs>> {
     let root = GoferFs::attach_with(client, writable)?;
+    root_over(root, overlay, writable, read_only, mf)
+}
+
+/// [`build_root_with`] over a gofer serving the staged layout (`carapace gofer
+/// --staged`): its root holds the container's root filesystem as `root` and the sources
+/// of bind mounts beside it. Returns the mount tree and the staged root, from which
+/// [`mount_spec`] takes the bind sources. The gofer's own mounts decide what takes
+/// writes; `writable` says whether the root filesystem does.
+pub fn build_root_staged(
+    client: Arc<Client>,
+    overlay: RootOverlay,
+    writable: bool,
+    read_only: bool,
+    mf: &Arc<MemoryFile>,
+) -> Result<(Arc<Vfs>, Arc<dyn Inode>)> {
+    let staged: Arc<dyn Inode> = GoferFs::attach_with(client, true)?;
+    let root = staged.lookup(b"root")?;
+    Ok((root_over(root, overlay, writable, read_only, mf)?, staged))
+}
+
+fn root_over(
+    root: Arc<dyn Inode>,
+    overlay: RootOverlay,
+    writable: bool,
+    read_only: bool,
+    mf: &Arc<MemoryFile>,
+) -> Result<Arc<Vfs>> {
     match overlay {
         RootOverlay::Memory => {
             new_vfs_with_root("overlay", OverlayFs::new_root(root, mf)?, read_only, mf)
@@ -179,6 +206,11 @@ pub enum SpecFs {
     Devpts,
     Mqueue,
     Cgroup,
+    /// A bind mount: entry `name` of the gofer's staged root (a file or a directory).
+    Bind {
+        name: Vec<u8>,
+        file: bool,
+    },
 }
 
 impl SpecFs {
@@ -191,6 +223,7 @@ impl SpecFs {
             SpecFs::Devpts => "devpts",
             SpecFs::Mqueue => "mqueue",
             SpecFs::Cgroup => "cgroup",
+            SpecFs::Bind { .. } => "bind",
         }
     }
 }
@@ -207,24 +240,95 @@ pub struct SpecMount {
 /// Mount `m` on its destination, creating missing directories on a writable root.
 /// Filesystems the sentry does not have yet (proc, sysfs, devpts, mqueue, cgroup) leave
 /// the mount point as an empty directory and are logged: the container still starts.
-pub fn mount_spec(vfs: &Arc<Vfs>, m: &SpecMount, mf: &Arc<MemoryFile>) -> Result<()> {
-    let at = make_dirs(vfs, &m.destination)?;
+pub fn mount_spec(
+    vfs: &Arc<Vfs>,
+    m: &SpecMount,
+    mf: &Arc<MemoryFile>,
+    staged: Option<&Arc<dyn Inode>>,
+) -> Result<()> {
     let dest = String::from_utf8_lossy(&m.destination);
+    // What every sandbox has already: the sentry's own /dev (a tmpfs /dev would be
+    // filled with the same nodes; gVisor does the same), /dev/pts, /proc and /sys.
+    let standard = matches!(
+        (&m.fs, m.destination.as_slice()),
+        (SpecFs::Tmpfs { .. }, b"/dev")
+            | (SpecFs::Devpts, b"/dev/pts")
+            | (SpecFs::Proc, b"/proc")
+            | (SpecFs::Sysfs, b"/sys")
+    );
+    if standard {
+        return Ok(());
+    }
     let (fs_type, root): (&'static str, Arc<dyn Inode>) = match &m.fs {
-        // The sentry's /dev already holds the device nodes a tmpfs /dev would be filled
-        // with (gVisor does the same).
-        SpecFs::Tmpfs { .. } if m.destination == b"/dev" => return Ok(()),
         SpecFs::Tmpfs { mode } => ("tmpfs", Tmpfs::new_root(mf, *mode)),
+        SpecFs::Proc => ("proc", proc::new_procfs()),
+        SpecFs::Sysfs => ("sysfs", sys::new_sysfs()),
+        SpecFs::Bind { name, file } => {
+            let staged =
+                staged.ok_or(crate::errno!(EINVAL, "bind mount without a staged gofer"))?;
+            let source = staged.lookup(name)?;
+            if source.is_dir() == *file {
+                return Err(crate::errno!(ENOTDIR, "the bind source changed type"));
+            }
+            let at = if *file {
+                make_file(vfs, &m.destination)?
+            } else {
+                make_dirs(vfs, &m.destination)?
+            };
+            // A file is mounted on a file (as `mount --bind` allows), not only on a
+            // directory.
+            vfs.mount_dentry(
+                &at,
+                "bind",
+                crate::vfs::Dentry::new_root(source),
+                m.read_only,
+            )?;
+            return Ok(());
+        }
         other => {
-            tracing::warn!(
+            // Every podman container asks for mqueue and cgroup: a debug-level note, not a
+            // warning on the container's stderr.
+            tracing::info!(
                 "{} is not implemented in the sentry yet: {dest} is left as an empty directory",
                 other.name()
             );
+            make_dirs(vfs, &m.destination)?;
             return Ok(());
         }
     };
+    let at = make_dirs(vfs, &m.destination)?;
     vfs.mount(&at, fs_type, root, m.read_only)?;
     Ok(())
+}
+
+/// The file at `path` to mount a file on, made empty (with its directories) if missing.
+fn make_file(vfs: &Arc<Vfs>, path: &[u8]) -> Result<VfsPath> {
+    let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&path[..0], path),
+    };
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(crate::errno!(EINVAL));
+    }
+    let parent = make_dirs(vfs, dir)?;
+    let dentry = match parent.dentry.lookup(name) {
+        Ok(d) => d,
+        Err(e) if e.errno == crate::Errno::ENOENT => {
+            parent
+                .inode()
+                .create(name, 0o644, &crate::vfs::Creds::root())?;
+            parent.dentry.lookup(name)?
+        }
+        Err(e) => return Err(e),
+    };
+    let at = VfsPath {
+        mount: parent.mount.clone(),
+        dentry,
+    };
+    if at.inode().is_dir() {
+        return Err(crate::errno!(EISDIR));
+    }
+    Ok(vfs.follow_mounts(at))
 }
 
 /// Walk `path` from the root, following mounts and creating missing directories (even on
