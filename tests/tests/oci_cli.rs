@@ -453,6 +453,22 @@ fn bind_mounts_from_the_spec() {
     f.assert_nothing_left("b");
 }
 
+#[test]
+fn symlinks_in_the_image_resolve_inside_the_sandbox() {
+    let f = Fixture::new();
+    let rootfs = f.bundle().join("rootfs");
+    std::os::unix::fs::symlink("/etc/shadow", rootfs.join("etc/abs")).expect("symlink");
+    std::os::unix::fs::symlink("../../../../../../etc/shadow", rootfs.join("etc/rel"))
+        .expect("symlink");
+    std::fs::write(rootfs.join("etc/shadow"), "image-shadow\n").expect("image shadow");
+    f.with_args(&["sh", "-c", "cat /etc/abs /etc/rel"], |_| {});
+    let r = run_in(&f, "s");
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    // Both resolve to the image's own file, never the host's /etc/shadow.
+    assert_eq!(r.stdout, "image-shadow\nimage-shadow\n", "{}", r.dump());
+    f.assert_nothing_left("s");
+}
+
 /// Run `create` expecting failure; the message must contain `needle` and nothing may be
 /// left behind.
 fn create_fails(f: &Fixture, id: &str, needle: &str) {
