@@ -379,7 +379,7 @@ impl Task {
             match exit {
                 Exit::Syscall => self.handle_syscall(),
                 Exit::Fault { addr, mapped } => {
-                    let r = self.mm().handle_fault(addr, mapped);
+                    let r = self.mm().handle_fault(addr, mapped, self.regs.rip);
                     if let Err(sig) = r {
                         use super::signal::code::{SEGV_ACCERR, SEGV_MAPERR};
                         let (signo, code) = match sig {
