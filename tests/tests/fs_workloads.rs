@@ -96,14 +96,6 @@ fn python_fs_test_modules() {
             "test.test_os.FDInheritanceTests.test_openpty",
             "no pseudo-terminals yet (devpts)",
         ),
-        (
-            "test.test_os.MemfdCreateTests.*",
-            "memfd_create is not implemented",
-        ),
-        (
-            "test.test_os.ProgramPriorityTests.*",
-            "getpriority/setpriority are not implemented",
-        ),
     ];
     let modules: Vec<&str> = [
         "test_os",

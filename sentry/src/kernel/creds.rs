@@ -15,6 +15,8 @@ pub struct Credentials {
     pub cap_effective: u64,
     pub cap_permitted: u64,
     pub cap_inheritable: u64,
+    /// `PR_SET_KEEPCAPS`: leaving uid 0 keeps the permitted set.
+    pub keep_caps: bool,
 }
 
 /// Linux's highest capability number (CAP_CHECKPOINT_RESTORE).
@@ -39,6 +41,7 @@ impl Credentials {
             cap_effective: if uid == 0 { CAP_FULL } else { 0 },
             cap_permitted: if uid == 0 { CAP_FULL } else { 0 },
             cap_inheritable: 0,
+            keep_caps: false,
         }
     }
 
@@ -47,4 +50,63 @@ impl Credentials {
     pub fn is_privileged(&self) -> bool {
         self.euid == 0
     }
+
+    /// `capable(cap)`: is `cap` in the effective set?
+    pub fn has_cap(&self, cap: u32) -> bool {
+        cap <= CAP_LAST_CAP && self.cap_effective & (1u64 << cap) != 0
+    }
+
+    /// Change the user ids, adjusting the capability sets as Linux does for a process
+    /// without `SECBIT_NO_SETUID_FIXUP` (`cap_emulate_setxuid`, `cap_task_fix_setuid`):
+    /// leaving uid 0 in all of real, effective and saved drops every capability; an
+    /// effective uid leaving 0 empties the effective set, one coming back to 0 refills it
+    /// from the permitted set; the filesystem uid does the same for the filesystem
+    /// capabilities. `keep_caps` is `PR_SET_KEEPCAPS`: the permitted set survives.
+    pub fn set_uids(&mut self, ruid: u32, euid: u32, suid: u32, fsuid: u32, keep_caps: bool) {
+        let old = self.clone();
+        self.ruid = ruid;
+        self.euid = euid;
+        self.suid = suid;
+        self.fsuid = fsuid;
+        let was_root = old.ruid == 0 || old.euid == 0 || old.suid == 0;
+        if was_root && ruid != 0 && euid != 0 && suid != 0 {
+            if !keep_caps {
+                self.cap_permitted = 0;
+            }
+            self.cap_effective = 0;
+        }
+        if old.euid == 0 && euid != 0 {
+            self.cap_effective = 0;
+        }
+        if old.euid != 0 && euid == 0 {
+            self.cap_effective = self.cap_permitted;
+        }
+        if old.fsuid == 0 && fsuid != 0 {
+            self.cap_effective &= !CAP_FS_MASK;
+        } else if old.fsuid != 0 && fsuid == 0 {
+            self.cap_effective |= self.cap_permitted & CAP_FS_MASK;
+        }
+    }
 }
+
+pub const CAP_CHOWN: u32 = 0;
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
+pub const CAP_FOWNER: u32 = 3;
+pub const CAP_FSETID: u32 = 4;
+pub const CAP_SETGID: u32 = 6;
+pub const CAP_SETUID: u32 = 7;
+pub const CAP_LINUX_IMMUTABLE: u32 = 9;
+pub const CAP_SYS_NICE: u32 = 23;
+pub const CAP_MKNOD: u32 = 27;
+pub const CAP_MAC_OVERRIDE: u32 = 32;
+
+/// The capabilities that follow the filesystem uid (`CAP_FS_MASK`).
+pub const CAP_FS_MASK: u64 = (1 << CAP_CHOWN)
+    | (1 << CAP_DAC_OVERRIDE)
+    | (1 << CAP_DAC_READ_SEARCH)
+    | (1 << CAP_FOWNER)
+    | (1 << CAP_FSETID)
+    | (1 << CAP_LINUX_IMMUTABLE)
+    | (1 << CAP_MKNOD)
+    | (1 << CAP_MAC_OVERRIDE);

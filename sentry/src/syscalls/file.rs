@@ -589,9 +589,36 @@ pub fn sys_fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> Result<u64> {
             let size = u64::from(arg as u32);
             Ok(pipe.set_size(size, task.creds.is_privileged())? as u64)
         }
+        // file seals: tmpfs files only (memfds, and tmpfs files sealed from the start)
+        libc::F_ADD_SEALS | libc::F_GET_SEALS => {
+            let tmp = file
+                .as_any()
+                .and_then(|a| a.downcast_ref::<crate::fs::tmpfs::TmpfsFile>())
+                .ok_or(errno!(EINVAL))?;
+            if cmd == libc::F_GET_SEALS {
+                return Ok(u64::from(tmp.seals()));
+            }
+            tmp.add_seals(arg as u32)?;
+            Ok(0)
+        }
         _ if is_path_only(&*file) => Err(errno!(EBADF)),
         _ => Err(errno!(EINVAL)),
     }
+}
+
+/// memfd_create(2): an anonymous tmpfs file open read-write, `/memfd:NAME (deleted)`.
+pub fn sys_memfd_create(task: &mut Task, name: UserAddr, flags: u32) -> Result<u64> {
+    use crate::fs::tmpfs::memfd;
+    let name = match task.read_cstring(name, memfd::MFD_NAME_MAX_LEN + 1) {
+        Err(e) if e.errno == crate::Errno::ENAMETOOLONG => return_errno!(EINVAL),
+        other => other?,
+    };
+    let mf = task.mm().memory_file().clone();
+    let path = memfd::create(&mf, &name, flags, &creds(task))?;
+    let open_flags = libc::O_RDWR as u32;
+    let file = path.inode().clone().open(&path, open_flags)?;
+    let cloexec = flags & memfd::MFD_CLOEXEC != 0;
+    Ok(files(task).insert(file, FdFlags { cloexec })? as u64)
 }
 
 const FIONCLEX: u32 = 0x5450;

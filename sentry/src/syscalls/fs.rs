@@ -104,7 +104,7 @@ const VALID_OPEN_FLAGS: u32 = (libc::O_ACCMODE
     | libc::O_DSYNC
     | libc::O_ASYNC
     | libc::O_DIRECT
-    | libc::O_LARGEFILE
+    | 0o100000 // O_LARGEFILE: 0 in the libc crate on x86_64, not in the kernel
     | libc::O_DIRECTORY
     | libc::O_NOFOLLOW
     | libc::O_NOATIME
