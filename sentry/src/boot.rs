@@ -89,11 +89,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
     }
     let kernel = Arc::new(kernel);
     let creds = Credentials::new(cfg.uid, cfg.gid);
-    let vcreds = Creds {
-        uid: cfg.uid,
-        gid: cfg.gid,
-        groups: Vec::new(),
-    };
+    let vcreds: Creds = creds.fs_creds();
 
     let name = String::from_utf8_lossy(&argv0).into_owned();
     let path = find_program(&fs, &vcreds, &argv0, &cfg.envp).map_err(|e| match e.errno {

@@ -51,6 +51,17 @@ impl Credentials {
         self.euid == 0
     }
 
+    /// What file permission checks use: the filesystem ids, the groups and the
+    /// effective capabilities.
+    pub fn fs_creds(&self) -> crate::vfs::Creds {
+        crate::vfs::Creds {
+            uid: self.fsuid,
+            gid: self.fsgid,
+            groups: self.groups.clone(),
+            caps: self.cap_effective,
+        }
+    }
+
     /// `capable(cap)`: is `cap` in the effective set?
     pub fn has_cap(&self, cap: u32) -> bool {
         cap <= CAP_LAST_CAP && self.cap_effective & (1u64 << cap) != 0

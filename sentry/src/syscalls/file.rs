@@ -32,15 +32,10 @@ pub(super) fn fs_ctx(task: &Task) -> FsContext {
 }
 
 /// The credentials filesystem operations run with.
-// TODO(creds): the task's fsuid/fsgid/groups once the kernel has credentials.
-/// The credentials file permission checks use: the task's filesystem ids.
+/// The credentials file permission checks use: the task's filesystem ids, groups and
+/// effective capabilities.
 pub(super) fn creds(task: &Task) -> Creds {
-    let c = &task.creds;
-    Creds {
-        uid: c.fsuid,
-        gid: c.fsgid,
-        groups: c.groups.clone(),
-    }
+    task.creds.fs_creds()
 }
 
 pub(super) fn get_file(task: &Task, fd: i32) -> Result<Arc<dyn FileDescription>> {
@@ -208,12 +203,42 @@ fn write_from(
     count: usize,
     offset: Option<u64>,
 ) -> Result<usize> {
+    if count > 0 {
+        if let Some(p) = file.path() {
+            remove_privs(task, &p)?;
+        }
+    }
     let r = write_from_inner(task, file, buf, count, offset);
     raise_sigpipe(task, &r);
     if matches!(r, Ok(n) if n > 0) {
         notify::file_event(file, notify::IN_MODIFY);
     }
     r
+}
+
+/// `file_remove_privs`: writing to or truncating a regular file without `CAP_FSETID`
+/// clears its set-user-ID bit, and its set-group-ID bit when group-execute is set or the
+/// writer is not in the file's group (`setattr_should_drop_suidgid`).
+pub(super) fn remove_privs(task: &Task, p: &VfsPath) -> Result<()> {
+    let mode = p.inode().mode();
+    if mode & libc::S_IFMT != libc::S_IFREG || mode & (libc::S_ISUID | libc::S_ISGID) == 0 {
+        return Ok(());
+    }
+    let c = creds(task);
+    if c.has_cap(crate::kernel::creds::CAP_FSETID) {
+        return Ok(());
+    }
+    let st = p.inode().stat()?;
+    let old = st.mode & 0o7777;
+    let mut m = old & !libc::S_ISUID;
+    if m & libc::S_IXGRP != 0 || !c.in_group(st.gid) {
+        m &= !libc::S_ISGID;
+    }
+    if m != old {
+        p.inode().set_mode(m)?;
+        notify::path_event(p, notify::IN_ATTRIB);
+    }
+    Ok(())
 }
 
 /// A write that failed with EPIPE also sends SIGPIPE to the writing thread (pipe(7)).
@@ -566,6 +591,15 @@ pub fn sys_fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> Result<u64> {
         }
         libc::F_GETFL => Ok(u64::from(file.status_flags())),
         libc::F_SETFL => {
+            // As at open: only the owner (or CAP_FOWNER) may set O_NOATIME.
+            let noatime = libc::O_NOATIME as u32;
+            if arg as u32 & noatime != 0 && file.status_flags() & noatime == 0 {
+                if let Some(p) = file.path() {
+                    if !creds(task).owns(&p.inode().stat()?) {
+                        return_errno!(EPERM);
+                    }
+                }
+            }
             file.set_status_flags(arg as u32)?;
             Ok(0)
         }
@@ -787,6 +821,11 @@ pub fn sys_ftruncate(task: &mut Task, fd: i32, length: i64) -> Result<u64> {
     }
     if file.status_flags() & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 {
         return_errno!(EINVAL);
+    }
+    if let Some(p) = file.path() {
+        if p.inode().mode() & libc::S_IFMT == libc::S_IFREG {
+            remove_privs(task, &p)?;
+        }
     }
     file.truncate(len)?;
     notify::file_event(&*file, notify::IN_MODIFY);

@@ -331,29 +331,47 @@ fn rename_cases() {
     write_file(&ctx, "/d2/x", b"");
     write_file(&ctx, "/a", b"A");
     write_file(&ctx, "/b", b"B");
-    ctx.rename(&cwd, b"a", &cwd, b"b", 0).unwrap();
+    ctx.rename(&cwd, b"a", &cwd, b"b", 0, &root()).unwrap();
     assert_eq!(read_all(&*open(&ctx, "/b", O_RDONLY).unwrap()), b"A");
     assert_eq!(err(lookup(&ctx, "/a")), Errno::ENOENT);
     assert_eq!(
-        err(ctx.rename(&cwd, b"d1", &cwd, b"d1/sub/z", 0)),
+        err(ctx.rename(&cwd, b"d1", &cwd, b"d1/sub/z", 0, &root())),
         Errno::EINVAL
     );
     assert_eq!(
-        err(ctx.rename(&cwd, b"d1", &cwd, b"d2", 0)),
+        err(ctx.rename(&cwd, b"d1", &cwd, b"d2", 0, &root())),
         Errno::ENOTEMPTY
     );
-    assert_eq!(err(ctx.rename(&cwd, b"d1", &cwd, b"b", 0)), Errno::ENOTDIR);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"d1", 0)), Errno::EISDIR);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"tmp/b", 0)), Errno::EXDEV);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"d2/x", 1)), Errno::EEXIST);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"nope", 2)), Errno::ENOENT);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"c", 7)), Errno::EINVAL);
-    ctx.rename(&cwd, b"b", &cwd, b"d2/x", 2).unwrap();
+    assert_eq!(
+        err(ctx.rename(&cwd, b"d1", &cwd, b"b", 0, &root())),
+        Errno::ENOTDIR
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"d1", 0, &root())),
+        Errno::EISDIR
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"tmp/b", 0, &root())),
+        Errno::EXDEV
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"d2/x", 1, &root())),
+        Errno::EEXIST
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"nope", 2, &root())),
+        Errno::ENOENT
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"c", 7, &root())),
+        Errno::EINVAL
+    );
+    ctx.rename(&cwd, b"b", &cwd, b"d2/x", 2, &root()).unwrap();
     assert_eq!(read_all(&*open(&ctx, "/d2/x", O_RDONLY).unwrap()), b"A");
     // A cwd inside a moved directory follows it (getcwd).
     let mut inner = ctx.clone();
     inner.cwd = lookup(&ctx, "/d1/sub").unwrap();
-    ctx.rename(&cwd, b"d1", &cwd, b"d3", 0).unwrap();
+    ctx.rename(&cwd, b"d1", &cwd, b"d3", 0, &root()).unwrap();
     assert_eq!(inner.cwd.path_from(&inner.root), b"/d3/sub");
     // `.`, the parent's link, and dev, proc, sys, tmp, d2, d3.
     assert_eq!(lookup(&ctx, "/").unwrap().inode().stat().unwrap().nlink, 8);
@@ -412,6 +430,7 @@ fn exec_checks() {
         uid: 1000,
         gid: 1000,
         groups: vec![],
+        caps: 0,
     };
     set_mode("/prog", 0o744);
     assert_eq!(err(ctx.open_for_exec(b"/prog", &user)), Errno::EACCES);
