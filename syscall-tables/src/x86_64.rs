@@ -363,7 +363,7 @@ syscall_table! {
     316 RENAMEAT2 renameat2(olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: Flags(&f::RENAME)) -> Int, Implemented "";
     317 SECCOMP seccomp(operation: Flags(&f::SECCOMP_OP), flags: Hex, args: Ptr) -> Int, Unimplemented "";
     318 GETRANDOM getrandom(buf: OutBuf(1), buflen: Size, flags: Flags(&f::GETRANDOM)) -> Size, Implemented "";
-    319 MEMFD_CREATE memfd_create(name: Str, flags: Flags(&f::MEMFD)) -> Fd, Partial "tmpfs-backed, with seals; no MFD_HUGETLB; F_SEAL_WRITE does not wait for writable mappings to go (no EBUSY)";
+    319 MEMFD_CREATE memfd_create(name: Str, flags: Flags(&f::MEMFD)) -> Fd, Partial "tmpfs-backed, with seals; no MFD_HUGETLB";
     320 KEXEC_FILE_LOAD kexec_file_load(kernel_fd: Fd, initrd_fd: Fd, cmdline_len: ULong, cmdline: Str, flags: Hex) -> Int, Unimplemented "";
     321 BPF bpf(cmd: Int, attr: Struct("bpf_attr"), size: UInt) -> Int, Unimplemented "";
     322 EXECVEAT execveat(dirfd: DirFd, pathname: Path, argv: StrArray, envp: EnvArray, flags: Flags(&f::AT)) -> Int, Implemented "";

@@ -175,6 +175,28 @@ static void test_seals(void)
     close(fd);
 }
 
+/* F_SEAL_WRITE waits for no one: a shared mapping that may write (any MAP_SHARED of a
+ * read-write description, even PROT_READ) makes it EBUSY; private ones do not. */
+static void test_write_seal_busy(void)
+{
+    int fd = CHECK_OK(memfd("busy", MFD_ALLOW_SEALING));
+    CHECK_OK(ftruncate(fd, 8192));
+    char *priv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    CHECK(priv != MAP_FAILED);
+    char *shr = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(shr != MAP_FAILED);
+    CHECK_ERRNO(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), EBUSY);
+    /* Half of it is still a writable shared mapping. */
+    CHECK_OK(munmap(shr, 4096));
+    CHECK_ERRNO(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), EBUSY);
+    CHECK_OK(munmap(shr + 4096, 4096));
+    CHECK_OK(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE));
+    CHECK_EQ(fcntl(fd, F_GET_SEALS), F_SEAL_WRITE);
+    if (priv != MAP_FAILED)
+        munmap(priv, 4096);
+    close(fd);
+}
+
 static void test_future_write(void)
 {
     int fd = CHECK_OK(memfd("future", MFD_ALLOW_SEALING));
@@ -231,6 +253,7 @@ int main(void)
     test_basics();
     test_bad_args();
     test_seals();
+    test_write_seal_busy();
     test_future_write();
     test_exec_seal();
     return check_done();

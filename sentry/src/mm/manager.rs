@@ -41,6 +41,8 @@ pub enum Backing {
         cache: Arc<PageCache>,
         offset: u64,
         may_write: bool,
+        /// The cache's [`PageCache::writer_token`] when `may_write`.
+        writer: Option<Arc<()>>,
     },
 }
 
@@ -79,10 +81,12 @@ impl Vma {
                 cache,
                 offset,
                 may_write,
+                writer,
             } => Backing::Shared {
                 cache: cache.clone(),
                 offset: offset.saturating_add(delta),
                 may_write: *may_write,
+                writer: writer.clone(),
             },
         }
     }
@@ -1049,6 +1053,7 @@ mod tests {
             cache: cache.clone(),
             offset,
             may_write,
+            writer: may_write.then(|| cache.writer_token()),
         }
     }
 

@@ -72,6 +72,7 @@ pub fn sys_mmap(
                 cache: Arc::new(cache),
                 offset: 0,
                 may_write: true,
+                writer: None,
             };
             (backing, String::new())
         } else {
@@ -105,6 +106,7 @@ pub fn sys_mmap(
         let backing = match mappable.page_cache() {
             // The file's own pages: stores reach the file, its writes reach the mapping.
             Some(cache) if shared => Backing::Shared {
+                writer: may_write.then(|| cache.writer_token()),
                 cache,
                 offset,
                 may_write,

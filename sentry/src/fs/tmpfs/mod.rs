@@ -838,6 +838,10 @@ impl TmpfsFile {
         if cur & memfd::F_SEAL_SEAL != 0 {
             return_errno!(EPERM);
         }
+        // mapping_deny_writable: no shared mapping may write the pages any more.
+        if add & memfd::F_SEAL_WRITE != 0 && data.cache.writably_mapped() {
+            return_errno!(EBUSY);
+        }
         data.seals.store(cur | add, Ordering::Relaxed);
         Ok(())
     }
