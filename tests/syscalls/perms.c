@@ -10,6 +10,7 @@
 #include <linux/capability.h>
 #include <sys/fsuid.h>
 #include <grp.h>
+#include <sys/prctl.h>
 
 #define U1 1001 /* owner of most files; also in group G */
 #define U2 1002 /* a stranger */
@@ -76,6 +77,8 @@ static void setup(void)
     make("setuid", 04777, 0, 0);
     make("setgid", 02775, 0, G);       /* group-writable, set-group-ID, group-exec */
     make("u1_suid", 06755, U1, U1);
+    make("suid_otrunc", 04666, 0, 0);
+    make("suid_truncate", 04666, 0, 0);
     make("u1_sgid_foreign", 0644, U1, G_OTHER);
     make_dir("nosearch", 0766, 0, 0);
     make("nosearch/f", 0644, 0, 0);
@@ -171,6 +174,11 @@ static void as_u1(void *arg)
     CHECK_EQ(write(fd, "w", 1), 1);
     close(fd);
     CHECK_EQ(mode_of("setgid"), 0775);
+    /* So does truncation, by O_TRUNC or truncate(2). */
+    CHECK_OK(opens("suid_otrunc", O_WRONLY | O_TRUNC));
+    CHECK_EQ(mode_of("suid_otrunc"), 0666);
+    CHECK_OK(truncate(tmp_path("suid_truncate"), 1));
+    CHECK_EQ(mode_of("suid_truncate"), 0666);
 
     /* O_NOATIME: owner only. */
     CHECK_OK(opens("owner", O_RDONLY | O_NOATIME));
@@ -315,8 +323,58 @@ static void root_ids(void *arg)
     CHECK_OK(access(tmp_path("owner_denied"), R_OK));
 }
 
-int main(void)
+/* Exec'd as `perms caps`: exits 0 if every file capability is effective, 1 if the
+ * process has no capabilities at all, 2 otherwise. */
+static int report_caps(void)
 {
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) != 0)
+        return 3;
+    unsigned fs = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH) | (1u << CAP_FOWNER) |
+                  (1u << CAP_CHOWN) | (1u << CAP_FSETID);
+    if ((d[0].effective & fs) == fs && (d[0].permitted & fs) == fs)
+        return 0;
+    if ((d[0].effective | d[0].permitted | d[1].effective | d[1].permitted) == 0)
+        return 1;
+    return 2;
+}
+
+static int exec_report(void)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = { "perms", "caps", NULL };
+        execv("/proc/self/exe", argv);
+        _exit(4);
+    }
+    int st = wait_status(pid, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* execve recomputes the capability sets: root gets them all back after capset dropped
+ * some; a user that kept its permitted set over setuid (PR_SET_KEEPCAPS) loses it. */
+static void caps_across_exec(void *arg)
+{
+    (void)arg;
+    CHECK_OK(drop_caps(0));
+    CHECK_EQ(exec_report(), 0);
+    CHECK_OK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
+    CHECK_EQ(prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0), 1);
+    CHECK_OK(setresuid(U1, U1, U1));
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+    CHECK_OK(syscall(SYS_capget, &h, d));
+    CHECK_EQ(d[0].effective, 0);
+    CHECK(d[0].permitted & (1u << CAP_KILL));
+    CHECK_EQ(exec_report(), 1);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "caps") == 0)
+        return report_caps();
     check_tmpdir("perms");
     /* The scratch directory must be searchable by the test users. */
     CHECK_OK(chmod(check_tmpdir_path, 0755));
@@ -329,5 +387,6 @@ int main(void)
     CHECK_EXITED(run_in_child(root_with_read_search, NULL), 0);
     CHECK_EXITED(run_in_child(root_with_override, NULL), 0);
     CHECK_EXITED(run_in_child(root_ids, NULL), 0);
+    CHECK_EXITED(run_in_child(caps_across_exec, NULL), 0);
     return check_done();
 }

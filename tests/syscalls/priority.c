@@ -18,6 +18,31 @@ static int prio(int which, int who)
     return getpriority(which, who);
 }
 
+/* Fields 18 (priority) and 19 (nice) of /proc/self/stat. */
+static int stat_prio(long *prio_out, long *nice_out)
+{
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    p += 2; /* field 3 */
+    for (int field = 3; field < 18; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return -1;
+        p++;
+    }
+    return sscanf(p, "%ld %ld", prio_out, nice_out) == 2 ? 0 : -1;
+}
+
 static void as_root(void *arg)
 {
     (void)arg;
@@ -29,6 +54,10 @@ static void as_root(void *arg)
     CHECK_EQ(prio(PRIO_PROCESS, 0), 5);
     CHECK_EQ(prio(PRIO_PROCESS, getpid()), 5);
     CHECK_EQ(raw_getpriority(PRIO_PROCESS, 0), 15);
+    long sp = -1, sn = -1;
+    CHECK_OK(stat_prio(&sp, &sn));
+    CHECK_EQ(sp, 25);
+    CHECK_EQ(sn, 5);
     /* nice() adds and returns the new value; out-of-range values are clamped. */
     errno = 0;
     CHECK_EQ(nice(2), 7);

@@ -62,6 +62,22 @@ impl Credentials {
         }
     }
 
+    /// The capability sets after `execve` of a file without file capabilities or
+    /// set-ID bits (`cap_bprm_creds_from_file`): root (real or effective uid 0) gets
+    /// back every capability of the bounding set (all of them: it cannot be reduced
+    /// here) plus its inheritable ones, effective only for an effective uid 0; anyone
+    /// else keeps none (no ambient set). `PR_SET_KEEPCAPS` does not survive exec.
+    pub fn exec_transform(&mut self) {
+        if self.ruid == 0 || self.euid == 0 {
+            self.cap_permitted = CAP_FULL;
+            self.cap_effective = if self.euid == 0 { CAP_FULL } else { 0 };
+        } else {
+            self.cap_permitted = 0;
+            self.cap_effective = 0;
+        }
+        self.keep_caps = false;
+    }
+
     /// `capable(cap)`: is `cap` in the effective set?
     pub fn has_cap(&self, cap: u32) -> bool {
         cap <= CAP_LAST_CAP && self.cap_effective & (1u64 << cap) != 0

@@ -271,6 +271,7 @@ impl Task {
         self.files = Arc::new(Mutex::new(table));
         self.files().close_on_exec();
         self.tg.state().did_exec = true;
+        self.creds.exec_transform();
         self.publish_proc();
         self.shared.finish_vfork();
     }

@@ -220,25 +220,7 @@ fn write_from(
 /// clears its set-user-ID bit, and its set-group-ID bit when group-execute is set or the
 /// writer is not in the file's group (`setattr_should_drop_suidgid`).
 pub(super) fn remove_privs(task: &Task, p: &VfsPath) -> Result<()> {
-    let mode = p.inode().mode();
-    if mode & libc::S_IFMT != libc::S_IFREG || mode & (libc::S_ISUID | libc::S_ISGID) == 0 {
-        return Ok(());
-    }
-    let c = creds(task);
-    if c.has_cap(crate::kernel::creds::CAP_FSETID) {
-        return Ok(());
-    }
-    let st = p.inode().stat()?;
-    let old = st.mode & 0o7777;
-    let mut m = old & !libc::S_ISUID;
-    if m & libc::S_IXGRP != 0 || !c.in_group(st.gid) {
-        m &= !libc::S_ISGID;
-    }
-    if m != old {
-        p.inode().set_mode(m)?;
-        notify::path_event(p, notify::IN_ATTRIB);
-    }
-    Ok(())
+    crate::vfs::remove_privs(p, &creds(task))
 }
 
 /// A write that failed with EPIPE also sends SIGPIPE to the writing thread (pipe(7)).

@@ -31,7 +31,7 @@ pub use inode::{
     XATTR_SIZE_MAX,
 };
 pub use mount::{Mount, Vfs, VfsPath};
-pub use ops::{open_for_exec, ExecFile, OpenHow};
+pub use ops::{open_for_exec, remove_privs, ExecFile, OpenHow};
 pub use path::{Resolve, ResolveFlags, MAXSYMLINKS};
 pub use types::{dtype_of_mode, DirEntry, Stat, StatFs, Timespec};
 

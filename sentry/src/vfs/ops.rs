@@ -54,6 +54,30 @@ fn name_of(last: Last, otherwise: Errno) -> Result<Vec<u8>> {
     }
 }
 
+/// `file_remove_privs`: writing to or truncating a regular file without `CAP_FSETID`
+/// clears its set-user-ID bit, and its set-group-ID bit when group-execute is set or the
+/// writer is not in the file's group (`setattr_should_drop_suidgid`).
+pub fn remove_privs(p: &VfsPath, creds: &Creds) -> Result<()> {
+    let mode = p.inode().mode();
+    if mode & libc::S_IFMT != libc::S_IFREG || mode & (libc::S_ISUID | libc::S_ISGID) == 0 {
+        return Ok(());
+    }
+    if creds.has_cap(crate::kernel::creds::CAP_FSETID) {
+        return Ok(());
+    }
+    let st = p.inode().stat()?;
+    let old = st.mode & 0o7777;
+    let mut m = old & !libc::S_ISUID;
+    if m & libc::S_IXGRP != 0 || !creds.in_group(st.gid) {
+        m &= !libc::S_ISGID;
+    }
+    if m != old {
+        p.inode().set_mode(m)?;
+        notify::path_event(p, notify::IN_ATTRIB);
+    }
+    Ok(())
+}
+
 /// Whether a `RENAME_EXCHANGE` moves the directory `new` to the other parent.
 fn exchange_dir(new: &Option<VfsPath>, flags: u32) -> bool {
     flags & RENAME_EXCHANGE != 0 && new.as_ref().is_some_and(|n| n.inode().is_dir())
@@ -214,6 +238,7 @@ impl FsContext {
             check_writable_mount(target)?;
         }
         if has(flags, libc::O_TRUNC) && st.is_reg() && !created {
+            remove_privs(target, creds)?;
             inode.truncate(0)?;
             notify::path_event(target, notify::IN_MODIFY);
         }

@@ -727,6 +727,8 @@ struct Snap {
     blocked: u64,
     ignored: u64,
     caught: u64,
+    /// The thread's nice value (`setpriority`).
+    nice: i32,
     view: ProcView,
     vm: VmStats,
 }
@@ -811,6 +813,9 @@ fn snap(t: Target) -> Result<Snap> {
         blocked,
         ignored,
         caught,
+        nice: th
+            .as_ref()
+            .map_or(0, |x| x.nice.load(std::sync::atomic::Ordering::Relaxed)),
         view,
         vm,
     })
@@ -846,8 +851,9 @@ fn stat(t: Target) -> Result<Vec<u8>> {
         "0".into(),
         s.cutime.to_string(),
         "0".into(),
-        "20".into(),
-        "0".into(),
+        // priority and nice: a normal task's priority is 20 + nice.
+        (20 + s.nice).to_string(),
+        s.nice.to_string(),
         s.threads.to_string(),
         "0".into(),
         s.start.to_string(),
