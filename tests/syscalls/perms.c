@@ -231,6 +231,58 @@ static void as_u2(void *arg)
     CHECK_ERRNO(chown(tmp_path("owner"), -1, U2), EPERM);
 }
 
+/* ---- signals: same user or CAP_KILL ---- */
+
+static void signals_as_user(void *arg)
+{
+    (void)arg;
+    pid_t root_parent = getppid();
+    become(U2, U2, 0);
+    CHECK_ERRNO(kill(root_parent, 0), EPERM);
+    CHECK_ERRNO(kill(root_parent, SIGUSR1), EPERM);
+    /* SIGCONT may go to any process of the same session. */
+    CHECK_OK(kill(root_parent, SIGCONT));
+    CHECK_OK(kill(getpid(), 0));
+    /* A process of the same user may be signalled. */
+    pid_t child = spawn_pauser();
+    CHECK_OK(kill(child, 0));
+    CHECK_OK(kill(child, SIGKILL));
+    CHECK(wait_status(child, 0) != -1);
+}
+
+/* Root without CAP_KILL may not signal another user's process. */
+static void root_without_kill(void *arg)
+{
+    (void)arg;
+    int ready[2];
+    CHECK_OK(pipe(ready));
+    fflush(stdout);
+    pid_t other = fork();
+    if (other == 0) {
+        become(U2, U2, 0);
+        write(ready[1], "r", 1);
+        for (;;)
+            pause();
+    }
+    char c;
+    CHECK_EQ(read(ready[0], &c, 1), 1);
+    pid_t tester = fork();
+    if (tester == 0) {
+        struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct d[2];
+        int ok = syscall(SYS_capget, &h, d) == 0;
+        d[0].effective &= ~(1u << CAP_KILL);
+        d[0].permitted &= ~(1u << CAP_KILL);
+        ok &= syscall(SYS_capset, &h, d) == 0;
+        ok &= kill(other, 0) == -1 && errno == EPERM;
+        ok &= kill(other, SIGTERM) == -1 && errno == EPERM;
+        _exit(ok ? 0 : 1);
+    }
+    CHECK_EXITED(wait_status(tester, 0), 0);
+    CHECK_OK(kill(other, SIGKILL));
+    CHECK(wait_status(other, 0) != -1);
+}
+
 /* ---- root that dropped its file capabilities ---- */
 
 static int drop_caps(unsigned keep)
@@ -388,5 +440,7 @@ int main(int argc, char **argv)
     CHECK_EXITED(run_in_child(root_with_override, NULL), 0);
     CHECK_EXITED(run_in_child(root_ids, NULL), 0);
     CHECK_EXITED(run_in_child(caps_across_exec, NULL), 0);
+    CHECK_EXITED(run_in_child(signals_as_user, NULL), 0);
+    CHECK_EXITED(run_in_child(root_without_kill, NULL), 0);
     return check_done();
 }

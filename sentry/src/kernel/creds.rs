@@ -45,12 +45,6 @@ impl Credentials {
         }
     }
 
-    /// Privileged for id changes (`CAP_SETUID`/`CAP_SETGID`): root in the sandbox until
-    /// capability sets arrive with the OCI runtime.
-    pub fn is_privileged(&self) -> bool {
-        self.euid == 0
-    }
-
     /// What file permission checks use: the filesystem ids, the groups and the
     /// effective capabilities.
     pub fn fs_creds(&self) -> crate::vfs::Creds {
@@ -124,7 +118,11 @@ pub const CAP_FSETID: u32 = 4;
 pub const CAP_SETGID: u32 = 6;
 pub const CAP_SETUID: u32 = 7;
 pub const CAP_LINUX_IMMUTABLE: u32 = 9;
+pub const CAP_KILL: u32 = 5;
+pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_SYS_NICE: u32 = 23;
+pub const CAP_SYS_RESOURCE: u32 = 24;
+pub const CAP_WAKE_ALARM: u32 = 35;
 pub const CAP_MKNOD: u32 = 27;
 pub const CAP_MAC_OVERRIDE: u32 = 32;
 

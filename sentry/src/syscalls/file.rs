@@ -603,7 +603,10 @@ pub fn sys_fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> Result<u64> {
             }
             // The argument is an unsigned int; CAP_SYS_RESOURCE may pass pipe-max-size.
             let size = u64::from(arg as u32);
-            Ok(pipe.set_size(size, task.creds.is_privileged())? as u64)
+            Ok(pipe.set_size(
+                size,
+                task.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE),
+            )? as u64)
         }
         // file seals: tmpfs files only (memfds, and tmpfs files sealed from the start)
         libc::F_ADD_SEALS | libc::F_GET_SEALS => {

@@ -237,7 +237,7 @@ pub fn sys_uname(task: &mut Task, buf: UserAddr) -> Result<u64> {
 const UTS_NAME_MAX: usize = 64;
 
 fn set_uts_name(task: &mut Task, name: UserAddr, len: usize, domain: bool) -> Result<u64> {
-    if !task.creds.is_privileged() {
+    if !task.creds.has_cap(crate::kernel::creds::CAP_SYS_ADMIN) {
         return_errno!(EPERM);
     }
     if len > UTS_NAME_MAX {
@@ -366,7 +366,7 @@ pub fn sys_prlimit64(
         if n.cur > n.max {
             return_errno!(EINVAL);
         }
-        if n.max > cur.1 && !task.creds.is_privileged() {
+        if n.max > cur.1 && !task.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE) {
             return_errno!(EPERM);
         }
         if resource == libc::RLIMIT_NOFILE && n.max > NR_OPEN {

@@ -188,7 +188,11 @@ fn entries(base: &Builder, t: Target, with_task: bool) -> Entries {
                     let mut st = g.state();
                     // Lowering it takes CAP_SYS_RESOURCE.
                     let (_, me) = caller()?;
-                    if v < st.oom_score_adj && lock(&me.proc).creds.euid != 0 {
+                    if v < st.oom_score_adj
+                        && !lock(&me.proc)
+                            .creds
+                            .has_cap(crate::kernel::creds::CAP_SYS_RESOURCE)
+                    {
                         return_errno!(EACCES);
                     }
                     st.oom_score_adj = v;
