@@ -373,6 +373,9 @@ static void root_ids(void *arg)
     CHECK_ERRNO(access(tmp_path("owner"), R_OK), EACCES);
     CHECK_OK(faccessat(AT_FDCWD, tmp_path("owner"), R_OK, AT_EACCESS));
     CHECK_OK(access(tmp_path("owner_denied"), R_OK));
+    /* The walk too: U2 may not search U1's directory, the effective root may. */
+    CHECK_ERRNO(access(tmp_path("u1dir/f"), F_OK), EACCES);
+    CHECK_OK(faccessat(AT_FDCWD, tmp_path("u1dir/f"), F_OK, AT_EACCESS));
 }
 
 /* Exec'd as `perms caps`: exits 0 if every file capability is effective, 1 if the

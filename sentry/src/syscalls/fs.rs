@@ -432,17 +432,8 @@ pub fn sys_faccessat2(
     }
     let path = read_path(task, path)?;
     let ctx = fs_ctx(task);
-    let target = resolve_at(task, &ctx, dirfd, &path, flags)?;
-    let st = target.stat()?;
-    if mode & libc::W_OK != 0 {
-        if let Target::Path(p) = &target {
-            if p.mount.is_read_only() && (st.is_reg() || st.is_dir() || st.is_symlink()) {
-                return_errno!(EROFS);
-            }
-        }
-    }
-    // access_override_creds: without AT_EACCESS the real ids decide, with root's
-    // permitted capabilities for a real uid 0 and none otherwise.
+    // access_override_creds: without AT_EACCESS the real ids decide, for the walk too,
+    // with root's permitted capabilities for a real uid 0 and none otherwise.
     let mut c = creds(task);
     if flags & libc::AT_EACCESS == 0 {
         let real = &task.creds;
@@ -453,6 +444,15 @@ pub fn sys_faccessat2(
         } else {
             0
         };
+    }
+    let target = crate::vfs::with_creds(c.clone(), || resolve_at(task, &ctx, dirfd, &path, flags))?;
+    let st = target.stat()?;
+    if mode & libc::W_OK != 0 {
+        if let Target::Path(p) = &target {
+            if p.mount.is_read_only() && (st.is_reg() || st.is_dir() || st.is_symlink()) {
+                return_errno!(EROFS);
+            }
+        }
     }
     // R_OK/W_OK/X_OK have the values of MAY_READ/MAY_WRITE/MAY_EXEC.
     check_permission(&st, &c, mode as u32)?;

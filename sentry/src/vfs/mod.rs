@@ -32,7 +32,7 @@ pub use inode::{
 };
 pub use mount::{Mount, Vfs, VfsPath};
 pub use ops::{open_for_exec, remove_privs, ExecFile, OpenHow};
-pub use path::{Resolve, ResolveFlags, MAXSYMLINKS};
+pub use path::{with_creds, Resolve, ResolveFlags, MAXSYMLINKS};
 pub use types::{dtype_of_mode, DirEntry, Stat, StatFs, Timespec};
 
 /// A process's filesystem context: root, working directory, umask (`CLONE_FS` shares it).

@@ -43,9 +43,26 @@ pub struct Resolve<'a> {
     creds: Option<Creds>,
 }
 
+thread_local! {
+    /// Credentials that replace the task's for the walks `with_creds` runs.
+    static OVERRIDE: std::cell::RefCell<Option<Creds>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with its path walks checked against `creds` rather than the task's own
+/// (Linux's `override_creds`, which `access(2)` uses for the real ids).
+pub fn with_creds<T>(creds: Creds, f: impl FnOnce() -> T) -> T {
+    let old = OVERRIDE.with(|o| o.replace(Some(creds)));
+    let r = f();
+    OVERRIDE.with(|o| *o.borrow_mut() = old);
+    r
+}
+
 /// The filesystem credentials of the task this host thread runs, as it last published
 /// them (it does after every syscall that changes them).
 fn caller_creds() -> Option<Creds> {
+    if let Some(c) = OVERRIDE.with(|o| o.borrow().clone()) {
+        return Some(c);
+    }
     let (_, t) = crate::kernel::task::current()?;
     let view = t.proc.lock().unwrap_or_else(|e| e.into_inner());
     Some(view.creds.fs_creds())
