@@ -201,7 +201,7 @@ syscall_table! {
     154 MODIFY_LDT modify_ldt(func: Int, ptr: Ptr, bytecount: ULong) -> Int, Unimplemented "";
     155 PIVOT_ROOT pivot_root(new_root: Path, put_old: Path) -> Int, Unimplemented "";
     156 _SYSCTL _sysctl(args: Struct("__sysctl_args")) -> Int, Unimplemented "";
-    157 PRCTL prctl(option: Flags(&f::PRCTL_OPTION), arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Partial "names, pdeath signal, dumpable, no_new_privs, subreaper, capability probes";
+    157 PRCTL prctl(option: Flags(&f::PRCTL_OPTION), arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Partial "names, pdeath signal, dumpable, no_new_privs, subreaper, keepcaps, capability bounding set; no ambient set";
     158 ARCH_PRCTL arch_prctl(code: Flags(&f::ARCH_PRCTL_CODE), addr: Hex) -> Int, Implemented "";
     159 ADJTIMEX adjtimex(buf: Struct("timex")) -> Int, Unimplemented "";
     160 SETRLIMIT setrlimit(resource: Flags(&f::RLIMIT), rlim: Struct("rlimit")) -> Int, Implemented "";

@@ -231,6 +231,32 @@ static void as_u2(void *arg)
     CHECK_ERRNO(chown(tmp_path("owner"), -1, U2), EPERM);
 }
 
+static int exec_report(void);
+
+/* The bounding set limits what execve gives root back. */
+static void bounding_set(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(prctl(PR_CAPBSET_READ, CAP_DAC_OVERRIDE, 0, 0, 0), 1);
+    CHECK_ERRNO(prctl(PR_CAPBSET_READ, 1000, 0, 0, 0), EINVAL);
+    CHECK_OK(prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0));
+    CHECK_EQ(prctl(PR_CAPBSET_READ, CAP_DAC_OVERRIDE, 0, 0, 0), 0);
+    /* Still effective until exec; gone after it. */
+    CHECK_OK(opens("u1dir/f", O_RDWR));
+    CHECK_EQ(exec_report(), 2);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "perms", "open", tmp_path("u1dir/f"), (char *)NULL);
+        _exit(4);
+    }
+    int st = wait_status(pid, 0);
+    CHECK_EXITED(st, 1);
+    /* Dropping needs CAP_SETPCAP. */
+    CHECK_OK(setresuid(U1, U1, U1));
+    CHECK_ERRNO(prctl(PR_CAPBSET_DROP, CAP_CHOWN, 0, 0, 0), EPERM);
+}
+
 /* ---- signals: same user or CAP_KILL ---- */
 
 static void signals_as_user(void *arg)
@@ -430,6 +456,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "caps") == 0)
         return report_caps();
+    if (argc > 2 && strcmp(argv[1], "open") == 0)
+        return open(argv[2], O_RDWR) >= 0 ? 0 : 1;
     check_tmpdir("perms");
     /* The scratch directory must be searchable by the test users. */
     CHECK_OK(chmod(check_tmpdir_path, 0755));
@@ -444,6 +472,7 @@ int main(int argc, char **argv)
     CHECK_EXITED(run_in_child(root_ids, NULL), 0);
     CHECK_EXITED(run_in_child(caps_across_exec, NULL), 0);
     CHECK_EXITED(run_in_child(signals_as_user, NULL), 0);
+    CHECK_EXITED(run_in_child(bounding_set, NULL), 0);
     CHECK_EXITED(run_in_child(root_without_kill, NULL), 0);
     return check_done();
 }

@@ -15,6 +15,8 @@ pub struct Credentials {
     pub cap_effective: u64,
     pub cap_permitted: u64,
     pub cap_inheritable: u64,
+    /// The bounding set: what execve may grant (`PR_CAPBSET_DROP` shrinks it).
+    pub cap_bounding: u64,
     /// `PR_SET_KEEPCAPS`: leaving uid 0 keeps the permitted set.
     pub keep_caps: bool,
 }
@@ -41,6 +43,7 @@ impl Credentials {
             cap_effective: if uid == 0 { CAP_FULL } else { 0 },
             cap_permitted: if uid == 0 { CAP_FULL } else { 0 },
             cap_inheritable: 0,
+            cap_bounding: CAP_FULL,
             keep_caps: false,
         }
     }
@@ -58,13 +61,17 @@ impl Credentials {
 
     /// The capability sets after `execve` of a file without file capabilities or
     /// set-ID bits (`cap_bprm_creds_from_file`): root (real or effective uid 0) gets
-    /// back every capability of the bounding set (all of them: it cannot be reduced
-    /// here) plus its inheritable ones, effective only for an effective uid 0; anyone
-    /// else keeps none (no ambient set). `PR_SET_KEEPCAPS` does not survive exec.
+    /// the bounding set plus its inheritable capabilities, effective only for an
+    /// effective uid 0; anyone else keeps none (no ambient set). `PR_SET_KEEPCAPS`
+    /// does not survive exec.
     pub fn exec_transform(&mut self) {
         if self.ruid == 0 || self.euid == 0 {
-            self.cap_permitted = CAP_FULL;
-            self.cap_effective = if self.euid == 0 { CAP_FULL } else { 0 };
+            self.cap_permitted = self.cap_bounding | self.cap_inheritable;
+            self.cap_effective = if self.euid == 0 {
+                self.cap_permitted
+            } else {
+                0
+            };
         } else {
             self.cap_permitted = 0;
             self.cap_effective = 0;
@@ -117,6 +124,7 @@ pub const CAP_FOWNER: u32 = 3;
 pub const CAP_FSETID: u32 = 4;
 pub const CAP_SETGID: u32 = 6;
 pub const CAP_SETUID: u32 = 7;
+pub const CAP_SETPCAP: u32 = 8;
 pub const CAP_LINUX_IMMUTABLE: u32 = 9;
 pub const CAP_KILL: u32 = 5;
 pub const CAP_SYS_ADMIN: u32 = 21;

@@ -463,10 +463,20 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
         }
         libc::PR_GET_SECCOMP => Ok(0),
         libc::PR_CAPBSET_READ => {
-            if arg2 > 40 {
+            if arg2 > u64::from(crate::kernel::creds::CAP_LAST_CAP) {
                 return_errno!(EINVAL);
             }
-            Ok(1)
+            Ok((task.creds.cap_bounding >> arg2) & 1)
+        }
+        libc::PR_CAPBSET_DROP => {
+            if arg2 > u64::from(crate::kernel::creds::CAP_LAST_CAP) {
+                return_errno!(EINVAL);
+            }
+            if !task.creds.has_cap(crate::kernel::creds::CAP_SETPCAP) {
+                return_errno!(EPERM);
+            }
+            task.creds.cap_bounding &= !(1u64 << arg2);
+            Ok(0)
         }
         libc::PR_GET_KEEPCAPS => Ok(u64::from(task.creds.keep_caps)),
         libc::PR_SET_KEEPCAPS => {
@@ -556,7 +566,18 @@ pub fn sys_capset(task: &mut Task, hdr: UserAddr, data: UserAddr) -> Result<u64>
     }
     let (e, p, i) = (e & CAP_FULL, p & CAP_FULL, i & CAP_FULL);
     let c = &task.creds;
-    if p & !c.cap_permitted != 0 || e & !p != 0 || i & !(c.cap_inheritable | c.cap_permitted) != 0 {
+    // cap_capset: without CAP_SETPCAP the inheritable set may only gain permitted
+    // capabilities; never any outside the bounding set.
+    let inh_limit = if c.has_cap(crate::kernel::creds::CAP_SETPCAP) {
+        CAP_FULL
+    } else {
+        c.cap_inheritable | c.cap_permitted
+    };
+    if p & !c.cap_permitted != 0
+        || e & !p != 0
+        || i & !inh_limit != 0
+        || i & !(c.cap_inheritable | c.cap_bounding) != 0
+    {
         return_errno!(EPERM);
     }
     let c = &mut task.creds;

@@ -996,7 +996,7 @@ fn status(t: Target) -> Result<Vec<u8>> {
     let _ = writeln!(o, "CapInh:\t{:016x}", c.cap_inheritable);
     let _ = writeln!(o, "CapPrm:\t{:016x}", c.cap_permitted);
     let _ = writeln!(o, "CapEff:\t{:016x}", c.cap_effective);
-    let _ = writeln!(o, "CapBnd:\t{:016x}", crate::kernel::creds::CAP_FULL);
+    let _ = writeln!(o, "CapBnd:\t{:016x}", c.cap_bounding);
     let _ = writeln!(o, "CapAmb:\t{:016x}", 0);
     let _ = writeln!(o, "NoNewPrivs:\t0");
     let _ = writeln!(o, "Seccomp:\t0");
