@@ -143,3 +143,39 @@ pub const CAP_FS_MASK: u64 = (1 << CAP_CHOWN)
     | (1 << CAP_LINUX_IMMUTABLE)
     | (1 << CAP_MKNOD)
     | (1 << CAP_MAC_OVERRIDE);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_follow_uid_changes_and_exec() {
+        let mut c = Credentials::new(0, 0);
+        // The filesystem uid leaving 0 takes only the filesystem capabilities.
+        c.set_uids(0, 0, 0, 1000, false);
+        assert_eq!(c.cap_effective, CAP_FULL & !CAP_FS_MASK);
+        c.set_uids(0, 0, 0, 0, false);
+        assert_eq!(c.cap_effective, CAP_FULL);
+        // The effective uid leaving 0 empties the effective set; coming back refills it.
+        c.set_uids(0, 1000, 0, 1000, false);
+        assert_eq!((c.cap_effective, c.cap_permitted), (0, CAP_FULL));
+        c.set_uids(0, 0, 0, 0, false);
+        assert_eq!(c.cap_effective, CAP_FULL);
+        // Leaving 0 everywhere drops everything, unless PR_SET_KEEPCAPS.
+        let mut kept = c.clone();
+        c.set_uids(1000, 1000, 1000, 1000, false);
+        assert_eq!((c.cap_effective, c.cap_permitted), (0, 0));
+        kept.set_uids(1000, 1000, 1000, 1000, true);
+        assert_eq!((kept.cap_effective, kept.cap_permitted), (0, CAP_FULL));
+        // execve: a user keeps nothing; root gets the bounding set back.
+        kept.exec_transform();
+        assert_eq!(kept.cap_permitted, 0);
+        let mut root = Credentials::new(0, 0);
+        root.cap_effective = 0;
+        root.cap_permitted = 0;
+        root.cap_bounding = CAP_FULL & !(1 << CAP_CHOWN);
+        root.exec_transform();
+        assert_eq!(root.cap_effective, CAP_FULL & !(1 << CAP_CHOWN));
+        assert!(!root.has_cap(CAP_CHOWN) && root.has_cap(CAP_FOWNER));
+    }
+}

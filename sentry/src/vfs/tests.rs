@@ -509,3 +509,65 @@ fn dirent_packing() {
         Errno::EOVERFLOW
     );
 }
+
+#[test]
+fn permission_classes_and_capabilities() {
+    use crate::kernel::creds::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
+    let st = |mode: u32, uid: u32, gid: u32| Stat {
+        mode,
+        uid,
+        gid,
+        ..Stat::default()
+    };
+    let user = |uid: u32, groups: Vec<u32>, caps: u64| Creds {
+        uid,
+        gid: uid,
+        groups,
+        caps,
+    };
+    let file = st(libc::S_IFREG | 0o077, 1000, 50);
+    // The owner gets the owner bits only, however generous the others are.
+    assert_eq!(
+        err(check_permission(&file, &user(1000, vec![], 0), MAY_READ)),
+        Errno::EACCES
+    );
+    // A supplementary group counts as the group.
+    assert!(check_permission(&file, &user(7, vec![50], 0), MAY_READ | MAY_WRITE).is_ok());
+    // Capabilities: read-search reads files and searches directories but writes
+    // nothing; override writes anything but executes no file without an x bit.
+    let private = st(libc::S_IFREG | 0o600, 1000, 1000);
+    let dir = st(libc::S_IFDIR | 0o700, 1000, 1000);
+    let rs = user(0, vec![], 1 << CAP_DAC_READ_SEARCH);
+    assert!(check_permission(&private, &rs, MAY_READ).is_ok());
+    assert_eq!(
+        err(check_permission(&private, &rs, MAY_WRITE)),
+        Errno::EACCES
+    );
+    assert!(check_permission(&dir, &rs, MAY_READ | MAY_EXEC).is_ok());
+    assert_eq!(
+        err(check_permission(&dir, &rs, MAY_WRITE | MAY_EXEC)),
+        Errno::EACCES
+    );
+    let ov = user(0, vec![], 1 << CAP_DAC_OVERRIDE);
+    assert!(check_permission(&private, &ov, MAY_READ | MAY_WRITE).is_ok());
+    assert!(check_permission(&dir, &ov, MAY_WRITE | MAY_EXEC).is_ok());
+    assert_eq!(
+        err(check_permission(&private, &ov, MAY_EXEC)),
+        Errno::EACCES
+    );
+    // Root without capabilities is nobody special.
+    assert_eq!(
+        err(check_permission(&private, &user(0, vec![], 0), MAY_READ)),
+        Errno::EACCES
+    );
+    // Sticky directories: the file's owner, the directory's owner, or CAP_FOWNER.
+    let sticky = st(libc::S_IFDIR | 0o1777, 1, 1);
+    let theirs = st(libc::S_IFREG | 0o666, 2, 2);
+    assert_eq!(
+        err(super::check_sticky(&sticky, &theirs, &user(3, vec![], 0))),
+        Errno::EPERM
+    );
+    assert!(super::check_sticky(&sticky, &theirs, &user(2, vec![], 0)).is_ok());
+    assert!(super::check_sticky(&sticky, &theirs, &user(1, vec![], 0)).is_ok());
+    assert!(super::check_sticky(&sticky, &theirs, &user(3, vec![], 1 << CAP_FOWNER)).is_ok());
+}
