@@ -10,7 +10,9 @@
 #include <linux/capability.h>
 #include <sys/fsuid.h>
 #include <grp.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
+#include <sys/statvfs.h>
 
 #define U1 1001 /* owner of most files; also in group G */
 #define U2 1002 /* a stranger */
@@ -257,6 +259,56 @@ static void bounding_set(void *arg)
     CHECK_ERRNO(prctl(PR_CAPBSET_DROP, CAP_CHOWN, 0, 0, 0), EPERM);
 }
 
+/* Exec'd as `perms ids`: one bit per fact about the ids it runs with. */
+static int report_ids(void)
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2] = { 0 };
+    syscall(SYS_capget, &h, d);
+    uid_t r, e, sv;
+    getresuid(&r, &e, &sv);
+    return (e == 0) | (r == U1) << 1 | (getegid() == G) << 2 | (getauxval(AT_SECURE) == 1) << 3 |
+           !!(d[0].effective & (1u << CAP_DAC_OVERRIDE)) << 4 | (sv == 0) << 5;
+}
+
+/* A set-user-ID root, set-group-ID G program run by U1 gets euid 0 (and root's
+ * capabilities), egid G, the saved uid 0 and AT_SECURE; with PR_SET_NO_NEW_PRIVS,
+ * none of it. (On a nosuid mount, nowhere: the expectation follows the mount.) */
+static void setid_exec(void *arg)
+{
+    (void)arg;
+    char path[128];
+    snprintf(path, sizeof path, "/var/tmp/carapace-perms-suid-%d", (int)getpid());
+    int in = CHECK_OK(open("/proc/self/exe", O_RDONLY));
+    int out = CHECK_OK(open(path, O_WRONLY | O_CREAT | O_TRUNC, 0700));
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, n) != n)
+            break;
+    close(in);
+    close(out);
+    CHECK_OK(chown(path, 0, G));
+    CHECK_OK(chmod(path, 06755));
+    struct statvfs sv;
+    CHECK_OK(statvfs(path, &sv));
+    int honored = !(sv.f_flag & ST_NOSUID);
+    for (int nnp = 0; nnp < 2; nnp++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            become(U1, U1, 0);
+            if (nnp)
+                prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            execl(path, "perms", "ids", (char *)NULL);
+            _exit(99);
+        }
+        int st = wait_status(pid, 0);
+        CHECK_EXITED(st, honored && !nnp ? 63 : 2);
+    }
+    unlink(path);
+}
+
 /* ---- signals: same user or CAP_KILL ---- */
 
 static void signals_as_user(void *arg)
@@ -456,6 +508,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "caps") == 0)
         return report_caps();
+    if (argc > 1 && strcmp(argv[1], "ids") == 0)
+        return report_ids();
     if (argc > 2 && strcmp(argv[1], "open") == 0)
         return open(argv[2], O_RDWR) >= 0 ? 0 : 1;
     check_tmpdir("perms");
@@ -473,6 +527,7 @@ int main(int argc, char **argv)
     CHECK_EXITED(run_in_child(caps_across_exec, NULL), 0);
     CHECK_EXITED(run_in_child(signals_as_user, NULL), 0);
     CHECK_EXITED(run_in_child(bounding_set, NULL), 0);
+    CHECK_EXITED(run_in_child(setid_exec, NULL), 0);
     CHECK_EXITED(run_in_child(root_without_kill, NULL), 0);
     return check_done();
 }

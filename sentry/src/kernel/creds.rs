@@ -59,6 +59,24 @@ impl Credentials {
         }
     }
 
+    /// The ids after `execve` of a program with set-user-ID (`setuid`: the file's
+    /// owner) and/or set-group-ID (`setgid`: the file's group) bits: the effective id
+    /// becomes the file's, and the saved and filesystem ids follow the effective ones
+    /// (`bprm_fill_uid`, `cap_bprm_creds_from_file`). The capability sets follow in
+    /// [`Credentials::exec_transform`].
+    pub fn exec_set_ids(&mut self, setuid: Option<u32>, setgid: Option<u32>) {
+        if let Some(u) = setuid {
+            self.euid = u;
+        }
+        if let Some(g) = setgid {
+            self.egid = g;
+        }
+        self.suid = self.euid;
+        self.fsuid = self.euid;
+        self.sgid = self.egid;
+        self.fsgid = self.egid;
+    }
+
     /// The capability sets after `execve` of a file without file capabilities or
     /// set-ID bits (`cap_bprm_creds_from_file`): root (real or effective uid 0) gets
     /// the bounding set plus its inheritable capabilities, effective only for an
