@@ -103,10 +103,10 @@ syscall_table! {
     56 CLONE clone(flags: Flags(&f::CLONE), stack: Ptr, parent_tid: Ptr, child_tid: Ptr, tls: Ptr) -> Pid, Partial "processes and threads; namespaces, pidfds and cgroups are EINVAL";
     57 FORK fork() -> Pid, Implemented "";
     58 VFORK vfork() -> Pid, Implemented "";
-    59 EXECVE execve(pathname: Path, argv: StrArray, envp: EnvArray) -> Int, Implemented "";
+    59 EXECVE execve(pathname: Path, argv: StrArray, envp: EnvArray) -> Int, Partial "set-ID programs honoured on every mount (nosuid is not tracked); no file capabilities";
     60 EXIT exit(status: Int) -> NoReturn, Implemented "";
     61 WAIT4 wait4(pid: Pid, wstatus: Ptr, options: Flags(&f::WAIT), rusage: Struct("rusage")) -> Pid, Partial "rusage is zeroed";
-    62 KILL kill(pid: Pid, sig: Signal) -> Int, Partial "no per-process permission checks yet";
+    62 KILL kill(pid: Pid, sig: Signal) -> Int, Implemented "";
     63 UNAME uname(buf: Struct("utsname")) -> Int, Implemented "";
     64 SEMGET semget(key: Hex, nsems: Int, semflg: Hex) -> Int, Unimplemented "";
     65 SEMOP semop(semid: Int, sops: Struct("sembuf"), nsops: Size) -> Int, Unimplemented "";
@@ -170,7 +170,7 @@ syscall_table! {
     123 SETFSGID setfsgid(fsgid: Gid) -> Int, Implemented "";
     124 GETSID getsid(pid: Pid) -> Pid, Implemented "";
     125 CAPGET capget(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets";
-    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; capabilities are not yet enforced by permission checks";
+    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; no ambient set";
     127 RT_SIGPENDING rt_sigpending(set: Struct("sigset_t"), sigsetsize: Size) -> Int, Implemented "";
     128 RT_SIGTIMEDWAIT rt_sigtimedwait(set: Struct("sigset_t"), info: Struct("siginfo_t"), timeout: Struct("timespec"), sigsetsize: Size) -> Int, Implemented "";
     129 RT_SIGQUEUEINFO rt_sigqueueinfo(tgid: Pid, sig: Signal, info: Struct("siginfo_t")) -> Int, Implemented "";
