@@ -218,11 +218,7 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     let kernel = Arc::new(kernel);
     let mut creds = Credentials::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();
-    let vcreds = Creds {
-        uid: cfg.uid,
-        gid: cfg.gid,
-        groups: cfg.groups,
-    };
+    let vcreds: Creds = creds.fs_creds();
 
     let name = String::from_utf8_lossy(&argv0).into_owned();
     let path = find_program(&fs, &vcreds, &argv0, &cfg.envp).map_err(|e| match e.errno {
