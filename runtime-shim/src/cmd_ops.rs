@@ -208,6 +208,31 @@ pub fn wait(args: WaitArgs, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// `events`: runc's stats records from the container's cgroup, once with `--stats`, else
+/// every `--interval` seconds until the container stops.
+pub fn events(args: liboci_cli::Events, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    let c = Root::new(opts.root.clone()).load(&args.container_id)?;
+    let cg = crate::cgroups::Cgroup::load(&c.dir.join("cgroup"))
+        .with_context(|| format!("container {} has no cgroup", args.container_id))?;
+    loop {
+        if c.status() == Status::Stopped {
+            bail!("container {} is not running", args.container_id);
+        }
+        let record = serde_json::json!({
+            "type": "stats",
+            "id": args.container_id,
+            "data": cg.stats(),
+        });
+        println!("{record}");
+        if args.stats {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(u64::from(
+            args.interval.max(1),
+        )));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -269,6 +269,10 @@ pub fn destroy(dir: &Path, procs: &[HostProcess]) -> anyhow::Result<()> {
             bail!("process {} did not die after SIGKILL", p.pid);
         }
     }
+    // The sandbox's cgroup goes with it (its last stubs die with the sentry).
+    if let Some(cg) = crate::cgroups::Cgroup::load(&dir.join("cgroup")) {
+        cg.remove();
+    }
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
