@@ -26,9 +26,13 @@ pub struct Resources {
 
 impl Resources {
     pub fn from_spec(spec: &oci_spec::runtime::Spec) -> Resources {
-        let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
-            return Resources::default();
-        };
+        match spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            Some(r) => Resources::from_linux(r),
+            None => Resources::default(),
+        }
+    }
+
+    pub fn from_linux(r: &oci_spec::runtime::LinuxResources) -> Resources {
         let memory_limit = r.memory().as_ref().and_then(|m| m.limit());
         let cpu = r.cpu().as_ref();
         Resources {
@@ -159,6 +163,11 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Change the limits of a live cgroup (`update`).
+    pub fn update(&self, r: &Resources) -> anyhow::Result<()> {
+        self.create_and_limit(r)
+    }
+
     /// Move the calling process (and so every child it makes from now on) into the cgroup.
     pub fn join(&self) -> anyhow::Result<()> {
         for d in self.dirs() {
@@ -183,6 +192,10 @@ impl Cgroup {
     /// Kill what is left in it and remove it (best effort: a cgroup that is already gone
     /// is fine).
     pub fn remove(&self) {
+        // Frozen processes cannot die of SIGKILL until thawed.
+        if self.is_frozen() {
+            let _ = self.freeze(false);
+        }
         for _ in 0..100 {
             let pids = self.pids();
             if pids.is_empty() {
@@ -198,6 +211,41 @@ impl Cgroup {
         }
         for d in self.dirs() {
             let _ = std::fs::remove_dir(&d);
+        }
+    }
+
+    /// Freeze (`pause`) or thaw (`resume`) every process in the cgroup, waiting until the
+    /// kernel says it is done.
+    pub fn freeze(&self, frozen: bool) -> anyhow::Result<()> {
+        let (file, value, done) = if self.v2 {
+            ("cgroup.freeze", if frozen { "1" } else { "0" }, None)
+        } else {
+            let v = if frozen { "FROZEN" } else { "THAWED" };
+            ("freezer.state", v, Some(v))
+        };
+        let p = self.dir("freezer").join(file);
+        std::fs::write(&p, value).with_context(|| format!("cannot write {}", p.display()))?;
+        if let Some(want) = done {
+            // v1 goes through FREEZING; wait (bounded) for the final state.
+            for _ in 0..500 {
+                if std::fs::read_to_string(&p).is_ok_and(|s| s.trim() == want) {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            bail!("{} did not become {want}", p.display());
+        }
+        Ok(())
+    }
+
+    /// Whether the cgroup is frozen (`paused`).
+    pub fn is_frozen(&self) -> bool {
+        if self.v2 {
+            std::fs::read_to_string(self.dir("freezer").join("cgroup.freeze"))
+                .is_ok_and(|s| s.trim() == "1")
+        } else {
+            std::fs::read_to_string(self.dir("freezer").join("freezer.state"))
+                .is_ok_and(|s| s.trim() != "THAWED")
         }
     }
 

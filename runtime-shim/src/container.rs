@@ -170,6 +170,8 @@ pub fn check_id(id: &str) -> anyhow::Result<()> {
 pub enum Status {
     Created,
     Running,
+    /// Running, with its host processes frozen (`pause`).
+    Paused,
     Stopped,
 }
 
@@ -178,6 +180,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -221,6 +224,10 @@ impl Container {
         if !self.saved.pid.alive() {
             return Status::Stopped;
         }
+        // A frozen sentry cannot answer: ask the cgroup first.
+        if self.cgroup().is_some_and(|cg| cg.is_frozen()) {
+            return Status::Paused;
+        }
         match self.request(&Request::State) {
             Ok(Response::State {
                 phase: Phase::Created,
@@ -253,8 +260,17 @@ impl Container {
         }
     }
 
+    /// The container's cgroup, if `create` made one.
+    pub fn cgroup(&self) -> Option<crate::cgroups::Cgroup> {
+        crate::cgroups::Cgroup::load(&self.dir.join("cgroup"))
+    }
+
     /// Kill whatever host processes are left and remove the state directory.
     pub fn destroy(&self) -> anyhow::Result<()> {
+        // Frozen processes would not die of SIGKILL.
+        if let Some(cg) = self.cgroup().filter(|cg| cg.is_frozen()) {
+            cg.freeze(false)?;
+        }
         destroy(&self.dir, &[self.saved.pid, self.saved.gofer])
     }
 }

@@ -74,6 +74,12 @@ enum Command {
     Features(liboci_cli::Features),
     /// Show the container's resource usage (`--stats`: once; else every `--interval`).
     Events(liboci_cli::Events),
+    /// Freeze the container's processes.
+    Pause(liboci_cli::Pause),
+    /// Thaw a paused container.
+    Resume(liboci_cli::Resume),
+    /// Change a live container's resource limits.
+    Update(liboci_cli::Update),
     /// Wait for the container's init to exit and print its status.
     Wait(cmd_ops::WaitArgs),
     /// Run one command in a fresh sandbox whose root is the host's `/`, read-only.
@@ -254,6 +260,9 @@ fn main() -> ExitCode {
         Command::Spec(args) => (cmd_spec::spec(args), 1),
         Command::Features(_) => (cmd_spec::features(), 1),
         Command::Events(args) => (cmd_ops::events(args, &opts), 1),
+        Command::Pause(args) => (cmd_ops::pause(args, &opts), 1),
+        Command::Resume(args) => (cmd_ops::resume(args, &opts), 1),
+        Command::Update(args) => (cmd_ops::update(args, &opts), 1),
     };
     match result {
         Ok(code) => ExitCode::from(code),

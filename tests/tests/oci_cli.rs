@@ -541,6 +541,50 @@ fn resources_become_host_cgroups() {
     }
 }
 
+#[test]
+fn pause_resume_and_update() {
+    if !Path::new("/sys/fs/cgroup/freezer/cgroup.procs").exists()
+        && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    {
+        eprintln!("SKIPPED: no freezer cgroup at /sys/fs/cgroup");
+        return;
+    }
+    let f = Fixture::new();
+    // Counts while it runs: the count stands still while paused.
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; done",
+        ],
+        |_| {},
+    );
+    let (status, err) = f.create("pz", &[]);
+    assert!(status.success(), "create failed: {err}");
+    assert_eq!(f.carapace(&["start", "pz"]).code(), Some(0));
+    assert_eq!(f.carapace(&["pause", "pz"]).code(), Some(0));
+    assert_eq!(f.state("pz")["status"], "paused");
+    let again = f.carapace(&["pause", "pz"]);
+    assert_ne!(again.code(), Some(0), "{}", again.dump());
+    assert!(again.stderr.contains("already paused"), "{}", again.dump());
+    let del = f.carapace(&["delete", "pz"]);
+    assert_ne!(del.code(), Some(0), "{}", del.dump());
+    assert_eq!(f.carapace(&["resume", "pz"]).code(), Some(0));
+    assert_eq!(f.state("pz")["status"], "running");
+    let not = f.carapace(&["resume", "pz"]);
+    assert!(not.stderr.contains("not paused"), "{}", not.dump());
+    // update: new limits land in the cgroup.
+    let up = f.carapace(&["update", "--pids-limit", "99", "pz"]);
+    assert_eq!(up.code(), Some(0), "{}", up.dump());
+    let ev = f.carapace(&["events", "--stats", "pz"]);
+    let v: Value = serde_json::from_str(ev.stdout.trim()).expect("events JSON");
+    assert_eq!(v["data"]["pids"]["limit"], 99, "{v}");
+    // A paused container can still be killed and deleted.
+    assert_eq!(f.carapace(&["pause", "pz"]).code(), Some(0));
+    assert_eq!(f.carapace(&["delete", "--force", "pz"]).code(), Some(0));
+    f.assert_nothing_left("pz");
+}
+
 /// Run `create` expecting failure; the message must contain `needle` and nothing may be
 /// left behind.
 fn create_fails(f: &Fixture, id: &str, needle: &str) {
