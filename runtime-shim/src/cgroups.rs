@@ -14,6 +14,13 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The v1 controllers a container's cgroup is made in.
 const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer"];
 
+/// 32-bit FNV-1a: a short, stable name for a path.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// The limits of `linux.resources` that are applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
@@ -54,11 +61,16 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// The cgroup for container `id`; `spec_path` is `linux.cgroupsPath`.
-    pub fn for_container(id: &str, spec_path: Option<&str>) -> anyhow::Result<Cgroup> {
+    /// The cgroup for container `id` of the runtime root `root`; `spec_path` is
+    /// `linux.cgroupsPath`. Without one, the path is `/carapace/ID-HASH`, HASH naming the
+    /// runtime root: container ids are unique per root, cgroups are not.
+    pub fn for_container(id: &str, root: &Path, spec_path: Option<&str>) -> anyhow::Result<Cgroup> {
         let path = match spec_path {
             Some(p) if !p.is_empty() => p.to_string(),
-            _ => format!("/carapace/{id}"),
+            _ => format!(
+                "/carapace/{id}-{:08x}",
+                fnv1a(root.as_os_str().as_encoded_bytes())
+            ),
         };
         if path.split('/').any(|c| c == "..") {
             bail!("linux.cgroupsPath {path:?}: contains \"..\"");
@@ -75,7 +87,7 @@ impl Cgroup {
     /// Read back what [`Cgroup::save`] wrote.
     pub fn load(file: &Path) -> Option<Cgroup> {
         let path = std::fs::read_to_string(file).ok()?;
-        Cgroup::for_container("", Some(path.trim())).ok()
+        Cgroup::for_container("", Path::new("/"), Some(path.trim())).ok()
     }
 
     /// Remember the cgroup in `file` (in the container's state directory).

@@ -203,7 +203,7 @@ fn start_sandbox(
     let inherited = nix::unistd::dup(&gofer_end).context("dup for the gofer")?;
     drop(gofer_end);
     // The cgroup first: the gofer and boot join it before they start anything.
-    let cgroup = crate::cgroups::Cgroup::for_container(id, b.cgroups_path.as_deref())?;
+    let cgroup = crate::cgroups::Cgroup::for_container(id, &opts.root, b.cgroups_path.as_deref())?;
     cgroup.save(&dir.join("cgroup"))?;
     cgroup.create(&b.resources)?;
     let mut gofer = Command::new(&exe);
