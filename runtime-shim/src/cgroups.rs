@@ -245,6 +245,8 @@ impl Cgroup {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
+            // Half-frozen is the worst state to leave: thaw, and say so.
+            let _ = std::fs::write(&p, "THAWED");
             bail!("{} did not become {want}", p.display());
         }
         Ok(())
