@@ -123,15 +123,20 @@ impl Cgroup {
     }
 
     /// Make the cgroup and write the limits. On error, whatever was made is removed.
+    /// A cgroup that already holds processes (another container's) is refused and left
+    /// alone.
     pub fn create(&self, r: &Resources) -> anyhow::Result<()> {
-        let made = self.create_and_limit(r);
+        if !self.pids().is_empty() {
+            bail!("cgroup {} already holds processes of another container", self.path);
+        }
+        let made = self.write_limits(r);
         if made.is_err() {
             self.remove();
         }
         made
     }
 
-    fn create_and_limit(&self, r: &Resources) -> anyhow::Result<()> {
+    fn write_limits(&self, r: &Resources) -> anyhow::Result<()> {
         for d in self.dirs() {
             std::fs::create_dir_all(&d)
                 .with_context(|| format!("cannot create cgroup {}", d.display()))?;
@@ -177,7 +182,7 @@ impl Cgroup {
 
     /// Change the limits of a live cgroup (`update`).
     pub fn update(&self, r: &Resources) -> anyhow::Result<()> {
-        self.create_and_limit(r)
+        self.write_limits(r)
     }
 
     /// Move the calling process (and so every child it makes from now on) into the cgroup.
