@@ -127,7 +127,10 @@ impl Cgroup {
     /// alone.
     pub fn create(&self, r: &Resources) -> anyhow::Result<()> {
         if !self.pids().is_empty() {
-            bail!("cgroup {} already holds processes of another container", self.path);
+            bail!(
+                "cgroup {} already holds processes of another container",
+                self.path
+            );
         }
         let made = self.write_limits(r);
         if made.is_err() {
@@ -234,27 +237,34 @@ impl Cgroup {
     /// Freeze (`pause`) or thaw (`resume`) every process in the cgroup, waiting until the
     /// kernel says it is done.
     pub fn freeze(&self, frozen: bool) -> anyhow::Result<()> {
-        let (file, value, done) = if self.v2 {
-            ("cgroup.freeze", if frozen { "1" } else { "0" }, None)
-        } else {
-            let v = if frozen { "FROZEN" } else { "THAWED" };
-            ("freezer.state", v, Some(v))
+        if self.v2 {
+            let p = self.dir("freezer").join("cgroup.freeze");
+            let value = if frozen { "1" } else { "0" };
+            return std::fs::write(&p, value)
+                .with_context(|| format!("cannot write {}", p.display()));
+        }
+        let p = self.dir("freezer").join("freezer.state");
+        let write = |v: &str| {
+            std::fs::write(&p, v).with_context(|| format!("cannot write {}", p.display()))
         };
-        let p = self.dir("freezer").join(file);
-        std::fs::write(&p, value).with_context(|| format!("cannot write {}", p.display()))?;
-        if let Some(want) = done {
-            // v1 goes through FREEZING; wait (bounded) for the final state.
-            for _ in 0..500 {
-                if std::fs::read_to_string(&p).is_ok_and(|s| s.trim() == want) {
+        if !frozen {
+            return write("THAWED");
+        }
+        // v1 goes through FREEZING. Seen here: a freeze that catches a stub between its
+        // ptrace stop and its tracer's wake-up can stay FREEZING for good; thawing and
+        // freezing again gets past it. So: a few short attempts.
+        for _ in 0..8 {
+            write("FROZEN")?;
+            for _ in 0..100 {
+                if std::fs::read_to_string(&p).is_ok_and(|s| s.trim() == "FROZEN") {
                     return Ok(());
                 }
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            // Half-frozen is the worst state to leave: thaw, and say so.
-            let _ = std::fs::write(&p, "THAWED");
-            bail!("{} did not become {want}", p.display());
+            write("THAWED")?;
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(())
+        bail!("{} did not become FROZEN", p.display())
     }
 
     /// Whether the cgroup is frozen (`paused`).
