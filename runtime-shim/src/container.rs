@@ -235,8 +235,18 @@ impl Container {
             Ok(Response::State {
                 phase: Phase::Stopped,
             }) => Status::Stopped,
-            // Alive but not answering (yet): it is running something.
-            _ => Status::Running,
+            Ok(_) => Status::Running,
+            // No answer: either busy, or the sentry has just ended and `boot` is about to
+            // end the same way (it only mirrors the sentry's exit). Give it a moment.
+            Err(_) => {
+                for _ in 0..50 {
+                    if !self.saved.pid.alive() {
+                        return Status::Stopped;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Status::Running
+            }
         }
     }
 

@@ -785,7 +785,8 @@ fn wait_reports_init_status() {
         eventually(|| unix_sockets_on(&sock) > before),
         "wait never connected"
     );
-    assert_eq!(f.carapace(&["start", "w"]).code(), Some(0));
+    let started = f.carapace(&["start", "w"]);
+    assert_eq!(started.code(), Some(0), "{}", started.dump());
     let r = waiter
         .join()
         .expect("waiter")
