@@ -1,0 +1,822 @@
+//! The task service: containerd's task API answered by running the `carapace` CLI, the way
+//! containerd's runc shim runs runc.
+//!
+//! One shim serves one container (no pods yet). Its processes: `carapace create` leaves the
+//! container's `boot` process behind (the pid in `--pid-file`); `create` exits, so `boot` is
+//! re-parented to the shim, which is a child subreaper. The `containerd-shim` crate's reaper
+//! reaps every child and reports the exits through its monitor; the exit of `boot` is the
+//! exit of the container's init (it exits with init's status, a signal re-raised), which the
+//! shim turns into the `TaskExit` event and the answer to `Wait`.
+//!
+//! Standard I/O: containerd's fifos are opened here and handed straight to `carapace
+//! create`, whose `boot` (and so the sentry) inherits them, as runc's are. The shim keeps no
+//! copy, so the readers see end-of-file when the sandbox's processes are gone.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use containerd_shim as shim;
+use serde::{Deserialize, Serialize};
+use shim::api;
+use shim::monitor::{monitor_subscribe, wait_pid, Subject, Topic};
+use shim::protos::cgroups::metrics::{
+    CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics, PidsStat,
+};
+use shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use shim::protos::protobuf::well_known_types::any::Any;
+use shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use shim::protos::protobuf::{EnumOrUnknown, Message, MessageDyn, MessageField};
+use shim::protos::topics;
+use shim::protos::ttrpc::{self, Code};
+use shim::publisher::RemotePublisher;
+use shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts, TtrpcContext, TtrpcResult};
+
+use crate::options::ShimOptions;
+
+/// Written into the bundle at `create`, read back by the `delete` action (run by containerd
+/// when a shim died) to find the container's `carapace` and its root.
+const SAVED_OPTIONS: &str = "carapace-shim.json";
+const PID_FILE: &str = "init.pid";
+
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    namespace: String,
+    id: String,
+    exit: ExitSignal,
+    state: Mutex<State>,
+    changed: Condvar,
+    publisher: Mutex<Option<RemotePublisher>>,
+    /// Held across "start + TaskStart" so that TaskExit is never published before TaskStart.
+    publish_order: Mutex<()>,
+}
+
+#[derive(Default)]
+struct State {
+    task: Option<Task>,
+    /// Exits reported before the shim knew the pid (or of processes it does not track).
+    early_exits: HashMap<i32, i32>,
+}
+
+struct Task {
+    bundle: PathBuf,
+    pid: i32,
+    status: api::Status,
+    exit_status: u32,
+    exited_at: Option<Timestamp>,
+    stdin: String,
+    stdout: String,
+    stderr: String,
+    runtime: Runtime,
+    rootfs_mounted: bool,
+}
+
+/// How to run `carapace` for this container.
+#[derive(Clone, Serialize, Deserialize)]
+struct Runtime {
+    binary: PathBuf,
+    global: Vec<String>,
+    log: PathBuf,
+    rootfs: PathBuf,
+}
+
+fn err(code: Code, msg: impl ToString) -> ttrpc::Error {
+    ttrpc::Error::RpcStatus(ttrpc::get_status(code, msg))
+}
+
+fn unsupported(what: &str) -> ttrpc::Error {
+    err(
+        Code::UNIMPLEMENTED,
+        format!("carapace: {what} is not supported yet"),
+    )
+}
+
+fn internal(e: anyhow::Error) -> ttrpc::Error {
+    err(Code::INTERNAL, format!("{e:#}"))
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
+        let guard = self.publisher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = guard.as_ref() {
+            if let Err(e) = p.publish(shim::Context::default(), topic, &self.namespace, event) {
+                shim::warn!("cannot publish {topic}: {e}");
+            }
+        }
+    }
+
+    /// Records an exit reported by the reaper; publishes TaskExit when it is init's.
+    fn on_exit(&self, pid: i32, code: i32) {
+        let exit = {
+            let mut st = self.state();
+            match st.task.as_mut() {
+                Some(t) if t.pid == pid && t.status != api::Status::STOPPED => {
+                    t.status = api::Status::STOPPED;
+                    t.exit_status = u32::try_from(code).unwrap_or(255);
+                    let now = Timestamp::now();
+                    t.exited_at = Some(now.clone());
+                    self.changed.notify_all();
+                    Some(TaskExit {
+                        container_id: self.id.clone(),
+                        id: self.id.clone(),
+                        pid: u32::try_from(pid).unwrap_or(0),
+                        exit_status: t.exit_status,
+                        exited_at: MessageField::some(now),
+                        ..Default::default()
+                    })
+                }
+                _ => {
+                    // Keep only a bounded record of exits nobody asked for yet.
+                    if st.early_exits.len() > 1024 {
+                        st.early_exits.clear();
+                    }
+                    st.early_exits.insert(pid, code);
+                    None
+                }
+            }
+        };
+        if let Some(ev) = exit {
+            let _order = self.publish_order.lock().unwrap_or_else(|e| e.into_inner());
+            self.publish(topics::TASK_EXIT_EVENT_TOPIC, Box::new(ev));
+        }
+    }
+}
+
+impl Runtime {
+    fn load(bundle: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read(bundle.join(SAVED_OPTIONS))?;
+        Ok(serde_json::from_slice(&text)?)
+    }
+
+    /// Runs `carapace GLOBAL ARGS…` and waits for it through the reaper's monitor (the
+    /// reaper takes every child's status, so `Child::wait` cannot be used). Without `stdio`
+    /// its output is captured; errors carry what it printed or logged.
+    fn run(&self, args: &[&str], stdio: Option<[Stdio; 3]>) -> anyhow::Result<String> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(&self.global).args(args);
+        let capture = stdio.is_none();
+        match stdio {
+            Some([i, o, e]) => cmd.stdin(i).stdout(o).stderr(e),
+            None => cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        };
+        let sub = monitor_subscribe(Topic::Pid)
+            .map_err(|e| anyhow::anyhow!("cannot watch for exits: {e}"))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", self.binary.display()))?;
+        let pid = i32::try_from(child.id()).unwrap_or(-1);
+        let (mut out, mut errout) = (String::new(), String::new());
+        if capture {
+            let stderr = child.stderr.take();
+            let reader = std::thread::spawn(move || {
+                let mut s = String::new();
+                if let Some(mut e) = stderr {
+                    let _ = e.read_to_string(&mut s);
+                }
+                s
+            });
+            if let Some(mut o) = child.stdout.take() {
+                let _ = o.read_to_string(&mut out);
+            }
+            errout = reader.join().unwrap_or_default();
+        }
+        let code = wait_pid(pid, sub);
+        if code == 0 {
+            return Ok(out);
+        }
+        let mut msg = errout.trim().to_string();
+        if msg.is_empty() {
+            msg = self.last_logged_error().unwrap_or_default();
+        }
+        if msg.is_empty() {
+            msg = format!("exit status {code}");
+        }
+        anyhow::bail!("carapace {}: {msg}", args.first().copied().unwrap_or(""))
+    }
+
+    /// The last `"level":"error"` message of the json log, as runc's shim reports runc's.
+    fn last_logged_error(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        text.lines().rev().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            if v.get("level")?.as_str()? != "error" {
+                return None;
+            }
+            Some(v.get("msg")?.as_str()?.to_string())
+        })
+    }
+
+    fn unmount_rootfs(&self) {
+        if let Err(e) = shim::mount::umount_recursive(self.rootfs.to_str(), libc::MNT_DETACH) {
+            shim::warn!("cannot unmount {}: {e}", self.rootfs.display());
+        }
+    }
+}
+
+/// Opens one of containerd's fifos. The writer side waits (up to a minute) for the reader,
+/// which containerd opens in the background; blocking mode is restored afterwards.
+fn open_fifo(path: &str, write: bool) -> anyhow::Result<Stdio> {
+    if path.is_empty() {
+        return Ok(Stdio::null());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let file: File = loop {
+        let r = OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path);
+        match r {
+            Ok(f) => break f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => anyhow::bail!("cannot open {path}: {e}"),
+        }
+    };
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)
+        .map_err(|e| anyhow::anyhow!("fcntl {path}: {e}"))?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))
+        .map_err(|e| anyhow::anyhow!("fcntl {path}: {e}"))?;
+    Ok(Stdio::from(file))
+}
+
+fn default_root(namespace: &str) -> PathBuf {
+    Path::new("/run/containerd/carapace").join(namespace)
+}
+
+impl shim::Shim for Service {
+    type T = Service;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        Service {
+            inner: Arc::new(Inner {
+                namespace: args.namespace.clone(),
+                id: args.id.clone(),
+                exit: ExitSignal::default(),
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+                publisher: Mutex::new(None),
+                publish_order: Mutex::new(()),
+            }),
+        }
+    }
+
+    fn start_shim(&mut self, opts: StartOpts) -> shim::Result<String> {
+        let grouping = opts.id.clone();
+        let (_pid, address) = shim::spawn(opts, &grouping, Vec::new())?;
+        shim::synchronous::util::write_address(&address)?;
+        Ok(address)
+    }
+
+    /// containerd's clean-up after a shim that died: remove the container and its mounts.
+    fn delete_shim(&mut self) -> shim::Result<DeleteResponse> {
+        let bundle = std::env::current_dir().unwrap_or_default();
+        match Runtime::load(&bundle) {
+            Ok(rt) => {
+                if let Err(e) = rt.run(&["delete", "--force", &self.inner.id], None) {
+                    shim::warn!("{e:#}");
+                }
+                rt.unmount_rootfs();
+            }
+            Err(e) => shim::warn!("no {SAVED_OPTIONS} in {}: {e}", bundle.display()),
+        }
+        Ok(DeleteResponse {
+            exit_status: 128 + 9,
+            exited_at: MessageField::some(Timestamp::now()),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&mut self) {
+        self.inner.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        *self
+            .inner
+            .publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(publisher);
+        match monitor_subscribe(Topic::Pid) {
+            Ok(sub) => {
+                let inner = Arc::clone(&self.inner);
+                std::thread::spawn(move || {
+                    while let Ok(ev) = sub.rx.recv() {
+                        if let Subject::Pid(pid) = ev.subject {
+                            inner.on_exit(pid, ev.exit_code);
+                        }
+                    }
+                });
+            }
+            Err(e) => shim::error!("cannot watch for exits: {e}"),
+        }
+        self.clone()
+    }
+}
+
+impl Service {
+    fn check_init(&self, id: &str, exec_id: &str) -> TtrpcResult<()> {
+        if !exec_id.is_empty() {
+            return Err(err(
+                Code::NOT_FOUND,
+                format!("exec {exec_id}: no such process (exec is not supported yet)"),
+            ));
+        }
+        if !id.is_empty() && id != self.inner.id {
+            return Err(err(Code::NOT_FOUND, format!("container {id} not found")));
+        }
+        Ok(())
+    }
+
+    fn runtime(&self) -> TtrpcResult<(Runtime, i32, api::Status)> {
+        let st = self.inner.state();
+        let t = st
+            .task
+            .as_ref()
+            .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+        Ok((t.runtime.clone(), t.pid, t.status))
+    }
+
+    fn do_create(&self, req: &api::CreateTaskRequest) -> anyhow::Result<(Runtime, i32)> {
+        let bundle = PathBuf::from(&req.bundle);
+        let opts = match req.options.as_ref() {
+            Some(any) => ShimOptions::from_any(&any.type_url, &any.value)?,
+            None => ShimOptions::default(),
+        };
+        let root = opts
+            .root
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default_root(&self.inner.namespace));
+        let log = opts
+            .log
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| bundle.join("log.json"));
+        let rt = Runtime {
+            binary: opts.binary(),
+            global: opts.global_args(&root, &log),
+            log,
+            rootfs: bundle.join("rootfs"),
+        };
+        std::fs::write(bundle.join(SAVED_OPTIONS), serde_json::to_vec(&rt)?)?;
+
+        for m in &req.rootfs {
+            std::fs::create_dir_all(&rt.rootfs)?;
+            if let Err(e) = shim::mount::mount_rootfs(
+                Some(m.type_.as_str()),
+                Some(m.source.as_str()),
+                &m.options,
+                &rt.rootfs,
+            ) {
+                rt.unmount_rootfs();
+                anyhow::bail!("cannot mount the rootfs ({} {}): {e}", m.type_, m.source);
+            }
+        }
+        let result = (|| {
+            let stdio = [
+                open_fifo(&req.stdin, false)?,
+                open_fifo(&req.stdout, true)?,
+                open_fifo(&req.stderr, true)?,
+            ];
+            let pid_file = bundle.join(PID_FILE);
+            let bundle_s = bundle.display().to_string();
+            let pid_s = pid_file.display().to_string();
+            rt.run(
+                &[
+                    "create",
+                    "--bundle",
+                    &bundle_s,
+                    "--pid-file",
+                    &pid_s,
+                    &req.id,
+                ],
+                Some(stdio),
+            )?;
+            let pid = std::fs::read_to_string(&pid_file)?;
+            pid.trim()
+                .parse::<i32>()
+                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))
+        })();
+        match result {
+            Ok(pid) => Ok((rt, pid)),
+            Err(e) => {
+                if !req.rootfs.is_empty() {
+                    rt.unmount_rootfs();
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl shim::Task for Service {
+    fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
+        if req.id != self.inner.id {
+            return Err(err(
+                Code::INVALID_ARGUMENT,
+                format!("this shim serves {}, not {}", self.inner.id, req.id),
+            ));
+        }
+        if req.terminal {
+            return Err(unsupported("a terminal (ctr run -t)"));
+        }
+        if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
+            return Err(unsupported("restoring from a checkpoint"));
+        }
+        if self.inner.state().task.is_some() {
+            return Err(err(
+                Code::ALREADY_EXISTS,
+                format!("container {} exists", req.id),
+            ));
+        }
+        let (rt, pid) = self.do_create(&req).map_err(internal)?;
+        {
+            let mut st = self.inner.state();
+            st.task = Some(Task {
+                bundle: PathBuf::from(&req.bundle),
+                pid,
+                status: api::Status::CREATED,
+                exit_status: 0,
+                exited_at: None,
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                runtime: rt,
+                rootfs_mounted: !req.rootfs.is_empty(),
+            });
+        }
+        // An exit the reaper saw before the pid was known.
+        let early = self.inner.state().early_exits.remove(&pid);
+        if let Some(code) = early {
+            self.inner.on_exit(pid, code);
+        }
+        self.inner.publish(
+            topics::TASK_CREATE_EVENT_TOPIC,
+            Box::new(TaskCreate {
+                container_id: req.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: MessageField::some(TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                }),
+                pid: u32::try_from(pid).unwrap_or(0),
+                ..Default::default()
+            }),
+        );
+        Ok(api::CreateTaskResponse {
+            pid: u32::try_from(pid).unwrap_or(0),
+            ..Default::default()
+        })
+    }
+
+    fn start(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StartRequest,
+    ) -> TtrpcResult<api::StartResponse> {
+        self.check_init(&req.id, &req.exec_id)?;
+        let (rt, pid, _) = self.runtime()?;
+        let _order = self
+            .inner
+            .publish_order
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        rt.run(&["start", &self.inner.id], None).map_err(internal)?;
+        {
+            let mut st = self.inner.state();
+            if let Some(t) = st.task.as_mut() {
+                if t.status == api::Status::CREATED {
+                    t.status = api::Status::RUNNING;
+                }
+            }
+        }
+        self.inner.publish(
+            topics::TASK_START_EVENT_TOPIC,
+            Box::new(TaskStart {
+                container_id: self.inner.id.clone(),
+                pid: u32::try_from(pid).unwrap_or(0),
+                ..Default::default()
+            }),
+        );
+        Ok(api::StartResponse {
+            pid: u32::try_from(pid).unwrap_or(0),
+            ..Default::default()
+        })
+    }
+
+    fn state(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StateRequest,
+    ) -> TtrpcResult<api::StateResponse> {
+        self.check_init(&req.id, &req.exec_id)?;
+        let st = self.inner.state();
+        let t = st
+            .task
+            .as_ref()
+            .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+        Ok(api::StateResponse {
+            id: self.inner.id.clone(),
+            bundle: t.bundle.display().to_string(),
+            pid: u32::try_from(t.pid).unwrap_or(0),
+            status: EnumOrUnknown::new(t.status),
+            stdin: t.stdin.clone(),
+            stdout: t.stdout.clone(),
+            stderr: t.stderr.clone(),
+            terminal: false,
+            exit_status: t.exit_status,
+            exited_at: t.exited_at.clone().into(),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
+        self.check_init(&req.id, &req.exec_id)?;
+        let mut st = self.inner.state();
+        loop {
+            match st.task.as_ref() {
+                None => return Err(err(Code::NOT_FOUND, "container not created")),
+                Some(t) if t.status == api::Status::STOPPED => {
+                    return Ok(api::WaitResponse {
+                        exit_status: t.exit_status,
+                        exited_at: t.exited_at.clone().into(),
+                        ..Default::default()
+                    });
+                }
+                Some(_) => {
+                    st = self
+                        .inner
+                        .changed
+                        .wait(st)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+    }
+
+    fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        self.check_init(&req.id, &req.exec_id)?;
+        let (rt, _, status) = self.runtime()?;
+        if status == api::Status::STOPPED {
+            return Err(err(Code::NOT_FOUND, "process already finished"));
+        }
+        let sig = req.signal.to_string();
+        let mut args = vec!["kill"];
+        if req.all {
+            args.push("--all");
+        }
+        args.push(&self.inner.id);
+        args.push(&sig);
+        rt.run(&args, None).map_err(|e| {
+            // It may have exited between the check and the kill.
+            if self.runtime().map(|r| r.2) == Ok(api::Status::STOPPED) {
+                err(Code::NOT_FOUND, "process already finished")
+            } else {
+                internal(e)
+            }
+        })?;
+        Ok(api::Empty::default())
+    }
+
+    fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
+        self.check_init(&req.id, "")?;
+        let (rt, _, _) = self.runtime()?;
+        let out = rt
+            .run(&["ps", "--format", "json", &self.inner.id], None)
+            .map_err(internal)?;
+        let pids: Vec<u32> = serde_json::from_str(out.trim())
+            .map_err(|e| internal(anyhow::anyhow!("carapace ps printed {out:?}: {e}")))?;
+        Ok(api::PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| shim::protos::types::task::ProcessInfo {
+                    pid,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn delete(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
+        self.check_init(&req.id, &req.exec_id)?;
+        let (rt, pid, status) = self.runtime()?;
+        if status == api::Status::RUNNING {
+            return Err(err(
+                Code::FAILED_PRECONDITION,
+                format!("cannot delete running task {}", self.inner.id),
+            ));
+        }
+        rt.run(&["delete", "--force", &self.inner.id], None)
+            .map_err(internal)?;
+        // A created container's boot is killed by delete: give the reaper a moment to report.
+        let mut st = self.inner.state();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while st
+            .task
+            .as_ref()
+            .is_some_and(|t| t.status != api::Status::STOPPED)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .inner
+                .changed
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        let t = st
+            .task
+            .take()
+            .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+        drop(st);
+        if t.rootfs_mounted {
+            rt.unmount_rootfs();
+        }
+        let _ = std::fs::remove_file(t.bundle.join(PID_FILE));
+        let exited_at = t.exited_at.unwrap_or_else(Timestamp::now);
+        self.inner.publish(
+            topics::TASK_DELETE_EVENT_TOPIC,
+            Box::new(TaskDelete {
+                container_id: self.inner.id.clone(),
+                pid: u32::try_from(pid).unwrap_or(0),
+                exit_status: t.exit_status,
+                exited_at: MessageField::some(exited_at.clone()),
+                ..Default::default()
+            }),
+        );
+        self.inner.changed.notify_all();
+        Ok(api::DeleteResponse {
+            pid: u32::try_from(pid).unwrap_or(0),
+            exit_status: t.exit_status,
+            exited_at: MessageField::some(exited_at),
+            ..Default::default()
+        })
+    }
+
+    fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
+        self.check_init(&req.id, "")?;
+        let (rt, _, _) = self.runtime()?;
+        let out = rt
+            .run(&["events", "--stats", &self.inner.id], None)
+            .map_err(internal)?;
+        let v: serde_json::Value = serde_json::from_str(out.trim())
+            .map_err(|e| internal(anyhow::anyhow!("carapace events printed {out:?}: {e}")))?;
+        let metrics = metrics_of(&v["data"]);
+        Ok(api::StatsResponse {
+            stats: MessageField::some(Any {
+                type_url: "io.containerd.cgroups.v1.Metrics".to_string(),
+                value: metrics.write_to_bytes().map_err(|e| internal(e.into()))?,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn connect(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
+        let pid = self.inner.state().task.as_ref().map_or(0, |t| t.pid);
+        Ok(api::ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid: u32::try_from(pid).unwrap_or(0),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
+        // Like runc's shim: stay while a container is still there.
+        if self.inner.state().task.is_none() {
+            self.inner.exit.signal();
+        }
+        Ok(api::Empty::default())
+    }
+
+    /// The shim holds no copy of stdin (the sandbox has the fifo), so closing it is
+    /// containerd's side closing its writer: nothing to do here.
+    fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
+        self.check_init(&req.id, &req.exec_id)?;
+        Ok(api::Empty::default())
+    }
+
+    fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        Err(unsupported("exec"))
+    }
+
+    fn resize_pty(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::ResizePtyRequest,
+    ) -> TtrpcResult<api::Empty> {
+        Err(unsupported("a terminal (resize_pty)"))
+    }
+
+    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        Err(unsupported("pause"))
+    }
+
+    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        Err(unsupported("resume"))
+    }
+
+    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        Err(unsupported("update"))
+    }
+
+    fn checkpoint(
+        &self,
+        _ctx: &TtrpcContext,
+        _req: api::CheckpointTaskRequest,
+    ) -> TtrpcResult<api::Empty> {
+        Err(unsupported("checkpoint"))
+    }
+}
+
+/// runc's stats record (what `carapace events --stats` prints) as cgroups v1 metrics.
+fn metrics_of(data: &serde_json::Value) -> Metrics {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let mem = &data["memory"]["usage"];
+    Metrics {
+        cpu: MessageField::some(CPUStat {
+            usage: MessageField::some(CPUUsage {
+                total: n(&data["cpu"]["usage"]["total"]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        memory: MessageField::some(MemoryStat {
+            usage: MessageField::some(MemoryEntry {
+                usage: n(&mem["usage"]),
+                limit: n(&mem["limit"]),
+                max: n(&mem["max"]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        pids: MessageField::some(PidsStat {
+            current: n(&data["pids"]["current"]),
+            limit: n(&data["pids"]["limit"]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_from_runc_stats() {
+        let v = serde_json::json!({"cpu": {"usage": {"total": 5}},
+            "memory": {"usage": {"usage": 10, "limit": 20, "max": 15}},
+            "pids": {"current": 2, "limit": 0}});
+        let m = metrics_of(&v);
+        assert_eq!(m.cpu.usage.total, 5);
+        assert_eq!(m.memory.usage.limit, 20);
+        assert_eq!(m.pids.current, 2);
+        // Missing fields are zero, not a panic.
+        assert_eq!(metrics_of(&serde_json::json!(null)).memory.usage.usage, 0);
+    }
+}

@@ -1,0 +1,452 @@
+//! containerd with `containerd-shim-carapace-v1` (issue 8, first step): a private containerd
+//! (its own root, state and sockets in a temporary directory) imports a busybox image built
+//! here with umoci and skopeo, and `ctr` runs containers with `--runtime
+//! io.containerd.carapace.v1`: output and exit codes, `ctr task ps`, `metrics`, `kill`, the
+//! clear refusals of what is not there yet, and bad shim options. Everything the test
+//! started (containerd, shims, sandboxes, mounts, cgroups, the directory) is removed at the
+//! end, also when an assertion fails.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tests::Run;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+const IMAGE: &str = "localhost/carapace-busybox:latest";
+const RUNTIME: &str = "io.containerd.carapace.v1";
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Builds the shim with the same profile and target directory as the tests (as
+/// `tests::carapace()` does for `carapace`), so a stale shim is never tested.
+fn shim_binary() -> PathBuf {
+    let profile_dir = tests::profile_dir().expect("profile dir");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev".to_string(),
+        Some(name) => name.to_string(),
+        None => panic!("the profile directory has no name"),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "runtime-shim", "--bin"])
+        .arg("containerd-shim-carapace-v1")
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(tests::workspace_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building the shim failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir.join("containerd-shim-carapace-v1")
+}
+
+/// A private containerd and everything it leads to. Drop tears it all down.
+struct Containerd {
+    dir: PathBuf,
+    namespace: String,
+    daemon: Option<Child>,
+}
+
+impl Containerd {
+    fn sock(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
+    fn start(dir: PathBuf) -> Containerd {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+        let mut c = Containerd {
+            namespace: format!("carapace-test-{}", std::process::id()),
+            dir,
+            daemon: None,
+        };
+        // The shim and carapace on containerd's PATH.
+        let shim = shim_binary();
+        let carapace = tests::carapace().expect("carapace binary");
+        std::os::unix::fs::symlink(&shim, c.dir.join("bin/containerd-shim-carapace-v1"))
+            .expect("symlink shim");
+        std::os::unix::fs::symlink(&carapace, c.dir.join("bin/carapace")).expect("symlink");
+        let d = c.dir.display();
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{d}/containerd.sock\"\n\
+             [ttrpc]\n  address = \"{d}/containerd.sock.ttrpc\"\n\
+             [debug]\n  level = \"debug\"\n"
+        );
+        std::fs::write(c.dir.join("config.toml"), config).expect("config");
+        let log = std::fs::File::create(c.dir.join("containerd.log")).expect("log");
+        let path = format!(
+            "{}:{}",
+            c.dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(c.dir.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start containerd");
+        c.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !c.sock().exists() {
+            if let Some(Ok(Some(status))) = c.daemon.as_mut().map(|d| d.try_wait()) {
+                panic!("containerd exited ({status}):\n{}", c.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "containerd's socket did not appear:\n{}",
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c
+    }
+
+    fn log(&self) -> String {
+        tests::tail(
+            &std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default(),
+            40,
+        )
+    }
+
+    fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(self.sock())
+            .arg("--namespace")
+            .arg(&self.namespace)
+            .args(args);
+        cmd
+    }
+
+    fn ctr(&self, args: &[&str]) -> Run {
+        tests::run(self.ctr_cmd(args), TIMEOUT).expect("run ctr")
+    }
+
+    /// `ctr run --rm` with the carapace runtime and shim options `config`.
+    fn run_args<'a>(&self, config: &'a str, id: &'a str, cmd: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["run", "--rm", "--runtime", RUNTIME];
+        a.extend(["--runtime-config-path", config, IMAGE, id]);
+        a.extend(cmd);
+        a
+    }
+
+    /// The processes (other than containerd) whose command line names the directory:
+    /// shims (their socket), sandboxes (their root and bundle).
+    fn leftovers(&self) -> Vec<(i32, String)> {
+        let me = std::process::id() as i32;
+        let daemon = self.daemon.as_ref().map_or(-1, |d| d.id() as i32);
+        let needle = self.dir.display().to_string();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if pid == me || pid == daemon {
+                continue;
+            }
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&needle) {
+                out.push((pid, cmdline));
+            }
+        }
+        out
+    }
+
+    fn mounts(&self) -> Vec<String> {
+        let needle = self.dir.display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&needle))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &d.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while matches!(d.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        for (pid, _) in self.leftovers() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        // A cgroup cannot be removed while its processes are still dying.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.leftovers().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut mounts = self.mounts();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        // carapace's cgroups are /NAMESPACE/ID (ctr's cgroupsPath): the IDs a failed run
+        // left, then the namespace's own.
+        for ctl in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let ns = ctl.path().join(&self.namespace);
+            for sub in std::fs::read_dir(&ns).into_iter().flatten().flatten() {
+                if sub.path().is_dir() {
+                    let _ = std::fs::remove_dir(sub.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&ns);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// busybox as an OCI image archive, built with umoci and skopeo.
+fn build_image(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
+    let list = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+                .expect("applet symlink");
+        }
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("pw");
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").expect("group");
+    let layout = dir.join("layout");
+    let image = format!("{}:t", layout.display());
+    let archive = dir.join("image.tar");
+    let steps: Vec<Vec<String>> = vec![
+        vec![
+            "umoci".into(),
+            "init".into(),
+            "--layout".into(),
+            layout.display().to_string(),
+        ],
+        vec![
+            "umoci".into(),
+            "new".into(),
+            "--image".into(),
+            image.clone(),
+        ],
+        vec![
+            "umoci".into(),
+            "insert".into(),
+            "--image".into(),
+            image.clone(),
+            rootfs.display().to_string(),
+            "/".into(),
+        ],
+        vec![
+            "umoci".into(),
+            "config".into(),
+            "--image".into(),
+            image.clone(),
+            "--config.cmd=/bin/sh".into(),
+        ],
+        vec![
+            "skopeo".into(),
+            "copy".into(),
+            format!("oci:{image}"),
+            format!("oci-archive:{}:{IMAGE}", archive.display()),
+        ],
+    ];
+    for s in steps {
+        let mut cmd = Command::new(&s[0]);
+        cmd.args(&s[1..]);
+        let r = tests::run(cmd, TIMEOUT).expect("run image tool");
+        assert_eq!(r.code(), Some(0), "{}", r.dump());
+    }
+    archive
+}
+
+fn missing_tools() -> Option<String> {
+    let missing: Vec<&str> = ["containerd", "ctr", "umoci", "skopeo"]
+        .into_iter()
+        .filter(|t| which(t).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "{} not installed (scripts/deps.sh installs them)",
+            missing.join(", ")
+        ));
+    }
+    if !nix_is_root() {
+        return Some("containerd needs root".into());
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("/bin/busybox missing (busybox-static)".into());
+    }
+    None
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn ctr_runs_containers_with_the_carapace_shim() {
+    if let Some(why) = missing_tools() {
+        eprintln!("SKIP containerd test: {why}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("carapace-ctrd-{}", std::process::id()));
+    let c = Containerd::start(dir);
+    let archive = build_image(&c.dir);
+
+    let r = c.ctr(&["images", "import", &archive.display().to_string()]);
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.dump(), c.log());
+
+    // Shim options: carapace's state under the test directory, so cleanup finds it.
+    let config = c.dir.join("shim.toml");
+    let carapace = tests::carapace().expect("carapace");
+    std::fs::write(
+        &config,
+        format!(
+            "binary_name = \"{}\"\nroot = \"{}\"\n[flags]\noverlay = \"memory\"\n",
+            carapace.display(),
+            c.dir.join("carapace-root").display()
+        ),
+    )
+    .expect("shim.toml");
+    let config = config.display().to_string();
+
+    // Output on both streams and the exit code pass through.
+    let r = c.ctr(&c.run_args(
+        &config,
+        "c1",
+        &[
+            "sh",
+            "-c",
+            "echo out-from-carapace; echo err-from-carapace >&2; exit 3",
+        ],
+    ));
+    assert_eq!(r.code(), Some(3), "{}\n{}", r.dump(), c.log());
+    assert!(r.stdout.contains("out-from-carapace"), "{}", r.dump());
+    assert!(r.stderr.contains("err-from-carapace"), "{}", r.dump());
+
+    // The image's files are the container's root.
+    let r = c.ctr(&c.run_args(&config, "c2", &["cat", "/etc/passwd"]));
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.dump(), c.log());
+    assert!(r.stdout.contains("root:x:0:0:root"), "{}", r.dump());
+
+    // A long-running container: ps, metrics, refusals, then kill.
+    let run_cmd = c.ctr_cmd(&c.run_args(&config, "c3", &["sleep", "1000"]));
+    let runner = std::thread::spawn(move || tests::run(run_cmd, TIMEOUT));
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let ls = c.ctr(&["task", "ls"]);
+        if ls
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("c3 ") && l.contains("RUNNING"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && !runner.is_finished(),
+            "c3 never ran:\n{}\n{}",
+            ls.dump(),
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ps = c.ctr(&["task", "ps", "c3"]);
+    assert_eq!(ps.code(), Some(0), "{}", ps.dump());
+    assert!(
+        ps.stdout
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("1")),
+        "init is sandbox pid 1:\n{}",
+        ps.dump()
+    );
+    let m = c.ctr(&["task", "metrics", "c3"]);
+    assert_eq!(m.code(), Some(0), "{}", m.dump());
+    assert!(m.stdout.contains("pids.current"), "{}", m.dump());
+    for (args, what) in [
+        (
+            vec!["task", "exec", "--exec-id", "e1", "c3", "true"],
+            "exec",
+        ),
+        (vec!["task", "pause", "c3"], "pause"),
+        // containerd pauses a task before checkpointing it: either refusal will do.
+        (vec!["task", "checkpoint", "c3"], ""),
+    ] {
+        let r = c.ctr(&args);
+        assert_ne!(r.code(), Some(0), "{}", r.dump());
+        assert!(
+            r.stderr.contains(&format!("{what} is not supported yet")),
+            "{}",
+            r.dump()
+        );
+    }
+    let k = c.ctr(&["task", "kill", "--signal", "SIGKILL", "c3"]);
+    assert_eq!(k.code(), Some(0), "{}", k.dump());
+    let r = runner.join().expect("runner").expect("ctr run");
+    assert_eq!(r.code(), Some(137), "{}\n{}", r.dump(), c.log());
+
+    // Bad shim options fail the run naming the problem.
+    let bad = c.dir.join("bad.toml");
+    std::fs::write(&bad, "binary_nam = \"x\"\n").expect("bad.toml");
+    let bad = bad.display().to_string();
+    let r = c.ctr(&c.run_args(&bad, "c4", &["true"]));
+    assert_ne!(r.code(), Some(0), "{}", r.dump());
+    assert!(r.stderr.contains("binary_nam"), "{}", r.dump());
+    let _ = c.ctr(&["containers", "rm", "c4"]);
+
+    // Nothing is left: no task, no container, no sandbox or shim, no rootfs mount.
+    let ls = c.ctr(&["task", "ls", "-q"]);
+    assert_eq!(ls.stdout.trim(), "", "{}", ls.dump());
+    let ls = c.ctr(&["containers", "ls", "-q"]);
+    assert_eq!(ls.stdout.trim(), "", "{}", ls.dump());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.leftovers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(c.leftovers(), vec![], "processes left behind");
+    assert_eq!(c.mounts(), Vec::<String>::new(), "mounts left behind");
+}
