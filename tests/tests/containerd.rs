@@ -150,6 +150,63 @@ impl Containerd {
         a
     }
 
+    /// `ctr run -d … ID sleep 1000`, returning once the task runs.
+    fn run_detached(&self, config: &str, id: &str) {
+        let r = self.ctr(&[
+            "run",
+            "-d",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            config,
+            IMAGE,
+            id,
+            "sleep",
+            "1000",
+        ]);
+        assert_eq!(r.code(), Some(0), "{}\n{}", r.dump(), self.log());
+        self.wait_for_task(id, |l| l.is_some_and(|l| l.contains("RUNNING")));
+    }
+
+    /// Polls `ctr task ls` until `ok` holds for the task's line (None: not listed).
+    fn wait_for_task(&self, id: &str, ok: impl Fn(Option<&str>) -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let ls = self.ctr(&["task", "ls"]);
+            let prefix = format!("{id} ");
+            if ok(ls.stdout.lines().find(|l| l.starts_with(&prefix))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never reached the expected state:\n{}\n{}",
+                ls.dump(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The sentry of container `id`: the `boot` process whose parent is also its `boot`.
+    fn sentry_of(&self, id: &str) -> Option<i32> {
+        let state = format!("carapace-root/{id} ");
+        let boots: Vec<i32> = self
+            .leftovers()
+            .into_iter()
+            .filter(|(_, cmd)| cmd.contains(" boot ") && cmd.contains(&state))
+            .map(|(pid, _)| pid)
+            .collect();
+        boots.iter().copied().find(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            ppid.is_some_and(|p| boots.contains(&p))
+        })
+    }
+
     /// The processes (other than containerd) whose command line names the directory:
     /// shims (their socket), sandboxes (their root and bundle).
     fn leftovers(&self) -> Vec<(i32, String)> {
@@ -299,6 +356,14 @@ fn build_image(dir: &Path) -> PathBuf {
     archive
 }
 
+fn kill9(pid: i32) {
+    let r = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(r.success(), "kill -KILL {pid}");
+}
+
 fn missing_tools() -> Option<String> {
     let missing: Vec<&str> = ["containerd", "ctr", "umoci", "skopeo"]
         .into_iter()
@@ -428,6 +493,28 @@ fn ctr_runs_containers_with_the_carapace_shim() {
     assert_eq!(k.code(), Some(0), "{}", k.dump());
     let r = runner.join().expect("runner").expect("ctr run");
     assert_eq!(r.code(), Some(137), "{}\n{}", r.dump(), c.log());
+
+    // A sandbox whose sentry is killed is reported stopped and can be deleted.
+    c.run_detached(&config, "c5");
+    let sentry = c.sentry_of("c5").expect("c5's sentry process");
+    kill9(sentry);
+    c.wait_for_task("c5", |l| l.is_some_and(|l| l.contains("STOPPED")));
+    let r = c.ctr(&["task", "delete", "c5"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let r = c.ctr(&["containers", "rm", "c5"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+
+    // A killed shim: containerd cleans up through the shim's delete action.
+    c.run_detached(&config, "c6");
+    let shim = c
+        .leftovers()
+        .into_iter()
+        .find(|(_, cmd)| cmd.contains("containerd-shim-carapace-v1") && cmd.contains("-id c6 "))
+        .expect("c6's shim");
+    kill9(shim.0);
+    c.wait_for_task("c6", |l| l.is_none());
+    let r = c.ctr(&["containers", "rm", "c6"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
 
     // Bad shim options fail the run naming the problem.
     let bad = c.dir.join("bad.toml");
