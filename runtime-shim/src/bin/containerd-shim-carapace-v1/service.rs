@@ -28,7 +28,9 @@ use shim::monitor::{monitor_subscribe, wait_pid, Subject, Topic};
 use shim::protos::cgroups::metrics::{
     CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics, PidsStat,
 };
-use shim::protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskIO, TaskStart};
+use shim::protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
+};
 use shim::protos::protobuf::well_known_types::any::Any;
 use shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use shim::protos::protobuf::{EnumOrUnknown, Message, MessageDyn, MessageField};
@@ -69,6 +71,17 @@ struct State {
 
 struct Task {
     bundle: PathBuf,
+    init: Proc,
+    /// `ctr task exec` processes by exec id, each run by `carapace exec --detach`, whose
+    /// waiter (the `--pid-file` pid) stands in for the process and exits as it does.
+    execs: HashMap<String, Exec>,
+    runtime: Runtime,
+    rootfs_mounted: bool,
+}
+
+/// A process of the task as containerd sees it: init, or an exec.
+#[derive(Clone)]
+struct Proc {
     pid: i32,
     status: api::Status,
     exit_status: u32,
@@ -76,8 +89,46 @@ struct Task {
     stdin: String,
     stdout: String,
     stderr: String,
-    runtime: Runtime,
-    rootfs_mounted: bool,
+}
+
+impl Proc {
+    fn new(stdin: &str, stdout: &str, stderr: &str) -> Proc {
+        Proc {
+            pid: 0,
+            status: api::Status::CREATED,
+            exit_status: 0,
+            exited_at: None,
+            stdin: stdin.to_string(),
+            stdout: stdout.to_string(),
+            stderr: stderr.to_string(),
+        }
+    }
+}
+
+struct Exec {
+    proc: Proc,
+    /// The OCI `process` (JSON) containerd sent.
+    spec: Vec<u8>,
+}
+
+impl Task {
+    fn proc(&self, exec_id: &str) -> TtrpcResult<&Proc> {
+        if exec_id.is_empty() {
+            return Ok(&self.init);
+        }
+        self.execs
+            .get(exec_id)
+            .map(|e| &e.proc)
+            .ok_or_else(|| err(Code::NOT_FOUND, format!("exec {exec_id} not found")))
+    }
+
+    fn proc_mut(&mut self, exec_id: &str) -> Option<&mut Proc> {
+        if exec_id.is_empty() {
+            Some(&mut self.init)
+        } else {
+            self.execs.get_mut(exec_id).map(|e| &mut e.proc)
+        }
+    }
 }
 
 /// How to run `carapace` for this container.
@@ -118,27 +169,38 @@ impl Inner {
         }
     }
 
-    /// Records an exit reported by the reaper; publishes TaskExit when it is init's.
+    /// Records an exit reported by the reaper; publishes TaskExit when it is init's or an
+    /// exec's.
     fn on_exit(&self, pid: i32, code: i32) {
         let exit = {
             let mut st = self.state();
-            match st.task.as_mut() {
-                Some(t) if t.pid == pid && t.status != api::Status::STOPPED => {
-                    t.status = api::Status::STOPPED;
-                    t.exit_status = u32::try_from(code).unwrap_or(255);
+            let found = st.task.as_mut().and_then(|t| {
+                let live = |p: &Proc| p.pid == pid && p.status != api::Status::STOPPED;
+                if live(&t.init) {
+                    return Some((self.id.clone(), &mut t.init));
+                }
+                t.execs
+                    .iter_mut()
+                    .find(|(_, e)| live(&e.proc))
+                    .map(|(id, e)| (id.clone(), &mut e.proc))
+            });
+            match found {
+                Some((id, p)) => {
+                    p.status = api::Status::STOPPED;
+                    p.exit_status = u32::try_from(code).unwrap_or(255);
                     let now = Timestamp::now();
-                    t.exited_at = Some(now.clone());
+                    p.exited_at = Some(now.clone());
                     self.changed.notify_all();
                     Some(TaskExit {
                         container_id: self.id.clone(),
-                        id: self.id.clone(),
+                        id,
                         pid: u32::try_from(pid).unwrap_or(0),
-                        exit_status: t.exit_status,
+                        exit_status: p.exit_status,
                         exited_at: MessageField::some(now),
                         ..Default::default()
                     })
                 }
-                _ => {
+                None => {
                     // Keep only a bounded record of exits nobody asked for yet.
                     if st.early_exits.len() > 1024 {
                         st.early_exits.clear();
@@ -333,26 +395,90 @@ impl shim::Shim for Service {
 }
 
 impl Service {
-    fn check_init(&self, id: &str, exec_id: &str) -> TtrpcResult<()> {
-        if !exec_id.is_empty() {
-            return Err(err(
-                Code::NOT_FOUND,
-                format!("exec {exec_id}: no such process (exec is not supported yet)"),
-            ));
-        }
+    fn check_id(&self, id: &str) -> TtrpcResult<()> {
         if !id.is_empty() && id != self.inner.id {
             return Err(err(Code::NOT_FOUND, format!("container {id} not found")));
         }
         Ok(())
     }
 
-    fn runtime(&self) -> TtrpcResult<(Runtime, i32, api::Status)> {
+    /// The runtime and a copy of the process (init for an empty exec id).
+    fn process(&self, exec_id: &str) -> TtrpcResult<(Runtime, Proc)> {
         let st = self.inner.state();
         let t = st
             .task
             .as_ref()
             .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
-        Ok((t.runtime.clone(), t.pid, t.status))
+        Ok((t.runtime.clone(), t.proc(exec_id)?.clone()))
+    }
+
+    fn status_of(&self, exec_id: &str) -> Option<api::Status> {
+        self.process(exec_id).ok().map(|(_, p)| p.status)
+    }
+
+    /// `carapace exec --process F --detach --pid-file P ID`, as runc's shim runs `runc exec`.
+    fn start_exec(&self, exec_id: &str) -> TtrpcResult<i32> {
+        let (rt, bundle, spec, p) = {
+            let st = self.inner.state();
+            let t = st
+                .task
+                .as_ref()
+                .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+            let e = t
+                .execs
+                .get(exec_id)
+                .ok_or_else(|| err(Code::NOT_FOUND, format!("exec {exec_id} not found")))?;
+            if e.proc.status != api::Status::CREATED {
+                return Err(err(
+                    Code::FAILED_PRECONDITION,
+                    format!("exec {exec_id} was already started"),
+                ));
+            }
+            (
+                t.runtime.clone(),
+                t.bundle.clone(),
+                e.spec.clone(),
+                e.proc.clone(),
+            )
+        };
+        let run = || -> anyhow::Result<i32> {
+            let spec_file = bundle.join(format!("exec-{exec_id}.json"));
+            let pid_file = bundle.join(format!("exec-{exec_id}.pid"));
+            std::fs::write(&spec_file, &spec)?;
+            let stdio = [
+                open_fifo(&p.stdin, false)?,
+                open_fifo(&p.stdout, true)?,
+                open_fifo(&p.stderr, true)?,
+            ];
+            let spec_s = spec_file.display().to_string();
+            let pid_s = pid_file.display().to_string();
+            let r = rt.run(
+                &[
+                    "exec",
+                    "--process",
+                    &spec_s,
+                    "--detach",
+                    "--pid-file",
+                    &pid_s,
+                    &self.inner.id,
+                ],
+                Some(stdio),
+            );
+            let _ = std::fs::remove_file(&spec_file);
+            r?;
+            let pid = std::fs::read_to_string(&pid_file)?;
+            let _ = std::fs::remove_file(&pid_file);
+            pid.trim()
+                .parse::<i32>()
+                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))
+        };
+        let pid = run().map_err(internal)?;
+        let mut st = self.inner.state();
+        if let Some(p) = st.task.as_mut().and_then(|t| t.proc_mut(exec_id)) {
+            p.pid = pid;
+            p.status = api::Status::RUNNING;
+        }
+        Ok(pid)
     }
 
     fn do_create(&self, req: &api::CreateTaskRequest) -> anyhow::Result<(Runtime, i32)> {
@@ -454,16 +580,13 @@ impl shim::Task for Service {
         }
         let (rt, pid) = self.do_create(&req).map_err(internal)?;
         {
+            let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr);
+            init.pid = pid;
             let mut st = self.inner.state();
             st.task = Some(Task {
                 bundle: PathBuf::from(&req.bundle),
-                pid,
-                status: api::Status::CREATED,
-                exit_status: 0,
-                exited_at: None,
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
+                init,
+                execs: HashMap::new(),
                 runtime: rt,
                 rootfs_mounted: !req.rootfs.is_empty(),
             });
@@ -501,30 +624,50 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
-        self.check_init(&req.id, &req.exec_id)?;
-        let (rt, pid, _) = self.runtime()?;
+        self.check_id(&req.id)?;
+        let (rt, init) = self.process("")?;
+        // TaskStart/TaskExecStarted go out before the process's TaskExit.
         let _order = self
             .inner
             .publish_order
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        rt.run(&["start", &self.inner.id], None).map_err(internal)?;
-        {
+        let pid = if req.exec_id.is_empty() {
+            rt.run(&["start", &self.inner.id], None).map_err(internal)?;
             let mut st = self.inner.state();
             if let Some(t) = st.task.as_mut() {
-                if t.status == api::Status::CREATED {
-                    t.status = api::Status::RUNNING;
+                if t.init.status == api::Status::CREATED {
+                    t.init.status = api::Status::RUNNING;
                 }
             }
-        }
-        self.inner.publish(
-            topics::TASK_START_EVENT_TOPIC,
-            Box::new(TaskStart {
-                container_id: self.inner.id.clone(),
-                pid: u32::try_from(pid).unwrap_or(0),
-                ..Default::default()
-            }),
-        );
+            drop(st);
+            self.inner.publish(
+                topics::TASK_START_EVENT_TOPIC,
+                Box::new(TaskStart {
+                    container_id: self.inner.id.clone(),
+                    pid: u32::try_from(init.pid).unwrap_or(0),
+                    ..Default::default()
+                }),
+            );
+            init.pid
+        } else {
+            let pid = self.start_exec(&req.exec_id)?;
+            let early = self.inner.state().early_exits.remove(&pid);
+            self.inner.publish(
+                topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+                Box::new(TaskExecStarted {
+                    container_id: self.inner.id.clone(),
+                    exec_id: req.exec_id.clone(),
+                    pid: u32::try_from(pid).unwrap_or(0),
+                    ..Default::default()
+                }),
+            );
+            if let Some(code) = early {
+                drop(_order);
+                self.inner.on_exit(pid, code);
+            }
+            pid
+        };
         Ok(api::StartResponse {
             pid: u32::try_from(pid).unwrap_or(0),
             ..Default::default()
@@ -536,56 +679,81 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StateRequest,
     ) -> TtrpcResult<api::StateResponse> {
-        self.check_init(&req.id, &req.exec_id)?;
+        self.check_id(&req.id)?;
         let st = self.inner.state();
         let t = st
             .task
             .as_ref()
             .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+        let p = t.proc(&req.exec_id)?;
         Ok(api::StateResponse {
-            id: self.inner.id.clone(),
+            id: if req.exec_id.is_empty() {
+                self.inner.id.clone()
+            } else {
+                req.exec_id.clone()
+            },
             bundle: t.bundle.display().to_string(),
-            pid: u32::try_from(t.pid).unwrap_or(0),
-            status: EnumOrUnknown::new(t.status),
-            stdin: t.stdin.clone(),
-            stdout: t.stdout.clone(),
-            stderr: t.stderr.clone(),
+            pid: u32::try_from(p.pid).unwrap_or(0),
+            status: EnumOrUnknown::new(p.status),
+            stdin: p.stdin.clone(),
+            stdout: p.stdout.clone(),
+            stderr: p.stderr.clone(),
             terminal: false,
-            exit_status: t.exit_status,
-            exited_at: t.exited_at.clone().into(),
+            exit_status: p.exit_status,
+            exited_at: p.exited_at.clone().into(),
+            exec_id: req.exec_id.clone(),
             ..Default::default()
         })
     }
 
     fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        self.check_init(&req.id, &req.exec_id)?;
+        self.check_id(&req.id)?;
         let mut st = self.inner.state();
         loop {
-            match st.task.as_ref() {
-                None => return Err(err(Code::NOT_FOUND, "container not created")),
-                Some(t) if t.status == api::Status::STOPPED => {
-                    return Ok(api::WaitResponse {
-                        exit_status: t.exit_status,
-                        exited_at: t.exited_at.clone().into(),
-                        ..Default::default()
-                    });
-                }
-                Some(_) => {
-                    st = self
-                        .inner
-                        .changed
-                        .wait(st)
-                        .unwrap_or_else(|e| e.into_inner());
-                }
+            let t = st
+                .task
+                .as_ref()
+                .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+            let p = t.proc(&req.exec_id)?;
+            if p.status == api::Status::STOPPED {
+                return Ok(api::WaitResponse {
+                    exit_status: p.exit_status,
+                    exited_at: p.exited_at.clone().into(),
+                    ..Default::default()
+                });
             }
+            st = self
+                .inner
+                .changed
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
-        self.check_init(&req.id, &req.exec_id)?;
-        let (rt, _, status) = self.runtime()?;
-        if status == api::Status::STOPPED {
+        self.check_id(&req.id)?;
+        let (rt, p) = self.process(&req.exec_id)?;
+        if p.status == api::Status::STOPPED {
             return Err(err(Code::NOT_FOUND, "process already finished"));
+        }
+        if !req.exec_id.is_empty() {
+            // The exec's waiter forwards signals to the exec'd process, as runc's shim
+            // signals an exec'd process by its pid.
+            if p.status == api::Status::CREATED {
+                return Err(err(Code::NOT_FOUND, "process not started"));
+            }
+            let sig = i32::try_from(req.signal)
+                .ok()
+                .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+                .ok_or_else(|| err(Code::INVALID_ARGUMENT, format!("bad signal {}", req.signal)))?;
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig).map_err(|e| {
+                if e == nix::errno::Errno::ESRCH {
+                    err(Code::NOT_FOUND, "process already finished")
+                } else {
+                    internal(e.into())
+                }
+            })?;
+            return Ok(api::Empty::default());
         }
         let sig = req.signal.to_string();
         let mut args = vec!["kill"];
@@ -596,7 +764,7 @@ impl shim::Task for Service {
         args.push(&sig);
         rt.run(&args, None).map_err(|e| {
             // It may have exited between the check and the kill.
-            if self.runtime().map(|r| r.2) == Ok(api::Status::STOPPED) {
+            if self.status_of("") == Some(api::Status::STOPPED) {
                 err(Code::NOT_FOUND, "process already finished")
             } else {
                 internal(e)
@@ -606,8 +774,8 @@ impl shim::Task for Service {
     }
 
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
-        self.check_init(&req.id, "")?;
-        let (rt, _, _) = self.runtime()?;
+        self.check_id(&req.id)?;
+        let (rt, _) = self.process("")?;
         let out = rt
             .run(&["ps", "--format", "json", &self.inner.id], None)
             .map_err(internal)?;
@@ -630,9 +798,43 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
-        self.check_init(&req.id, &req.exec_id)?;
-        let (rt, pid, status) = self.runtime()?;
-        if status == api::Status::RUNNING {
+        self.check_id(&req.id)?;
+        if !req.exec_id.is_empty() {
+            let mut st = self.inner.state();
+            let t = st
+                .task
+                .as_mut()
+                .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+            let p = t.proc(&req.exec_id)?.clone();
+            if p.status == api::Status::RUNNING {
+                return Err(err(
+                    Code::FAILED_PRECONDITION,
+                    format!("cannot delete running exec {}", req.exec_id),
+                ));
+            }
+            t.execs.remove(&req.exec_id);
+            drop(st);
+            let exited_at = p.exited_at.unwrap_or_else(Timestamp::now);
+            self.inner.publish(
+                topics::TASK_DELETE_EVENT_TOPIC,
+                Box::new(TaskDelete {
+                    container_id: self.inner.id.clone(),
+                    id: req.exec_id.clone(),
+                    pid: u32::try_from(p.pid).unwrap_or(0),
+                    exit_status: p.exit_status,
+                    exited_at: MessageField::some(exited_at.clone()),
+                    ..Default::default()
+                }),
+            );
+            return Ok(api::DeleteResponse {
+                pid: u32::try_from(p.pid).unwrap_or(0),
+                exit_status: p.exit_status,
+                exited_at: MessageField::some(exited_at),
+                ..Default::default()
+            });
+        }
+        let (rt, init) = self.process("")?;
+        if init.status == api::Status::RUNNING {
             return Err(err(
                 Code::FAILED_PRECONDITION,
                 format!("cannot delete running task {}", self.inner.id),
@@ -646,7 +848,7 @@ impl shim::Task for Service {
         while st
             .task
             .as_ref()
-            .is_some_and(|t| t.status != api::Status::STOPPED)
+            .is_some_and(|t| t.init.status != api::Status::STOPPED)
         {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -668,21 +870,22 @@ impl shim::Task for Service {
             rt.unmount_rootfs();
         }
         let _ = std::fs::remove_file(t.bundle.join(PID_FILE));
-        let exited_at = t.exited_at.unwrap_or_else(Timestamp::now);
+        let exited_at = t.init.exited_at.unwrap_or_else(Timestamp::now);
         self.inner.publish(
             topics::TASK_DELETE_EVENT_TOPIC,
             Box::new(TaskDelete {
                 container_id: self.inner.id.clone(),
-                pid: u32::try_from(pid).unwrap_or(0),
-                exit_status: t.exit_status,
+                id: self.inner.id.clone(),
+                pid: u32::try_from(t.init.pid).unwrap_or(0),
+                exit_status: t.init.exit_status,
                 exited_at: MessageField::some(exited_at.clone()),
                 ..Default::default()
             }),
         );
         self.inner.changed.notify_all();
         Ok(api::DeleteResponse {
-            pid: u32::try_from(pid).unwrap_or(0),
-            exit_status: t.exit_status,
+            pid: u32::try_from(t.init.pid).unwrap_or(0),
+            exit_status: t.init.exit_status,
             exited_at: MessageField::some(exited_at),
             ..Default::default()
         })
@@ -693,8 +896,8 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
-        self.check_init(&req.id, "")?;
-        let (rt, _, _) = self.runtime()?;
+        self.check_id(&req.id)?;
+        let (rt, _) = self.process("")?;
         let out = rt
             .run(&["events", "--stats", &self.inner.id], None)
             .map_err(internal)?;
@@ -716,7 +919,7 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         _req: api::ConnectRequest,
     ) -> TtrpcResult<api::ConnectResponse> {
-        let pid = self.inner.state().task.as_ref().map_or(0, |t| t.pid);
+        let pid = self.inner.state().task.as_ref().map_or(0, |t| t.init.pid);
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
             task_pid: u32::try_from(pid).unwrap_or(0),
@@ -736,12 +939,63 @@ impl shim::Task for Service {
     /// The shim holds no copy of stdin (the sandbox has the fifo), so closing it is
     /// containerd's side closing its writer: nothing to do here.
     fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
-        self.check_init(&req.id, &req.exec_id)?;
+        self.check_id(&req.id)?;
+        self.process(&req.exec_id)?;
         Ok(api::Empty::default())
     }
 
-    fn exec(&self, _ctx: &TtrpcContext, _req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
-        Err(unsupported("exec"))
+    /// Registers an exec; `start` with its id runs it (as runc's shim does).
+    fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
+        self.check_id(&req.id)?;
+        if req.terminal {
+            return Err(unsupported("a terminal (ctr task exec -t)"));
+        }
+        if !valid_exec_id(&req.exec_id) {
+            return Err(err(
+                Code::INVALID_ARGUMENT,
+                format!("exec id {:?}: letters, digits and ._- only", req.exec_id),
+            ));
+        }
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .ok_or_else(|| err(Code::INVALID_ARGUMENT, "exec without a process spec"))?;
+        {
+            let mut st = self.inner.state();
+            let t = st
+                .task
+                .as_mut()
+                .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+            if t.init.status != api::Status::RUNNING {
+                return Err(err(
+                    Code::FAILED_PRECONDITION,
+                    "cannot exec in a container that is not running",
+                ));
+            }
+            if t.execs.contains_key(&req.exec_id) {
+                return Err(err(
+                    Code::ALREADY_EXISTS,
+                    format!("exec {} exists", req.exec_id),
+                ));
+            }
+            t.execs.insert(
+                req.exec_id.clone(),
+                Exec {
+                    proc: Proc::new(&req.stdin, &req.stdout, &req.stderr),
+                    spec,
+                },
+            );
+        }
+        self.inner.publish(
+            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+            Box::new(TaskExecAdded {
+                container_id: self.inner.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::Empty::default())
     }
 
     fn resize_pty(
@@ -771,6 +1025,16 @@ impl shim::Task for Service {
     ) -> TtrpcResult<api::Empty> {
         Err(unsupported("checkpoint"))
     }
+}
+
+/// containerd's identifier rule (letters and digits, separated by single `.`, `_`, `-`),
+/// which also keeps the exec's files inside the bundle.
+fn valid_exec_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 76
+        && id
+            .split(['.', '_', '-'])
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// runc's stats record (what `carapace events --stats` prints) as cgroups v1 metrics.
@@ -806,6 +1070,16 @@ fn metrics_of(data: &serde_json::Value) -> Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_ids_stay_inside_the_bundle() {
+        for ok in ["e1", "exec-3", "a.b_c-d"] {
+            assert!(valid_exec_id(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", ".", "..", "a..b", "-a", "x ", &"a".repeat(77)] {
+            assert!(!valid_exec_id(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn metrics_from_runc_stats() {
