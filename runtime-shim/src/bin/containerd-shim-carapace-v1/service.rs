@@ -1076,7 +1076,17 @@ mod tests {
         for ok in ["e1", "exec-3", "a.b_c-d"] {
             assert!(valid_exec_id(ok), "{ok}");
         }
-        for bad in ["", "../x", "a/b", ".", "..", "a..b", "-a", "x ", &"a".repeat(77)] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".",
+            "..",
+            "a..b",
+            "-a",
+            "x ",
+            &"a".repeat(77),
+        ] {
             assert!(!valid_exec_id(bad), "{bad:?}");
         }
     }
