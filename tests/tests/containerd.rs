@@ -538,6 +538,37 @@ fn ctr_runs_containers_with_the_carapace_shim() {
     let r = c.ctr(&["containers", "rm", "c6"]);
     assert_eq!(r.code(), Some(0), "{}", r.dump());
 
+    // A container over its memory limit: the shim publishes TaskOOM before its exit.
+    let events_file = c.dir.join("events.txt");
+    let mut events = c
+        .ctr_cmd(&["events"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&events_file).expect("events.txt"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr events");
+    let mut oom_args = c.run_args(
+        &config,
+        "c7",
+        &[
+            "sh",
+            "-c",
+            "a=$(head -c 400000000 /dev/zero | tr '\\0' x); echo survived",
+        ],
+    );
+    oom_args.splice(2..2, ["--memory-limit", "67108864"]);
+    let r = c.ctr(&oom_args);
+    let _ = events.kill();
+    let _ = events.wait();
+    let seen = std::fs::read_to_string(&events_file).unwrap_or_default();
+    assert_ne!(r.code(), Some(0), "{}", r.dump());
+    assert!(!r.stdout.contains("survived"), "{}", r.dump());
+    assert!(
+        seen.contains("/tasks/oom"),
+        "no OOM event; events:\n{seen}\n{}",
+        r.dump()
+    );
+
     // Bad shim options fail the run naming the problem.
     let bad = c.dir.join("bad.toml");
     std::fs::write(&bad, "binary_nam = \"x\"\n").expect("bad.toml");

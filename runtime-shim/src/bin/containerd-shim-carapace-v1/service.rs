@@ -29,7 +29,7 @@ use shim::protos::cgroups::metrics::{
     CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics, PidsStat,
 };
 use shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskStart,
 };
 use shim::protos::protobuf::well_known_types::any::Any;
 use shim::protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -77,6 +77,8 @@ struct Task {
     execs: HashMap<String, Exec>,
     runtime: Runtime,
     rootfs_mounted: bool,
+    /// The container's memory cgroup file that counts OOM kills, and the count seen.
+    oom: Option<(PathBuf, u64)>,
 }
 
 /// A process of the task as containerd sees it: init, or an exec.
@@ -169,9 +171,44 @@ impl Inner {
         }
     }
 
+    /// Publishes TaskOOM if the container's cgroup counted a new OOM kill.
+    fn check_oom(&self) {
+        let new = {
+            let mut st = self.state();
+            let Some((file, seen)) = st.task.as_mut().and_then(|t| t.oom.as_mut()) else {
+                return;
+            };
+            match oom_kills(file) {
+                Some(n) if n > *seen => {
+                    *seen = n;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if new {
+            self.publish(
+                topics::TASK_OOM_EVENT_TOPIC,
+                Box::new(TaskOOM {
+                    container_id: self.id.clone(),
+                    ..Default::default()
+                }),
+            );
+        }
+    }
+
     /// Records an exit reported by the reaper; publishes TaskExit when it is init's or an
     /// exec's.
     fn on_exit(&self, pid: i32, code: i32) {
+        // An OOM kill is reported before the exit it caused, as containerd expects.
+        let is_init = self
+            .state()
+            .task
+            .as_ref()
+            .is_some_and(|t| t.init.pid == pid);
+        if is_init {
+            self.check_oom();
+        }
         let exit = {
             let mut st = self.state();
             let found = st.task.as_mut().and_then(|t| {
@@ -320,6 +357,37 @@ fn open_fifo(path: &str, write: bool) -> anyhow::Result<Stdio> {
     Ok(Stdio::from(file))
 }
 
+/// The file counting the container's OOM kills: its cgroup is the spec's
+/// `linux.cgroupsPath` (else `/carapace/ID`), as `carapace create` makes it.
+fn oom_file(bundle: &Path, id: &str) -> Option<PathBuf> {
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
+    let rel = spec["linux"]["cgroupsPath"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("/carapace/{id}"));
+    let rel = rel.trim_start_matches('/');
+    if rel.split('/').any(|c| c == "..") {
+        return None;
+    }
+    let v1 = Path::new("/sys/fs/cgroup/memory")
+        .join(rel)
+        .join("memory.oom_control");
+    if v1.exists() {
+        return Some(v1);
+    }
+    let v2 = Path::new("/sys/fs/cgroup").join(rel).join("memory.events");
+    v2.exists().then_some(v2)
+}
+
+/// The `oom_kill` count of `memory.oom_control` (v1) or `memory.events` (v2).
+fn oom_kills(file: &Path) -> Option<u64> {
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
 fn default_root(namespace: &str) -> PathBuf {
     Path::new("/run/containerd/carapace").join(namespace)
 }
@@ -414,6 +482,24 @@ impl Service {
 
     fn status_of(&self, exec_id: &str) -> Option<api::Status> {
         self.process(exec_id).ok().map(|(_, p)| p.status)
+    }
+
+    /// Polls the container's OOM-kill count while it lives (cgroup v1 has no event for it
+    /// that does not need an eventfd per container; a poll is enough for an event).
+    fn watch_oom(&self) {
+        let inner = Arc::clone(&self.inner);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let live = inner
+                .state()
+                .task
+                .as_ref()
+                .is_some_and(|t| t.oom.is_some() && t.init.status != api::Status::STOPPED);
+            if !live {
+                return;
+            }
+            inner.check_oom();
+        });
     }
 
     /// `carapace exec --process F --detach --pid-file P ID`, as runc's shim runs `runc exec`.
@@ -589,8 +675,11 @@ impl shim::Task for Service {
                 execs: HashMap::new(),
                 runtime: rt,
                 rootfs_mounted: !req.rootfs.is_empty(),
+                oom: oom_file(Path::new(&req.bundle), &req.id)
+                    .map(|f| (f.clone(), oom_kills(&f).unwrap_or(0))),
             });
         }
+        self.watch_oom();
         // An exit the reaper saw before the pid was known.
         let early = self.inner.state().early_exits.remove(&pid);
         if let Some(code) = early {
