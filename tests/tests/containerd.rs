@@ -434,6 +434,24 @@ fn ctr_runs_containers_with_the_carapace_shim() {
     assert!(r.stdout.contains("out-from-carapace"), "{}", r.dump());
     assert!(r.stderr.contains("err-from-carapace"), "{}", r.dump());
 
+    // Standard input reaches the container through containerd's stdin fifo (fed from a
+    // file by sh, so that tests::run's timeout still applies).
+    let input = c.dir.join("stdin.txt");
+    std::fs::write(&input, "into-the-sandbox\n").expect("stdin.txt");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("exec \"$@\" < \"$0\"")
+        .arg(&input)
+        .arg("ctr");
+    cmd.arg("--address")
+        .arg(c.sock())
+        .arg("--namespace")
+        .arg(&c.namespace);
+    cmd.args(c.run_args(&config, "c8", &["cat"]));
+    let r = tests::run(cmd, TIMEOUT).expect("ctr run cat");
+    assert_eq!(r.code(), Some(0), "{}\n{}", r.dump(), c.log());
+    assert_eq!(r.stdout, "into-the-sandbox\n", "{}", r.dump());
+
     // The image's files are the container's root.
     let r = c.ctr(&c.run_args(&config, "c2", &["cat", "/etc/passwd"]));
     assert_eq!(r.code(), Some(0), "{}\n{}", r.dump(), c.log());
