@@ -14,6 +14,8 @@ CARAPACE_PACKAGES=(
     git sqlite3       # file-layer workloads inside the sandbox (tests/tests/fs_workloads.rs)
     libpython3.11-testsuite  # python's own file-system test modules inside the sandbox
     procps            # ps, run inside the sandbox over its /proc
+    containerd        # tests/tests/containerd.rs: a private containerd drives containerd-shim-carapace-v1
+    umoci skopeo      # ... and the busybox OCI image it imports, built locally
 )
 
 missing=()
