@@ -29,7 +29,8 @@ use shim::protos::cgroups::metrics::{
     CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics, PidsStat,
 };
 use shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use shim::protos::protobuf::well_known_types::any::Any;
 use shim::protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -463,6 +464,17 @@ impl shim::Shim for Service {
 }
 
 impl Service {
+    /// The init process went from `from` to `to` (pause/resume); any other state (it
+    /// exited meanwhile) is left as it is.
+    fn set_init_status(&self, from: api::Status, to: api::Status) {
+        let mut st = self.inner.state();
+        if let Some(t) = st.task.as_mut() {
+            if t.init.status == from {
+                t.init.status = to;
+            }
+        }
+    }
+
     fn check_id(&self, id: &str) -> TtrpcResult<()> {
         if !id.is_empty() && id != self.inner.id {
             return Err(err(Code::NOT_FOUND, format!("container {id} not found")));
@@ -1095,12 +1107,35 @@ impl shim::Task for Service {
         Err(unsupported("a terminal (resize_pty)"))
     }
 
-    fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> TtrpcResult<api::Empty> {
-        Err(unsupported("pause"))
+    fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
+        self.check_id(&req.id)?;
+        let (rt, _) = self.process("")?;
+        rt.run(&["pause", &self.inner.id], None).map_err(internal)?;
+        self.set_init_status(api::Status::RUNNING, api::Status::PAUSED);
+        self.inner.publish(
+            topics::TASK_PAUSED_EVENT_TOPIC,
+            Box::new(TaskPaused {
+                container_id: self.inner.id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::Empty::default())
     }
 
-    fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
-        Err(unsupported("resume"))
+    fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
+        self.check_id(&req.id)?;
+        let (rt, _) = self.process("")?;
+        rt.run(&["resume", &self.inner.id], None)
+            .map_err(internal)?;
+        self.set_init_status(api::Status::PAUSED, api::Status::RUNNING);
+        self.inner.publish(
+            topics::TASK_RESUMED_EVENT_TOPIC,
+            Box::new(TaskResumed {
+                container_id: self.inner.id.clone(),
+                ..Default::default()
+            }),
+        );
+        Ok(api::Empty::default())
     }
 
     fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
