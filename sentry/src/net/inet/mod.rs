@@ -205,15 +205,10 @@ impl Socket for InetSocket {
         if !self.tcp() {
             return stack::with(|st| st.udp_connect(self.id, p));
         }
-        stack::with(|st| st.tcp_connect(self.id, p))?;
-        if matches!(p, addr::Parsed::Unspec) {
+        if !stack::with(|st| st.tcp_connect(self.id, p))? {
             return Ok(());
         }
-        // Connected at once (the second connect of a non-blocking socket)?
-        let done = stack::with(|st| st.connect_done(self.id))?;
-        if done.is_some() {
-            return Ok(());
-        }
+        // Even on loopback, where the handshake is over already, Linux says EINPROGRESS.
         if nonblock {
             return_errno!(EINPROGRESS);
         }

@@ -32,7 +32,7 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{
     HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, IpProtocol, Ipv4Packet,
-    Ipv6Packet, TcpPacket,
+    Ipv6Packet, TcpPacket, UdpPacket,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -482,14 +482,15 @@ impl Stack {
         Ok(a)
     }
 
-    /// Start a TCP connect; `Ok(true)` if it completed (or failed) at once.
-    pub fn tcp_connect(&mut self, id: u64, p: Parsed) -> Result<()> {
+    /// Start a TCP connect: `Ok(true)` if a handshake began, `Ok(false)` if a
+    /// nonblocking connect's earlier handshake is now reported done (or `AF_UNSPEC`).
+    pub fn tcp_connect(&mut self, id: u64, p: Parsed) -> Result<bool> {
         let e = self.entry(id)?;
         let (addr, port) = match p {
             Parsed::Addr { addr, port } => (addr, port),
             Parsed::Unspec => {
                 // Linux disconnects a socket that is not yet connected.
-                return Ok(());
+                return Ok(false);
             }
         };
         match &e.tcp {
@@ -509,7 +510,7 @@ impl Stack {
                         if let TcpConn::Conn { reported, .. } = &mut self.entry(id)?.tcp {
                             *reported = true;
                         }
-                        return Ok(());
+                        return Ok(false);
                     }
                     _ => return_errno!(EISCONN),
                 }
@@ -550,7 +551,7 @@ impl Stack {
         e.last = tcp::State::SynSent;
         e.aborted = false;
         e.err = None;
-        Ok(())
+        Ok(true)
     }
 
     /// Whether a connect has finished: `Ok(Some)` connected, an error if it failed.
@@ -1034,10 +1035,16 @@ impl Stack {
     /// listener gets a fresh smoltcp socket listening on exactly its address; one for a
     /// listener whose accept queue is full is dropped, as Linux drops it.
     fn admit(&mut self, head: &[u8]) -> bool {
-        let Some((src, dst, tcp_hdr)) = parse_tcp(head) else {
+        let Some((proto, src, dst, l4)) = parse_l4(head) else {
             return true;
         };
-        let Ok(t) = TcpPacket::new_checked(tcp_hdr) else {
+        if proto == IpProtocol::Udp {
+            return self.admit_udp(src, dst, l4);
+        }
+        if proto != IpProtocol::Tcp {
+            return true;
+        }
+        let Ok(t) = TcpPacket::new_checked(l4) else {
             return true;
         };
         if !t.syn() || t.ack() {
@@ -1120,6 +1127,36 @@ impl Stack {
             pending.push(h);
         }
         true
+    }
+
+    /// A datagram goes to a socket bound to its port and address that is not connected
+    /// to another sender; with none, it is dropped on arrival, as in Linux.
+    fn admit_udp(&self, src: IpAddress, dst: IpAddress, l4: &[u8]) -> bool {
+        let Ok(u) = UdpPacket::new_checked(l4) else {
+            return true;
+        };
+        let from = IpEndpoint::new(src, u.src_port());
+        let v4 = matches!(dst, IpAddress::Ipv4(_));
+        let mut bound = false;
+        for e in self.entries.values() {
+            let Some((a, p)) = e.local else { continue };
+            if e.proto != Proto::Udp || p != u.dst_port() {
+                continue;
+            }
+            let addr_ok = match a {
+                Some(a) => a == dst,
+                None => addr::wildcard_covers(e.family, e.v6only, v4),
+            };
+            if !addr_ok {
+                continue;
+            }
+            bound = true;
+            if e.peer.is_none_or(|peer| peer == from) {
+                return true;
+            }
+        }
+        // Unbound ports get smoltcp's port-unreachable answer.
+        !bound
     }
 
     /// After each packet: note resets and finished handshakes.
@@ -1267,27 +1304,31 @@ fn apply_tcp_opts(s: &mut tcp::Socket<'static>, opts: &CommonOpts, popts: &Proto
     );
 }
 
-/// The addresses and TCP header of an IP packet carrying TCP.
-fn parse_tcp(p: &[u8]) -> Option<(IpAddress, IpAddress, &[u8])> {
+/// The transport protocol, addresses and transport header of an IP packet (no IPv6
+/// extension headers: smoltcp sends none).
+fn parse_l4(p: &[u8]) -> Option<(IpProtocol, IpAddress, IpAddress, &[u8])> {
     match p.first()? >> 4 {
         4 => {
-            let ip = Ipv4Packet::new_unchecked(p);
-            let hl = usize::from(p.first()? & 0xf) * 4;
-            if p.len() < 20 || ip.next_header() != IpProtocol::Tcp {
+            if p.len() < 20 {
                 return None;
             }
+            let ip = Ipv4Packet::new_unchecked(p);
+            let hl = usize::from(p.first()? & 0xf) * 4;
             Some((
+                ip.next_header(),
                 IpAddress::Ipv4(ip.src_addr()),
                 IpAddress::Ipv4(ip.dst_addr()),
                 p.get(hl..)?,
             ))
         }
         6 => {
-            let ip = Ipv6Packet::new_checked(p).ok()?;
-            if ip.next_header() != IpProtocol::Tcp {
+            // Only the head of the packet is at hand: no length check.
+            if p.len() < 40 {
                 return None;
             }
+            let ip = Ipv6Packet::new_unchecked(p);
             Some((
+                ip.next_header(),
                 IpAddress::Ipv6(ip.src_addr()),
                 IpAddress::Ipv6(ip.dst_addr()),
                 p.get(40..)?,
