@@ -89,10 +89,6 @@ fn python_fs_test_modules() {
              empty in-memory tmpfs: 0 blocks used",
         ),
         (
-            "test.test_os.TestSendfile.*",
-            "serves over TCP through asyncio: AF_INET waits for the network stack",
-        ),
-        (
             "test.test_os.FDInheritanceTests.test_openpty",
             "no pseudo-terminals yet (devpts)",
         ),

@@ -1,0 +1,144 @@
+//! End-to-end: real programs talking TCP and UDP over loopback inside one sandbox
+//! (`--network=none`), and the proof that the sandbox's loopback is its own: a host
+//! listener on 127.0.0.1 cannot be reached from inside, and no address outside is.
+//! Each Python script runs natively too, so a script that misbehaves natively shows up
+//! as a bad test rather than a sandbox bug.
+
+use std::net::TcpListener;
+use std::path::Path;
+
+use tests::{run_native, run_sandboxed, Run};
+
+/// The interpreter by path: a `python3` found first on PATH may be pyenv's shim script.
+const PYTHON: &str = "/usr/bin/python3";
+
+fn python(sandboxed: bool, script: &str) -> Run {
+    let args = ["-c", script];
+    let r = if sandboxed {
+        run_sandboxed(&[], Path::new(PYTHON), &args)
+    } else {
+        run_native(Path::new(PYTHON), &args)
+    };
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `script` natively and in the sandbox; both must exit 0 and print `expected`.
+fn both(script: &str, expected: &str) {
+    for sandboxed in [false, true] {
+        let run = python(sandboxed, script);
+        assert_eq!(run.code(), Some(0), "sandboxed={sandboxed}\n{}", run.dump());
+        assert_eq!(
+            run.stdout.trim(),
+            expected,
+            "sandboxed={sandboxed}\n{}",
+            run.dump()
+        );
+    }
+}
+
+/// `python3 -m http.server` in one process, fetched by urllib in another, over IPv4
+/// and over IPv6.
+const HTTP_PY: &str = r#"
+import subprocess, sys, urllib.request
+for bind, host in (("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")):
+    srv = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "--bind", bind,
+         "--directory", "/usr/lib/python3.11", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = srv.stdout.readline()
+    port = int(line.split(" port ")[1].split()[0])
+    with urllib.request.urlopen(f"http://{host}:{port}/http/", timeout=60) as r:
+        listing = r.read().decode()
+    with urllib.request.urlopen(f"http://{host}:{port}/http/server.py", timeout=60) as r:
+        body = r.read()
+    srv.terminate()
+    srv.wait()
+    same = body == open("/usr/lib/python3.11/http/server.py", "rb").read()
+    print(bind, "server.py" in listing, same)
+"#;
+
+#[test]
+fn http_server_and_urllib_in_one_sandbox() {
+    if !Path::new("/usr/lib/python3.11/http/server.py").exists() {
+        eprintln!("SKIPPED: python3.11 is not installed (scripts/deps.sh installs it)");
+        return;
+    }
+    both(HTTP_PY, "127.0.0.1 True True\n::1 True True");
+}
+
+/// asyncio streams and a UDP echo through selectors: nonblocking sockets and epoll.
+const ASYNCIO_PY: &str = r#"
+import asyncio, socket
+async def handle(reader, writer):
+    data = await reader.readline()
+    writer.write(data.upper())
+    await writer.drain()
+    writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    outs = []
+    for i in range(20):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"hello %d\n" % i)
+        await w.drain()
+        outs.append((await r.readline()).decode().strip())
+        w.close()
+    server.close()
+    await server.wait_closed()
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, t): self.t = t
+        def datagram_received(self, d, a): self.t.sendto(d[::-1], a)
+    loop = asyncio.get_running_loop()
+    t, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.setblocking(False)
+    await loop.sock_connect(c, t.get_extra_info("sockname"))
+    await loop.sock_sendall(c, b"olleh")
+    echo = await loop.sock_recv(c, 100)
+    t.close()
+    return outs[0], outs[-1], echo.decode()
+print(*asyncio.run(main()))
+"#;
+
+#[test]
+fn asyncio_tcp_and_udp() {
+    both(ASYNCIO_PY, "HELLO 0 HELLO 19 hello");
+}
+
+/// The sandbox's 127.0.0.1 is not the host's: a listener on the host is not there,
+/// and nothing beyond loopback is reachable.
+#[test]
+fn host_loopback_and_outside_are_unreachable() {
+    let host = TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = host.local_addr().expect("host port").port();
+    let script = format!(
+        r#"
+import errno, socket
+def attempt(addr, family=socket.AF_INET):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(30)
+    try:
+        s.connect(addr)
+        return "connected"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+print(attempt(("127.0.0.1", {port})), attempt(("192.0.2.1", 80)),
+      attempt(("2001:db8::1", 80), socket.AF_INET6))
+"#
+    );
+    let run = python(true, &script);
+    assert_eq!(run.code(), Some(0), "{}", run.dump());
+    assert_eq!(
+        run.stdout.trim(),
+        "ECONNREFUSED ENETUNREACH ENETUNREACH",
+        "{}",
+        run.dump()
+    );
+    // The host listener saw nothing.
+    host.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        host.accept().is_err(),
+        "a sandbox connection reached the host"
+    );
+}
