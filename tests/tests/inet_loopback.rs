@@ -142,3 +142,38 @@ print(attempt(("127.0.0.1", {port})), attempt(("192.0.2.1", 80)),
         "a sandbox connection reached the host"
     );
 }
+
+/// iproute2 reads the sandbox's interfaces, addresses and routes over netlink: loopback
+/// alone, as in a fresh network namespace.
+#[test]
+fn ip_addr_link_and_route() {
+    let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(ip) = ip else {
+        eprintln!("SKIPPED: iproute2 is not installed (scripts/deps.sh installs it)");
+        return;
+    };
+    let run = |args: &[&str]| {
+        let r = run_sandboxed(&[], Path::new(ip), args).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.code(), Some(0), "ip {args:?}\n{}", r.dump());
+        r.stdout
+    };
+    let addr = run(&["addr"]);
+    assert!(
+        addr.starts_with("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536"),
+        "{addr}"
+    );
+    assert!(addr.contains("inet 127.0.0.1/8 scope host lo"), "{addr}");
+    assert!(addr.contains("inet6 ::1/128 scope host"), "{addr}");
+    assert_eq!(addr.matches(": <").count(), 1, "one interface only\n{addr}");
+    let link = run(&["-o", "link"]);
+    assert!(link.contains("link/loopback 00:00:00:00:00:00"), "{link}");
+    // No route leaves the sandbox: the main table is empty, the local one has lo's.
+    assert_eq!(run(&["route"]).trim(), "");
+    let all = run(&["route", "show", "table", "all"]);
+    assert!(
+        all.contains("local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1"),
+        "{all}"
+    );
+}

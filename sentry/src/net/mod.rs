@@ -2,15 +2,18 @@
 //! [`FileDescription`] (reached through [`FileDescription::as_socket`]); the syscall layer
 //! (`syscalls/socket.rs`) decodes addresses, message headers and control messages once and
 //! talks to sockets only through it. `unix/` is `AF_UNIX`, always inside the sentry
-//! (DESIGN.md §4); `inet/` is `AF_INET`/`AF_INET6` on the sentry's own TCP/IP stack.
+//! (DESIGN.md §4); `inet/` is `AF_INET`/`AF_INET6` on the sentry's own TCP/IP stack;
+//! `netlink.rs` answers `NETLINK_ROUTE` from the sandbox's interfaces (`iface.rs`).
 //!
 //! Socket operations may block: they take the task and wait through [`wait_ready`], which
 //! gives the socket rules for `O_NONBLOCK`/`MSG_DONTWAIT`, `SO_RCVTIMEO`/`SO_SNDTIMEO` and
 //! signals.
 #![deny(unsafe_code)]
 
+pub mod iface;
 pub mod ifreq;
 pub mod inet;
+pub mod netlink;
 pub mod unix;
 
 use crate::error::Result;

@@ -10,8 +10,8 @@ use super::time::Timespec;
 use crate::error::Result;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
-use crate::net::inet;
 use crate::net::unix::UnixSocket;
+use crate::net::{inet, netlink};
 use crate::net::{Received, SendRequest, Socket, Ucred};
 use crate::vfs::{FdFlags, FileDescription};
 use crate::{errno, return_errno};
@@ -96,7 +96,7 @@ fn check_domain(domain: i32, base: i32) -> Result<()> {
         return_errno!(EAFNOSUPPORT);
     }
     match domain {
-        libc::AF_UNIX | libc::AF_INET | libc::AF_INET6 => {}
+        libc::AF_UNIX | libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK => {}
         _ => return_errno!(EAFNOSUPPORT),
     }
     if !(0..SOCK_MAX).contains(&base) {
@@ -126,6 +126,15 @@ pub fn sys_socket(task: &mut Task, domain: i32, ty: i32, protocol: i32) -> Resul
             inet::check_type(base, protocol)?;
             inet::InetSocket::new(task, domain, base, nonblock)
         }
+        libc::AF_NETLINK => {
+            if base != libc::SOCK_RAW && base != libc::SOCK_DGRAM {
+                return_errno!(ESOCKTNOSUPPORT);
+            }
+            if protocol != netlink::NETLINK_ROUTE {
+                return_errno!(EPROTONOSUPPORT);
+            }
+            netlink::NetlinkSocket::new(task, base, nonblock)
+        }
         _ => UnixSocket::new(task, unix_type(base, protocol)?, nonblock),
     };
     Ok(files(task).insert(file, FdFlags { cloexec })? as u64)
@@ -140,8 +149,11 @@ pub fn sys_socketpair(
 ) -> Result<u64> {
     let (base, nonblock, cloexec) = split_type(ty)?;
     check_domain(domain, base)?;
-    if domain != libc::AF_UNIX {
+    if domain == libc::AF_INET || domain == libc::AF_INET6 {
         inet::check_type(base, protocol)?;
+        return_errno!(EOPNOTSUPP);
+    }
+    if domain != libc::AF_UNIX {
         return_errno!(EOPNOTSUPP);
     }
     let ty = unix_type(base, protocol)?;

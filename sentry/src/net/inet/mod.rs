@@ -14,6 +14,8 @@ pub mod addr;
 mod device;
 pub mod stack;
 
+pub use device::LO_MTU;
+
 use super::{wait_ready, Received, SendRequest, Socket};
 use crate::error::Result;
 use crate::kernel::wait::{events, WaitQueue};
