@@ -26,6 +26,8 @@ pub struct SandboxConfig {
     pub hostname: Vec<u8>,
     /// How the root filesystem takes writes (`--overlay`).
     pub overlay: crate::fs::RootOverlay,
+    /// Where inet sockets live (`--network`).
+    pub network: crate::net::NetworkMode,
 }
 
 /// Why the sandbox did not run its command.
@@ -63,6 +65,7 @@ const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
     // A no-op when the caller read them before confining this process.
     read_host_facts();
+    crate::net::set_mode(cfg.network);
     let argv0 = cfg
         .argv
         .first()

@@ -85,7 +85,7 @@ syscall_table! {
     38 SETITIMER setitimer(which: Flags(&f::ITIMER), new_value: Struct("itimerval"), old_value: Struct("itimerval")) -> Int, Partial "ITIMER_VIRTUAL and ITIMER_PROF both count user+system time, polled every 5 ms";
     39 GETPID getpid() -> Pid, Implemented "";
     40 SENDFILE sendfile(out_fd: Fd, in_fd: Fd, offset: Struct("loff_t"), count: Size) -> Size, Implemented "";
-    41 SOCKET socket(domain: Flags(&f::ADDRESS_FAMILY), type: Flags(&f::SOCKET_TYPE), protocol: Int) -> Fd, Partial "AF_UNIX; AF_INET/AF_INET6 TCP and UDP on the sandbox's own stack (loopback only); AF_NETLINK NETLINK_ROUTE; no raw or ICMP sockets";
+    41 SOCKET socket(domain: Flags(&f::ADDRESS_FAMILY), type: Flags(&f::SOCKET_TYPE), protocol: Int) -> Fd, Partial "AF_UNIX; AF_INET/AF_INET6 TCP and UDP on the sandbox's own loopback stack (--network=none) or as host sockets (--network=host); AF_NETLINK NETLINK_ROUTE; no raw or ICMP sockets";
     42 CONNECT connect(sockfd: Fd, addr: Struct("sockaddr"), addrlen: UInt) -> Int, Implemented "";
     43 ACCEPT accept(sockfd: Fd, addr: Struct("sockaddr"), addrlen: Struct("socklen_t")) -> Fd, Implemented "";
     44 SENDTO sendto(sockfd: Fd, buf: InBuf(2), len: Size, flags: Flags(&f::MSG), dest_addr: Struct("sockaddr"), addrlen: UInt) -> Size, Implemented "";

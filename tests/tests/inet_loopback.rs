@@ -177,3 +177,69 @@ fn ip_addr_link_and_route() {
         "{all}"
     );
 }
+
+/// `--network=host`: the sandbox's sockets are host sockets. A host server is reached
+/// from inside, and a server inside is reached from the host.
+#[test]
+fn host_network_reaches_both_ways() {
+    use std::io::{Read, Write};
+    // The host serves; the sandbox fetches.
+    let host = TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = host.local_addr().expect("host port").port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = host.accept().expect("accept");
+        c.write_all(b"from the host").expect("write");
+    });
+    let script = format!(
+        "import socket\nc = socket.create_connection(('127.0.0.1', {port}))\n\
+         print(c.recv(100).decode())"
+    );
+    let run = run_sandboxed(&["--network=host"], Path::new(PYTHON), &["-c", &script])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.code(), Some(0), "{}", run.dump());
+    assert_eq!(run.stdout.trim(), "from the host", "{}", run.dump());
+    server.join().expect("host server");
+
+    // The sandbox serves on a port the host picked; the host connects.
+    let free = TcpListener::bind("127.0.0.1:0").expect("free port");
+    let port = free.local_addr().expect("port").port();
+    drop(free);
+    let script = format!(
+        "import socket\nl = socket.socket()\nl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         l.bind(('127.0.0.1', {port}))\nl.listen(1)\nc, _ = l.accept()\n\
+         c.sendall(b'from the sandbox')\nc.close()"
+    );
+    let mut child = std::process::Command::new(tests::carapace().unwrap_or_else(|e| panic!("{e}")))
+        .args(["do", "--network=host", PYTHON, "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn carapace");
+    // Wait for the listener (a bounded number of tries, not a timing assertion).
+    let mut got = String::new();
+    for _ in 0..600 {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut s) => {
+                s.read_to_string(&mut got).expect("read");
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(got, "from the sandbox");
+}
+
+/// The C syscall programs for TCP and UDP pass with host sockets too.
+#[test]
+fn syscall_programs_under_host_network() {
+    for name in ["inet_tcp", "inet_udp"] {
+        let src = tests::syscalls_dir().join(format!("{name}.c"));
+        let dir = tests::c_build_dir().unwrap_or_else(|e| panic!("{e}"));
+        let bin = dir.join(format!("{name}-hostnet"));
+        tests::compile_c(&src, &bin).unwrap_or_else(|e| panic!("{e}"));
+        let run = run_sandboxed(&["--network=host"], &bin, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(run.code(), Some(0), "{name}\n{}", run.dump());
+        assert!(run.stdout.contains(" 0 failed"), "{name}\n{}", run.dump());
+    }
+}

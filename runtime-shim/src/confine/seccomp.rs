@@ -72,6 +72,8 @@ fn constant(name: &str) -> Option<u64> {
         "TIOCSWINSZ" => libc::TIOCSWINSZ,
         "TIOCGPGRP" => libc::TIOCGPGRP,
         "FIONREAD" => libc::FIONREAD,
+        "AF_INET" => libc::AF_INET as u64,
+        "AF_INET6" => libc::AF_INET6 as u64,
         "PR_SET_NAME" => libc::PR_SET_NAME as u64,
         "PR_GET_NAME" => libc::PR_GET_NAME as u64,
         "PR_SET_PDEATHSIG" => libc::PR_SET_PDEATHSIG as u64,
@@ -238,6 +240,23 @@ mod tests {
             }
             p.context(Mode::Enforce).unwrap();
         }
+    }
+
+    #[test]
+    fn host_network_adds_inet_sockets_only() {
+        let text = format!(
+            "{}{}",
+            include_str!("../../seccomp/sentry.policy"),
+            include_str!("../../seccomp/sentry-hostnet.policy")
+        );
+        let p = Policy::parse(&text).unwrap();
+        let socket: Vec<&Rule> = p.rules.iter().filter(|r| r.name == "socket").collect();
+        let families: Vec<u64> = socket.iter().map(|r| r.conds[0].value).collect();
+        assert_eq!(families, [libc::AF_INET as u64, libc::AF_INET6 as u64]);
+        for forbidden in ["mount", "unshare", "setns", "bpf", "socketpair"] {
+            assert!(!p.allowed_names().contains(&forbidden), "{forbidden}");
+        }
+        p.context(Mode::Enforce).unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! signals.
 #![deny(unsafe_code)]
 
+pub mod hostinet;
 pub mod iface;
 pub mod ifreq;
 pub mod inet;
@@ -24,6 +25,27 @@ use crate::{errno, return_errno};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Where the sandbox's `AF_INET`/`AF_INET6` sockets live (`--network`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The sentry's own stack with loopback only.
+    #[default]
+    None,
+    /// Host sockets held by the sentry (hostinet).
+    Host,
+}
+
+static MODE: OnceLock<NetworkMode> = OnceLock::new();
+
+/// Set once, at boot.
+pub fn set_mode(mode: NetworkMode) {
+    let _ = MODE.set(mode);
+}
+
+pub fn mode() -> NetworkMode {
+    MODE.get().copied().unwrap_or_default()
+}
 
 /// `shutdown` bits as Linux keeps them in `sk_shutdown`.
 pub const RCV_SHUTDOWN: u8 = 1;

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::net::unix::UnixSocket;
-use crate::net::{inet, netlink};
+use crate::net::{hostinet, inet, netlink, NetworkMode};
 use crate::net::{Received, SendRequest, Socket, Ucred};
 use crate::vfs::{FdFlags, FileDescription};
 use crate::{errno, return_errno};
@@ -124,7 +124,12 @@ pub fn sys_socket(task: &mut Task, domain: i32, ty: i32, protocol: i32) -> Resul
     let file: Arc<dyn FileDescription> = match domain {
         libc::AF_INET | libc::AF_INET6 => {
             inet::check_type(base, protocol)?;
-            inet::InetSocket::new(task, domain, base, nonblock)
+            match crate::net::mode() {
+                NetworkMode::None => inet::InetSocket::new(task, domain, base, nonblock),
+                NetworkMode::Host => {
+                    hostinet::HostSocket::new(task, domain, base, protocol, nonblock)?
+                }
+            }
         }
         libc::AF_NETLINK => {
             if base != libc::SOCK_RAW && base != libc::SOCK_DGRAM {
