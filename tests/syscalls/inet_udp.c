@@ -179,6 +179,27 @@ static void test_connected(int family)
     close(other);
 }
 
+/* A connected socket hears of a closed port through ICMP: the next receive fails with
+ * ECONNREFUSED, once. */
+static void test_refused(int family)
+{
+    int gone = CHECK_OK(bound(family));
+    int port = port_of(gone);
+    close(gone);
+    int s = CHECK_OK(socket(family, SOCK_DGRAM, 0));
+    union addr to;
+    socklen_t tolen = loop_addr(&to, family, port);
+    CHECK_OK(connect(s, &to.sa, tolen));
+    CHECK_EQ(send(s, "anyone?", 7, 0), 7);
+    struct pollfd p = { .fd = s, .events = POLLIN };
+    CHECK_EQ(poll(&p, 1, -1), 1);
+    CHECK_EQ(p.revents & POLLERR, POLLERR);
+    char b[8];
+    CHECK_ERRNO(recv(s, b, sizeof b, MSG_DONTWAIT), ECONNREFUSED);
+    CHECK_ERRNO(recv(s, b, sizeof b, MSG_DONTWAIT), EAGAIN);
+    close(s);
+}
+
 /* A blocked receiver is woken by a sender in another process; shutdown(SHUT_RD) wakes a
  * connected one with an empty read. */
 static void test_across_fork(int family)
@@ -220,6 +241,8 @@ int main(void)
     test_basics(AF_INET6);
     test_connected(AF_INET);
     test_connected(AF_INET6);
+    test_refused(AF_INET);
+    test_refused(AF_INET6);
     test_across_fork(AF_INET);
     test_across_fork(AF_INET6);
     return check_done();

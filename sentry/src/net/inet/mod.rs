@@ -3,8 +3,8 @@
 //! only the loopback interface: processes of the sandbox reach each other over 127.0.0.1
 //! and ::1, and nothing outside. No host socket is ever made for the application.
 //!
-//! Not done: `MSG_OOB` (`EOPNOTSUPP`); UDP multicast and broadcast; `ICMP` port
-//! unreachable is not turned into `ECONNREFUSED` for UDP; `SO_LINGER` with a timeout
+//! Not done: `MSG_OOB` (`EOPNOTSUPP`); UDP multicast and broadcast; `IP_RECVERR` (ICMP
+//! errors reach only connected UDP sockets, as `ECONNREFUSED`); `SO_LINGER` with a timeout
 //! does not make `close` wait; `TIME_WAIT` is not kept, so a port is free again at once;
 //! addresses of 127.0.0.0/8 other than 127.0.0.1 are not the sandbox's; options changed
 //! after a connection exists do not resize its buffers.

@@ -1041,6 +1041,10 @@ impl Stack {
         if proto == IpProtocol::Udp {
             return self.admit_udp(src, dst, l4);
         }
+        if proto == IpProtocol::Icmp || proto == IpProtocol::Icmpv6 {
+            self.note_unreachable(proto, l4);
+            return true;
+        }
         if proto != IpProtocol::Tcp {
             return true;
         }
@@ -1157,6 +1161,37 @@ impl Stack {
         }
         // Unbound ports get smoltcp's port-unreachable answer.
         !bound
+    }
+
+    /// An ICMP "port unreachable" about a datagram of a connected UDP socket becomes its
+    /// pending `ECONNREFUSED` (Linux's `__udp4_lib_err`; unconnected sockets are not
+    /// told, as without `IP_RECVERR`).
+    fn note_unreachable(&mut self, proto: IpProtocol, icmp: &[u8]) {
+        let (ty, code) = match (icmp.first(), icmp.get(1)) {
+            (Some(t), Some(c)) => (*t, *c),
+            _ => return,
+        };
+        let unreachable = match proto {
+            IpProtocol::Icmp => ty == 3 && code == 3,
+            _ => ty == 1 && code == 4,
+        };
+        if !unreachable {
+            return;
+        }
+        let Some((inner, _osrc, odst, l4)) = icmp.get(8..).and_then(parse_l4) else {
+            return;
+        };
+        if inner != IpProtocol::Udp || l4.len() < 4 {
+            return;
+        }
+        let sport = u16::from_be_bytes([l4[0], l4[1]]);
+        let dport = u16::from_be_bytes([l4[2], l4[3]]);
+        let to = IpEndpoint::new(odst, dport);
+        for e in self.entries.values_mut() {
+            if e.proto == Proto::Udp && e.local.map(|l| l.1) == Some(sport) && e.peer == Some(to) {
+                e.err = Some(Errno::ECONNREFUSED);
+            }
+        }
     }
 
     /// After each packet: note resets and finished handshakes.
