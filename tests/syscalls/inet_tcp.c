@@ -158,7 +158,7 @@ static void test_bind(void)
     a.in.sin_family = AF_INET6;
     CHECK_ERRNO(bind(s, &a.sa, len), EAFNOSUPPORT);
     loop_addr(&a, AF_INET, 0);
-    a.in.sin_addr.s_addr = inet_addr("192.0.2.1"); /* TEST-NET-1: nobody's address */
+    a.in.sin_addr.s_addr = inet_addr("198.51.100.1"); /* TEST-NET-2: nobody's address */
     CHECK_ERRNO(bind(s, &a.sa, len), EADDRNOTAVAIL);
     loop_addr(&a, AF_INET, 0);
     CHECK_OK(bind(s, &a.sa, len));

@@ -123,7 +123,7 @@ def attempt(addr, family=socket.AF_INET):
         return "connected"
     except OSError as e:
         return errno.errorcode[e.errno]
-print(attempt(("127.0.0.1", {port})), attempt(("192.0.2.1", 80)),
+print(attempt(("127.0.0.1", {port})), attempt(("198.51.100.1", 80)),
       attempt(("2001:db8::1", 80), socket.AF_INET6))
 "#
     );
@@ -242,4 +242,39 @@ fn syscall_programs_under_host_network() {
         assert_eq!(run.code(), Some(0), "{name}\n{}", run.dump());
         assert!(run.stdout.contains(" 0 failed"), "{name}\n{}", run.dump());
     }
+}
+
+/// `--network=host`: netlink shows the host's interfaces, and cannot change them.
+#[test]
+fn host_network_netlink_is_the_hosts_and_read_only() {
+    let Some(ip) = ["/usr/sbin/ip", "/sbin/ip"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("SKIPPED: iproute2 is not installed (scripts/deps.sh installs it)");
+        return;
+    };
+    let native = run_native(Path::new(ip), &["-o", "link"]).unwrap_or_else(|e| panic!("{e}"));
+    let inside = run_sandboxed(&["--network=host"], Path::new(ip), &["-o", "link"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inside.code(), Some(0), "{}", inside.dump());
+    let names = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter_map(|l| l.split(": ").nth(1).map(str::to_string))
+            .collect()
+    };
+    assert_eq!(names(&inside.stdout), names(&native.stdout));
+    // lo's MTU already: harmless even if it were allowed (the permission check comes first).
+    let change = run_sandboxed(
+        &["--network=host"],
+        Path::new(ip),
+        &["link", "set", "lo", "mtu", "65536"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(change.code(), Some(0), "{}", change.dump());
+    assert!(
+        change.stderr.contains("Operation not permitted"),
+        "{}",
+        change.dump()
+    );
 }

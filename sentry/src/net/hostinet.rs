@@ -1,13 +1,15 @@
 //! `--network=host`: `AF_INET`/`AF_INET6` sockets are host sockets that the sentry holds
-//! (DESIGN.md §4, "hostinet"), in the network namespace the sandbox runs in. The sentry
+//! (DESIGN.md §4, "hostinet"), in the network namespace the sandbox runs in; so are
+//! `NETLINK_ROUTE` sockets, which show the host's interfaces (the sentry holds no
+//! capability, so they cannot change them). The sentry
 //! still decodes every call: the host socket is always nonblocking, blocking happens in
 //! the sentry (interruptibly, with `SO_RCVTIMEO`/`SO_SNDTIMEO` kept here) through the
 //! host fd notifier, only options whose value holds no pointer are passed on, and
 //! `SIGPIPE` is the sentry's to raise. The sentry's seccomp allow-list gains the socket
 //! calls in this mode only (`seccomp/sentry-hostnet.policy`).
 //!
-//! Not done: the interface ioctls and netlink still describe the sandbox's loopback,
-//! not the host's interfaces; control messages (`IP_PKTINFO`, timestamps) are not
+//! Not done: the interface ioctls still describe the sandbox's loopback, not the host's
+//! interfaces; control messages (`IP_PKTINFO`, timestamps) are not
 //! passed; `SIOCOUTQ`.
 #![deny(unsafe_code)]
 
@@ -88,6 +90,8 @@ fn passable(level: i32, name: i32) -> bool {
             name,
             libc::IPV6_V6ONLY | libc::IPV6_UNICAST_HOPS | libc::IPV6_RECVERR
         ),
+        // All of netlink's options are integers.
+        libc::SOL_NETLINK => true,
         _ => false,
     }
 }
@@ -129,7 +133,7 @@ impl HostSocket {
         nonblock: bool,
     ) -> Result<Arc<HostSocket>> {
         let fd = host::socket(family, ty, protocol)?;
-        let protocol = if protocol != 0 {
+        let protocol = if protocol != 0 || family == libc::AF_NETLINK {
             protocol
         } else if ty == libc::SOCK_STREAM {
             libc::IPPROTO_TCP

@@ -138,7 +138,13 @@ pub fn sys_socket(task: &mut Task, domain: i32, ty: i32, protocol: i32) -> Resul
             if protocol != netlink::NETLINK_ROUTE {
                 return_errno!(EPROTONOSUPPORT);
             }
-            netlink::NetlinkSocket::new(task, base, nonblock)
+            match crate::net::mode() {
+                NetworkMode::None => netlink::NetlinkSocket::new(task, base, nonblock),
+                // The host's interfaces; the sentry has no capability to change them.
+                NetworkMode::Host => {
+                    hostinet::HostSocket::new(task, domain, base, protocol, nonblock)?
+                }
+            }
         }
         _ => UnixSocket::new(task, unix_type(base, protocol)?, nonblock),
     };
