@@ -16,6 +16,7 @@ CARAPACE_PACKAGES=(
     procps            # ps, run inside the sandbox over its /proc
     containerd        # tests/tests/containerd.rs: a private containerd drives containerd-shim-carapace-v1
     umoci skopeo      # ... and the busybox OCI image it imports, built locally
+    iproute2          # ip addr/link/route inside the sandbox over its netlink
 )
 
 missing=()
