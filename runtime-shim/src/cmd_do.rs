@@ -13,7 +13,7 @@ use std::process::Stdio;
 #[derive(clap::Args)]
 pub struct DoArgs {
     /// The platform that runs application code.
-    #[arg(long, default_value = "ptrace", value_parser = ["ptrace"])]
+    #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
     platform: String,
     /// Print every syscall the application makes, with decoded arguments and results.
     #[arg(long)]
@@ -85,6 +85,7 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         } else {
             sentry::fs::RootOverlay::Memory
         },
+        platform: sentry::platform::Kind::from_name(&args.platform).unwrap_or_default(),
     };
     // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
     // confines itself first; this process only waits for it and passes its status on.

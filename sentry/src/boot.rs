@@ -5,7 +5,6 @@ use crate::error::Error;
 use crate::kernel::{Credentials, ExitStatus, Kernel, Task};
 use crate::loader::Executable;
 use crate::mm::MemoryFile;
-use crate::platform::ptrace::PtracePlatform;
 use crate::vfs::{Creds, ExecFile, FsContext};
 use crate::Errno;
 use std::os::fd::OwnedFd;
@@ -26,6 +25,8 @@ pub struct SandboxConfig {
     pub hostname: Vec<u8>,
     /// How the root filesystem takes writes (`--overlay`).
     pub overlay: crate::fs::RootOverlay,
+    /// What runs application code (`--platform`).
+    pub platform: crate::platform::Kind,
 }
 
 /// Why the sandbox did not run its command.
@@ -83,7 +84,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
     }
     let [stdin, stdout, stderr] = cfg.stdio;
     let files = crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?;
-    let kernel = Kernel::new(Box::new(PtracePlatform::new()), memory_file, cfg.strace);
+    let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
     }
