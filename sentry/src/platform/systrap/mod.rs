@@ -62,8 +62,42 @@ const PF_INSTR: u64 = 16;
 /// `si_code` of the SIGSYS a seccomp `SECCOMP_RET_TRAP` raises.
 const SYS_SECCOMP: i32 = 1;
 
-/// How long the sentry spins on a slot before it sleeps on the futex.
-const SENTRY_SPIN: Duration = Duration::from_micros(20);
+/// How long the two sides spin on a slot before they sleep on its futex: the stub in
+/// `pause` loops, the sentry in time. Spinning only pays when both can run at once, so
+/// never on one CPU. `CARAPACE_SYSTRAP_SPIN=STUB,SENTRY_NS` overrides (for measuring).
+#[derive(Clone, Copy, Debug)]
+struct Spin {
+    stub: u32,
+    sentry: Duration,
+}
+
+/// About 10 µs each (a `pause` takes ~45 ns here): longer than most syscalls take to
+/// serve, shorter than a futex wake-up across CPUs on these machines.
+const DEFAULT_SPIN: Spin = Spin {
+    stub: 200,
+    sentry: Duration::from_micros(10),
+};
+
+fn spin() -> Spin {
+    static SPIN: OnceLock<Spin> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let from_env = std::env::var("CARAPACE_SYSTRAP_SPIN").ok().and_then(|v| {
+            let (a, b) = v.split_once(',')?;
+            Some(Spin {
+                stub: a.trim().parse().ok()?,
+                sentry: Duration::from_nanos(b.trim().parse().ok()?),
+            })
+        });
+        from_env.unwrap_or(if pt::sandbox_cpus().len() > 1 {
+            DEFAULT_SPIN
+        } else {
+            Spin {
+                stub: 0,
+                sentry: Duration::ZERO,
+            }
+        })
+    })
+}
 /// How long it sleeps before it checks that the stub is still alive.
 const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
 
@@ -74,6 +108,7 @@ pub struct SystrapPlatform {
 impl SystrapPlatform {
     pub fn new() -> SystrapPlatform {
         pt::sandbox_cpus();
+        spin();
         SystrapPlatform {
             stub_exe: OnceLock::new(),
         }
@@ -381,6 +416,7 @@ impl SlotMap {
         for off in (0..stub::SIGINFO).step_by(8) {
             self.write_u64(off, 0);
         }
+        self.word(stub::SPIN).store(spin().stub, Ordering::Relaxed);
     }
 
     fn word(&self, off: usize) -> &AtomicU32 {
@@ -435,6 +471,11 @@ impl SlotMap {
 
     /// Wait until the stub reports back (`S_STOPPED`): spin briefly, then sleep.
     fn wait_stopped(&self, pid: Pid) -> Result<()> {
+        self.wait_stopped_within(pid, spin().sentry)
+    }
+
+    /// The same, spinning for at most `limit`.
+    fn wait_stopped_within(&self, pid: Pid, limit: Duration) -> Result<()> {
         let st = self.word(stub::STATE);
         let start = Instant::now();
         let mut n = 0u32;
@@ -442,11 +483,11 @@ impl SlotMap {
             if st.load(Ordering::Acquire) == stub::S_STOPPED {
                 return Ok(());
             }
-            std::hint::spin_loop();
             n = n.wrapping_add(1);
-            if n.is_multiple_of(64) && start.elapsed() > SENTRY_SPIN {
+            if n.is_multiple_of(16) && start.elapsed() >= limit {
                 break;
             }
+            std::hint::spin_loop();
         }
         let sleeping = self.word(stub::SENTRY_SLEEPING);
         loop {
@@ -614,6 +655,9 @@ pub struct SystrapContext {
     /// The fs and gs bases the stub thread has (None: unknown, set before the next run).
     fs_base: Option<u64>,
     gs_base: Option<u64>,
+    /// The application's last run ended within the spin window.
+    last_short: bool,
+    switches: u32,
 }
 
 impl SystrapContext {
@@ -626,6 +670,8 @@ impl SystrapContext {
             space,
             fs_base: None,
             gs_base: None,
+            last_short: true,
+            switches: 0,
         }
     }
 
@@ -767,8 +813,19 @@ impl Context for SystrapContext {
 
     fn switch(&mut self, regs: &mut Regs) -> Result<Exit> {
         self.write_regs(regs);
+        // Spin only for an application that came back quickly last time (a syscall-heavy
+        // loop), and now and then to find out whether it does again.
+        let window = spin().sentry;
+        self.switches = self.switches.wrapping_add(1);
+        let limit = if self.last_short || self.switches.is_multiple_of(64) {
+            window
+        } else {
+            Duration::ZERO
+        };
+        let posted = Instant::now();
         self.slot.post(stub::S_RUN);
-        self.slot.wait_stopped(self.pid)?;
+        self.slot.wait_stopped_within(self.pid, limit)?;
+        self.last_short = posted.elapsed() <= window;
         self.read_regs(regs);
         Ok(self.exit(regs))
     }

@@ -40,6 +40,8 @@ pub const CMD_RET: usize = 72;
 pub const FP_LEN: usize = 80;
 pub const FS_DIRTY: usize = 84;
 pub const GS_DIRTY: usize = 88;
+/// How often the stub checks the state word before it sleeps on the futex.
+pub const SPIN: usize = 92;
 pub const FS_BASE: usize = 96;
 pub const GS_BASE: usize = 104;
 pub const SIGINFO: usize = 128;
@@ -64,9 +66,6 @@ pub const S_RUN: u32 = 2;
 pub const S_CMD: u32 = 3;
 /// The sentry asks for a new stub thread (`clone(CMD_ARGS[0], CMD_ARGS[1])`).
 pub const S_CLONE: u32 = 4;
-
-/// How often the stub checks the state word before it sleeps on the futex.
-const STUB_SPIN: u32 = 2000;
 
 /// `AUDIT_ARCH_X86_64` (linux/audit.h): EM_X86_64 | 64-bit | little endian.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -150,7 +149,9 @@ std::arch::global_asm!(
     "syscall",
     // Wait for the sentry's answer: spin, then sleep.
     "5:",
-    "mov ecx, {spin}",
+    "mov ecx, [rbx + {spin}]",
+    "test ecx, ecx",
+    "jz 17f",
     "6:",
     "mov eax, [rbx + {state}]",
     "cmp eax, {stopped}",
@@ -158,6 +159,7 @@ std::arch::global_asm!(
     "pause",
     "dec ecx",
     "jnz 6b",
+    "17:",
     "mov dword ptr [rbx + {stub_sleeping}], 1",
     "mfence",
     "7:",
@@ -279,7 +281,7 @@ std::arch::global_asm!(
     stopped = const S_STOPPED,
     sentry_sleeping = const SENTRY_SLEEPING,
     stub_sleeping = const STUB_SLEEPING,
-    spin = const STUB_SPIN,
+    spin = const SPIN,
     run = const S_RUN,
     cmd = const S_CMD,
     clone = const S_CLONE,
