@@ -419,19 +419,19 @@ pub fn filter(clone_flags: u64) -> Vec<libc::sock_filter> {
     let trap = f.len();
     f.push(st(RET, 0, 0, libc::SECCOMP_RET_TRAP));
     // Resolve the placeholders: 0xff → trap, 0xfe → kill, 0xfd → allow.
-    for i in 0..kill {
-        let target = |t: u8| match t {
-            0xff => Some(trap),
-            0xfe => Some(kill),
-            0xfd => Some(allow),
-            _ => None,
-        };
-        let ins = &mut f[i];
+    let target = |t: u8| match t {
+        0xff => Some(trap),
+        0xfe => Some(kill),
+        0xfd => Some(allow),
+        _ => None,
+    };
+    for (i, ins) in f.iter_mut().enumerate().take(kill) {
+        // Every placeholder jumps forward, to one of the three returns after `i`.
         if let Some(t) = target(ins.jt) {
-            ins.jt = (t - i - 1) as u8;
+            ins.jt = u8::try_from(t - i - 1).unwrap_or(0);
         }
         if let Some(t) = target(ins.jf) {
-            ins.jf = (t - i - 1) as u8;
+            ins.jf = u8::try_from(t - i - 1).unwrap_or(0);
         }
     }
     f
