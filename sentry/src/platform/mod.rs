@@ -10,8 +10,9 @@ pub mod systrap;
 /// The platforms `--platform` can name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kind {
-    #[default]
     Ptrace,
+    /// The default: it passes everything ptrace does, and its syscalls are cheaper.
+    #[default]
     Systrap,
 }
 
