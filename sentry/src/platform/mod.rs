@@ -10,9 +10,10 @@ pub mod systrap;
 /// The platforms `--platform` can name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kind {
-    Ptrace,
-    /// The default: it passes everything ptrace does, and its syscalls are cheaper.
+    /// The default until systrap's process creation is as fast (fork costs it ~1.5–2×
+    /// what it costs ptrace here, enough for `stress_fork.c` to time out under load).
     #[default]
+    Ptrace,
     Systrap,
 }
 

@@ -182,7 +182,7 @@ impl Platform for SystrapPlatform {
         // From here on the address space's drop kills the stub on any error.
         let slot = set_up_first_stub(pid, &space)?;
         let ctx = SystrapContext::new(pid, slot, 0, space);
-        ctx.slot.wait_stopped(pid)?;
+        ctx.wait_parked()?;
         Ok((Box::new(aspace), Box::new(ctx)))
     }
 
@@ -256,7 +256,7 @@ impl Platform for SystrapPlatform {
             .map_err(|_| errno!(EINVAL))?;
         let ctx = SystrapContext::new(pid, t.slot, t.index, t.space);
         // The new thread sets itself up and parks; until then there is nothing to run.
-        ctx.slot.wait_stopped(pid)?;
+        ctx.wait_parked()?;
         Ok(Box::new(ctx))
     }
 }
@@ -274,62 +274,49 @@ fn slot_addr(index: u64) -> u64 {
 
 /// Set up a freshly exec'd stub (stopped, traced by this thread) and let it go: it
 /// parks in its handler, waiting for the sentry. Returns the sentry's view of slot 0.
+///
+/// One injection maps the slot; the rest of the set-up is a list of syscalls the stub
+/// makes itself after the sentry detaches (a ptrace round trip each cost ~15 µs here).
 fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
     let sites = stub::sites();
-    let inject = |nr: i64, args: [u64; 6]| -> Result<()> {
-        let ret = pt::inject_at(pid, sites.inject, sites.inject + 3, nr, args)?;
-        pt::check_injected(ret)
-    };
-    // Nothing of the exec'd image but the code page stays (stack, vDSO, vvar).
-    inject(libc::SYS_munmap, [0, STUB_BASE, 0, 0, 0, 0])?;
-    let after = STUB_BASE + 0x1000;
-    inject(
-        libc::SYS_munmap,
-        [after, 0x7fff_ffff_f000 - after, 0, 0, 0, 0],
-    )?;
     let base = stub::SLOTS_BASE;
     let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
     let prot = Prot::RW.bits() as u64;
-    inject(
+    let ret = pt::inject_at(
+        pid,
+        sites.inject,
+        sites.inject + 3,
         libc::SYS_mmap,
         [base, stub::SLOT_SIZE, prot, flags, STUB_CTLFD, 0],
     )?;
+    pt::check_injected(ret)?;
     let slot = SlotMap::map(&space.ctl, 0)?;
     slot.reset();
 
-    // The signal stack: the slot's upper half.
+    // The data the calls point to, in the slot's set-up area.
     let setup = stub::SETUP;
-    slot.write_u64(setup, base + stub::ALTSTACK);
-    slot.write_u64(setup + 8, 0);
-    slot.write_u64(setup + 16, stub::SLOT_SIZE - stub::ALTSTACK);
-    inject(libc::SYS_sigaltstack, [base + setup as u64, 0, 0, 0, 0, 0])?;
-
+    let at = |off: usize| base + off as u64;
+    // The signal stack: the slot's upper half.
+    let altstack = setup;
+    slot.write_u64(altstack, base + stub::ALTSTACK);
+    slot.write_u64(altstack + 8, 0);
+    slot.write_u64(altstack + 16, stub::SLOT_SIZE - stub::ALTSTACK);
     // One handler for everything, with every handled signal blocked while it runs.
+    let act = setup + 64;
     let mask = HANDLED
         .iter()
         .fold(0u64, |m, s| m | 1u64 << (*s as u64 - 1));
-    let act = setup + 64;
     slot.write_u64(act, sites.handler);
     let sa_flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | SA_RESTORER;
     slot.write_u64(act + 8, sa_flags);
     slot.write_u64(act + 16, sites.restorer);
     slot.write_u64(act + 24, mask);
-    for sig in HANDLED {
-        inject(
-            libc::SYS_rt_sigaction,
-            [sig as u64, base + act as u64, 0, 8, 0, 0],
-        )?;
-    }
-
     // The filter: traps for the application, a short list for the stub's own code.
-    inject(
-        libc::SYS_prctl,
-        [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
-    )?;
-    let filter = stub::filter(CLONE_FLAGS);
     let prog = setup + 128;
     let insns = setup + 256;
-    if insns + filter.len() * 8 > stub::FP {
+    let batch = setup + 512;
+    let filter = stub::filter(CLONE_FLAGS);
+    if insns + filter.len() * 8 > batch {
         return Err(errno!(E2BIG, "stub filter does not fit its slot"));
     }
     for (i, ins) in filter.iter().enumerate() {
@@ -340,22 +327,46 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
         slot.write_u64(insns + i * 8, word);
     }
     slot.write_u64(prog, filter.len() as u64);
-    slot.write_u64(prog + 8, base + insns as u64);
-    inject(
-        libc::SYS_seccomp,
-        [
-            libc::SECCOMP_SET_MODE_FILTER as u64,
-            0,
-            base + prog as u64,
-            0,
-            0,
-            0,
-        ],
-    )?;
+    slot.write_u64(prog + 8, at(insns));
 
-    // Let it go to the park, where it reports itself as stopped.
+    let top = 0x7fff_ffff_f000u64;
+    let code_end = STUB_BASE + 0x1000;
+    let slot_end = base + stub::SLOT_SIZE;
+    let mut calls: Vec<(i64, [u64; 6])> = vec![
+        // Nothing of the exec'd image but the code page stays (stack, vDSO, vvar).
+        (libc::SYS_munmap, [0, STUB_BASE, 0, 0, 0, 0]),
+        (libc::SYS_munmap, [code_end, base - code_end, 0, 0, 0, 0]),
+        (libc::SYS_munmap, [slot_end, top - slot_end, 0, 0, 0, 0]),
+        (libc::SYS_sigaltstack, [at(altstack), 0, 0, 0, 0, 0]),
+    ];
+    for sig in HANDLED {
+        calls.push((libc::SYS_rt_sigaction, [sig as u64, at(act), 0, 8, 0, 0]));
+    }
+    calls.push((
+        libc::SYS_prctl,
+        [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
+    ));
+    calls.push((
+        libc::SYS_seccomp,
+        [libc::SECCOMP_SET_MODE_FILTER as u64, 0, at(prog), 0, 0, 0],
+    ));
+    if batch + calls.len() * 56 > stub::FP {
+        return Err(errno!(E2BIG, "stub set-up does not fit its slot"));
+    }
+    for (i, (nr, args)) in calls.iter().enumerate() {
+        let entry = batch + i * 56;
+        slot.write_u64(entry, *nr as u64);
+        for (j, a) in args.iter().enumerate() {
+            slot.write_u64(entry + 8 + 8 * j, *a);
+        }
+    }
+
+    // Let it go: it runs the list and parks, where it reports itself as stopped.
     let mut regs = ptrace::getregs(pid)?;
-    regs.rip = sites.park;
+    regs.rip = sites.batch;
+    regs.rbx = base;
+    regs.r12 = at(batch);
+    regs.r13 = calls.len() as u64;
     ptrace::setregs(pid, regs)?;
     ptrace::detach(pid, None)?;
     Ok(slot)
@@ -513,6 +524,11 @@ impl SlotMap {
 
     /// Have the (stopped) stub make one host syscall; its raw result.
     fn command(&self, pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
+        // Mapping changes come in runs (a fork maps every area): the stub waits for the
+        // next one spinning, if there is a CPU to spare for that.
+        let room = (ACTIVE.load(Ordering::Relaxed) + 1) * 2 <= pt::sandbox_cpus().len();
+        let stub_spin = if room { spin().stub } else { 0 };
+        self.word(stub::SPIN).store(stub_spin, Ordering::Relaxed);
         self.write_u64(stub::CMD_NR, nr as u64);
         for (i, a) in args.iter().enumerate() {
             self.write_u64(stub::CMD_ARGS + 8 * i, *a);
@@ -721,6 +737,17 @@ impl SystrapContext {
         }
         let _ = nix::sched::sched_setaffinity(self.pid, &stub_set);
         let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &own_set);
+    }
+
+    /// Wait for a new stub thread to report from its park, set up.
+    fn wait_parked(&self) -> Result<()> {
+        self.slot.wait_stopped(self.pid)?;
+        let kind = self.slot.word(stub::KIND).load(Ordering::Relaxed) as i32;
+        let rip = self.slot.read_u64(stub::GREGS + 8 * 16);
+        if kind != libc::SIGTRAP || rip != stub::sites().park + 1 {
+            return Err(errno!(EAGAIN, "stub failed to set itself up"));
+        }
+        Ok(())
     }
 
     fn write_regs(&mut self, r: &Regs) {

@@ -97,6 +97,29 @@ std::arch::global_asm!(
     "carapace_systrap_park:",
     "int3",
     "jmp carapace_systrap_park",
+    // The first thread's set-up, run once after the sentry detaches: the host syscalls
+    // listed at r12 (r13 entries of nr and six arguments), stopping at the first error,
+    // then park. rbx is the slot.
+    ".globl carapace_systrap_batch",
+    ".hidden carapace_systrap_batch",
+    "carapace_systrap_batch:",
+    "20:",
+    "mov rax, [r12]",
+    "mov rdi, [r12 + 8]",
+    "mov rsi, [r12 + 16]",
+    "mov rdx, [r12 + 24]",
+    "mov r10, [r12 + 32]",
+    "mov r8, [r12 + 40]",
+    "mov r9, [r12 + 48]",
+    "syscall",
+    "cmp rax, -4095",
+    "jae 21f",
+    "add r12, 56",
+    "dec r13",
+    "jnz 20b",
+    "jmp carapace_systrap_park",
+    "21:",
+    "ud2",
     // sa_restorer of every handler.
     ".globl carapace_systrap_restorer",
     ".hidden carapace_systrap_restorer",
@@ -300,6 +323,7 @@ extern "C" {
     static carapace_systrap_start: u8;
     static carapace_systrap_inject: u8;
     static carapace_systrap_park: u8;
+    static carapace_systrap_batch: u8;
     static carapace_systrap_restorer: u8;
     static carapace_systrap_handler: u8;
     static carapace_systrap_end: u8;
@@ -310,6 +334,7 @@ struct Code {
     bytes: &'static [u8],
     inject: u64,
     park: u64,
+    batch: u64,
     restorer: u64,
     handler: u64,
 }
@@ -326,6 +351,7 @@ fn code() -> Code {
         bytes,
         inject: at(std::ptr::addr_of!(carapace_systrap_inject)),
         park: at(std::ptr::addr_of!(carapace_systrap_park)),
+        batch: at(std::ptr::addr_of!(carapace_systrap_batch)),
         restorer: at(std::ptr::addr_of!(carapace_systrap_restorer)),
         handler: at(std::ptr::addr_of!(carapace_systrap_handler)),
     }
@@ -341,6 +367,8 @@ pub struct Sites {
     pub inject: u64,
     /// Where a thread parks (`int3`) until the sentry first runs it.
     pub park: u64,
+    /// The first thread's set-up: a list of host syscalls, then the park.
+    pub batch: u64,
     pub restorer: u64,
     pub handler: u64,
 }
@@ -350,6 +378,7 @@ pub fn sites() -> Sites {
     Sites {
         inject: STUB_BASE + CODE_OFFSET + c.inject,
         park: STUB_BASE + CODE_OFFSET + c.park,
+        batch: STUB_BASE + CODE_OFFSET + c.batch,
         restorer: STUB_BASE + CODE_OFFSET + c.restorer,
         handler: STUB_BASE + CODE_OFFSET + c.handler,
     }
@@ -446,7 +475,7 @@ mod tests {
         let img = image();
         assert!(img.len() < 0x1000);
         let s = sites();
-        for a in [s.inject, s.park, s.restorer, s.handler] {
+        for a in [s.inject, s.park, s.batch, s.restorer, s.handler] {
             assert!(a > STUB_BASE + CODE_OFFSET && a < STUB_BASE + img.len() as u64);
         }
         let off = (s.inject - STUB_BASE) as usize;
