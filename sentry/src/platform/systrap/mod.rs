@@ -680,6 +680,8 @@ pub struct SystrapContext {
     gs_base: Option<u64>,
     /// Whether the stub and this thread are on CPUs of their own (None: not yet set).
     split: Option<bool>,
+    /// The most tasks seen in `switch` at once since placement was last decided.
+    max_active: usize,
     /// The application's last run ended within the spin window.
     last_short: bool,
     switches: u32,
@@ -696,6 +698,7 @@ impl SystrapContext {
             fs_base: None,
             gs_base: None,
             split: None,
+            max_active: 0,
             last_short: true,
             switches: 0,
         }
@@ -706,8 +709,10 @@ impl SystrapContext {
     /// 2.4–4.3 µs per getpid that way, against 8–10 µs with both on one CPU (no spinning;
     /// as fast as ptrace) and 2–22 µs left to the host scheduler, which often puts the
     /// pair on one CPU where spinning only delays the other side. With more active tasks
-    /// than that (`split` false) the binding is undone: pinned threads then starve each
-    /// other (64 threads on 2 CPUs: one signal round in 3 s against 39 unpinned).
+    /// than that (`split` false) the pair shares one CPU and nobody spins, as on ptrace:
+    /// a hand-over is then a wake-up on the same CPU, cheap, where one across CPUs costs
+    /// tens of µs here (pipe and futex ping-pong between two tasks). Split pairs for 64
+    /// threads starved the program's main thread (one signal round in 3 s against 39).
     /// `CARAPACE_SYSTRAP_BIND=none` leaves CPUs to the host (for measuring).
     fn bind_cpus(&mut self, split: bool) {
         if self.split == Some(split) {
@@ -719,21 +724,14 @@ impl SystrapContext {
         if n < 2 || std::env::var_os("CARAPACE_SYSTRAP_BIND").is_some_and(|m| m == "none") {
             return;
         }
+        // Pairs spread over the CPUs by stub pid.
+        let i = self.pid.as_raw().unsigned_abs() as usize;
+        let a = cpus.get(i % n).copied().unwrap_or(0);
+        let b = cpus.get((i + usize::from(split)) % n).copied().unwrap_or(0);
         let mut stub_set = nix::sched::CpuSet::new();
         let mut own_set = nix::sched::CpuSet::new();
-        if split {
-            // Pairs spread over the CPUs by stub pid.
-            let i = self.pid.as_raw().unsigned_abs() as usize;
-            let a = cpus.get(i % n).copied().unwrap_or(0);
-            let b = cpus.get((i + 1) % n).copied().unwrap_or(0);
-            if stub_set.set(a).is_err() || own_set.set(b).is_err() {
-                return;
-            }
-        } else {
-            for c in cpus {
-                let _ = stub_set.set(*c);
-                let _ = own_set.set(*c);
-            }
+        if stub_set.set(a).is_err() || own_set.set(b).is_err() {
+            return;
         }
         let _ = nix::sched::sched_setaffinity(self.pid, &stub_set);
         let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &own_set);
@@ -895,8 +893,15 @@ impl Context for SystrapContext {
         // A spinning pair needs two CPUs: with more tasks in application code than that
         // allows, nobody spins (spinners would take the CPUs the others need to run).
         let active = ACTIVE.fetch_add(1, Ordering::Relaxed) + 1;
-        let room = active * 2 <= pt::sandbox_cpus().len().max(1);
-        self.bind_cpus(room);
+        self.max_active = self.max_active.max(active);
+        // CPU placement follows the busiest moment of the last 128 switches, not each
+        // one: moving threads between CPUs costs more than a hand-over.
+        if self.split.is_none() || self.switches.is_multiple_of(128) {
+            let split = self.max_active * 2 <= pt::sandbox_cpus().len();
+            self.bind_cpus(split);
+            self.max_active = active;
+        }
+        let room = self.split == Some(true) && active * 2 <= pt::sandbox_cpus().len();
         let spinning = room && (self.last_short || self.switches.is_multiple_of(64));
         let limit = if spinning { window } else { Duration::ZERO };
         // The stub spins for the sentry's answer only while hand-overs are quick too.
