@@ -434,7 +434,9 @@ impl SlotMap {
         for off in (0..stub::SIGINFO).step_by(8) {
             self.write_u64(off, 0);
         }
-        self.word(stub::SPIN).store(spin().stub, Ordering::Relaxed);
+        // A new thread shares its creator's CPU at first: no spinning until `switch`
+        // decides otherwise.
+        self.word(stub::SPIN).store(0, Ordering::Relaxed);
     }
 
     fn word(&self, off: usize) -> &AtomicU32 {
@@ -487,9 +489,21 @@ impl SlotMap {
         }
     }
 
-    /// Wait until the stub reports back (`S_STOPPED`): spin briefly, then sleep.
+    /// Whether the stub and its host thread are on different CPUs.
+    fn split(&self) -> bool {
+        self.word(stub::SPLIT).load(Ordering::Relaxed) != 0
+    }
+
+    /// Wait until the stub reports back (`S_STOPPED`): spin briefly if the stub has a CPU
+    /// of its own (on this thread's CPU, spinning would only keep it from running), then
+    /// sleep.
     fn wait_stopped(&self, pid: Pid) -> Result<()> {
-        self.wait_stopped_within(pid, spin().sentry)
+        let limit = if self.split() {
+            spin().sentry
+        } else {
+            Duration::ZERO
+        };
+        self.wait_stopped_within(pid, limit)
     }
 
     /// The same, spinning for at most `limit`.
@@ -525,9 +539,9 @@ impl SlotMap {
     /// Have the (stopped) stub make one host syscall; its raw result.
     fn command(&self, pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
         // Mapping changes come in runs (a fork maps every area): the stub waits for the
-        // next one spinning, if there is a CPU to spare for that.
+        // next one spinning, if it has a CPU of its own and there is one to spare.
         let room = (ACTIVE.load(Ordering::Relaxed) + 1) * 2 <= pt::sandbox_cpus().len();
-        let stub_spin = if room { spin().stub } else { 0 };
+        let stub_spin = if room && self.split() { spin().stub } else { 0 };
         self.word(stub::SPIN).store(stub_spin, Ordering::Relaxed);
         self.write_u64(stub::CMD_NR, nr as u64);
         for (i, a) in args.iter().enumerate() {
@@ -688,9 +702,11 @@ pub struct SystrapContext {
 }
 
 impl SystrapContext {
+    /// A context for a new stub thread, which goes on this thread's CPU until its first
+    /// switch decides (so that setting it up hands over on one CPU).
     fn new(pid: Pid, slot: SlotMap, index: u64, space: Arc<Space>) -> SystrapContext {
         MY_STUBS.with(|s| s.borrow_mut().push((space.id, pid, slot.ptr as usize)));
-        SystrapContext {
+        let mut ctx = SystrapContext {
             pid,
             slot,
             index,
@@ -701,7 +717,9 @@ impl SystrapContext {
             max_active: 0,
             last_short: true,
             switches: 0,
-        }
+        };
+        ctx.bind_cpus(false);
+        ctx
     }
 
     /// While the sandbox has CPUs to spare, put the stub thread and this host thread on
@@ -722,6 +740,7 @@ impl SystrapContext {
         let cpus = pt::sandbox_cpus();
         let n = cpus.len();
         if n < 2 || std::env::var_os("CARAPACE_SYSTRAP_BIND").is_some_and(|m| m == "none") {
+            self.slot.word(stub::SPLIT).store(0, Ordering::Relaxed);
             return;
         }
         // Pairs spread over the CPUs by stub pid.
@@ -735,6 +754,9 @@ impl SystrapContext {
         }
         let _ = nix::sched::sched_setaffinity(self.pid, &stub_set);
         let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &own_set);
+        self.slot
+            .word(stub::SPLIT)
+            .store(u32::from(split), Ordering::Relaxed);
     }
 
     /// Wait for a new stub thread to report from its park, set up.
@@ -896,7 +918,7 @@ impl Context for SystrapContext {
         self.max_active = self.max_active.max(active);
         // CPU placement follows the busiest moment of the last 128 switches, not each
         // one: moving threads between CPUs costs more than a hand-over.
-        if self.split.is_none() || self.switches.is_multiple_of(128) {
+        if self.switches == 1 || self.switches.is_multiple_of(128) {
             let split = self.max_active * 2 <= pt::sandbox_cpus().len();
             self.bind_cpus(split);
             self.max_active = active;

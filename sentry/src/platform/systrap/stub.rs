@@ -44,6 +44,9 @@ pub const GS_DIRTY: usize = 88;
 pub const SPIN: usize = 92;
 pub const FS_BASE: usize = 96;
 pub const GS_BASE: usize = 104;
+/// Set by the sentry while the stub and its host thread are on different CPUs (so that
+/// spinning on either side can pay); the stub does not read it.
+pub const SPLIT: usize = 112;
 pub const SIGINFO: usize = 128;
 pub const GREGS: usize = 256;
 /// Bytes of `struct sigcontext` copied: r8 … cr2 (23 words), not the fpstate pointer.
