@@ -10,10 +10,10 @@ pub mod systrap;
 /// The platforms `--platform` can name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kind {
-    /// The default until systrap's process creation is as fast (fork costs it ~1.5–2×
-    /// what it costs ptrace here, enough for `stress_fork.c` to time out under load).
-    #[default]
+    /// The correctness baseline.
     Ptrace,
+    /// The default: it passes everything ptrace passes, with cheaper system calls.
+    #[default]
     Systrap,
 }
 
