@@ -1,8 +1,9 @@
 /* Many threads making syscalls and taking signals at once, for argv[1] seconds
  * (default 5): the platform's hand-over between application threads and the sentry
  * under load. Every thread makes syscalls in a loop and is sent queued real-time signals
- * by the main thread; at the end every signal sent must have been handled, every thread
- * must have run, and nothing may hang (the harness's timeout catches that). */
+ * by the main thread (a few in flight per thread at most); at the end every signal sent
+ * must have been handled, every thread must have run, and nothing may hang (the
+ * harness's timeout catches that). */
 #include "check.h"
 #include <pthread.h>
 #include <signal.h>
@@ -71,6 +72,10 @@ int main(int argc, char **argv)
     long rounds = 0;
     while (time(NULL) < end) {
         for (int i = 0; i < NTHREADS; i++) {
+            /* At most a few signals in flight per thread: the run measures hand-overs
+             * under load, not how long a backlog of queued signals takes to drain. */
+            if (sent[i] - atomic_load(&handled[i]) >= 4)
+                continue;
             if (syscall(SYS_tgkill, getpid(), tids[i], SIGRTMIN) == 0)
                 sent[i]++;
             else

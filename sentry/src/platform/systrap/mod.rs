@@ -167,6 +167,7 @@ impl Platform for SystrapPlatform {
             memory_file.fd().as_raw_fd(),
             Some(ctl.as_raw_fd()),
         )?;
+        register_stub(pid);
         let space = Arc::new(Space {
             id: NEXT_SPACE.fetch_add(1, Ordering::Relaxed),
             ctl,
@@ -231,6 +232,11 @@ impl Platform for SystrapPlatform {
                 .slot
                 .clone_thread(parent.pid, addr + stub::SLOT_SIZE - 64)?;
             let pid = Pid::from_raw(i32::try_from(ret).map_err(|_| errno!(EAGAIN))?);
+            // The answer sits in memory the application can write: take it only for a
+            // child of ours that is no stub yet (never, say, a sentry thread's id).
+            if pid.as_raw() <= 0 || !alive(pid) || !register_stub(pid) {
+                return Err(errno!(EAGAIN, "stub reported a bad thread id"));
+            }
             Ok::<_, Error>((slot, pid))
         })();
         let (slot, pid) = match made {
@@ -374,8 +380,8 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
 
 static NEXT_SPACE: AtomicU64 = AtomicU64::new(1);
 
-/// How many tasks are in `switch` (running application code or about to) right now.
-static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// How many systrap contexts (tasks) exist.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 thread_local! {
     /// The stub thread each address space's mapping changes go through on this host
@@ -540,7 +546,7 @@ impl SlotMap {
     fn command(&self, pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
         // Mapping changes come in runs (a fork maps every area): the stub waits for the
         // next one spinning, if it has a CPU of its own and there is one to spare.
-        let room = (ACTIVE.load(Ordering::Relaxed) + 1) * 2 <= pt::sandbox_cpus().len();
+        let room = LIVE.load(Ordering::Relaxed) * 2 <= pt::sandbox_cpus().len();
         let stub_spin = if room && self.split() { spin().stub } else { 0 };
         self.word(stub::SPIN).store(stub_spin, Ordering::Relaxed);
         self.write_u64(stub::CMD_NR, nr as u64);
@@ -600,7 +606,21 @@ fn futex_wait(word: &AtomicU32, val: u32, timeout: Duration) -> bool {
     !(r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT))
 }
 
-/// Whether a stub process still runs (it has not exited; it is not reaped here).
+/// Every live stub process of the sandbox.
+static STUBS: Mutex<std::collections::BTreeSet<i32>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// Record a new stub; false if it is one already.
+fn register_stub(pid: Pid) -> bool {
+    pt::lock(&STUBS).insert(pid.as_raw())
+}
+
+fn unregister_stub(pid: Pid) {
+    pt::lock(&STUBS).remove(&pid.as_raw());
+}
+
+/// Whether a stub process still runs (it has not exited; it is not reaped here). False
+/// for a process that is not the sentry's child.
 fn alive(pid: Pid) -> bool {
     // SAFETY: an all-zero siginfo_t is a valid value to be filled in.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -678,6 +698,7 @@ impl AddressSpace for SystrapAddressSpace {
 impl Drop for SystrapAddressSpace {
     fn drop(&mut self) {
         for pid in std::mem::take(&mut *pt::lock(&self.space.members)) {
+            unregister_stub(pid);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG));
         }
@@ -694,7 +715,7 @@ pub struct SystrapContext {
     gs_base: Option<u64>,
     /// Whether the stub and this thread are on CPUs of their own (None: not yet set).
     split: Option<bool>,
-    /// The most tasks seen in `switch` at once since placement was last decided.
+    /// The most tasks seen at once since placement was last decided.
     max_active: usize,
     /// The application's last run ended within the spin window.
     last_short: bool,
@@ -706,6 +727,7 @@ impl SystrapContext {
     /// switch decides (so that setting it up hands over on one CPU).
     fn new(pid: Pid, slot: SlotMap, index: u64, space: Arc<Space>) -> SystrapContext {
         MY_STUBS.with(|s| s.borrow_mut().push((space.id, pid, slot.ptr as usize)));
+        LIVE.fetch_add(1, Ordering::Relaxed);
         let mut ctx = SystrapContext {
             pid,
             slot,
@@ -894,6 +916,8 @@ impl Drop for SystrapContext {
         let ptr = self.slot.ptr as usize;
         MY_STUBS.with(|s| s.borrow_mut().retain(|(_, _, p)| *p != ptr));
         pt::lock(&self.space.members).retain(|p| *p != pid);
+        unregister_stub(pid);
+        LIVE.fetch_sub(1, Ordering::Relaxed);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
         // The thread is gone: its slot (still mapped in the stub) can take another.
@@ -912,18 +936,20 @@ impl Context for SystrapContext {
         // loop), and now and then to find out whether it does again.
         let window = spin().sentry;
         self.switches = self.switches.wrapping_add(1);
-        // A spinning pair needs two CPUs: with more tasks in application code than that
-        // allows, nobody spins (spinners would take the CPUs the others need to run).
-        let active = ACTIVE.fetch_add(1, Ordering::Relaxed) + 1;
-        self.max_active = self.max_active.max(active);
-        // CPU placement follows the busiest moment of the last 128 switches, not each
-        // one: moving threads between CPUs costs more than a hand-over.
+        // A spinning pair needs two CPUs, and every other task may need one at any time
+        // (in application code or in the sentry): with more tasks than the CPUs allow
+        // for that, nobody spins. Spinners then starved a 64-thread program's signal
+        // deliveries for minutes.
+        let live = LIVE.load(Ordering::Relaxed);
+        self.max_active = self.max_active.max(live);
+        // CPU placement follows the most tasks of the last 128 switches, not each one:
+        // moving threads between CPUs costs more than a hand-over.
         if self.switches == 1 || self.switches.is_multiple_of(128) {
             let split = self.max_active * 2 <= pt::sandbox_cpus().len();
             self.bind_cpus(split);
-            self.max_active = active;
+            self.max_active = live;
         }
-        let room = self.split == Some(true) && active * 2 <= pt::sandbox_cpus().len();
+        let room = self.split == Some(true) && live * 2 <= pt::sandbox_cpus().len();
         let spinning = room && (self.last_short || self.switches.is_multiple_of(64));
         let limit = if spinning { window } else { Duration::ZERO };
         // The stub spins for the sentry's answer only while hand-overs are quick too.
@@ -937,9 +963,7 @@ impl Context for SystrapContext {
             .store(stub_spin, Ordering::Relaxed);
         let posted = Instant::now();
         self.slot.post(stub::S_RUN);
-        let waited = self.slot.wait_stopped_within(self.pid, limit);
-        ACTIVE.fetch_sub(1, Ordering::Relaxed);
-        waited?;
+        self.slot.wait_stopped_within(self.pid, limit)?;
         self.last_short = posted.elapsed() <= window;
         self.read_regs(regs);
         Ok(self.exit(regs))
