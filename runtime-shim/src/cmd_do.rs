@@ -12,9 +12,9 @@ use std::process::Stdio;
 
 #[derive(clap::Args)]
 pub struct DoArgs {
-    /// The platform that runs application code: `systrap` (seccomp traps handed to the
-    /// sentry through shared memory) or `ptrace` (the correctness baseline).
-    #[arg(long, default_value = "systrap", value_parser = ["ptrace", "systrap"])]
+    /// The platform that runs application code: `ptrace` (the correctness baseline) or
+    /// `systrap` (seccomp traps handed to the sentry through shared memory).
+    #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
     platform: String,
     /// Print every syscall the application makes, with decoded arguments and results.
     #[arg(long)]

@@ -10,10 +10,10 @@ pub mod systrap;
 /// The platforms `--platform` can name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kind {
-    /// The correctness baseline.
-    Ptrace,
-    /// The default: it passes everything ptrace passes, with cheaper system calls.
+    /// The correctness baseline, and the default until systrap has a record of full
+    /// test runs as clean as ptrace's (see issue 10's report).
     #[default]
+    Ptrace,
     Systrap,
 }
 
