@@ -138,6 +138,7 @@ fn sandbox_config(
     cfg.read_only_root = b.readonly;
     cfg.mounts = b.mounts.clone();
     cfg.gofer_staged = true;
+    cfg.platform = sentry::platform::Kind::from_name(&opts.platform).unwrap_or_default();
     cfg
 }
 

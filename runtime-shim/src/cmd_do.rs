@@ -13,8 +13,9 @@ use std::process::Stdio;
 
 #[derive(clap::Args)]
 pub struct DoArgs {
-    /// The platform that runs application code.
-    #[arg(long, default_value = "ptrace", value_parser = ["ptrace"])]
+    /// The platform that runs application code: `ptrace` (the correctness baseline) or
+    /// `systrap` (seccomp traps handed to the sentry through shared memory).
+    #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
     platform: String,
     /// Print every syscall the application makes, with decoded arguments and results.
     #[arg(long)]
@@ -114,6 +115,7 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
     } else {
         sentry::net::NetworkMode::None
     };
+    cfg.platform = sentry::platform::Kind::from_name(&args.platform).unwrap_or_default();
     // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
     // confines itself first; this process only waits for it and passes its status on.
     sentry::boot::read_host_facts();

@@ -34,7 +34,7 @@ struct Cli {
     #[command(flatten)]
     global: liboci_cli::GlobalOpts,
     /// The platform that runs application code.
-    #[arg(long, default_value = "ptrace", value_parser = ["ptrace"])]
+    #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
     platform: String,
     /// How a writable container root takes writes: `memory` (an overlay in sandbox
     /// memory; the bundle's rootfs never changes) or `none` (written through the gofer).

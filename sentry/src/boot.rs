@@ -5,7 +5,6 @@ use crate::error::Error;
 use crate::kernel::{Credentials, ExitStatus, Kernel, Task};
 use crate::loader::Executable;
 use crate::mm::MemoryFile;
-use crate::platform::ptrace::PtracePlatform;
 use crate::vfs::{Creds, ExecFile, FsContext};
 use crate::Errno;
 use std::os::fd::OwnedFd;
@@ -47,6 +46,8 @@ pub struct SandboxConfig {
     pub console: Option<OwnedFd>,
     /// Where inet sockets live (`--network`).
     pub network: crate::net::NetworkMode,
+    /// What runs application code (`--platform`).
+    pub platform: crate::platform::Kind,
 }
 
 impl SandboxConfig {
@@ -73,6 +74,7 @@ impl SandboxConfig {
             mounts: Vec::new(),
             console: None,
             network: crate::net::NetworkMode::None,
+            platform: crate::platform::Kind::default(),
         }
     }
 }
@@ -215,7 +217,7 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
             (files, None)
         }
     };
-    let kernel = Kernel::new(Box::new(PtracePlatform::new()), memory_file, cfg.strace);
+    let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
     }

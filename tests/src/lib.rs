@@ -321,14 +321,18 @@ pub fn run_native(program: &Path, args: &[&str]) -> Result<Run, String> {
     run(cmd, RUN_TIMEOUT)
 }
 
-/// Runs `carapace do [flags…] program args…`.
+/// Runs `carapace do [flags…] program args…`, on the platform `CARAPACE_PLATFORM` names
+/// if it is set (flags may still choose another).
 pub fn run_sandboxed(flags: &[&str], program: &Path, args: &[&str]) -> Result<Run, String> {
     let mut cmd = Command::new(carapace()?);
-    cmd.arg("do")
-        .args(flags)
-        .arg(program)
-        .args(args)
-        .current_dir("/");
+    cmd.arg("do");
+    let chosen = flags.iter().any(|f| f.starts_with("--platform"));
+    if let Some(p) = std::env::var_os("CARAPACE_PLATFORM").filter(|_| !chosen) {
+        let mut flag = std::ffi::OsString::from("--platform=");
+        flag.push(p);
+        cmd.arg(flag);
+    }
+    cmd.args(flags).arg(program).args(args).current_dir("/");
     run(cmd, RUN_TIMEOUT)
 }
 

@@ -1,6 +1,7 @@
 //! The syscall compatibility suite: every `tests/syscalls/*.c` program is compiled with
 //! `gcc -static`, run natively (where it must pass: a native failure means the test is
-//! wrong), then run under `carapace do` and judged against `tests/syscalls/manifest.txt`.
+//! wrong), then run under `carapace do` on every platform and judged against
+//! `tests/syscalls/manifest.txt`. `CARAPACE_PLATFORM=ptrace` (or `systrap`) runs one only.
 //!
 //! One `#[test]` runs every program (in parallel) and prints one report to stderr, which
 //! `cargo test` shows when the test fails. To see it always:
@@ -24,9 +25,13 @@ use tests::{
     tail, Run,
 };
 
-/// How one program fared.
+/// The platforms the suite runs on, unless `CARAPACE_PLATFORM` names one.
+const PLATFORMS: [&str; 2] = ["ptrace", "systrap"];
+
+/// How one program fared on one platform.
 struct Outcome {
     name: String,
+    platform: String,
     /// `native ok (N passed)`, or why not.
     native: Result<u32, String>,
     /// The sandbox run's summary line (passed, failed), if it got that far.
@@ -63,21 +68,29 @@ fn syscall_suite() {
     };
     let build_dir = c_build_dir().unwrap_or_else(|e| panic!("{e}"));
 
+    let platforms: Vec<String> = match std::env::var("CARAPACE_PLATFORM") {
+        Ok(p) => vec![p],
+        Err(_) => PLATFORMS.iter().map(|p| p.to_string()).collect(),
+    };
     let outcomes: Vec<Outcome> = thread::scope(|s| {
         let handles: Vec<_> = selected
             .iter()
-            .map(|src| s.spawn(|| run_program(src, &build_dir)))
+            .map(|src| s.spawn(|| run_program(src, &build_dir, &platforms)))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("a runner thread panicked"))
+            .flat_map(|h| h.join().expect("a runner thread panicked"))
             .collect()
     });
 
     let verbose = std::env::var_os("CARAPACE_SYSCALL_VERBOSE").is_some();
     let mut report = String::from("\n=== syscall suite: native, then `carapace do` ===\n");
     let mut problems = Vec::new();
-    let width = outcomes.iter().map(|o| o.name.len()).max().unwrap_or(0);
+    let width = outcomes
+        .iter()
+        .map(|o| o.name.len() + o.platform.len() + 3)
+        .max()
+        .unwrap_or(0);
 
     for name in manifest.keys() {
         if !programs.iter().any(|p| file_name(p) == name) {
@@ -88,7 +101,7 @@ fn syscall_suite() {
     }
 
     for o in &outcomes {
-        let expected = manifest.get(&o.name);
+        let expected = expected_failure(&manifest, &o.name, &o.platform);
         let native = match &o.native {
             Ok(n) => format!("native ok ({n} passed)"),
             Err(_) => "native FAILED".to_string(),
@@ -108,9 +121,13 @@ fn syscall_suite() {
         };
         report.push_str(&format!(
             "{:width$}  {native} / sandbox: {sandbox}{verdict}\n",
-            o.name
+            format!("{} [{}]", o.name, o.platform)
         ));
 
+        if o.platform != platforms[0] && o.native.is_err() {
+            // Reported once, with the first platform.
+            continue;
+        }
         if let Err(e) = &o.native {
             problems.push(format!(
                 "{}: fails natively, so the test is wrong:\n{e}",
@@ -121,13 +138,13 @@ fn syscall_suite() {
         let show_sandbox_output = match (o.sandbox_passed(), expected) {
             (true, Some(_)) => {
                 problems.push(format!(
-                    "{}: passes in the sandbox: remove it from the manifest",
-                    o.name
+                    "{} [{}]: passes in the sandbox: remove it from the manifest",
+                    o.name, o.platform
                 ));
                 false
             }
             (false, None) => {
-                problems.push(format!("{}: fails in the sandbox", o.name));
+                problems.push(format!("{} [{}]: fails in the sandbox", o.name, o.platform));
                 true
             }
             (false, Some(_)) => verbose,
@@ -147,7 +164,9 @@ fn syscall_suite() {
     let failed = outcomes.len() - passed;
     let expected = outcomes
         .iter()
-        .filter(|o| !o.sandbox_passed() && manifest.contains_key(&o.name))
+        .filter(|o| {
+            !o.sandbox_passed() && expected_failure(&manifest, &o.name, &o.platform).is_some()
+        })
         .count();
     report.push_str(&format!(
         "{expected} of the {failed} sandbox failures are expected by manifest.txt; {} problem(s)\n",
@@ -165,31 +184,56 @@ fn syscall_suite() {
     );
 }
 
-/// Compiles, runs natively, and (if that passed) runs sandboxed.
-fn run_program(src: &Path, build_dir: &Path) -> Outcome {
+/// Why `name` is expected to fail on `platform`, if it is: a manifest reason that starts
+/// with `[platform]` concerns that platform only; any other concerns every platform.
+fn expected_failure<'m>(
+    manifest: &'m std::collections::BTreeMap<String, String>,
+    name: &str,
+    platform: &str,
+) -> Option<&'m String> {
+    let reason = manifest.get(name)?;
+    match reason.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((only, _)) if only != platform => None,
+        _ => Some(reason),
+    }
+}
+
+/// Compiles, runs natively, and (if that passed) runs sandboxed on each platform.
+fn run_program(src: &Path, build_dir: &Path, platforms: &[String]) -> Vec<Outcome> {
     let name = file_name(src).to_string();
     let bin = build_dir.join(stem(src));
-    let mut outcome = Outcome {
-        name,
-        native: Err(String::new()),
-        sandbox: None,
-        sandbox_run: None,
-    };
-    if let Err(e) = compile_c(src, &bin) {
-        outcome.native = Err(e);
-        return outcome;
-    }
-    outcome.native = match run_native(&bin, &[]) {
+    let native = match compile_c(src, &bin) {
         Err(e) => Err(e),
-        Ok(run) => match (run.code(), parse_summary(&run.stdout)) {
-            (Some(0), Some((p, 0))) if p > 0 => Ok(p),
-            _ => Err(run.dump()),
+        Ok(()) => match run_native(&bin, &[]) {
+            Err(e) => Err(e),
+            Ok(run) => match (run.code(), parse_summary(&run.stdout)) {
+                (Some(0), Some((p, 0))) if p > 0 => Ok(p),
+                _ => Err(run.dump()),
+            },
         },
     };
-    if outcome.native.is_err() {
-        return outcome;
-    }
-    match run_sandboxed(&[], &bin, &[]) {
+    platforms
+        .iter()
+        .map(|platform| {
+            let mut outcome = Outcome {
+                name: name.clone(),
+                platform: platform.clone(),
+                native: native.clone(),
+                sandbox: None,
+                sandbox_run: None,
+            };
+            if outcome.native.is_ok() {
+                run_in_sandbox(&mut outcome, &bin);
+            }
+            outcome
+        })
+        .collect()
+}
+
+/// Runs the compiled program under `carapace do` on the outcome's platform.
+fn run_in_sandbox(outcome: &mut Outcome, bin: &Path) {
+    let flag = format!("--platform={}", outcome.platform);
+    match run_sandboxed(&[&flag], bin, &[]) {
         Err(e) => outcome.sandbox = Some(Err(format!("could not start: {e}"))),
         Ok(run) => {
             let native = *outcome.native.as_ref().unwrap_or(&0);
@@ -212,7 +256,6 @@ fn run_program(src: &Path, build_dir: &Path) -> Outcome {
             outcome.sandbox_run = Some(run);
         }
     }
-    outcome
 }
 
 fn list_programs(dir: &Path) -> Vec<PathBuf> {

@@ -7,7 +7,7 @@ use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, S
 /// What happens to a call no rule allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The process is killed (SIGSYS): the normal mode.
+    /// The call traps with SIGSYS, which kills the process: the normal mode.
     Enforce,
     /// The call runs and the kernel logs it (`dmesg`): for finding what a list misses
     /// (`CARAPACE_SECCOMP=log`), never for production.
@@ -82,6 +82,10 @@ fn constant(name: &str) -> Option<u64> {
         "PR_SET_NAME" => libc::PR_SET_NAME as u64,
         "PR_GET_NAME" => libc::PR_GET_NAME as u64,
         "PR_SET_PDEATHSIG" => libc::PR_SET_PDEATHSIG as u64,
+        "PR_SET_NO_NEW_PRIVS" => libc::PR_SET_NO_NEW_PRIVS as u64,
+        "SECCOMP_SET_MODE_FILTER" => libc::SECCOMP_SET_MODE_FILTER as u64,
+        "ARCH_SET_FS" => 0x1002,
+        "ARCH_SET_GS" => 0x1001,
         _ => return None,
     };
     Some(v)
@@ -187,12 +191,19 @@ impl Policy {
 
     fn context(&self, mode: Mode) -> anyhow::Result<ScmpFilterContext> {
         let default = match mode {
-            Mode::Enforce => ScmpAction::KillProcess,
+            // A trap, not a kill: the systrap stubs inherit this filter, and their own
+            // filter's trap for application calls must be the most severe action. The
+            // sentry installs no SIGSYS handler, so the signal still kills it.
+            Mode::Enforce => ScmpAction::Trap,
             Mode::Log => ScmpAction::Log,
         };
         let mut ctx = ScmpFilterContext::new(default)?;
-        // Calls through another ABI (i386 `int 0x80`, x32) are never made by the sentry.
-        ctx.set_act_badarch(ScmpAction::KillProcess)?;
+        // Calls through another ABI (i386 `int 0x80`, x32, which includes any number with
+        // bit 30 set) are never made by the sentry; they trap for the same reason.
+        ctx.set_act_badarch(match mode {
+            Mode::Enforce => ScmpAction::Trap,
+            Mode::Log => ScmpAction::Log,
+        })?;
         for rule in &self.rules {
             let sys = syscall_number(&rule.name)
                 .with_context(|| format!("no system call named {}", rule.name))?;

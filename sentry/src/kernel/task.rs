@@ -381,7 +381,11 @@ impl Task {
             };
             match exit {
                 Exit::Syscall => self.handle_syscall(),
-                Exit::Fault { addr, mapped } => {
+                Exit::Fault {
+                    addr,
+                    mapped,
+                    access,
+                } => {
                     let r = self.mm().handle_fault(addr, mapped, self.regs.rip);
                     if let Err(sig) = r {
                         use super::signal::code::{SEGV_ACCERR, SEGV_MAPERR};
@@ -391,7 +395,12 @@ impl Task {
                             crate::mm::FaultSignal::Bus => (libc::SIGBUS, BUS_ADRERR),
                         };
                         let mut info = super::signal::SigInfo::fault(signo, code, addr);
-                        info.fault_err = self.guess_fault_access(addr, sig);
+                        info.fault_err = match access {
+                            Some(crate::platform::Access::Write) => 2,
+                            Some(crate::platform::Access::Exec) => 16,
+                            Some(crate::platform::Access::Read) => 0,
+                            None => self.guess_fault_access(addr, sig),
+                        };
                         self.force_signal(info);
                     }
                 }

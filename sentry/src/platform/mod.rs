@@ -5,6 +5,42 @@
 //! space until the application makes a syscall, faults, or is interrupted.
 
 pub mod ptrace;
+pub mod systrap;
+
+/// The platforms `--platform` can name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// The correctness baseline, and the default until systrap has a record of full
+    /// test runs as clean as ptrace's (see issue 10's report).
+    #[default]
+    Ptrace,
+    Systrap,
+}
+
+impl Kind {
+    pub fn from_name(name: &str) -> Option<Kind> {
+        match name {
+            "ptrace" => Some(Kind::Ptrace),
+            "systrap" => Some(Kind::Systrap),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ptrace => "ptrace",
+            Kind::Systrap => "systrap",
+        }
+    }
+
+    /// A new instance of the platform.
+    pub fn create(self) -> Box<dyn Platform> {
+        match self {
+            Kind::Ptrace => Box::new(ptrace::PtracePlatform::new()),
+            Kind::Systrap => Box::new(systrap::SystrapPlatform::new()),
+        }
+    }
+}
 
 use crate::error::Result;
 use crate::mm::MemoryFile;
@@ -84,8 +120,13 @@ pub enum Exit {
     /// rdi, rsi, rdx, r10, r8, r9, and `rip` already points past the instruction.
     Syscall,
     /// A memory fault at `addr`. `mapped` is false when nothing was mapped there in the
-    /// host view (`SEGV_MAPERR`): the kernel may populate the page and retry.
-    Fault { addr: u64, mapped: bool },
+    /// host view (`SEGV_MAPERR`): the kernel may populate the page and retry. `access` is
+    /// how the application touched it, when the platform knows (ptrace does not).
+    Fault {
+        addr: u64,
+        mapped: bool,
+        access: Option<Access>,
+    },
     /// A synchronous signal other than a memory fault (SIGILL, SIGFPE, SIGTRAP, SIGBUS…).
     Signal { signo: i32, code: i32, addr: u64 },
     /// The switch was interrupted from outside (e.g. to deliver a signal); nothing happened.

@@ -12,7 +12,7 @@
 //! host thread. Mapping changes are injected through whichever stub of the address space
 //! the calling host thread traces.
 
-mod stub;
+pub(crate) mod stub;
 
 pub use stub::STUB_BASE;
 
@@ -43,7 +43,7 @@ pub struct PtracePlatform {
 
 /// The CPUs the sentry may use, read once before any thread binds itself: threads
 /// inherit their creator's binding, so later reads would see a single CPU.
-fn sandbox_cpus() -> &'static [usize] {
+pub(crate) fn sandbox_cpus() -> &'static [usize] {
     static CPUS: OnceLock<Vec<usize>> = OnceLock::new();
     CPUS.get_or_init(|| {
         let set = nix::sched::sched_getaffinity(Pid::from_raw(0)).ok();
@@ -97,7 +97,11 @@ impl Platform for PtracePlatform {
         &self,
         memory_file: &Arc<MemoryFile>,
     ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
-        let pid = spawn_stub(self.stub_exe()?.as_raw_fd(), memory_file.fd().as_raw_fd())?;
+        let pid = spawn_stub(
+            self.stub_exe()?.as_raw_fd(),
+            memory_file.fd().as_raw_fd(),
+            None,
+        )?;
         let space = SpaceId(NEXT_SPACE.fetch_add(1, Ordering::Relaxed));
         let members = Arc::new(Mutex::new(vec![pid]));
         let ctx = PtraceContext::adopt(pid, space, members.clone());
@@ -179,7 +183,7 @@ fn attach_stub(pid: Pid) -> Result<()> {
     Ok(())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -211,8 +215,11 @@ fn my_stub(space: SpaceId) -> Result<Pid> {
 }
 
 /// Fork and exec a stub; returns once it is stopped at its first instruction, traced by
-/// the calling thread.
-fn spawn_stub(exe_fd: i32, memfd: i32) -> Result<Pid> {
+/// the calling thread. The MemoryFile becomes the stub's fd 0 and `ctl` (if any) its fd 1.
+pub(crate) fn spawn_stub(exe_fd: i32, memfd: i32, ctl: Option<i32>) -> Result<Pid> {
+    if ctl == Some(STUB_MEMFD) {
+        return Err(errno!(EBADF, "the stub's control memfd must not be fd 0"));
+    }
     // Everything the child needs is prepared before fork: after fork in a multi-threaded
     // process only async-signal-safe calls are allowed.
     let empty = CString::default();
@@ -238,9 +245,15 @@ fn spawn_stub(exe_fd: i32, memfd: i32) -> Result<Pid> {
                 libc::dup2(memfd, STUB_MEMFD);
             }
             libc::fcntl(STUB_MEMFD, libc::F_SETFD, 0);
+            let mut first_closed = 1u32;
+            if let Some(ctl) = ctl {
+                libc::dup2(ctl, STUB_MEMFD + 1);
+                libc::fcntl(STUB_MEMFD + 1, libc::F_SETFD, 0);
+                first_closed = 2;
+            }
             libc::syscall(
                 libc::SYS_close_range,
-                1u32,
+                first_closed,
                 u32::MAX,
                 libc::CLOSE_RANGE_CLOEXEC,
             );
@@ -283,7 +296,13 @@ fn inject(pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
     inject_at(pid, stub::SYSCALL_SITE, stub::SYSCALL_SITE_END, nr, args)
 }
 
-fn inject_at(pid: Pid, site: u64, site_end: u64, nr: i64, args: [u64; 6]) -> Result<i64> {
+pub(crate) fn inject_at(
+    pid: Pid,
+    site: u64,
+    site_end: u64,
+    nr: i64,
+    args: [u64; 6],
+) -> Result<i64> {
     let mut regs = ptrace::getregs(pid)?;
     regs.rip = site;
     regs.rax = nr as u64;
@@ -314,7 +333,7 @@ fn inject_at(pid: Pid, site: u64, site_end: u64, nr: i64, args: [u64; 6]) -> Res
     }
 }
 
-fn check_injected(ret: i64) -> Result<()> {
+pub(crate) fn check_injected(ret: i64) -> Result<()> {
     if (-4095..0).contains(&ret) {
         Err(Error::new(crate::error::Errno::from_raw(-ret as i32)))
     } else {
@@ -536,6 +555,7 @@ impl Context for PtraceContext {
                             Ok(Exit::Fault {
                                 addr,
                                 mapped: info.si_code != SEGV_MAPERR,
+                                access: None,
                             })
                         } else {
                             Ok(Exit::Signal {
@@ -561,7 +581,7 @@ impl Context for PtraceContext {
 /// The host's CPU-time clock of a stub process (Linux's MAKE_PROCESS_CPUCLOCK with
 /// CPUCLOCK_SCHED): the application's own time, not the sentry's. Linux lets a process
 /// read another's process clock, not its thread clocks; every stub is its own process.
-fn stub_cpu_time(pid: Pid) -> std::time::Duration {
+pub(crate) fn stub_cpu_time(pid: Pid) -> std::time::Duration {
     let clock = ((!pid.as_raw()) << 3) | 2;
     nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
         .map(|ts| {

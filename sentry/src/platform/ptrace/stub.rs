@@ -44,9 +44,17 @@ pub fn image() -> Vec<u8> {
         0xeb, 0xe9, // 154 jmp child (133)
         0xcc, // 156 parent: int3
     ];
-    let code_off = u64::from(EHDR_SIZE) + u64::from(PHDR_SIZE);
-    debug_assert_eq!(code_off + 3, SYSCALL_SITE_OFFSET);
-    let total = code_off + code.len() as u64;
+    debug_assert_eq!(CODE_OFFSET + 3, SYSCALL_SITE_OFFSET);
+    elf_image(&code, CODE_OFFSET)
+}
+
+/// Where the code of a stub image starts: right after the ELF and program headers.
+pub const CODE_OFFSET: u64 = EHDR_SIZE as u64 + PHDR_SIZE as u64;
+
+/// A static ELF image: header, one read+execute PT_LOAD of the whole file at `STUB_BASE`,
+/// then `code` (at [`CODE_OFFSET`]); execution starts `entry` bytes into the file.
+pub fn elf_image(code: &[u8], entry: u64) -> Vec<u8> {
+    let total = CODE_OFFSET + code.len() as u64;
 
     let mut v = Vec::with_capacity(total as usize);
     // e_ident: magic, 64-bit, little endian, version 1, System V ABI, padding.
@@ -54,7 +62,7 @@ pub fn image() -> Vec<u8> {
     v.extend_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
     v.extend_from_slice(&0x3eu16.to_le_bytes()); // e_machine: x86_64
     v.extend_from_slice(&1u32.to_le_bytes()); // e_version
-    v.extend_from_slice(&(STUB_BASE + code_off).to_le_bytes()); // e_entry
+    v.extend_from_slice(&(STUB_BASE + entry).to_le_bytes()); // e_entry
     v.extend_from_slice(&u64::from(EHDR_SIZE).to_le_bytes()); // e_phoff
     v.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
     v.extend_from_slice(&0u32.to_le_bytes()); // e_flags
@@ -73,7 +81,7 @@ pub fn image() -> Vec<u8> {
     v.extend_from_slice(&total.to_le_bytes());
     v.extend_from_slice(&total.to_le_bytes());
     v.extend_from_slice(&0x1000u64.to_le_bytes());
-    v.extend_from_slice(&code);
+    v.extend_from_slice(code);
     v
 }
 

@@ -1,0 +1,1051 @@
+//! The systrap platform: application syscalls and faults trap into a signal handler in
+//! the stub, which hands the registers to the sentry through shared memory and a futex.
+//!
+//! Like the ptrace platform, each address space is a stub process exec'd from a tiny
+//! image, and each task has its own stub thread (a process cloned with `CLONE_VM` inside
+//! the first one). Unlike it, ptrace is used only while the first stub is set up: the
+//! sentry injects the mappings, signal handlers and the stub's seccomp filter, then
+//! detaches. From then on every system call the application makes is stopped by that
+//! filter (`SECCOMP_RET_TRAP`) and every fault raises a signal; the stub's handler (see
+//! [`stub`]) saves the state into the thread's slot, a page shared with the sentry, and
+//! the task's host thread picks it up. Mapping changes and new threads are made by the
+//! stub itself on the sentry's request through the same slot.
+//!
+//! Both sides spin briefly before sleeping on the slot's futex, so a task whose
+//! application runs for long (or a task blocked in the sentry) holds no busy host thread.
+
+mod stub;
+
+use super::ptrace::{self as pt, STUB_BASE};
+use super::{Access, AddressSpace, Context, Exit, FpState, Platform, Prot, Regs};
+use crate::errno;
+use crate::error::{Error, Result};
+use crate::mm::MemoryFile;
+use nix::sys::ptrace;
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The MemoryFile's and the slots memfd's descriptors inside every stub.
+const STUB_MEMFD: u64 = 0;
+const STUB_CTLFD: u64 = 1;
+
+/// How a new stub thread is cloned: a process of its own sharing the address space (so
+/// a fault or kill of one leaves the others), the sentry's child so that it can be reaped.
+const CLONE_FLAGS: u64 = (libc::CLONE_VM | libc::CLONE_PARENT | libc::CLONE_FILES) as u64;
+
+/// The signals the stub handles: the seccomp trap, faults, and the sentry's kick.
+const HANDLED: [i32; 7] = [
+    libc::SIGSYS,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    KICK_SIGNAL,
+];
+
+/// The signal that makes a running stub report to the sentry ([`Context::interrupter`]).
+const KICK_SIGNAL: i32 = libc::SIGURG;
+
+/// `SA_RESTORER` (asm/signal.h): `sa_restorer` is where handlers return to.
+const SA_RESTORER: u64 = 0x0400_0000;
+
+/// x86 page-fault error code bits: a write, an instruction fetch.
+const PF_WRITE: u64 = 2;
+const PF_INSTR: u64 = 16;
+
+/// `si_code` of the SIGSYS a seccomp `SECCOMP_RET_TRAP` raises.
+const SYS_SECCOMP: i32 = 1;
+
+/// How long the two sides spin on a slot before they sleep on its futex: the stub in
+/// `pause` loops, the sentry in time. Spinning only pays when both can run at once, so
+/// never on one CPU. `CARAPACE_SYSTRAP_SPIN=STUB,SENTRY_NS` overrides (for measuring).
+#[derive(Clone, Copy, Debug)]
+struct Spin {
+    stub: u32,
+    sentry: Duration,
+}
+
+/// About 45 µs for the stub (a `pause` takes ~45 ns here) and 30 µs for the sentry:
+/// longer than most syscalls take to serve and than the trap itself, and cheaper than a
+/// futex wake-up across CPUs on these nested machines, which costs tens of µs. Both
+/// apply only while the application keeps coming back within the window (see `switch`).
+const DEFAULT_SPIN: Spin = Spin {
+    stub: 1000,
+    sentry: Duration::from_micros(30),
+};
+
+fn spin() -> Spin {
+    static SPIN: OnceLock<Spin> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let from_env = std::env::var("CARAPACE_SYSTRAP_SPIN").ok().and_then(|v| {
+            let (a, b) = v.split_once(',')?;
+            Some(Spin {
+                stub: a.trim().parse().ok()?,
+                sentry: Duration::from_nanos(b.trim().parse().ok()?),
+            })
+        });
+        from_env.unwrap_or(if pt::sandbox_cpus().len() > 1 {
+            DEFAULT_SPIN
+        } else {
+            Spin {
+                stub: 0,
+                sentry: Duration::ZERO,
+            }
+        })
+    })
+}
+/// How long it sleeps before it checks that the stub is still alive.
+const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
+
+pub struct SystrapPlatform {
+    stub_exe: OnceLock<OwnedFd>,
+}
+
+impl SystrapPlatform {
+    pub fn new() -> SystrapPlatform {
+        pt::sandbox_cpus();
+        spin();
+        SystrapPlatform {
+            stub_exe: OnceLock::new(),
+        }
+    }
+
+    fn stub_exe(&self) -> Result<&OwnedFd> {
+        if let Some(fd) = self.stub_exe.get() {
+            return Ok(fd);
+        }
+        let fd = nix::sys::memfd::memfd_create(
+            c"carapace-systrap-stub",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )?;
+        let img = stub::image();
+        let n = nix::unistd::write(&fd, &img)?;
+        if n != img.len() {
+            return Err(errno!(EIO, "short write of the stub image"));
+        }
+        let fd = dup_above_stdio(&fd)?;
+        Ok(self.stub_exe.get_or_init(|| fd))
+    }
+}
+
+impl Default for SystrapPlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A close-on-exec duplicate numbered 3 or above (the stub's fork child rearranges 0..=2).
+fn dup_above_stdio(fd: &OwnedFd) -> Result<OwnedFd> {
+    let fd = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+impl Platform for SystrapPlatform {
+    fn name(&self) -> &'static str {
+        "systrap"
+    }
+
+    fn new_process(
+        &self,
+        memory_file: &Arc<MemoryFile>,
+    ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
+        let ctl = nix::sys::memfd::memfd_create(
+            c"carapace-systrap-slots",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )?;
+        let ctl = dup_above_stdio(&ctl)?;
+        nix::unistd::ftruncate(&ctl, stub::SLOT_SIZE as i64)?;
+        let pid = pt::spawn_stub(
+            self.stub_exe()?.as_raw_fd(),
+            memory_file.fd().as_raw_fd(),
+            Some(ctl.as_raw_fd()),
+        )?;
+        register_stub(pid);
+        let space = Arc::new(Space {
+            id: NEXT_SPACE.fetch_add(1, Ordering::Relaxed),
+            ctl,
+            slots: Mutex::new(Slots {
+                mapped: 1,
+                free: Vec::new(),
+            }),
+            members: Mutex::new(vec![pid]),
+        });
+        let aspace = SystrapAddressSpace {
+            space: space.clone(),
+        };
+        // From here on the address space's drop kills the stub on any error.
+        let slot = set_up_first_stub(pid, &space)?;
+        let ctx = SystrapContext::new(pid, slot, 0, space);
+        ctx.wait_parked()?;
+        Ok((Box::new(aspace), Box::new(ctx)))
+    }
+
+    fn prepare_thread(&self, ctx: &mut dyn Context) -> Result<super::ThreadToken> {
+        let parent = ctx
+            .as_any()
+            .downcast_ref::<SystrapContext>()
+            .ok_or(errno!(EINVAL))?;
+        let space = parent.space.clone();
+        let (index, in_stub) = {
+            let mut slots = pt::lock(&space.slots);
+            match slots.free.pop() {
+                Some(free) => free,
+                None if slots.mapped < stub::MAX_SLOTS => {
+                    slots.mapped += 1;
+                    (slots.mapped - 1, false)
+                }
+                None => return Err(errno!(EAGAIN, "no more stub thread slots")),
+            }
+        };
+        let mut mapped = in_stub;
+        let made = (|| {
+            let addr = slot_addr(index);
+            if !in_stub {
+                let end = (index + 1) * stub::SLOT_SIZE;
+                let size = nix::sys::stat::fstat(&space.ctl)?.st_size as u64;
+                if size < end {
+                    nix::unistd::ftruncate(&space.ctl, end as i64)?;
+                }
+                let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+                let prot = Prot::RW.bits() as u64;
+                let args = [
+                    addr,
+                    stub::SLOT_SIZE,
+                    prot,
+                    flags,
+                    STUB_CTLFD,
+                    addr - stub::SLOTS_BASE,
+                ];
+                parent.slot.command(parent.pid, libc::SYS_mmap, args)?;
+                mapped = true;
+            }
+            let slot = SlotMap::map(&space.ctl, index)?;
+            slot.reset();
+            let ret = parent
+                .slot
+                .clone_thread(parent.pid, addr + stub::SLOT_SIZE - 64)?;
+            let pid = Pid::from_raw(i32::try_from(ret).map_err(|_| errno!(EAGAIN))?);
+            // The answer sits in memory the application can write: take it only for a
+            // child of ours that is no stub yet (never, say, a sentry thread's id).
+            if pid.as_raw() <= 0 || !alive(pid) || !register_stub(pid) {
+                return Err(errno!(EAGAIN, "stub reported a bad thread id"));
+            }
+            Ok::<_, Error>((slot, pid))
+        })();
+        let (slot, pid) = match made {
+            Ok(v) => v,
+            Err(e) => {
+                pt::lock(&space.slots).free.push((index, mapped));
+                return Err(e);
+            }
+        };
+        pt::lock(&space.members).push(pid);
+        Ok(super::ThreadToken {
+            host_tid: pid.as_raw(),
+            space: space.id,
+            members: Box::new(NewThread { space, slot, index }),
+        })
+    }
+
+    fn adopt_thread(&self, token: super::ThreadToken) -> Result<Box<dyn Context>> {
+        let pid = Pid::from_raw(token.host_tid);
+        let t = token
+            .members
+            .downcast::<NewThread>()
+            .map_err(|_| errno!(EINVAL))?;
+        let ctx = SystrapContext::new(pid, t.slot, t.index, t.space);
+        // The new thread sets itself up and parks; until then there is nothing to run.
+        ctx.wait_parked()?;
+        Ok(Box::new(ctx))
+    }
+}
+
+/// A thread prepared by `prepare_thread`, carried to `adopt_thread`.
+struct NewThread {
+    space: Arc<Space>,
+    slot: SlotMap,
+    index: u64,
+}
+
+fn slot_addr(index: u64) -> u64 {
+    stub::SLOTS_BASE + index * stub::SLOT_SIZE
+}
+
+/// Set up a freshly exec'd stub (stopped, traced by this thread) and let it go: it
+/// parks in its handler, waiting for the sentry. Returns the sentry's view of slot 0.
+///
+/// One injection maps the slot; the rest of the set-up is a list of syscalls the stub
+/// makes itself after the sentry detaches (a ptrace round trip each cost ~15 µs here).
+fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
+    let sites = stub::sites();
+    let base = stub::SLOTS_BASE;
+    let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+    let prot = Prot::RW.bits() as u64;
+    let ret = pt::inject_at(
+        pid,
+        sites.inject,
+        sites.inject + 3,
+        libc::SYS_mmap,
+        [base, stub::SLOT_SIZE, prot, flags, STUB_CTLFD, 0],
+    )?;
+    pt::check_injected(ret)?;
+    let slot = SlotMap::map(&space.ctl, 0)?;
+    slot.reset();
+
+    // The data the calls point to, in the slot's set-up area.
+    let setup = stub::SETUP;
+    let at = |off: usize| base + off as u64;
+    // The signal stack: the slot's upper half.
+    let altstack = setup;
+    slot.write_u64(altstack, base + stub::ALTSTACK);
+    slot.write_u64(altstack + 8, 0);
+    slot.write_u64(altstack + 16, stub::SLOT_SIZE - stub::ALTSTACK);
+    // One handler for everything, with every handled signal blocked while it runs.
+    let act = setup + 64;
+    let mask = HANDLED
+        .iter()
+        .fold(0u64, |m, s| m | 1u64 << (*s as u64 - 1));
+    slot.write_u64(act, sites.handler);
+    let sa_flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | SA_RESTORER;
+    slot.write_u64(act + 8, sa_flags);
+    slot.write_u64(act + 16, sites.restorer);
+    slot.write_u64(act + 24, mask);
+    // The filter: traps for the application, a short list for the stub's own code.
+    let prog = setup + 128;
+    let insns = setup + 256;
+    let batch = setup + 512;
+    let filter = stub::filter(CLONE_FLAGS);
+    if insns + filter.len() * 8 > batch {
+        return Err(errno!(E2BIG, "stub filter does not fit its slot"));
+    }
+    for (i, ins) in filter.iter().enumerate() {
+        let word = u64::from(ins.code)
+            | u64::from(ins.jt) << 16
+            | u64::from(ins.jf) << 24
+            | u64::from(ins.k) << 32;
+        slot.write_u64(insns + i * 8, word);
+    }
+    slot.write_u64(prog, filter.len() as u64);
+    slot.write_u64(prog + 8, at(insns));
+
+    let top = 0x7fff_ffff_f000u64;
+    let code_end = STUB_BASE + 0x1000;
+    let slot_end = base + stub::SLOT_SIZE;
+    let mut calls: Vec<(i64, [u64; 6])> = vec![
+        // Nothing of the exec'd image but the code page stays (stack, vDSO, vvar).
+        (libc::SYS_munmap, [0, STUB_BASE, 0, 0, 0, 0]),
+        (libc::SYS_munmap, [code_end, base - code_end, 0, 0, 0, 0]),
+        (libc::SYS_munmap, [slot_end, top - slot_end, 0, 0, 0, 0]),
+        (libc::SYS_sigaltstack, [at(altstack), 0, 0, 0, 0, 0]),
+    ];
+    for sig in HANDLED {
+        calls.push((libc::SYS_rt_sigaction, [sig as u64, at(act), 0, 8, 0, 0]));
+    }
+    calls.push((
+        libc::SYS_prctl,
+        [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
+    ));
+    calls.push((
+        libc::SYS_seccomp,
+        [libc::SECCOMP_SET_MODE_FILTER as u64, 0, at(prog), 0, 0, 0],
+    ));
+    if batch + calls.len() * 56 > stub::FP {
+        return Err(errno!(E2BIG, "stub set-up does not fit its slot"));
+    }
+    for (i, (nr, args)) in calls.iter().enumerate() {
+        let entry = batch + i * 56;
+        slot.write_u64(entry, *nr as u64);
+        for (j, a) in args.iter().enumerate() {
+            slot.write_u64(entry + 8 + 8 * j, *a);
+        }
+    }
+
+    // Let it go: it runs the list and parks, where it reports itself as stopped.
+    let mut regs = ptrace::getregs(pid)?;
+    regs.rip = sites.batch;
+    regs.rbx = base;
+    regs.r12 = at(batch);
+    regs.r13 = calls.len() as u64;
+    ptrace::setregs(pid, regs)?;
+    ptrace::detach(pid, None)?;
+    Ok(slot)
+}
+
+static NEXT_SPACE: AtomicU64 = AtomicU64::new(1);
+
+/// How many systrap contexts (tasks) exist.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// The stub thread each address space's mapping changes go through on this host
+    /// thread: its own task's, which is stopped whenever the thread is not in `switch`.
+    static MY_STUBS: RefCell<Vec<(u64, Pid, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One address space: the slots memfd and who is in it.
+struct Space {
+    id: u64,
+    ctl: OwnedFd,
+    slots: Mutex<Slots>,
+    /// Every stub thread (process) in it.
+    members: Mutex<Vec<Pid>>,
+}
+
+struct Slots {
+    /// Slots mapped in the stub (and backed by the memfd): `0..mapped`.
+    mapped: u64,
+    /// Slots no live thread uses, and whether the stub has them mapped.
+    free: Vec<(u64, bool)>,
+}
+
+/// The sentry's mapping of one thread's slot.
+struct SlotMap {
+    ptr: *mut u8,
+}
+
+// SAFETY: the mapping is plain shared memory owned by this value; every access goes
+// through atomics or volatile copies, so moving it between threads is sound.
+unsafe impl Send for SlotMap {}
+
+impl SlotMap {
+    fn map(ctl: &OwnedFd, index: u64) -> Result<SlotMap> {
+        let off = i64::try_from(index * stub::SLOT_SIZE).map_err(|_| errno!(EINVAL))?;
+        // SAFETY: a fresh shared mapping of the memfd chosen by the kernel; nothing else
+        // in the sentry uses that range.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                stub::SLOT_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                ctl.as_raw_fd(),
+                off,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::last_os_error());
+        }
+        Ok(SlotMap { ptr: p.cast() })
+    }
+
+    /// Clear the header of a slot about to get a new thread.
+    fn reset(&self) {
+        for off in (0..stub::SIGINFO).step_by(8) {
+            self.write_u64(off, 0);
+        }
+        // A new thread shares its creator's CPU at first: no spinning until `switch`
+        // decides otherwise.
+        self.word(stub::SPIN).store(0, Ordering::Relaxed);
+    }
+
+    fn word(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off.is_multiple_of(4) && off < stub::SIGINFO);
+        // SAFETY: `off` is a 4-aligned offset inside the mapping (header words only),
+        // which lives as long as `self`; the stub accesses these words atomically too.
+        unsafe { &*(self.ptr.add(off) as *const AtomicU32) }
+    }
+
+    fn read_u64(&self, off: usize) -> u64 {
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= stub::SLOT_SIZE as usize);
+        // SAFETY: an aligned offset inside the mapping; the other side may write it, so the
+        // read is volatile (the value is validated by whoever uses it).
+        unsafe { std::ptr::read_volatile(self.ptr.add(off) as *const u64) }
+    }
+
+    fn write_u64(&self, off: usize, v: u64) {
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= stub::SLOT_SIZE as usize);
+        // SAFETY: as in `read_u64`.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off) as *mut u64, v) }
+    }
+
+    fn read_bytes(&self, off: usize, buf: &mut [u8]) {
+        let n = buf
+            .len()
+            .min((stub::SLOT_SIZE as usize).saturating_sub(off));
+        for (i, b) in buf.iter_mut().take(n).enumerate() {
+            // SAFETY: `off + i` is inside the mapping (bounded above).
+            *b = unsafe { std::ptr::read_volatile(self.ptr.add(off + i)) };
+        }
+    }
+
+    fn write_bytes(&self, off: usize, data: &[u8]) {
+        let n = data
+            .len()
+            .min((stub::SLOT_SIZE as usize).saturating_sub(off));
+        for (i, b) in data.iter().take(n).enumerate() {
+            // SAFETY: `off + i` is inside the mapping (bounded above).
+            unsafe { std::ptr::write_volatile(self.ptr.add(off + i), *b) };
+        }
+    }
+
+    /// Hand the slot to the stub with a request (`S_RUN`, `S_CMD`, `S_CLONE`).
+    fn post(&self, state: u32) {
+        let st = self.word(stub::STATE);
+        // SeqCst: the store is ordered before the load of the stub's sleep flag.
+        st.store(state, Ordering::SeqCst);
+        if self.word(stub::STUB_SLEEPING).load(Ordering::SeqCst) != 0 {
+            futex_wake(st);
+        }
+    }
+
+    /// Whether the stub and its host thread are on different CPUs.
+    fn split(&self) -> bool {
+        self.word(stub::SPLIT).load(Ordering::Relaxed) != 0
+    }
+
+    /// Wait until the stub reports back (`S_STOPPED`): spin briefly if the stub has a CPU
+    /// of its own (on this thread's CPU, spinning would only keep it from running), then
+    /// sleep.
+    fn wait_stopped(&self, pid: Pid) -> Result<()> {
+        let limit = if self.split() {
+            spin().sentry
+        } else {
+            Duration::ZERO
+        };
+        self.wait_stopped_within(pid, limit)
+    }
+
+    /// The same, spinning for at most `limit`.
+    fn wait_stopped_within(&self, pid: Pid, limit: Duration) -> Result<()> {
+        let st = self.word(stub::STATE);
+        let start = Instant::now();
+        let mut n = 0u32;
+        loop {
+            if st.load(Ordering::Acquire) == stub::S_STOPPED {
+                return Ok(());
+            }
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(16) && start.elapsed() >= limit {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let sleeping = self.word(stub::SENTRY_SLEEPING);
+        loop {
+            sleeping.store(1, Ordering::SeqCst);
+            let v = st.load(Ordering::SeqCst);
+            if v == stub::S_STOPPED {
+                sleeping.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            if !futex_wait(st, v, LIVENESS_PERIOD) && !alive(pid) {
+                sleeping.store(0, Ordering::Relaxed);
+                return Err(errno!(ESRCH, "stub died"));
+            }
+        }
+    }
+
+    /// Have the (stopped) stub make one host syscall; its raw result.
+    fn command(&self, pid: Pid, nr: i64, args: [u64; 6]) -> Result<i64> {
+        // Mapping changes come in runs (a fork maps every area): the stub waits for the
+        // next one spinning, if it has a CPU of its own and there is one to spare.
+        let room = LIVE.load(Ordering::Relaxed) * 2 <= pt::sandbox_cpus().len();
+        let stub_spin = if room && self.split() { spin().stub } else { 0 };
+        self.word(stub::SPIN).store(stub_spin, Ordering::Relaxed);
+        self.write_u64(stub::CMD_NR, nr as u64);
+        for (i, a) in args.iter().enumerate() {
+            self.write_u64(stub::CMD_ARGS + 8 * i, *a);
+        }
+        self.post(stub::S_CMD);
+        self.wait_stopped(pid)?;
+        let ret = self.read_u64(stub::CMD_RET) as i64;
+        pt::check_injected(ret)?;
+        Ok(ret)
+    }
+
+    /// Have the (stopped) stub clone a new stub thread whose stack starts at `stack`.
+    fn clone_thread(&self, pid: Pid, stack: u64) -> Result<i64> {
+        self.write_u64(stub::CMD_ARGS, CLONE_FLAGS);
+        self.write_u64(stub::CMD_ARGS + 8, stack);
+        self.post(stub::S_CLONE);
+        self.wait_stopped(pid)?;
+        let ret = self.read_u64(stub::CMD_RET) as i64;
+        pt::check_injected(ret)?;
+        Ok(ret)
+    }
+}
+
+impl Drop for SlotMap {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), stub::SLOT_SIZE as usize) };
+    }
+}
+
+/// Wake the stub sleeping on `word` (a shared futex: the word is in a memfd page).
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a valid word; it only wakes waiters.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+    }
+}
+
+/// Sleep while `word` holds `val`, at most `timeout`; false if the time ran out.
+fn futex_wait(word: &AtomicU32, val: u32, timeout: Duration) -> bool {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: FUTEX_WAIT on a valid word with a timespec that lives across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            &ts as *const libc::timespec,
+        )
+    };
+    !(r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT))
+}
+
+/// Every live stub process of the sandbox.
+static STUBS: Mutex<std::collections::BTreeSet<i32>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+/// Record a new stub; false if it is one already.
+fn register_stub(pid: Pid) -> bool {
+    pt::lock(&STUBS).insert(pid.as_raw())
+}
+
+fn unregister_stub(pid: Pid) {
+    pt::lock(&STUBS).remove(&pid.as_raw());
+}
+
+/// Whether a stub process still runs (it has not exited; it is not reaped here). False
+/// for a process that is not the sentry's child.
+fn alive(pid: Pid) -> bool {
+    // SAFETY: an all-zero siginfo_t is a valid value to be filled in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes into `info`; WNOWAIT leaves the child to be reaped later.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid.as_raw() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        )
+    };
+    // SAFETY: si_pid is valid for the child-status siginfo waitid fills (0 if none).
+    r == 0 && unsafe { info.si_pid() } == 0
+}
+
+fn my_stub(space: u64) -> Result<(Pid, usize)> {
+    MY_STUBS
+        .with(|s| {
+            s.borrow()
+                .iter()
+                .rev()
+                .find(|(sp, _, _)| *sp == space)
+                .map(|(_, p, slot)| (*p, *slot))
+        })
+        .ok_or(errno!(
+            EFAULT,
+            "this thread runs no stub of that address space"
+        ))
+}
+
+pub struct SystrapAddressSpace {
+    space: Arc<Space>,
+}
+
+impl SystrapAddressSpace {
+    fn command(&self, nr: i64, args: [u64; 6]) -> Result<()> {
+        let (pid, slot) = my_stub(self.space.id)?;
+        // SAFETY: MY_STUBS holds the slot pointers of contexts owned by this thread,
+        // removed when they drop; the pointer is valid while this thread runs.
+        let slot = std::mem::ManuallyDrop::new(SlotMap {
+            ptr: slot as *mut u8,
+        });
+        slot.command(pid, nr, args).map(|_| ())
+    }
+}
+
+impl AddressSpace for SystrapAddressSpace {
+    fn map(&mut self, addr: u64, len: u64, prot: Prot, file_offset: u64) -> Result<()> {
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let args = [
+            addr,
+            len,
+            prot.bits() as u64,
+            flags,
+            STUB_MEMFD,
+            file_offset,
+        ];
+        self.command(libc::SYS_mmap, args)
+    }
+
+    fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
+        self.command(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
+    }
+
+    fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<()> {
+        self.command(libc::SYS_mprotect, [addr, len, prot.bits() as u64, 0, 0, 0])
+    }
+
+    fn max_user_address(&self) -> u64 {
+        STUB_BASE
+    }
+}
+
+impl Drop for SystrapAddressSpace {
+    fn drop(&mut self) {
+        for pid in std::mem::take(&mut *pt::lock(&self.space.members)) {
+            unregister_stub(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG));
+        }
+    }
+}
+
+pub struct SystrapContext {
+    pid: Pid,
+    slot: SlotMap,
+    index: u64,
+    space: Arc<Space>,
+    /// The fs and gs bases the stub thread has (None: unknown, set before the next run).
+    fs_base: Option<u64>,
+    gs_base: Option<u64>,
+    /// Whether the stub and this thread are on CPUs of their own (None: not yet set).
+    split: Option<bool>,
+    /// The most tasks seen at once since placement was last decided.
+    max_active: usize,
+    /// The application's last run ended within the spin window.
+    last_short: bool,
+    switches: u32,
+}
+
+impl SystrapContext {
+    /// A context for a new stub thread, which goes on this thread's CPU until its first
+    /// switch decides (so that setting it up hands over on one CPU).
+    fn new(pid: Pid, slot: SlotMap, index: u64, space: Arc<Space>) -> SystrapContext {
+        MY_STUBS.with(|s| s.borrow_mut().push((space.id, pid, slot.ptr as usize)));
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        let mut ctx = SystrapContext {
+            pid,
+            slot,
+            index,
+            space,
+            fs_base: None,
+            gs_base: None,
+            split: None,
+            max_active: 0,
+            last_short: true,
+            switches: 0,
+        };
+        ctx.bind_cpus(false);
+        ctx
+    }
+
+    /// While the sandbox has CPUs to spare, put the stub thread and this host thread on
+    /// two different CPUs, so that each can spin while the other works: measured here
+    /// 2.4–4.3 µs per getpid that way, against 8–10 µs with both on one CPU (no spinning;
+    /// as fast as ptrace) and 2–22 µs left to the host scheduler, which often puts the
+    /// pair on one CPU where spinning only delays the other side. With more active tasks
+    /// than that (`split` false) the pair shares one CPU and nobody spins, as on ptrace:
+    /// a hand-over is then a wake-up on the same CPU, cheap, where one across CPUs costs
+    /// tens of µs here (pipe and futex ping-pong between two tasks). Split pairs for 64
+    /// threads starved the program's main thread (one signal round in 3 s against 39).
+    /// `CARAPACE_SYSTRAP_BIND=none` leaves CPUs to the host (for measuring).
+    fn bind_cpus(&mut self, split: bool) {
+        if self.split == Some(split) {
+            return;
+        }
+        self.split = Some(split);
+        let cpus = pt::sandbox_cpus();
+        let n = cpus.len();
+        if n < 2 || std::env::var_os("CARAPACE_SYSTRAP_BIND").is_some_and(|m| m == "none") {
+            self.slot.word(stub::SPLIT).store(0, Ordering::Relaxed);
+            return;
+        }
+        // Pairs spread over the CPUs by stub pid.
+        let i = self.pid.as_raw().unsigned_abs() as usize;
+        let a = cpus.get(i % n).copied().unwrap_or(0);
+        let b = cpus.get((i + usize::from(split)) % n).copied().unwrap_or(0);
+        let mut stub_set = nix::sched::CpuSet::new();
+        let mut own_set = nix::sched::CpuSet::new();
+        if stub_set.set(a).is_err() || own_set.set(b).is_err() {
+            return;
+        }
+        let _ = nix::sched::sched_setaffinity(self.pid, &stub_set);
+        let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &own_set);
+        self.slot
+            .word(stub::SPLIT)
+            .store(u32::from(split), Ordering::Relaxed);
+    }
+
+    /// Wait for a new stub thread to report from its park, set up.
+    fn wait_parked(&self) -> Result<()> {
+        self.slot.wait_stopped(self.pid)?;
+        let kind = self.slot.word(stub::KIND).load(Ordering::Relaxed) as i32;
+        let rip = self.slot.read_u64(stub::GREGS + 8 * 16);
+        if kind != libc::SIGTRAP || rip != stub::sites().park + 1 {
+            return Err(errno!(EAGAIN, "stub failed to set itself up"));
+        }
+        Ok(())
+    }
+
+    fn write_regs(&mut self, r: &Regs) {
+        let g = [
+            r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx,
+            r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags,
+        ];
+        for (i, v) in g.iter().enumerate() {
+            self.slot.write_u64(stub::GREGS + 8 * i, *v);
+        }
+        if self.fs_base != Some(r.fs_base) {
+            self.slot.write_u64(stub::FS_BASE, r.fs_base);
+            self.slot.word(stub::FS_DIRTY).store(1, Ordering::Relaxed);
+            self.fs_base = Some(r.fs_base);
+        }
+        if self.gs_base != Some(r.gs_base) {
+            self.slot.write_u64(stub::GS_BASE, r.gs_base);
+            self.slot.word(stub::GS_DIRTY).store(1, Ordering::Relaxed);
+            self.gs_base = Some(r.gs_base);
+        }
+    }
+
+    fn read_regs(&self, r: &mut Regs) {
+        let g = |i: usize| self.slot.read_u64(stub::GREGS + 8 * i);
+        r.r8 = g(0);
+        r.r9 = g(1);
+        r.r10 = g(2);
+        r.r11 = g(3);
+        r.r12 = g(4);
+        r.r13 = g(5);
+        r.r14 = g(6);
+        r.r15 = g(7);
+        r.rdi = g(8);
+        r.rsi = g(9);
+        r.rbp = g(10);
+        r.rbx = g(11);
+        r.rdx = g(12);
+        r.rax = g(13);
+        r.rcx = g(14);
+        r.rsp = g(15);
+        r.rip = g(16);
+        r.eflags = g(17);
+        let csgsfs = g(18);
+        r.cs = csgsfs & 0xffff;
+        r.ss = (csgsfs >> 48) & 0xffff;
+        r.orig_rax = u64::MAX;
+    }
+
+    fn siginfo_i32(&self, off: usize) -> i32 {
+        let w = self.slot.read_u64(stub::SIGINFO + (off & !7));
+        (if off.is_multiple_of(8) { w } else { w >> 32 }) as u32 as i32
+    }
+
+    /// Why the stub stopped, from the slot it just filled.
+    fn exit(&self, regs: &mut Regs) -> Exit {
+        let kind = self.slot.word(stub::KIND).load(Ordering::Relaxed) as i32;
+        let code = self.siginfo_i32(8);
+        let addr = self.slot.read_u64(stub::SIGINFO + 16);
+        match kind {
+            libc::SIGSYS if code == SYS_SECCOMP => {
+                regs.orig_rax = self.siginfo_i32(24) as u32 as u64;
+                Exit::Syscall
+            }
+            libc::SIGSEGV if code == 1 || code == 2 => {
+                // The page-fault error code the host put in the frame.
+                let err = self.slot.read_u64(stub::GREGS + 8 * 19);
+                let access = if err & PF_INSTR != 0 {
+                    Access::Exec
+                } else if err & PF_WRITE != 0 {
+                    Access::Write
+                } else {
+                    Access::Read
+                };
+                Exit::Fault {
+                    addr,
+                    mapped: code == 2,
+                    access: Some(access),
+                }
+            }
+            libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP => {
+                Exit::Signal {
+                    signo: kind,
+                    code,
+                    addr,
+                }
+            }
+            _ => Exit::Interrupted,
+        }
+    }
+
+    /// The frame's FP area and the size of its XSAVE state (without the trailing magic).
+    fn fp_area(&self) -> Result<(Vec<u8>, usize)> {
+        let len = self.slot.word(stub::FP_LEN).load(Ordering::Relaxed) as usize;
+        if !(512..=stub::FP_MAX).contains(&len) {
+            return Err(errno!(EIO, "stub reported no FP state"));
+        }
+        let mut b = vec![0u8; len];
+        self.slot.read_bytes(stub::FP, &mut b);
+        let magic = u32_at(&b, 464);
+        let size = if magic == Some(0x4650_5853) {
+            u32_at(&b, 480).map_or(512, |s| s as usize).clamp(512, len)
+        } else {
+            512
+        };
+        Ok((b, size))
+    }
+}
+
+fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        b.get(off..off.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+impl Drop for SystrapContext {
+    fn drop(&mut self) {
+        let pid = self.pid;
+        let ptr = self.slot.ptr as usize;
+        MY_STUBS.with(|s| s.borrow_mut().retain(|(_, _, p)| *p != ptr));
+        pt::lock(&self.space.members).retain(|p| *p != pid);
+        unregister_stub(pid);
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+        // The thread is gone: its slot (still mapped in the stub) can take another.
+        pt::lock(&self.space.slots).free.push((self.index, true));
+    }
+}
+
+impl Context for SystrapContext {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn switch(&mut self, regs: &mut Regs) -> Result<Exit> {
+        self.write_regs(regs);
+        // Spin only for an application that came back quickly last time (a syscall-heavy
+        // loop), and now and then to find out whether it does again.
+        let window = spin().sentry;
+        self.switches = self.switches.wrapping_add(1);
+        // A spinning pair needs two CPUs, and every other task may need one at any time
+        // (in application code or in the sentry): with more tasks than the CPUs allow
+        // for that, nobody spins. Spinners then starved a 64-thread program's signal
+        // deliveries for minutes.
+        let live = LIVE.load(Ordering::Relaxed);
+        self.max_active = self.max_active.max(live);
+        // CPU placement follows the most tasks of the last 128 switches, not each one:
+        // moving threads between CPUs costs more than a hand-over.
+        if self.switches == 1 || self.switches.is_multiple_of(128) {
+            let split = self.max_active * 2 <= pt::sandbox_cpus().len();
+            self.bind_cpus(split);
+            self.max_active = live;
+        }
+        let room = self.split == Some(true) && live * 2 <= pt::sandbox_cpus().len();
+        let spinning = room && (self.last_short || self.switches.is_multiple_of(64));
+        let limit = if spinning { window } else { Duration::ZERO };
+        // The stub spins for the sentry's answer only while hand-overs are quick too.
+        let stub_spin = if room && self.last_short {
+            spin().stub
+        } else {
+            0
+        };
+        self.slot
+            .word(stub::SPIN)
+            .store(stub_spin, Ordering::Relaxed);
+        let posted = Instant::now();
+        self.slot.post(stub::S_RUN);
+        self.slot.wait_stopped_within(self.pid, limit)?;
+        self.last_short = posted.elapsed() <= window;
+        self.read_regs(regs);
+        Ok(self.exit(regs))
+    }
+
+    fn fp_state(&mut self) -> Result<FpState> {
+        let (mut b, size) = self.fp_area()?;
+        b.truncate(size);
+        Ok(FpState(b))
+    }
+
+    fn set_fp_state(&mut self, state: &FpState) -> Result<()> {
+        let (cur, size) = self.fp_area()?;
+        let new = &state.0;
+        if new.len() < 512 {
+            return Err(errno!(EINVAL, "FP state too short"));
+        }
+        // What the host would refuse at sigreturn (which would kill the stub): MXCSR bits
+        // the CPU lacks, and an XSAVE header with features the frame does not carry.
+        let mxcsr_mask = match u32_at(&cur, 28) {
+            Some(0) | None => 0xffbf,
+            Some(m) => m,
+        };
+        if u32_at(new, 24).is_some_and(|m| m & !mxcsr_mask != 0) {
+            return Err(errno!(EINVAL, "bad MXCSR"));
+        }
+        if size > 512 {
+            let xfeatures = u64_at(&cur, 472).unwrap_or(0);
+            let bv = u64_at(new, 512).unwrap_or(0);
+            let comp = u64_at(new, 520).unwrap_or(0);
+            let reserved = new.get(528..576).is_some_and(|r| r.iter().any(|b| *b != 0));
+            if bv & !xfeatures != 0 || comp != 0 || reserved {
+                return Err(errno!(EINVAL, "bad XSAVE header"));
+            }
+        }
+        // Keep the frame's own software-reserved bytes (464..512: the XSAVE magic and
+        // sizes) and anything past the state the new one does not cover.
+        let mut out = cur;
+        for (i, (o, b)) in out.iter_mut().zip(new).take(size).enumerate() {
+            if !(464..512).contains(&i) {
+                *o = *b;
+            }
+        }
+        self.slot.write_bytes(stub::FP, &out);
+        Ok(())
+    }
+
+    fn interrupter(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let pid = self.pid;
+        Arc::new(move || {
+            // Each stub thread is a process of its own: tgid == tid.
+            // SAFETY: tgkill only sends a signal; a stale pid at worst gets ESRCH.
+            unsafe {
+                libc::syscall(libc::SYS_tgkill, pid.as_raw(), pid.as_raw(), KICK_SIGNAL);
+            }
+        })
+    }
+
+    fn cpu_time(&self) -> Duration {
+        pt::stub_cpu_time(self.pid)
+    }
+
+    fn cpu_clock(&self) -> Arc<dyn Fn() -> Duration + Send + Sync> {
+        let pid = self.pid;
+        Arc::new(move || pt::stub_cpu_time(pid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_fit_below_the_top_of_user_space() {
+        assert!(slot_addr(stub::MAX_SLOTS) <= 0x7fff_ffff_f000);
+        assert_eq!(stub::SLOTS_BASE % stub::SLOT_SIZE, 0);
+    }
+
+    #[test]
+    fn handled_signals_fit_the_mask() {
+        for s in HANDLED {
+            assert!((1..=64).contains(&s));
+        }
+    }
+}

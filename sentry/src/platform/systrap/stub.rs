@@ -1,0 +1,499 @@
+//! The systrap stub: position-independent code the sentry execs as a tiny static ELF for
+//! every new address space, and the seccomp filter its threads run under.
+//!
+//! Each stub thread owns a 64 KiB *slot* in a memfd shared with the sentry, aligned to its
+//! size so that code running on the slot's signal stack finds the slot from `rsp` alone:
+//!
+//! ```text
+//! slot + 0x0000  header: state (futex word), sleep flags, command, fs/gs base requests
+//! slot + 0x0080  siginfo of the last stop
+//! slot + 0x0100  the general registers of the last stop (sigcontext order)
+//! slot + 0x1000  the FP/vector state of the last stop, as in the signal frame
+//! slot + 0x8000  ..0x10000: the thread's alternate signal stack
+//! ```
+//!
+//! Every syscall the application makes traps (seccomp `SECCOMP_RET_TRAP` → SIGSYS), and
+//! so do faults; the one handler saves the state into the slot, sets the state word to
+//! `STOPPED`, wakes the sentry if it sleeps, and waits (spinning briefly, then on the
+//! futex) until the sentry writes `RUN` (copy the registers back and return into the
+//! application), `CMD` (make one host syscall for the sentry: mappings) or `CLONE` (make a
+//! new stub thread in this address space).
+
+use super::super::ptrace::STUB_BASE;
+
+/// Size and alignment of a thread's slot.
+pub const SLOT_SIZE: u64 = 0x1_0000;
+/// Where slot 0 lives in every stub; slot `i` is at `SLOTS_BASE + i * SLOT_SIZE`. Above
+/// the stub's code page and below the exec-time stack, which is unmapped at setup.
+pub const SLOTS_BASE: u64 = STUB_BASE + 0x1_0000_0000;
+/// How many slots fit below the top of user space (0x7fff_ffff_f000).
+pub const MAX_SLOTS: u64 = 0xe_0000;
+
+// Offsets inside a slot.
+pub const STATE: usize = 0;
+pub const STUB_SLEEPING: usize = 4;
+pub const SENTRY_SLEEPING: usize = 8;
+pub const KIND: usize = 12;
+pub const CMD_NR: usize = 16;
+pub const CMD_ARGS: usize = 24;
+pub const CMD_RET: usize = 72;
+pub const FP_LEN: usize = 80;
+pub const FS_DIRTY: usize = 84;
+pub const GS_DIRTY: usize = 88;
+/// How often the stub checks the state word before it sleeps on the futex.
+pub const SPIN: usize = 92;
+pub const FS_BASE: usize = 96;
+pub const GS_BASE: usize = 104;
+/// Set by the sentry while the stub and its host thread are on different CPUs (so that
+/// spinning on either side can pay); the stub does not read it.
+pub const SPLIT: usize = 112;
+pub const SIGINFO: usize = 128;
+pub const GREGS: usize = 256;
+/// Bytes of `struct sigcontext` copied: r8 … cr2 (23 words), not the fpstate pointer.
+pub const GREGS_LEN: usize = 184;
+/// Scratch space a new thread uses for its own setup.
+const CHILD_SCRATCH: usize = 448;
+/// Scratch space the sentry uses to set the first thread up (sigaction, filter).
+pub const SETUP: usize = 512;
+pub const FP: usize = 0x1000;
+pub const FP_MAX: usize = 0x8000 - FP;
+/// The alternate signal stack: the upper half of the slot.
+pub const ALTSTACK: u64 = 0x8000;
+
+// Values of the state word.
+/// The stub waits in its handler; the slot holds its state.
+pub const S_STOPPED: u32 = 1;
+/// The sentry asks the stub to go back into the application.
+pub const S_RUN: u32 = 2;
+/// The sentry asks for one host syscall (`CMD_NR`, `CMD_ARGS` → `CMD_RET`).
+pub const S_CMD: u32 = 3;
+/// The sentry asks for a new stub thread (`clone(CMD_ARGS[0], CMD_ARGS[1])`).
+pub const S_CLONE: u32 = 4;
+
+/// `AUDIT_ARCH_X86_64` (linux/audit.h): EM_X86_64 | 64-bit | little endian.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// `ucontext_t.uc_mcontext` offset and the `fpregs` pointer inside it.
+const UC_MCONTEXT: usize = 40;
+const UC_FPREGS: usize = UC_MCONTEXT + GREGS_LEN;
+/// `FP_XSTATE_MAGIC1` in the software-reserved bytes of an XSAVE signal frame.
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+
+std::arch::global_asm!(
+    ".pushsection .rodata.carapace_systrap_stub,\"a\",@progbits",
+    ".balign 64",
+    ".globl carapace_systrap_start",
+    ".hidden carapace_systrap_start",
+    "carapace_systrap_start:",
+    // Entry after exec: never runs free (the sentry sets it up under ptrace first).
+    "2: int3",
+    "jmp 2b",
+    // Injection site for the set-up: syscall; int3.
+    ".globl carapace_systrap_inject",
+    ".hidden carapace_systrap_inject",
+    "carapace_systrap_inject:",
+    "syscall",
+    "int3",
+    // A new thread waits here: the trap reports it to the sentry as parked.
+    ".globl carapace_systrap_park",
+    ".hidden carapace_systrap_park",
+    "carapace_systrap_park:",
+    "int3",
+    "jmp carapace_systrap_park",
+    // The first thread's set-up, run once after the sentry detaches: the host syscalls
+    // listed at r12 (r13 entries of nr and six arguments), stopping at the first error,
+    // then park. rbx is the slot.
+    ".globl carapace_systrap_batch",
+    ".hidden carapace_systrap_batch",
+    "carapace_systrap_batch:",
+    "20:",
+    "mov rax, [r12]",
+    "mov rdi, [r12 + 8]",
+    "mov rsi, [r12 + 16]",
+    "mov rdx, [r12 + 24]",
+    "mov r10, [r12 + 32]",
+    "mov r8, [r12 + 40]",
+    "mov r9, [r12 + 48]",
+    "syscall",
+    "cmp rax, -4095",
+    "jae 21f",
+    "add r12, 56",
+    "dec r13",
+    "jnz 20b",
+    "jmp carapace_systrap_park",
+    "21:",
+    "ud2",
+    // sa_restorer of every handler.
+    ".globl carapace_systrap_restorer",
+    ".hidden carapace_systrap_restorer",
+    "carapace_systrap_restorer:",
+    "mov eax, 15",
+    "syscall",
+    "ud2",
+    // The handler: rdi = signo, rsi = siginfo, rdx = ucontext. Any register may be used:
+    // sigreturn restores the application's from the frame.
+    ".balign 16",
+    ".globl carapace_systrap_handler",
+    ".hidden carapace_systrap_handler",
+    "carapace_systrap_handler:",
+    "mov rbx, rsp",
+    "and rbx, -{slot}",
+    "mov r12, rdx",
+    "mov [rbx + {kind}], edi",
+    "lea rdi, [rbx + {siginfo}]",
+    "mov ecx, 128",
+    "rep movsb",
+    "lea rsi, [r12 + {uc_mcontext}]",
+    "lea rdi, [rbx + {gregs}]",
+    "mov ecx, {gregs_len}",
+    "rep movsb",
+    "xor ecx, ecx",
+    "mov rsi, [r12 + {uc_fpregs}]",
+    "test rsi, rsi",
+    "jz 3f",
+    "mov ecx, 512",
+    "cmp dword ptr [rsi + 464], {magic1}",
+    "jne 3f",
+    "mov ecx, [rsi + 468]",
+    "cmp ecx, {fp_max}",
+    "jbe 3f",
+    "mov ecx, 512",
+    "3:",
+    "mov [rbx + {fp_len}], ecx",
+    "lea rdi, [rbx + {fp}]",
+    "rep movsb",
+    // Report: the slot is complete; wake the sentry if it sleeps.
+    "4:",
+    "mov dword ptr [rbx + {state}], {stopped}",
+    "mfence",
+    "cmp dword ptr [rbx + {sentry_sleeping}], 0",
+    "je 5f",
+    "mov rdi, rbx",
+    "mov esi, 1", // FUTEX_WAKE (shared: the sentry maps the same memfd page)
+    "mov edx, 1",
+    "mov eax, 202",
+    "syscall",
+    // Wait for the sentry's answer: spin, then sleep.
+    "5:",
+    "mov ecx, [rbx + {spin}]",
+    "test ecx, ecx",
+    "jz 17f",
+    "6:",
+    "mov eax, [rbx + {state}]",
+    "cmp eax, {stopped}",
+    "jne 8f",
+    "pause",
+    "dec ecx",
+    "jnz 6b",
+    "17:",
+    "mov dword ptr [rbx + {stub_sleeping}], 1",
+    "mfence",
+    "7:",
+    "mov eax, [rbx + {state}]",
+    "cmp eax, {stopped}",
+    "jne 9f",
+    "mov rdi, rbx",
+    "xor esi, esi", // FUTEX_WAIT
+    "mov edx, {stopped}",
+    "xor r10d, r10d",
+    "mov eax, 202",
+    "syscall",
+    "jmp 7b",
+    "9:",
+    "mov dword ptr [rbx + {stub_sleeping}], 0",
+    "8:",
+    "cmp eax, {run}",
+    "je 10f",
+    "cmp eax, {cmd}",
+    "je 11f",
+    "cmp eax, {clone}",
+    "je 12f",
+    "ud2",
+    // RUN: fs/gs base if the sentry changed them, then registers and FP state back into
+    // the frame, and return through the restorer.
+    "10:",
+    "cmp dword ptr [rbx + {fs_dirty}], 0",
+    "je 13f",
+    "mov dword ptr [rbx + {fs_dirty}], 0",
+    "mov edi, 0x1002", // ARCH_SET_FS
+    "mov rsi, [rbx + {fs_base}]",
+    "mov eax, 158",
+    "syscall",
+    "13:",
+    "cmp dword ptr [rbx + {gs_dirty}], 0",
+    "je 14f",
+    "mov dword ptr [rbx + {gs_dirty}], 0",
+    "mov edi, 0x1001", // ARCH_SET_GS
+    "mov rsi, [rbx + {gs_base}]",
+    "mov eax, 158",
+    "syscall",
+    "14:",
+    "lea rsi, [rbx + {gregs}]",
+    "lea rdi, [r12 + {uc_mcontext}]",
+    "mov ecx, {gregs_len}",
+    "rep movsb",
+    "mov rdi, [r12 + {uc_fpregs}]",
+    "test rdi, rdi",
+    "jz 15f",
+    "mov ecx, [rbx + {fp_len}]",
+    "cmp ecx, {fp_max}",
+    "ja 15f",
+    "lea rsi, [rbx + {fp}]",
+    "rep movsb",
+    "15:",
+    "ret",
+    // CMD: one host syscall for the sentry.
+    "11:",
+    "mov rax, [rbx + {cmd_nr}]",
+    "mov rdi, [rbx + {cmd_args}]",
+    "mov rsi, [rbx + {cmd_args} + 8]",
+    "mov rdx, [rbx + {cmd_args} + 16]",
+    "mov r10, [rbx + {cmd_args} + 24]",
+    "mov r8, [rbx + {cmd_args} + 32]",
+    "mov r9, [rbx + {cmd_args} + 40]",
+    "syscall",
+    "mov [rbx + {cmd_ret}], rax",
+    "jmp 4b",
+    // CLONE: a new stub thread whose stack is the top of its own (already mapped) slot.
+    "12:",
+    "mov rdi, [rbx + {cmd_args}]",
+    "mov rsi, [rbx + {cmd_args} + 8]",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "xor r8d, r8d",
+    "mov eax, 56",
+    "syscall",
+    "test rax, rax",
+    "jz 16f",
+    "mov [rbx + {cmd_ret}], rax",
+    "jmp 4b",
+    // The new thread: its own signal stack (clone with CLONE_VM gave it none), no
+    // blocked signals (it was cloned inside a handler), then park.
+    "16:",
+    "mov rbx, rsp",
+    "and rbx, -{slot}",
+    "lea rax, [rbx + {altstack}]",
+    "mov [rbx + {scratch}], rax",
+    "mov qword ptr [rbx + {scratch} + 8], 0",
+    "mov qword ptr [rbx + {scratch} + 16], {altstack}",
+    "lea rdi, [rbx + {scratch}]",
+    "xor esi, esi",
+    "mov eax, 131",
+    "syscall",
+    "mov qword ptr [rbx + {scratch} + 24], 0",
+    "mov edi, 2", // SIG_SETMASK
+    "lea rsi, [rbx + {scratch} + 24]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "mov eax, 14",
+    "syscall",
+    "jmp carapace_systrap_park",
+    ".globl carapace_systrap_end",
+    ".hidden carapace_systrap_end",
+    "carapace_systrap_end:",
+    ".popsection",
+    slot = const SLOT_SIZE,
+    kind = const KIND,
+    siginfo = const SIGINFO,
+    uc_mcontext = const UC_MCONTEXT,
+    uc_fpregs = const UC_FPREGS,
+    gregs = const GREGS,
+    gregs_len = const GREGS_LEN,
+    magic1 = const FP_XSTATE_MAGIC1,
+    fp_max = const FP_MAX,
+    fp_len = const FP_LEN,
+    fp = const FP,
+    state = const STATE,
+    stopped = const S_STOPPED,
+    sentry_sleeping = const SENTRY_SLEEPING,
+    stub_sleeping = const STUB_SLEEPING,
+    spin = const SPIN,
+    run = const S_RUN,
+    cmd = const S_CMD,
+    clone = const S_CLONE,
+    fs_dirty = const FS_DIRTY,
+    gs_dirty = const GS_DIRTY,
+    fs_base = const FS_BASE,
+    gs_base = const GS_BASE,
+    cmd_nr = const CMD_NR,
+    cmd_args = const CMD_ARGS,
+    cmd_ret = const CMD_RET,
+    scratch = const CHILD_SCRATCH,
+    altstack = const ALTSTACK,
+);
+
+extern "C" {
+    static carapace_systrap_start: u8;
+    static carapace_systrap_inject: u8;
+    static carapace_systrap_park: u8;
+    static carapace_systrap_batch: u8;
+    static carapace_systrap_restorer: u8;
+    static carapace_systrap_handler: u8;
+    static carapace_systrap_end: u8;
+}
+
+/// The code, and where its entry points are (offsets from its start).
+struct Code {
+    bytes: &'static [u8],
+    inject: u64,
+    park: u64,
+    batch: u64,
+    restorer: u64,
+    handler: u64,
+}
+
+fn code() -> Code {
+    let start = std::ptr::addr_of!(carapace_systrap_start);
+    let at = |p: *const u8| (p as u64).wrapping_sub(start as u64);
+    let end = std::ptr::addr_of!(carapace_systrap_end);
+    let len = (end as usize).saturating_sub(start as usize);
+    // SAFETY: the symbols bracket one read-only block the assembler emitted above; it is
+    // part of this binary's image and lives as long as the process.
+    let bytes = unsafe { std::slice::from_raw_parts(start, len) };
+    Code {
+        bytes,
+        inject: at(std::ptr::addr_of!(carapace_systrap_inject)),
+        park: at(std::ptr::addr_of!(carapace_systrap_park)),
+        batch: at(std::ptr::addr_of!(carapace_systrap_batch)),
+        restorer: at(std::ptr::addr_of!(carapace_systrap_restorer)),
+        handler: at(std::ptr::addr_of!(carapace_systrap_handler)),
+    }
+}
+
+/// Where the code starts in the stub's page (after the ELF and program headers).
+const CODE_OFFSET: u64 = 0x100;
+
+/// Addresses of the stub's entry points in every stub.
+#[derive(Clone, Copy, Debug)]
+pub struct Sites {
+    /// `syscall; int3`, for injections while the stub is set up under ptrace.
+    pub inject: u64,
+    /// Where a thread parks (`int3`) until the sentry first runs it.
+    pub park: u64,
+    /// The first thread's set-up: a list of host syscalls, then the park.
+    pub batch: u64,
+    pub restorer: u64,
+    pub handler: u64,
+}
+
+pub fn sites() -> Sites {
+    let c = code();
+    Sites {
+        inject: STUB_BASE + CODE_OFFSET + c.inject,
+        park: STUB_BASE + CODE_OFFSET + c.park,
+        batch: STUB_BASE + CODE_OFFSET + c.batch,
+        restorer: STUB_BASE + CODE_OFFSET + c.restorer,
+        handler: STUB_BASE + CODE_OFFSET + c.handler,
+    }
+}
+
+/// The stub ELF image: one read+execute PT_LOAD at `STUB_BASE` holding the code.
+pub fn image() -> Vec<u8> {
+    let c = code();
+    let pad = CODE_OFFSET.saturating_sub(super::super::ptrace::stub::CODE_OFFSET);
+    let mut code = vec![0xccu8; pad as usize];
+    code.extend_from_slice(c.bytes);
+    super::super::ptrace::stub::elf_image(&code, CODE_OFFSET)
+}
+
+/// The seccomp filter of every stub thread: system calls made from the stub's own code
+/// page are allowed if they are ones the stub makes (with the flags it uses), and kill the
+/// stub otherwise; every other system call traps (SIGSYS) into the stub's handler.
+pub fn filter(clone_flags: u64) -> Vec<libc::sock_filter> {
+    const LD_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let st = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    // seccomp_data: nr at 0, arch at 4, instruction_pointer at 8, args at 16.
+    let arg_lo = |n: u32| 16 + 8 * n;
+    let mut f = vec![
+        st(LD_ABS, 0, 0, 12),
+        // Not the stub's page: trap (the jump targets are patched below).
+        st(JEQ, 0, 0xff, (STUB_BASE >> 32) as u32),
+        st(LD_ABS, 0, 0, 8),
+        st(JGE, 0xff, 0, (STUB_BASE as u32).wrapping_add(0x1000)),
+        st(LD_ABS, 0, 0, 4),
+        st(JEQ, 0, 0xfe, AUDIT_ARCH_X86_64),
+        st(LD_ABS, 0, 0, 0),
+    ];
+    // (nr, argument to check, its value)
+    let checked: [(i64, u32, u32); 2] = [
+        (
+            libc::SYS_mmap,
+            3,
+            (libc::MAP_SHARED | libc::MAP_FIXED) as u32,
+        ),
+        (libc::SYS_clone, 0, clone_flags as u32),
+    ];
+    for (nr, arg, val) in checked {
+        // Not this call: skip its argument check, the number is still loaded.
+        f.push(st(JEQ, 0, 2, nr as u32));
+        f.push(st(LD_ABS, 0, 0, arg_lo(arg)));
+        f.push(st(JEQ, 0xfd, 0xfe, val));
+    }
+    let plain = [
+        libc::SYS_futex,
+        libc::SYS_rt_sigreturn,
+        libc::SYS_munmap,
+        libc::SYS_mprotect,
+        libc::SYS_sigaltstack,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_arch_prctl,
+    ];
+    for nr in plain {
+        f.push(st(JEQ, 0xfd, 0, nr as u32));
+    }
+    let kill = f.len();
+    f.push(st(RET, 0, 0, libc::SECCOMP_RET_KILL_PROCESS));
+    let allow = f.len();
+    f.push(st(RET, 0, 0, libc::SECCOMP_RET_ALLOW));
+    let trap = f.len();
+    f.push(st(RET, 0, 0, libc::SECCOMP_RET_TRAP));
+    // Resolve the placeholders: 0xff → trap, 0xfe → kill, 0xfd → allow.
+    let target = |t: u8| match t {
+        0xff => Some(trap),
+        0xfe => Some(kill),
+        0xfd => Some(allow),
+        _ => None,
+    };
+    for (i, ins) in f.iter_mut().enumerate().take(kill) {
+        // Every placeholder jumps forward, to one of the three returns after `i`.
+        if let Some(t) = target(ins.jt) {
+            ins.jt = u8::try_from(t - i - 1).unwrap_or(0);
+        }
+        if let Some(t) = target(ins.jf) {
+            ins.jf = u8::try_from(t - i - 1).unwrap_or(0);
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_fits_the_page_and_sites_are_inside() {
+        let img = image();
+        assert!(img.len() < 0x1000);
+        let s = sites();
+        for a in [s.inject, s.park, s.batch, s.restorer, s.handler] {
+            assert!(a > STUB_BASE + CODE_OFFSET && a < STUB_BASE + img.len() as u64);
+        }
+        let off = (s.inject - STUB_BASE) as usize;
+        assert_eq!(&img[off..off + 3], &[0x0f, 0x05, 0xcc]);
+        assert_eq!(img[(s.park - STUB_BASE) as usize], 0xcc);
+    }
+
+    #[test]
+    fn filter_jumps_stay_inside() {
+        let f = filter(0x100);
+        for (i, ins) in f.iter().enumerate() {
+            if ins.code & libc::BPF_JMP as u16 != 0 && ins.code & 0x7 == 5 {
+                assert!(i + 1 + (ins.jt as usize) < f.len());
+                assert!(i + 1 + (ins.jf as usize) < f.len());
+            }
+        }
+    }
+}
