@@ -15,6 +15,7 @@ mod cmd_gofer;
 mod cmd_ops;
 mod cmd_spec;
 mod confine;
+mod console;
 mod container;
 mod host;
 mod json_log;

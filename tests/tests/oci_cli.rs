@@ -771,3 +771,77 @@ fn kill_all_and_annotations() {
     assert_eq!(f.carapace(&["delete", "a"]).code(), Some(0));
     f.assert_nothing_left("a");
 }
+
+/// The helper that plays conmon's part: receives the console over `--console-socket`.
+fn console_socket_helper() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("helpers/console_socket.py")
+}
+
+#[test]
+fn terminal_over_the_console_socket() {
+    let f = Fixture::new();
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "tty; stty size; echo hi; read x; echo got $x; exit 3",
+        ],
+        |c| {
+            c["process"]["terminal"] = json!(true);
+            c["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+        },
+    );
+    let sock = f.dir.join("console.sock");
+    let bin = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let (root, bundle) = (f.root(), f.bundle());
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(console_socket_helper())
+        .arg(&sock)
+        .arg("yes")
+        .arg("--")
+        .arg(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&bundle)
+        .arg("--console-socket")
+        .arg(&sock)
+        .arg("tty")
+        .arg("--")
+        .arg(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["start", "tty"]);
+    let r = tests::run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        r.stderr.contains("name=/dev/ptmx") && r.stderr.contains("create=0 start=0"),
+        "{}",
+        r.dump()
+    );
+    // The init runs on the sandbox's own pty, sized by process.consoleSize, with the
+    // sandbox's line discipline (CR typed becomes NL, output NL becomes CRNL).
+    assert!(
+        r.stdout.contains("/dev/pts/0\r\n33 101\r\nhi\r\n"),
+        "{}",
+        r.dump()
+    );
+    assert!(r.stdout.contains("got yes\r\n"), "{}", r.dump());
+    assert!(
+        eventually(|| f.state("tty")["status"] == "stopped"),
+        "the container did not stop"
+    );
+    let del = f.carapace(&["delete", "tty"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("tty");
+
+    // A terminal needs somewhere to go; a console socket needs a terminal.
+    let (status, err) = f.create("t2", &[]);
+    assert!(!status.success());
+    assert!(err.contains("--console-socket is required"), "{err}");
+    f.assert_nothing_left("t2");
+    f.with_args(&["true"], |c| c["process"]["terminal"] = json!(false));
+    let (status, err) = f.create("t3", &["--console-socket", "/nonexistent.sock"]);
+    assert!(!status.success());
+    assert!(err.contains("process.terminal is false"), "{err}");
+    f.assert_nothing_left("t3");
+}
