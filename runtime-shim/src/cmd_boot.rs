@@ -117,7 +117,7 @@ fn setup(
         BootError::CannotExecute(cmd, err) => anyhow::anyhow!("exec: {cmd:?}: {err}"),
         BootError::Setup(msg) => anyhow::anyhow!("sandbox setup failed: {msg}"),
     })?;
-    let control = ControlServer::spawn(listener, sandbox.kernel().clone())
+    let control = ControlServer::spawn(listener, sandbox.kernel().clone(), Some(sandbox.spawner()))
         .context("cannot start the control server")?;
     Ok((sandbox, control))
 }

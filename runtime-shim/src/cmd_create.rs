@@ -374,7 +374,7 @@ fn start_sandbox(
 
 /// Write `data` to `path` through a temporary file and a rename, so that readers never see
 /// half of it (containerd reads the pid file as soon as it appears).
-fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?;
