@@ -14,6 +14,7 @@ CARAPACE_PACKAGES=(
     git sqlite3       # file-layer workloads inside the sandbox (tests/tests/fs_workloads.rs)
     libpython3.11-testsuite  # python's own file-system test modules inside the sandbox
     procps            # ps, run inside the sandbox over its /proc
+    podman umoci skopeo  # podman end to end with carapace as its runtime (tests/tests/podman.rs)
 )
 
 missing=()
