@@ -62,7 +62,13 @@ impl HostProcess {
     /// Wait (up to ten seconds) until it has finished; the processes of this runtime die
     /// quickly after SIGKILL, the bound only keeps a wedged one from hanging the CLI.
     pub fn wait_gone(&self) -> bool {
-        for _ in 0..1000 {
+        self.wait_gone_within(std::time::Duration::from_secs(10))
+    }
+
+    /// Wait up to `limit` until it has finished.
+    pub fn wait_gone_within(&self, limit: std::time::Duration) -> bool {
+        let rounds = limit.as_millis() / 10;
+        for _ in 0..rounds {
             if !self.alive() {
                 return true;
             }
@@ -228,8 +234,22 @@ impl Container {
             Ok(Response::State {
                 phase: Phase::Stopped,
             }) => Status::Stopped,
-            // Alive but not answering (yet): it is running something.
-            _ => Status::Running,
+            Ok(_) => Status::Running,
+            // Alive but not answering: the control socket is bound before `create`
+            // records the container and served until init's exit has been reported, so
+            // the sandbox is on its way out (its last answers, to `wait`, may already
+            // be out). Give it a moment to finish; one that does not is still running.
+            Err(_) => {
+                if self
+                    .saved
+                    .pid
+                    .wait_gone_within(std::time::Duration::from_secs(2))
+                {
+                    Status::Stopped
+                } else {
+                    Status::Running
+                }
+            }
         }
     }
 

@@ -653,7 +653,8 @@ fn wait_reports_init_status() {
     assert_eq!(r.code(), Some(0), "{}", r.dump());
     let v: Value = serde_json::from_str(&r.stdout).expect("wait JSON");
     assert_eq!(v["exitStatus"], 3 << 8, "{v}");
-    assert_eq!(f.carapace(&["delete", "w"]).code(), Some(0));
+    let del = f.carapace(&["delete", "w"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
     f.assert_nothing_left("w");
 }
 
