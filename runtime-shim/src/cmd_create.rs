@@ -70,7 +70,9 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
     if args.detach {
         return Ok(0);
     }
-    forward_signals(forwarded, container.control_path());
+    forward_signals(forwarded, container.control_path(), |signo| {
+        Request::Signal { signo, all: false }
+    });
     let status = boot.wait().context("waiting for the container")?;
     if let Some(t) = &saved_termios {
         let _ =
@@ -88,7 +90,7 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
 }
 
 /// The signals `run` passes on to the container's init, as runc does.
-fn forwarded_signals() -> nix::sys::signal::SigSet {
+pub fn forwarded_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     for s in [
@@ -105,23 +107,24 @@ fn forwarded_signals() -> nix::sys::signal::SigSet {
     set
 }
 
-/// A thread that takes each signal of `set` sent to `run` and sends it to the container's
-/// init over the control socket. It ends with the process.
-fn forward_signals(set: nix::sys::signal::SigSet, control: PathBuf) {
+/// A thread that takes each signal of `set` sent to this process and sends the request
+/// `req` makes of it over the control socket (to init for `run`, to the process for
+/// `exec`). It ends with the process.
+pub fn forward_signals(
+    set: nix::sys::signal::SigSet,
+    control: PathBuf,
+    req: impl Fn(i32) -> Request + Send + 'static,
+) {
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
             let Ok(sig) = set.wait() else { return };
-            let req = Request::Signal {
-                signo: sig as i32,
-                all: false,
-            };
-            if let Err(e) = crate::container::request(&control, &req) {
+            if let Err(e) = crate::container::request(&control, &req(sig as i32)) {
                 tracing::debug!("forwarding {sig}: {e:#}");
             }
         });
     if let Err(e) = spawned {
-        tracing::warn!("signals sent to run will not reach the container: {e}");
+        tracing::warn!("signals will not reach the container: {e}");
     }
 }
 

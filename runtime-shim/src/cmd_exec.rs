@@ -34,6 +34,13 @@ pub fn exec(args: liboci_cli::Exec, opts: &crate::RuntimeOpts) -> anyhow::Result
         Status::Stopped => bail!("cannot exec in a stopped container"),
     }
     let (req, console_size) = request_for(&args, &c.saved.bundle)?;
+    // Signals sent to the process that stands in for the exec'd one go to it, as with
+    // runc; blocked now, while this process has one thread, so that the forwarder alone
+    // takes them (a forked waiter inherits the mask).
+    let forwarded = crate::cmd_create::forwarded_signals();
+    forwarded
+        .thread_block()
+        .context("cannot block the forwarded signals")?;
 
     // What the sentry gets: our stdio, or one terminal.
     let fds: Vec<OwnedFd> = if req.terminal {
@@ -77,15 +84,21 @@ pub fn exec(args: liboci_cli::Exec, opts: &crate::RuntimeOpts) -> anyhow::Result
     drop(borrowed);
     drop(fds);
     let mut reader = BufReader::new(stream);
-    match read_response(&mut reader)? {
-        Response::Started { .. } => {}
+    let pid = match read_response(&mut reader)? {
+        Response::Started { pid } => pid,
         Response::Error { message } => bail!("{message}"),
         other => bail!("unexpected answer from the sandbox: {other:?}"),
-    }
+    };
+    let forward = move || {
+        crate::cmd_create::forward_signals(forwarded, control, move |signo| {
+            Request::SignalProcess { pid, signo }
+        })
+    };
 
     if args.detach {
-        return detach(reader, args.pid_file.as_deref());
+        return detach(reader, args.pid_file.as_deref(), forward);
     }
+    forward();
     if let Some(p) = &args.pid_file {
         crate::cmd_create::write_atomically(p, std::process::id().to_string().as_bytes())
             .with_context(|| format!("--pid-file {}", p.display()))?;
@@ -104,6 +117,7 @@ pub fn exec(args: liboci_cli::Exec, opts: &crate::RuntimeOpts) -> anyhow::Result
 fn detach(
     mut reader: BufReader<UnixStream>,
     pid_file: Option<&std::path::Path>,
+    forward: impl FnOnce(),
 ) -> anyhow::Result<u8> {
     use nix::unistd::ForkResult;
     // Single-threaded here: nothing in the CLI has started a thread.
@@ -128,6 +142,7 @@ fn detach(
                 let _ = nix::unistd::dup2_stdout(&null);
                 let _ = nix::unistd::dup2_stderr(&null);
             }
+            forward();
             let status = match wait_exit(&mut reader) {
                 Ok(s) => s,
                 Err(e) => {

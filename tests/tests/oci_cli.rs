@@ -911,6 +911,33 @@ fn exec_in_a_running_container() {
     // A signal: 128 + N, as runc exec reports it.
     let r = f.carapace(&["exec", "x", "sh", "-c", "kill -TERM $$"]);
     assert_eq!(r.code(), Some(128 + 15), "{}", r.dump());
+    // Signals sent to exec go to the process.
+    let mut cmd = f.command(&[
+        "exec",
+        "x",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 11' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn exec");
+    {
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read ready");
+        assert_eq!(line, "ready\n");
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        line.clear();
+        out.read_line(&mut line).expect("read got-term");
+        assert_eq!(line, "got-term\n");
+    }
+    assert_eq!(child.wait().expect("wait exec").code(), Some(11));
+
     // A missing program is an error of exec itself.
     let r = f.carapace(&["exec", "x", "no-such-program"]);
     assert_eq!(r.code(), Some(1), "{}", r.dump());

@@ -22,6 +22,8 @@ pub enum Request {
     Start,
     /// Send `signo` to init, or to every process of the sandbox with `all`.
     Signal { signo: i32, all: bool },
+    /// Send `signo` to the process `pid` (a sandbox pid), e.g. one started by `Exec`.
+    SignalProcess { pid: i32, signo: i32 },
     /// The container's status.
     State,
     /// The sandbox's processes.

@@ -305,6 +305,23 @@ fn handle(shared: &Shared, req: Request) -> Response {
                 Phase::Stopped => error("container not running"),
             }
         }
+        Request::SignalProcess { pid, signo } => {
+            if !(1..=64).contains(&signo) {
+                return error(format!("invalid signal {signo}"));
+            }
+            if st.phase != Phase::Running {
+                return error("container not running");
+            }
+            drop(st);
+            let group = shared.kernel.pids().group(pid);
+            match group {
+                Some(g) if g.state().exit_status.is_none() => {
+                    shared.kernel.signal_group(&g, SigInfo::user(signo, 0, 0));
+                    Response::Ok
+                }
+                _ => error("no such process"),
+            }
+        }
         Request::State => Response::State { phase: st.phase },
         Request::Ps => {
             drop(st);
