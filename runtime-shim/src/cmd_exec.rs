@@ -155,9 +155,20 @@ fn detach(
     }
 }
 
-/// The second answer of an `Exec`: how the process ended.
+/// The second answer of an `Exec`: how the process ended. A sandbox that goes away
+/// first (its init exited, or it was killed) took the process with it, as the end of a
+/// pid namespace kills its processes: that is SIGKILL, as runc reports it.
 fn wait_exit(reader: &mut BufReader<UnixStream>) -> anyhow::Result<ExitStatus> {
-    match read_response(reader).context("the sandbox is gone")? {
+    let mut answer = String::new();
+    let n = reader.read_line(&mut answer).unwrap_or(0);
+    if n == 0 {
+        return Ok(ExitStatus::Signaled {
+            signo: libc::SIGKILL,
+            core: false,
+        });
+    }
+    let response: Response = serde_json::from_str(&answer).context("control socket: bad answer")?;
+    match response {
         Response::Exited { wait_status } => Ok(from_wait_status(wait_status)),
         Response::Error { message } => bail!("{message}"),
         other => bail!("unexpected answer from the sandbox: {other:?}"),

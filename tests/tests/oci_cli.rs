@@ -1013,9 +1013,20 @@ fn exec_in_a_running_container() {
     // Exec'd processes are the container's: ps lists only init once they are gone.
     let ps = f.carapace(&["ps", "--format", "json", "x"]);
     assert_eq!(ps.stdout.trim(), "[1]", "{}", ps.dump());
+    // The container's end takes its exec'd processes with it: 128 + SIGKILL.
+    let last = {
+        let cmd = f.command(&["exec", "x", "sleep", "1000"]);
+        std::thread::spawn(move || tests::run(cmd, TIMEOUT))
+    };
+    assert!(
+        eventually(|| f.carapace(&["ps", "--format", "json", "x"]).stdout.trim() != "[1]"),
+        "the exec'd sleep never showed up in ps"
+    );
     let r = f.carapace(&["kill", "x", "KILL"]);
     assert_eq!(r.code(), Some(0), "{}", r.dump());
     assert!(eventually(|| f.state("x")["status"] == "stopped"));
+    let r = last.join().expect("exec").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.code(), Some(137), "{}", r.dump());
     let r = f.carapace(&["exec", "x", "true"]);
     assert!(r.stderr.contains("stopped"), "{}", r.dump());
     let del = f.carapace(&["delete", "x"]);
