@@ -27,6 +27,13 @@ pub fn exec(args: liboci_cli::Exec, opts: &crate::RuntimeOpts) -> anyhow::Result
             args.preserve_fds
         );
     }
+    // Accepted as runc accepts them, not applied yet (as for `create`'s process).
+    if !args.cap.is_empty() || args.no_new_privs {
+        tracing::warn!("exec: --cap and --no-new-privs are not applied yet");
+    }
+    if args.apparmor.is_some() || args.process_label.is_some() || args.cgroup.is_some() {
+        tracing::warn!("exec: --apparmor, --process-label and --cgroup are ignored");
+    }
     let c = Root::new(opts.root.clone()).load(&args.container_id)?;
     match c.status() {
         Status::Running => {}

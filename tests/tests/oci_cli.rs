@@ -1033,3 +1033,45 @@ fn exec_in_a_running_container() {
     assert_eq!(del.code(), Some(0), "{}", del.dump());
     f.assert_nothing_left("x");
 }
+
+/// The control socket takes descriptors only as an exec's stdio or terminal, and checks
+/// them: more than three are refused, a count that does not fit is an error, and a
+/// "terminal" that is not one is not bridged.
+#[test]
+fn exec_requests_are_checked() {
+    let f = Fixture::new();
+    f.with_args(&["sleep", "1000"], |_| {});
+    let (status, err) = f.create("q", &[]);
+    assert!(status.success(), "create failed: {err}");
+    assert_eq!(f.carapace(&["start", "q"]).code(), Some(0));
+    let sock = f.root().join("q/control.sock");
+    let send = |terminal: bool, files: &[&str]| -> String {
+        let req = json!({"op": "exec", "args": ["true"], "env": [], "cwd": "/", "uid": 0,
+                         "gid": 0, "umask": 18, "terminal": terminal});
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(helper("control_request.py"))
+            .arg(&sock)
+            .arg(req.to_string())
+            .args(files);
+        let r = tests::run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.code(), Some(0), "{}", r.dump());
+        r.stdout
+    };
+    let null = "/dev/null";
+    // Four descriptors: the connection is dropped unanswered.
+    assert_eq!(send(false, &[null, null, null, null]).trim(), "b''");
+    let two = send(false, &[null, null]);
+    assert!(two.contains("three descriptors"), "{two}");
+    let none = send(true, &[]);
+    assert!(none.contains("exactly one descriptor"), "{none}");
+    let not_a_tty = send(true, &[null]);
+    assert!(not_a_tty.contains("not a terminal"), "{not_a_tty}");
+    // The three right ones start the process.
+    let ok = send(false, &[null, null, null]);
+    assert!(ok.contains("\"started\""), "{ok}");
+    let ps = f.carapace(&["ps", "q"]);
+    assert_eq!(ps.code(), Some(0), "{}", ps.dump());
+    let del = f.carapace(&["delete", "--force", "q"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("q");
+}
