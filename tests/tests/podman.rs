@@ -209,6 +209,31 @@ fn podman_with_carapace_as_the_runtime() {
     ]);
     assert_eq!(r.stdout, "1000\n/tmp\nw\n", "{}", r.dump());
 
+    // exec -i takes our standard input; exec -d leaves the process running.
+    let podman = p.command(&["exec", "-i", "bg", "sh", "-c", "cat; echo done"]);
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg("echo piped | \"$0\" \"$@\"")
+        .arg(podman.get_program())
+        .args(podman.get_args());
+    for (k, v) in podman.get_envs() {
+        if let Some(v) = v {
+            sh.env(k, v);
+        }
+    }
+    let r = tests::run(sh, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.stdout, "piped\ndone\n", "{}", r.dump());
+    p.ok(&["exec", "-d", "bg", "sh", "-c", "echo detached > /tmp/f"]);
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = p.run(&["exec", "bg", "cat", "/tmp/f"]).stdout;
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(seen, "detached\n");
+
     // -it: the container's and an exec's terminal, driven from a host pty.
     let r = p.on_a_pty(&[
         "exec",
