@@ -32,6 +32,9 @@ pub struct Bundle {
     /// The sources of the bind mounts among `mounts`, in order: the gofer serves them as
     /// `m0`, `m1`… of its staged root.
     pub binds: Vec<crate::confine::BindSource>,
+    /// `linux.resources` as host cgroup limits, and `linux.cgroupsPath`.
+    pub resources: crate::cgroups::Resources,
+    pub cgroups_path: Option<String>,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -120,6 +123,12 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
         console_size: console_size(process)?,
         mounts,
         binds,
+        resources: crate::cgroups::Resources::from_spec(spec),
+        cgroups_path: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned()),
         annotations: spec
             .annotations()
             .clone()

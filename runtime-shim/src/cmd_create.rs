@@ -267,8 +267,13 @@ fn start_sandbox(
     let (_, gofer_writable) = crate::cmd_boot::root_mode(b.readonly, opts.overlay);
     let inherited = nix::unistd::dup(&gofer_end).context("dup for the gofer")?;
     drop(gofer_end);
+    // The cgroup first: the gofer and boot join it before they start anything.
+    let cgroup = crate::cgroups::Cgroup::for_container(id, b.cgroups_path.as_deref())?;
+    cgroup.save(&dir.join("cgroup"))?;
+    cgroup.create(&b.resources)?;
     let mut gofer = Command::new(&exe);
     opts.pass_logging(&mut gofer);
+    gofer.arg("--cgroup").arg(cgroup.path());
     // Neither helper keeps the caller's working directory busy.
     gofer
         .current_dir("/")
@@ -307,6 +312,8 @@ fn start_sandbox(
     opts.pass_runtime(&mut boot);
     // Standard I/O is inherited: it is the container's, as with runc.
     boot.current_dir("/")
+        .arg("--cgroup")
+        .arg(cgroup.path())
         .arg("boot")
         .arg("--bundle")
         .arg(&b.dir)

@@ -39,6 +39,8 @@ pub fn exec(args: liboci_cli::Exec, opts: &crate::RuntimeOpts) -> anyhow::Result
         Status::Running => {}
         Status::Created => bail!("cannot exec in a container that has not started"),
         Status::Stopped => bail!("cannot exec in a stopped container"),
+        // Its sentry is frozen and cannot answer.
+        Status::Paused => bail!("cannot exec in a paused container"),
     }
     let (req, console_size) = request_for(&args, &c.saved.bundle)?;
     // Signals sent to the process that stands in for the exec'd one go to it, as with

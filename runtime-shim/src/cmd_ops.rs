@@ -24,6 +24,7 @@ pub fn start(args: liboci_cli::Start, opts: &crate::RuntimeOpts) -> anyhow::Resu
     match c.status() {
         Status::Created => expect_ok(c.request(&Request::Start)?)?,
         Status::Running => bail!("cannot start an already running container"),
+        Status::Paused => bail!("cannot start a paused container"),
         Status::Stopped => bail!("cannot start a container that has stopped"),
     }
     Ok(0)
@@ -38,18 +39,34 @@ pub fn state(args: liboci_cli::State, opts: &crate::RuntimeOpts) -> anyhow::Resu
 pub fn kill(args: liboci_cli::Kill, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     let signo = parse_signal(&args.signal)?;
     let c = load(opts, &args.container_id)?;
-    if c.status() == Status::Stopped {
+    let status = c.status();
+    if status == Status::Stopped {
         bail!("container not running");
     }
-    match c.request(&Request::Signal {
+    // The sentry delivers signals, so a paused one is thawed for it and frozen again:
+    // the signal stays pending in the sandbox until `resume`, as with a frozen task.
+    let frozen = (status == Status::Paused).then(|| c.cgroup()).flatten();
+    if let Some(cg) = &frozen {
+        cg.freeze(false)?;
+    }
+    let sent = match c.request(&Request::Signal {
         signo,
         all: args.all,
     }) {
-        Ok(r) => expect_ok(r)?,
+        Ok(r) => expect_ok(r),
         // A sandbox that no longer answers can still be killed from the host.
-        Err(_) if signo == libc::SIGKILL => c.saved.pid.kill(),
-        Err(e) => return Err(e),
+        Err(_) if signo == libc::SIGKILL => {
+            c.saved.pid.kill();
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    if let Some(cg) = &frozen {
+        if signo != libc::SIGKILL {
+            cg.freeze(true)?;
+        }
     }
+    sent?;
     Ok(0)
 }
 
@@ -98,7 +115,11 @@ pub fn delete(args: liboci_cli::Delete, opts: &crate::RuntimeOpts) -> anyhow::Re
     match c.status() {
         // As runc: a created container has run nothing yet and is deleted without --force.
         Status::Stopped | Status::Created => c.destroy()?,
-        Status::Running if args.force => c.destroy()?,
+        Status::Running | Status::Paused if args.force => c.destroy()?,
+        Status::Paused => bail!(
+            "cannot delete container {} that is not stopped: paused",
+            args.container_id
+        ),
         Status::Running => bail!(
             "cannot delete container {} that is not stopped: running",
             args.container_id
@@ -165,8 +186,11 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
 /// host pids mean nothing inside the container and must not be signalled directly.
 pub fn ps(args: liboci_cli::Ps, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     let c = load(opts, &args.container_id)?;
-    if c.status() == Status::Stopped {
-        bail!("container not running");
+    match c.status() {
+        Status::Stopped => bail!("container not running"),
+        // Its sentry is frozen and cannot answer.
+        Status::Paused => bail!("container {} is paused", args.container_id),
+        _ => {}
     }
     let pids = match c.request(&Request::Ps)? {
         Response::Ps { pids } => pids,
@@ -205,6 +229,93 @@ pub fn wait(args: WaitArgs, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
         "{}",
         serde_json::json!({"id": args.container_id, "exitStatus": status})
     );
+    Ok(0)
+}
+
+/// `events`: runc's stats records from the container's cgroup, once with `--stats`, else
+/// every `--interval` seconds until the container stops.
+pub fn events(args: liboci_cli::Events, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    let c = Root::new(opts.root.clone()).load(&args.container_id)?;
+    let cg = crate::cgroups::Cgroup::load(&c.dir.join("cgroup"))
+        .with_context(|| format!("container {} has no cgroup", args.container_id))?;
+    loop {
+        if c.status() == Status::Stopped {
+            bail!("container {} is not running", args.container_id);
+        }
+        let record = serde_json::json!({
+            "type": "stats",
+            "id": args.container_id,
+            "data": cg.stats(),
+        });
+        println!("{record}");
+        if args.stats {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(u64::from(
+            args.interval.max(1),
+        )));
+    }
+}
+
+/// The container's cgroup, for the commands that need one.
+fn cgroup_of(c: &Container, id: &str) -> anyhow::Result<crate::cgroups::Cgroup> {
+    c.cgroup()
+        .with_context(|| format!("container {id} has no cgroup"))
+}
+
+/// `pause`: freeze the sandbox's host processes (sentry, stubs, gofer) in their cgroup.
+pub fn pause(args: liboci_cli::Pause, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    let c = load(opts, &args.container_id)?;
+    match c.status() {
+        Status::Running => cgroup_of(&c, &args.container_id)?.freeze(true)?,
+        Status::Paused => bail!("container {} is already paused", args.container_id),
+        _ => bail!("container not running"),
+    }
+    Ok(0)
+}
+
+/// `resume`: thaw a paused container.
+pub fn resume(args: liboci_cli::Resume, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    let c = load(opts, &args.container_id)?;
+    match c.status() {
+        Status::Paused => cgroup_of(&c, &args.container_id)?.freeze(false)?,
+        _ => bail!("container {} is not paused", args.container_id),
+    }
+    Ok(0)
+}
+
+/// `update`: new memory, CPU or pids limits for a live container, from flags or from a
+/// `linux.resources` JSON file (`-r`, `-` for stdin).
+pub fn update(args: liboci_cli::Update, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
+    let c = load(opts, &args.container_id)?;
+    if c.status() == Status::Stopped {
+        bail!("container not running");
+    }
+    let mut r = crate::cgroups::Resources::default();
+    if let Some(path) = &args.resources {
+        let text = if path.as_os_str() == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            s
+        } else {
+            std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?
+        };
+        let res: oci_spec::runtime::LinuxResources =
+            serde_json::from_str(&text).context("--resources: malformed")?;
+        r = crate::cgroups::Resources::from_linux(&res);
+    }
+    let int =
+        |v: u64, what: &str| i64::try_from(v).with_context(|| format!("--{what} {v}: too large"));
+    if let Some(m) = args.memory {
+        r.memory_limit = Some(int(m, "memory")?);
+    }
+    if let Some(q) = args.cpu_quota {
+        r.cpu_quota = Some(int(q, "cpu-quota")?);
+    }
+    r.cpu_period = args.cpu_period.or(r.cpu_period);
+    r.cpu_shares = args.cpu_share.or(r.cpu_shares);
+    r.pids_limit = args.pids_limit.or(r.pids_limit);
+    cgroup_of(&c, &args.container_id)?.update(&r)?;
     Ok(0)
 }
 

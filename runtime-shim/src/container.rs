@@ -176,6 +176,8 @@ pub fn check_id(id: &str) -> anyhow::Result<()> {
 pub enum Status {
     Created,
     Running,
+    /// Running, with its host processes frozen (`pause`).
+    Paused,
     Stopped,
 }
 
@@ -184,6 +186,7 @@ impl Status {
         match self {
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -226,6 +229,10 @@ impl Container {
     pub fn status(&self) -> Status {
         if !self.saved.pid.alive() {
             return Status::Stopped;
+        }
+        // A frozen sentry cannot answer: ask the cgroup first.
+        if self.cgroup().is_some_and(|cg| cg.is_frozen()) {
+            return Status::Paused;
         }
         match self.request(&Request::State) {
             Ok(Response::State {
@@ -273,8 +280,17 @@ impl Container {
         }
     }
 
+    /// The container's cgroup, if `create` made one.
+    pub fn cgroup(&self) -> Option<crate::cgroups::Cgroup> {
+        crate::cgroups::Cgroup::load(&self.dir.join("cgroup"))
+    }
+
     /// Kill whatever host processes are left and remove the state directory.
     pub fn destroy(&self) -> anyhow::Result<()> {
+        // Frozen processes would not die of SIGKILL.
+        if let Some(cg) = self.cgroup().filter(|cg| cg.is_frozen()) {
+            cg.freeze(false)?;
+        }
         destroy(&self.dir, &[self.saved.pid, self.saved.gofer])
     }
 }
@@ -288,6 +304,10 @@ pub fn destroy(dir: &Path, procs: &[HostProcess]) -> anyhow::Result<()> {
         if !p.wait_gone() {
             bail!("process {} did not die after SIGKILL", p.pid);
         }
+    }
+    // The sandbox's cgroup goes with it (its last stubs die with the sentry).
+    if let Some(cg) = crate::cgroups::Cgroup::load(&dir.join("cgroup")) {
+        cg.remove();
     }
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),

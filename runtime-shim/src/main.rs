@@ -7,6 +7,7 @@
 //! parses arguments and sets up logging.
 
 mod bundle;
+mod cgroups;
 mod cmd_boot;
 mod cmd_confine_probe;
 mod cmd_create;
@@ -47,6 +48,9 @@ struct Cli {
     /// Write the sandbox's debug log to this file (implies --debug).
     #[arg(long)]
     debug_log: Option<PathBuf>,
+    /// (internal) The cgroup `boot` and `gofer` move into before anything else.
+    #[arg(long, hide = true)]
+    cgroup: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +75,14 @@ enum Command {
     Ps(liboci_cli::Ps),
     Spec(liboci_cli::Spec),
     Features(liboci_cli::Features),
+    /// Show the container's resource usage (`--stats`: once; else every `--interval`).
+    Events(liboci_cli::Events),
+    /// Freeze the container's processes.
+    Pause(liboci_cli::Pause),
+    /// Thaw a paused container.
+    Resume(liboci_cli::Resume),
+    /// Change a live container's resource limits.
+    Update(liboci_cli::Update),
     /// Wait for the container's init to exit and print its status.
     Wait(cmd_ops::WaitArgs),
     /// Run one command in a fresh sandbox whose root is the host's `/`, read-only.
@@ -226,6 +238,14 @@ fn main() -> ExitCode {
     };
     // `do` keeps its shell-like status for its own failures; the OCI commands exit 1 as
     // runc does.
+    // The sandbox's own processes enter the container's cgroup before they start anything
+    // (the sentry forks its stubs there).
+    if let (Some(path), Command::Boot(_) | Command::Gofer(_)) = (&cli.cgroup, &cli.command) {
+        let joined = cgroups::Cgroup::for_container("", Some(path)).and_then(|c| c.join());
+        if let Err(e) = joined {
+            return fail(e, 1);
+        }
+    }
     let (result, error_code) = match cli.command {
         Command::Do(args) => (cmd_do::run(args), 125),
         Command::Gofer(args) => (cmd_gofer::run(args), 125),
@@ -243,6 +263,10 @@ fn main() -> ExitCode {
         Command::Wait(args) => (cmd_ops::wait(args, &opts), 1),
         Command::Spec(args) => (cmd_spec::spec(args), 1),
         Command::Features(_) => (cmd_spec::features(), 1),
+        Command::Events(args) => (cmd_ops::events(args, &opts), 1),
+        Command::Pause(args) => (cmd_ops::pause(args, &opts), 1),
+        Command::Resume(args) => (cmd_ops::resume(args, &opts), 1),
+        Command::Update(args) => (cmd_ops::update(args, &opts), 1),
     };
     match result {
         Ok(code) => ExitCode::from(code),

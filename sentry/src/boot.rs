@@ -227,11 +227,7 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     let kernel = Arc::new(kernel);
     let mut creds = Credentials::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();
-    let vcreds = Creds {
-        uid: cfg.uid,
-        gid: cfg.gid,
-        groups: cfg.groups,
-    };
+    let vcreds: Creds = creds.fs_creds();
 
     let name = String::from_utf8_lossy(&argv0).into_owned();
     let path = find_program(&fs, &vcreds, &argv0, &cfg.envp).map_err(|e| match e.errno {
@@ -387,12 +383,8 @@ impl Spawner {
             ),
         };
         let mut creds = Credentials::new(spec.uid, spec.gid);
-        creds.groups = spec.groups.clone();
-        let vcreds = Creds {
-            uid: spec.uid,
-            gid: spec.gid,
-            groups: spec.groups,
-        };
+        creds.groups = spec.groups;
+        let vcreds: Creds = creds.fs_creds();
         let name = String::from_utf8_lossy(&argv0).into_owned();
         let path = find_program(&fs, &vcreds, &argv0, &spec.envp).map_err(|e| match e.errno {
             Errno::ENOENT | Errno::ENOTDIR => BootError::NotFound(name.clone()),

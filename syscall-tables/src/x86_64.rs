@@ -103,10 +103,10 @@ syscall_table! {
     56 CLONE clone(flags: Flags(&f::CLONE), stack: Ptr, parent_tid: Ptr, child_tid: Ptr, tls: Ptr) -> Pid, Partial "processes and threads; namespaces, pidfds and cgroups are EINVAL";
     57 FORK fork() -> Pid, Implemented "";
     58 VFORK vfork() -> Pid, Implemented "";
-    59 EXECVE execve(pathname: Path, argv: StrArray, envp: EnvArray) -> Int, Implemented "";
+    59 EXECVE execve(pathname: Path, argv: StrArray, envp: EnvArray) -> Int, Partial "set-ID programs honoured on every mount (nosuid is not tracked); no file capabilities";
     60 EXIT exit(status: Int) -> NoReturn, Implemented "";
     61 WAIT4 wait4(pid: Pid, wstatus: Ptr, options: Flags(&f::WAIT), rusage: Struct("rusage")) -> Pid, Partial "rusage is zeroed";
-    62 KILL kill(pid: Pid, sig: Signal) -> Int, Partial "no per-process permission checks yet";
+    62 KILL kill(pid: Pid, sig: Signal) -> Int, Implemented "";
     63 UNAME uname(buf: Struct("utsname")) -> Int, Implemented "";
     64 SEMGET semget(key: Hex, nsems: Int, semflg: Hex) -> Int, Unimplemented "";
     65 SEMOP semop(semid: Int, sops: Struct("sembuf"), nsops: Size) -> Int, Unimplemented "";
@@ -116,7 +116,7 @@ syscall_table! {
     69 MSGSND msgsnd(msqid: Int, msgp: Struct("msgbuf"), msgsz: Size, msgflg: Hex) -> Int, Unimplemented "";
     70 MSGRCV msgrcv(msqid: Int, msgp: Struct("msgbuf"), msgsz: Size, msgtyp: Long, msgflg: Hex) -> Size, Unimplemented "";
     71 MSGCTL msgctl(msqid: Int, cmd: Int, buf: Struct("msqid_ds")) -> Int, Unimplemented "";
-    72 FCNTL fcntl(fd: Fd, cmd: Flags(&f::FCNTL_CMD), arg: Hex) -> Int, Partial "dup, fd and status flags, record and OFD locks, pipe sizes; no leases, notify or seals";
+    72 FCNTL fcntl(fd: Fd, cmd: Flags(&f::FCNTL_CMD), arg: Hex) -> Int, Partial "dup, fd and status flags, record and OFD locks, pipe sizes, seals; no leases or notify";
     73 FLOCK flock(fd: Fd, operation: Flags(&f::FLOCK)) -> Int, Implemented "";
     74 FSYNC fsync(fd: Fd) -> Int, Implemented "";
     75 FDATASYNC fdatasync(fd: Fd) -> Int, Implemented "";
@@ -166,11 +166,11 @@ syscall_table! {
     119 SETRESGID setresgid(rgid: Gid, egid: Gid, sgid: Gid) -> Int, Implemented "";
     120 GETRESGID getresgid(rgid: Ptr, egid: Ptr, sgid: Ptr) -> Int, Implemented "";
     121 GETPGID getpgid(pid: Pid) -> Pid, Implemented "";
-    122 SETFSUID setfsuid(fsuid: Uid) -> Int, Unimplemented "";
-    123 SETFSGID setfsgid(fsgid: Gid) -> Int, Unimplemented "";
+    122 SETFSUID setfsuid(fsuid: Uid) -> Int, Implemented "";
+    123 SETFSGID setfsgid(fsgid: Gid) -> Int, Implemented "";
     124 GETSID getsid(pid: Pid) -> Pid, Implemented "";
     125 CAPGET capget(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets";
-    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; capabilities are not yet enforced by permission checks";
+    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; no ambient set";
     127 RT_SIGPENDING rt_sigpending(set: Struct("sigset_t"), sigsetsize: Size) -> Int, Implemented "";
     128 RT_SIGTIMEDWAIT rt_sigtimedwait(set: Struct("sigset_t"), info: Struct("siginfo_t"), timeout: Struct("timespec"), sigsetsize: Size) -> Int, Implemented "";
     129 RT_SIGQUEUEINFO rt_sigqueueinfo(tgid: Pid, sig: Signal, info: Struct("siginfo_t")) -> Int, Implemented "";
@@ -184,8 +184,8 @@ syscall_table! {
     137 STATFS statfs(path: Path, buf: Struct("statfs")) -> Int, Implemented "";
     138 FSTATFS fstatfs(fd: Fd, buf: Struct("statfs")) -> Int, Implemented "";
     139 SYSFS sysfs(option: Int, arg1: Hex, arg2: Hex) -> Int, Unimplemented "";
-    140 GETPRIORITY getpriority(which: Flags(&f::PRIO_WHICH), who: Int) -> Int, Unimplemented "";
-    141 SETPRIORITY setpriority(which: Flags(&f::PRIO_WHICH), who: Int, prio: Int) -> Int, Unimplemented "";
+    140 GETPRIORITY getpriority(which: Flags(&f::PRIO_WHICH), who: Int) -> Int, Implemented "per-thread nice values, kept and reported; the host schedules";
+    141 SETPRIORITY setpriority(which: Flags(&f::PRIO_WHICH), who: Int, prio: Int) -> Int, Implemented "per-thread nice values, kept and reported; the host schedules";
     142 SCHED_SETPARAM sched_setparam(pid: Pid, param: Struct("sched_param")) -> Int, Implemented "";
     143 SCHED_GETPARAM sched_getparam(pid: Pid, param: Struct("sched_param")) -> Int, Implemented "";
     144 SCHED_SETSCHEDULER sched_setscheduler(pid: Pid, policy: Flags(&f::SCHED_POLICY), param: Struct("sched_param")) -> Int, Partial "normal policies only; real-time policies get EPERM";
@@ -201,7 +201,7 @@ syscall_table! {
     154 MODIFY_LDT modify_ldt(func: Int, ptr: Ptr, bytecount: ULong) -> Int, Unimplemented "";
     155 PIVOT_ROOT pivot_root(new_root: Path, put_old: Path) -> Int, Unimplemented "";
     156 _SYSCTL _sysctl(args: Struct("__sysctl_args")) -> Int, Unimplemented "";
-    157 PRCTL prctl(option: Flags(&f::PRCTL_OPTION), arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Partial "names, pdeath signal, dumpable, no_new_privs, subreaper, capability probes";
+    157 PRCTL prctl(option: Flags(&f::PRCTL_OPTION), arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Partial "names, pdeath signal, dumpable, no_new_privs, subreaper, keepcaps, capability bounding set; no ambient set";
     158 ARCH_PRCTL arch_prctl(code: Flags(&f::ARCH_PRCTL_CODE), addr: Hex) -> Int, Implemented "";
     159 ADJTIMEX adjtimex(buf: Struct("timex")) -> Int, Unimplemented "";
     160 SETRLIMIT setrlimit(resource: Flags(&f::RLIMIT), rlim: Struct("rlimit")) -> Int, Implemented "";
@@ -363,7 +363,7 @@ syscall_table! {
     316 RENAMEAT2 renameat2(olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: Flags(&f::RENAME)) -> Int, Implemented "";
     317 SECCOMP seccomp(operation: Flags(&f::SECCOMP_OP), flags: Hex, args: Ptr) -> Int, Unimplemented "";
     318 GETRANDOM getrandom(buf: OutBuf(1), buflen: Size, flags: Flags(&f::GETRANDOM)) -> Size, Implemented "";
-    319 MEMFD_CREATE memfd_create(name: Str, flags: Flags(&f::MEMFD)) -> Fd, Unimplemented "";
+    319 MEMFD_CREATE memfd_create(name: Str, flags: Flags(&f::MEMFD)) -> Fd, Partial "tmpfs-backed, with seals; no MFD_HUGETLB";
     320 KEXEC_FILE_LOAD kexec_file_load(kernel_fd: Fd, initrd_fd: Fd, cmdline_len: ULong, cmdline: Str, flags: Hex) -> Int, Unimplemented "";
     321 BPF bpf(cmd: Int, attr: Struct("bpf_attr"), size: UInt) -> Int, Unimplemented "";
     322 EXECVEAT execveat(dirfd: DirFd, pathname: Path, argv: StrArray, envp: EnvArray, flags: Flags(&f::AT)) -> Int, Implemented "";

@@ -453,6 +453,138 @@ fn bind_mounts_from_the_spec() {
     f.assert_nothing_left("b");
 }
 
+#[test]
+fn symlinks_in_the_image_resolve_inside_the_sandbox() {
+    let f = Fixture::new();
+    let rootfs = f.bundle().join("rootfs");
+    std::os::unix::fs::symlink("/etc/shadow", rootfs.join("etc/abs")).expect("symlink");
+    std::os::unix::fs::symlink("../../../../../../etc/shadow", rootfs.join("etc/rel"))
+        .expect("symlink");
+    std::fs::write(rootfs.join("etc/shadow"), "image-shadow\n").expect("image shadow");
+    f.with_args(&["sh", "-c", "cat /etc/abs /etc/rel"], |_| {});
+    let r = run_in(&f, "s");
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    // Both resolve to the image's own file, never the host's /etc/shadow.
+    assert_eq!(r.stdout, "image-shadow\nimage-shadow\n", "{}", r.dump());
+    f.assert_nothing_left("s");
+}
+
+#[test]
+fn resources_become_host_cgroups() {
+    let v1 = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !v1 && !v2 {
+        eprintln!("SKIPPED: no cgroup hierarchy at /sys/fs/cgroup");
+        return;
+    }
+    let f = Fixture::new();
+    let id = format!("cg{}", std::process::id());
+    f.with_args(&["sh", "-c", "echo started; exec sleep 1000"], |c| {
+        c["linux"]["resources"] = json!({
+            "memory": {"limit": 268435456},
+            "pids": {"limit": 64},
+            "cpu": {"quota": 50000, "period": 100000},
+        });
+        c["linux"]["cgroupsPath"] = json!(format!("/carapace-test/{id}"));
+    });
+    let (status, err) = f.create(&id, &[]);
+    assert!(status.success(), "create failed: {err}");
+    assert_eq!(f.carapace(&["start", &id]).code(), Some(0));
+    let read = |controller: &str, file: &str| {
+        let dir = if v2 {
+            format!("/sys/fs/cgroup/carapace-test/{id}")
+        } else {
+            format!("/sys/fs/cgroup/{controller}/carapace-test/{id}")
+        };
+        std::fs::read_to_string(format!("{dir}/{file}")).unwrap_or_default()
+    };
+    if v2 {
+        assert_eq!(read("memory", "memory.max").trim(), "268435456");
+        assert_eq!(read("cpu", "cpu.max").trim(), "50000 100000");
+    } else {
+        assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "268435456");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us").trim(), "50000");
+    }
+    assert_eq!(read("pids", "pids.max").trim(), "64");
+    // The boot process, the sentry it forked and the stubs are all in it.
+    let pid = f.state(&id)["pid"].as_i64().unwrap_or(0).to_string();
+    let members = read("pids", "cgroup.procs");
+    assert!(members.lines().any(|l| l == pid), "{pid} not in {members}");
+    assert!(members.lines().count() >= 3, "{members}");
+    // events --stats reports from the cgroup.
+    let ev = f.carapace(&["events", "--stats", &id]);
+    assert_eq!(ev.code(), Some(0), "{}", ev.dump());
+    let v: Value = serde_json::from_str(ev.stdout.trim()).expect("events JSON");
+    assert_eq!(v["type"], "stats", "{v}");
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
+    assert!(
+        v["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 3,
+        "{v}"
+    );
+    assert_eq!(v["data"]["pids"]["limit"], 64, "{v}");
+    // delete --force removes the cgroup with everything in it.
+    assert_eq!(f.carapace(&["delete", "--force", &id]).code(), Some(0));
+    let gone = if v2 {
+        !Path::new(&format!("/sys/fs/cgroup/carapace-test/{id}")).exists()
+    } else {
+        ["memory", "cpu", "pids"]
+            .iter()
+            .all(|c| !Path::new(&format!("/sys/fs/cgroup/{c}/carapace-test/{id}")).exists())
+    };
+    assert!(gone, "the cgroup outlived the container");
+    f.assert_nothing_left(&id);
+    for c in ["", "memory/", "cpu/", "cpuacct/", "pids/", "freezer/"] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{c}carapace-test"));
+    }
+}
+
+#[test]
+fn pause_resume_and_update() {
+    if !Path::new("/sys/fs/cgroup/freezer/cgroup.procs").exists()
+        && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    {
+        eprintln!("SKIPPED: no freezer cgroup at /sys/fs/cgroup");
+        return;
+    }
+    let f = Fixture::new();
+    // Counts while it runs: the count stands still while paused.
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; done",
+        ],
+        |_| {},
+    );
+    let (status, err) = f.create("pz", &[]);
+    assert!(status.success(), "create failed: {err}");
+    assert_eq!(f.carapace(&["start", "pz"]).code(), Some(0));
+    assert_eq!(f.carapace(&["pause", "pz"]).code(), Some(0));
+    assert_eq!(f.state("pz")["status"], "paused");
+    let again = f.carapace(&["pause", "pz"]);
+    assert_ne!(again.code(), Some(0), "{}", again.dump());
+    assert!(again.stderr.contains("already paused"), "{}", again.dump());
+    let del = f.carapace(&["delete", "pz"]);
+    assert_ne!(del.code(), Some(0), "{}", del.dump());
+    assert_eq!(f.carapace(&["resume", "pz"]).code(), Some(0));
+    assert_eq!(f.state("pz")["status"], "running");
+    let not = f.carapace(&["resume", "pz"]);
+    assert!(not.stderr.contains("not paused"), "{}", not.dump());
+    // update: new limits land in the cgroup.
+    let up = f.carapace(&["update", "--pids-limit", "99", "pz"]);
+    assert_eq!(up.code(), Some(0), "{}", up.dump());
+    let ev = f.carapace(&["events", "--stats", "pz"]);
+    let v: Value = serde_json::from_str(ev.stdout.trim()).expect("events JSON");
+    assert_eq!(v["data"]["pids"]["limit"], 99, "{v}");
+    // A paused container can still be killed and deleted.
+    assert_eq!(f.carapace(&["pause", "pz"]).code(), Some(0));
+    assert_eq!(f.carapace(&["delete", "--force", "pz"]).code(), Some(0));
+    f.assert_nothing_left("pz");
+}
+
 /// Run `create` expecting failure; the message must contain `needle` and nothing may be
 /// left behind.
 fn create_fails(f: &Fixture, id: &str, needle: &str) {

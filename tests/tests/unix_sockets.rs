@@ -81,13 +81,14 @@ def client(tag):
     reply = c.recv(100)
     c.close()
     return reply
-# Fork before the thread starts: forking a multithreaded process is another matter.
-pid = os.fork()
-if pid == 0:
-    os._exit(0 if client("child") == b"echo:child" else 1)
+# The thread starts first: the fork is made from a multithreaded process (which used to
+# kill the parent with SIGSEGV now and then; tests/syscalls/fork_threads.c).
 out = []
 t = threading.Thread(target=lambda: out.append(client("thread")))
 t.start()
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if client("child") == b"echo:child" else 1)
 for _ in range(2):
     conn, _ = srv.accept()
     conn.sendall(b"echo:" + conn.recv(100))

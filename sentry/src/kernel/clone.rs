@@ -187,6 +187,11 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     shared
         .cpu_mask
         .store(mask, std::sync::atomic::Ordering::Relaxed);
+    // A new task starts with its creator's nice value (sched_fork).
+    let nice = task.shared.nice.load(std::sync::atomic::Ordering::Relaxed);
+    shared
+        .nice
+        .store(nice, std::sync::atomic::Ordering::Relaxed);
     // Until the child's thread publishes its own, /proc shows the parent's view of it.
     *lock(&shared.comm) = task.comm();
     *lock(&shared.proc) = lock(&task.shared.proc).clone();

@@ -118,6 +118,7 @@ impl Kernel {
             cpu_clock: Mutex::new(None),
             pdeath_signal: AtomicI32::new(0),
             cpu_mask: std::sync::atomic::AtomicU64::new(u64::MAX),
+            nice: AtomicI32::new(0),
             comm: Mutex::new(Vec::new()),
             proc: Mutex::new(Default::default()),
         });

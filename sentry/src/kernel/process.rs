@@ -103,6 +103,9 @@ pub struct TaskShared {
     /// The CPUs `sched_setaffinity` allowed, one bit each (all bits: every CPU). Kept and
     /// reported; the host schedules the stubs as the platform sees fit.
     pub cpu_mask: std::sync::atomic::AtomicU64,
+    /// The nice value (-20..=19) `getpriority`/`setpriority` keep per thread, as Linux
+    /// does. Kept and reported; the host schedules the stubs.
+    pub nice: std::sync::atomic::AtomicI32,
     /// `comm`: the name `PR_GET_NAME` and `/proc/PID/comm` show (at most 15 bytes).
     /// Here rather than in the task because other threads of the group may write it.
     pub comm: Mutex<Vec<u8>>,

@@ -229,17 +229,19 @@ impl Task {
     }
 
     /// Load a new process image (`execve`, first half): a fresh address space with
-    /// `path` loaded. Nothing of the running image changes; `install_image` commits it.
+    /// `path` loaded, its auxiliary vector telling the ids of `creds` (those the image
+    /// will run with). Nothing of the running image changes; `install_image` commits it.
     pub fn load_image(
         &self,
         open: &Opener<'_>,
         path: &[u8],
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
+        creds: &Credentials,
     ) -> Result<NewImage> {
         let (aspace, ctx) = self.kernel.platform.new_process(&self.kernel.memory_file)?;
         let mut mm = MemoryManager::new(self.kernel.memory_file.clone(), aspace);
-        let loaded = loader::load(&mut mm, open, path, argv, envp, aux_creds(&self.creds))?;
+        let loaded = loader::load(&mut mm, open, path, argv, envp, aux_creds(creds))?;
         Ok(NewImage {
             mm,
             ctx,
@@ -271,6 +273,7 @@ impl Task {
         self.files = Arc::new(Mutex::new(table));
         self.files().close_on_exec();
         self.tg.state().did_exec = true;
+        self.creds.exec_transform();
         self.publish_proc();
         self.shared.finish_vfork();
     }
@@ -379,7 +382,7 @@ impl Task {
             match exit {
                 Exit::Syscall => self.handle_syscall(),
                 Exit::Fault { addr, mapped } => {
-                    let r = self.mm().handle_fault(addr, mapped);
+                    let r = self.mm().handle_fault(addr, mapped, self.regs.rip);
                     if let Err(sig) = r {
                         use super::signal::code::{SEGV_ACCERR, SEGV_MAPERR};
                         let (signo, code) = match sig {

@@ -444,7 +444,12 @@ fn build_stack(
         (AT_EUID, u64::from(aux.creds.euid)),
         (AT_GID, u64::from(aux.creds.gid)),
         (AT_EGID, u64::from(aux.creds.egid)),
-        (AT_SECURE, 0),
+        // Secure mode (glibc then ignores LD_PRELOAD and friends) when the image runs
+        // with ids other than its real ones: set-ID programs (`bprm->secureexec`).
+        (
+            AT_SECURE,
+            u64::from(aux.creds.uid != aux.creds.euid || aux.creds.gid != aux.creds.egid),
+        ),
         (AT_RANDOM, random_addr),
         (AT_HWCAP2, host_auxval(libc::AT_HWCAP2)),
         (AT_EXECFN, execfn_addr),

@@ -41,6 +41,8 @@ pub enum Backing {
         cache: Arc<PageCache>,
         offset: u64,
         may_write: bool,
+        /// The cache's [`PageCache::writer_token`] when `may_write`.
+        writer: Option<Arc<()>>,
     },
 }
 
@@ -79,10 +81,12 @@ impl Vma {
                 cache,
                 offset,
                 may_write,
+                writer,
             } => Backing::Shared {
                 cache: cache.clone(),
                 offset: offset.saturating_add(delta),
                 may_write: *may_write,
+                writer: writer.clone(),
             },
         }
     }
@@ -704,11 +708,13 @@ impl MemoryManager {
     }
 
     /// A fault reported by the platform. `Ok` means the access can be retried; `Err`
-    /// says which signal the application gets.
+    /// says which signal the application gets. `ip` is the faulting instruction pointer:
+    /// a fault at (or just past) it is an instruction fetch.
     pub fn handle_fault(
         &mut self,
         addr: u64,
         mapped: bool,
+        ip: u64,
     ) -> std::result::Result<(), FaultSignal> {
         let page = page_down(addr);
         let Some((start, vma)) = self.find_vma(page) else {
@@ -727,7 +733,10 @@ impl MemoryManager {
                 }
             }
         }
-        self.resolve_fault(page, start, mapped).map_err(|e| {
+        // A fetch fault's address is the instruction pointer, or the next page when the
+        // instruction straddles two (an x86 instruction is at most 15 bytes).
+        let fetch = addr.wrapping_sub(ip) < 16;
+        self.resolve_fault(page, start, mapped, fetch).map_err(|e| {
             if e.errno == crate::Errno::EIO {
                 FaultSignal::Bus
             } else {
@@ -736,15 +745,27 @@ impl MemoryManager {
         })
     }
 
-    fn resolve_fault(&mut self, page: u64, start: u64, mapped: bool) -> Result<()> {
+    fn resolve_fault(&mut self, page: u64, start: u64, mapped: bool, fetch: bool) -> Result<()> {
         let (_, vma) = self.find_vma(page).ok_or(errno!(EFAULT))?;
         if mapped {
-            // A write to a copy-on-write page gets its own copy; anything else on a page
-            // mapped with the VMA's protection is a real access violation.
+            // A write to a copy-on-write page gets its own copy.
             if vma.prot.write && self.cow.contains(&page) {
                 let prot = vma.prot;
                 let frame = self.break_cow(page)?;
                 return self.aspace.map(page, PAGE_SIZE, prot, frame);
+            }
+            // A fault on a writable page that is no longer copy-on-write is stale: threads
+            // of the process wrote to the same copy-on-write page at once, and another
+            // thread's fault, handled first, gave it its own copy after this one was
+            // reported. On such a page only a fetch without PROT_EXEC can really be
+            // refused (x86 has no write-only pages), so anything else is retried, with
+            // the page mapped as the VMA says in case this thread's view is older.
+            if vma.prot.write && (!fetch || vma.prot.exec) {
+                let prot = vma.prot;
+                if let Some(frame) = self.pages.get(&page).copied() {
+                    self.aspace.map(page, PAGE_SIZE, prot, frame)?;
+                }
+                return Ok(());
             }
             return_errno!(EFAULT);
         }
@@ -1032,6 +1053,7 @@ mod tests {
             cache: cache.clone(),
             offset,
             may_write,
+            writer: may_write.then(|| cache.writer_token()),
         }
     }
 
@@ -1060,7 +1082,7 @@ mod tests {
             )
             .unwrap();
         parent.copy_out(UserAddr(a), b"parent").unwrap();
-        parent.handle_fault(a, false).unwrap();
+        parent.handle_fault(a, false, 0).unwrap();
         let forked = parent.fork().unwrap();
         let mut child = MemoryManager::from_fork(forked, Box::new(NoStub));
         // A page first touched after fork, from either side, is the same page.
@@ -1083,6 +1105,33 @@ mod tests {
         drop(parent);
         drop(cache);
         assert_eq!(mf.allocated_bytes(), 0);
+    }
+
+    #[test]
+    fn a_second_write_fault_on_a_page_already_copied_is_retried() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let mut parent = mm(&mf);
+        let a = parent
+            .mmap(
+                0,
+                PAGE_SIZE,
+                Prot::RW,
+                false,
+                false,
+                false,
+                Backing::Anon,
+                String::new(),
+            )
+            .unwrap();
+        parent.copy_out(UserAddr(a), b"x").unwrap();
+        let child = MemoryManager::from_fork(parent.fork().unwrap(), Box::new(NoStub));
+        // Two threads wrote the copy-on-write page at once: both faults were reported
+        // before either was handled. The first copies the page; the second is stale.
+        parent.handle_fault(a, true, 0).unwrap();
+        parent.handle_fault(a + 8, true, 0).unwrap();
+        // A fetch from a page without PROT_EXEC is still refused.
+        assert_eq!(parent.handle_fault(a, true, a), Err(FaultSignal::AccErr));
+        drop(child);
     }
 
     #[test]
@@ -1111,8 +1160,8 @@ mod tests {
         let mut x = [0u8; 1];
         let e = m.copy_in(UserAddr(a + PAGE_SIZE), &mut x).unwrap_err();
         assert_eq!(e.errno, Errno::EFAULT);
-        assert!(m.handle_fault(a + PAGE_SIZE, false).is_err());
-        m.handle_fault(a, false).unwrap();
+        assert!(m.handle_fault(a + PAGE_SIZE, false, 0).is_err());
+        m.handle_fault(a, false, 0).unwrap();
         // Opened read-only: never writable.
         let e = m.mprotect(a, PAGE_SIZE, Prot::RW).unwrap_err();
         assert_eq!(e.errno, Errno::EACCES);

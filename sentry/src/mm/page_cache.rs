@@ -19,6 +19,9 @@ pub const MAX_SIZE: u64 = i64::MAX as u64;
 pub struct PageCache {
     mf: Arc<MemoryFile>,
     state: Mutex<State>,
+    /// Held (cloned) by every shared mapping that may write these pages, so that
+    /// `F_SEAL_WRITE` can tell whether one exists (Linux's `i_mmap_writable`).
+    writers: Arc<()>,
 }
 
 struct State {
@@ -47,7 +50,18 @@ impl PageCache {
                 size: 0,
                 frames: BTreeMap::new(),
             }),
+            writers: Arc::new(()),
         }
+    }
+
+    /// A token a shared mapping that may write holds for as long as it exists.
+    pub fn writer_token(&self) -> Arc<()> {
+        self.writers.clone()
+    }
+
+    /// Does a shared mapping that may write these pages exist?
+    pub fn writably_mapped(&self) -> bool {
+        Arc::strong_count(&self.writers) > 1
     }
 
     /// A file of `size` zero bytes (the object behind `MAP_SHARED|MAP_ANONYMOUS`).

@@ -78,6 +78,25 @@ fn open_program(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> Result<Exec
     ctx.open_for_exec(path, &super::file::creds(task))
 }
 
+/// The ids a set-user-ID or set-group-ID program runs with (`bprm_fill_uid`): the
+/// file's owner and group, unless `PR_SET_NO_NEW_PRIVS` forbids gaining privileges. A
+/// set-group-ID bit without group-execute is mandatory locking, not set-group-ID. A
+/// script's own bits never count (Linux ignores set-ID scripts): only an ELF file's.
+fn set_ids(task: &Task, program: &ExecFile) -> Result<(Option<u32>, Option<u32>)> {
+    if task.no_new_privs {
+        return Ok((None, None));
+    }
+    let mut magic = [0u8; 2];
+    if program.read_at(&mut magic, 0)? == 2 && &magic == b"#!" {
+        return Ok((None, None));
+    }
+    let st = program.file.stat()?;
+    let setuid = (st.mode & libc::S_ISUID != 0).then_some(st.uid);
+    let setgid = (st.mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP)
+        .then_some(st.gid);
+    Ok((setuid, setgid))
+}
+
 pub fn sys_execve(
     task: &mut Task,
     path: UserAddr,
@@ -102,25 +121,31 @@ pub fn sys_execveat(
     let mut total = 0usize;
     let argv = read_string_array(task, argv, &mut total)?;
     let envp = read_string_array(task, envp, &mut total)?;
+    // The program is opened first: its set-ID bits decide the ids the image is loaded
+    // for (the auxiliary vector tells them).
+    let program = open_program(task, dirfd, &path, flags)?;
+    let (setuid, setgid) = set_ids(task, &program)?;
+    let mut creds = task.creds.clone();
+    creds.exec_set_ids(setuid, setgid);
     let img = {
         let t: &Task = task;
         // Only the program itself is relative to `dirfd`; `#!` and PT_INTERP paths are
         // resolved as plain paths.
-        let first = std::cell::Cell::new(true);
+        let first = std::cell::RefCell::new(Some(program));
         let open = |p: &[u8]| -> Result<Executable> {
-            let f = if first.replace(false) {
-                open_program(t, dirfd, p, flags)?
-            } else {
-                crate::vfs::open_for_exec(t, p)?
+            let f = match first.borrow_mut().take() {
+                Some(f) => f,
+                None => crate::vfs::open_for_exec(t, p)?,
             };
             Ok(Executable {
                 file: f.mappable(),
                 path: f.path,
             })
         };
-        t.load_image(&open, &path, argv, envp)?
+        t.load_image(&open, &path, argv, envp, &creds)?
     };
     task.kernel.kill_other_threads(task);
+    task.creds = creds;
     task.install_image(img);
     Ok(SyscallReturn::KeepRegs)
 }

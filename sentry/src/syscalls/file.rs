@@ -32,15 +32,10 @@ pub(super) fn fs_ctx(task: &Task) -> FsContext {
 }
 
 /// The credentials filesystem operations run with.
-// TODO(creds): the task's fsuid/fsgid/groups once the kernel has credentials.
-/// The credentials file permission checks use: the task's filesystem ids.
+/// The credentials file permission checks use: the task's filesystem ids, groups and
+/// effective capabilities.
 pub(super) fn creds(task: &Task) -> Creds {
-    let c = &task.creds;
-    Creds {
-        uid: c.fsuid,
-        gid: c.fsgid,
-        groups: c.groups.clone(),
-    }
+    task.creds.fs_creds()
 }
 
 pub(super) fn get_file(task: &Task, fd: i32) -> Result<Arc<dyn FileDescription>> {
@@ -186,12 +181,24 @@ fn write_from(
     count: usize,
     offset: Option<u64>,
 ) -> Result<usize> {
+    if count > 0 {
+        if let Some(p) = file.path() {
+            remove_privs(task, &p)?;
+        }
+    }
     let r = write_from_inner(task, file, buf, count, offset);
     raise_sigpipe(task, &r);
     if matches!(r, Ok(n) if n > 0) {
         notify::file_event(file, notify::IN_MODIFY);
     }
     r
+}
+
+/// `file_remove_privs`: writing to or truncating a regular file without `CAP_FSETID`
+/// clears its set-user-ID bit, and its set-group-ID bit when group-execute is set or the
+/// writer is not in the file's group (`setattr_should_drop_suidgid`).
+pub(super) fn remove_privs(task: &Task, p: &VfsPath) -> Result<()> {
+    crate::vfs::remove_privs(p, &creds(task))
 }
 
 /// A write that failed with EPIPE also sends SIGPIPE to the writing thread (pipe(7)).
@@ -544,6 +551,15 @@ pub fn sys_fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> Result<u64> {
         }
         libc::F_GETFL => Ok(u64::from(file.status_flags())),
         libc::F_SETFL => {
+            // As at open: only the owner (or CAP_FOWNER) may set O_NOATIME.
+            let noatime = libc::O_NOATIME as u32;
+            if arg as u32 & noatime != 0 && file.status_flags() & noatime == 0 {
+                if let Some(p) = file.path() {
+                    if !creds(task).owns(&p.inode().stat()?) {
+                        return_errno!(EPERM);
+                    }
+                }
+            }
             file.set_status_flags(arg as u32)?;
             Ok(0)
         }
@@ -565,11 +581,41 @@ pub fn sys_fcntl(task: &mut Task, fd: i32, cmd: i32, arg: u64) -> Result<u64> {
             }
             // The argument is an unsigned int; CAP_SYS_RESOURCE may pass pipe-max-size.
             let size = u64::from(arg as u32);
-            Ok(pipe.set_size(size, task.creds.is_privileged())? as u64)
+            Ok(pipe.set_size(
+                size,
+                task.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE),
+            )? as u64)
+        }
+        // file seals: tmpfs files only (memfds, and tmpfs files sealed from the start)
+        libc::F_ADD_SEALS | libc::F_GET_SEALS => {
+            let tmp = file
+                .as_any()
+                .and_then(|a| a.downcast_ref::<crate::fs::tmpfs::TmpfsFile>())
+                .ok_or(errno!(EINVAL))?;
+            if cmd == libc::F_GET_SEALS {
+                return Ok(u64::from(tmp.seals()));
+            }
+            tmp.add_seals(arg as u32)?;
+            Ok(0)
         }
         _ if is_path_only(&*file) => Err(errno!(EBADF)),
         _ => Err(errno!(EINVAL)),
     }
+}
+
+/// memfd_create(2): an anonymous tmpfs file open read-write, `/memfd:NAME (deleted)`.
+pub fn sys_memfd_create(task: &mut Task, name: UserAddr, flags: u32) -> Result<u64> {
+    use crate::fs::tmpfs::memfd;
+    let name = match task.read_cstring(name, memfd::MFD_NAME_MAX_LEN + 1) {
+        Err(e) if e.errno == crate::Errno::ENAMETOOLONG => return_errno!(EINVAL),
+        other => other?,
+    };
+    let mf = task.mm().memory_file().clone();
+    let path = memfd::create(&mf, &name, flags, &creds(task))?;
+    let open_flags = libc::O_RDWR as u32;
+    let file = path.inode().clone().open(&path, open_flags)?;
+    let cloexec = flags & memfd::MFD_CLOEXEC != 0;
+    Ok(files(task).insert(file, FdFlags { cloexec })? as u64)
 }
 
 const FIONCLEX: u32 = 0x5450;
@@ -738,6 +784,11 @@ pub fn sys_ftruncate(task: &mut Task, fd: i32, length: i64) -> Result<u64> {
     }
     if file.status_flags() & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 {
         return_errno!(EINVAL);
+    }
+    if let Some(p) = file.path() {
+        if p.inode().mode() & libc::S_IFMT == libc::S_IFREG {
+            remove_privs(task, &p)?;
+        }
     }
     file.truncate(len)?;
     notify::file_event(&*file, notify::IN_MODIFY);

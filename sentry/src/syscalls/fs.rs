@@ -104,7 +104,7 @@ const VALID_OPEN_FLAGS: u32 = (libc::O_ACCMODE
     | libc::O_DSYNC
     | libc::O_ASYNC
     | libc::O_DIRECT
-    | libc::O_LARGEFILE
+    | 0o100000 // O_LARGEFILE: 0 in the libc crate on x86_64, not in the kernel
     | libc::O_DIRECTORY
     | libc::O_NOFOLLOW
     | libc::O_NOATIME
@@ -450,7 +450,20 @@ pub fn sys_faccessat2(
     }
     let path = read_path(task, path)?;
     let ctx = fs_ctx(task);
-    let target = resolve_at(task, &ctx, dirfd, &path, flags)?;
+    // access_override_creds: without AT_EACCESS the real ids decide, for the walk too,
+    // with root's permitted capabilities for a real uid 0 and none otherwise.
+    let mut c = creds(task);
+    if flags & libc::AT_EACCESS == 0 {
+        let real = &task.creds;
+        c.uid = real.ruid;
+        c.gid = real.rgid;
+        c.caps = if real.ruid == 0 {
+            real.cap_permitted
+        } else {
+            0
+        };
+    }
+    let target = crate::vfs::with_creds(c.clone(), || resolve_at(task, &ctx, dirfd, &path, flags))?;
     let st = target.stat()?;
     if mode & libc::W_OK != 0 {
         if let Target::Path(p) = &target {
@@ -460,7 +473,7 @@ pub fn sys_faccessat2(
         }
     }
     // R_OK/W_OK/X_OK have the values of MAY_READ/MAY_WRITE/MAY_EXEC.
-    check_permission(&st, &creds(task), mode as u32)?;
+    check_permission(&st, &c, mode as u32)?;
     Ok(0)
 }
 
@@ -671,7 +684,7 @@ pub fn sys_renameat2(
     }
     let odir = dir_of(task, &ctx, olddirfd, &old)?;
     let ndir = dir_of(task, &ctx, newdirfd, &new)?;
-    ctx.rename(&odir, &old, &ndir, &new, flags)?;
+    ctx.rename(&odir, &old, &ndir, &new, flags, &creds(task))?;
     Ok(0)
 }
 
@@ -702,6 +715,7 @@ pub fn sys_truncate(task: &mut Task, path: UserAddr, length: i64) -> Result<u64>
         return_errno!(EROFS);
     }
     check_permission(&st, &creds(task), crate::vfs::MAY_WRITE)?;
+    super::file::remove_privs(task, &p)?;
     p.inode().truncate(len)?;
     notify::path_event(&p, notify::IN_MODIFY);
     Ok(0)
@@ -709,7 +723,7 @@ pub fn sys_truncate(task: &mut Task, path: UserAddr, length: i64) -> Result<u64>
 
 // ---- chmod ----
 
-/// Change a file's mode: the owner or root may (CAP_FOWNER); a read-only mount refuses.
+/// Change a file's mode: the owner may, or `CAP_FOWNER`; a read-only mount refuses.
 fn chmod_target(task: &Task, target: &Target, mode: u32) -> Result<u64> {
     let Target::Path(p) = target else {
         return_errno!(EPERM)
@@ -719,12 +733,13 @@ fn chmod_target(task: &Task, target: &Target, mode: u32) -> Result<u64> {
     }
     let st = p.inode().stat()?;
     let c = creds(task);
-    if c.uid != 0 && c.uid != st.uid {
+    if !c.owns(&st) {
         return_errno!(EPERM);
     }
     let mut mode = mode & 0o7777;
-    // Linux drops set-group-ID when the caller is not in the file's group (chmod(2)).
-    if c.uid != 0 && st.gid != c.gid && !c.groups.contains(&st.gid) {
+    // Linux drops set-group-ID when the caller is not in the file's group and lacks
+    // CAP_FSETID (chmod(2)).
+    if !c.in_group(st.gid) && !c.has_cap(crate::kernel::creds::CAP_FSETID) {
         mode &= !libc::S_ISGID;
     }
     p.inode().set_mode(mode)?;

@@ -2,9 +2,9 @@
 //! advice, in-kernel copies (`sendfile`, `copy_file_range`), extended attributes,
 //! `name_to_handle_at` and `chroot`.
 //!
-//! Capabilities are those of root in the sandbox: `CAP_CHOWN`, `CAP_FOWNER` and
-//! `CAP_DAC_OVERRIDE` follow the filesystem uid (as Linux's file capabilities do),
-//! `CAP_MKNOD`, `CAP_SYS_ADMIN` and `CAP_SYS_CHROOT` the effective uid.
+//! Privilege is the task's effective capability set (`CAP_CHOWN`, `CAP_FOWNER`,
+//! `CAP_FSETID`, `CAP_MKNOD`, `CAP_SYS_ADMIN`, `CAP_SYS_CHROOT`), which setuid and
+//! setfsuid adjust as Linux does.
 #![deny(unsafe_code)]
 
 use super::file::{check_readable, check_writable, creds, fs_ctx, get_file, CHUNK, MAX_RW_COUNT};
@@ -18,6 +18,9 @@ use crate::vfs::{
     FALLOC_FL_PUNCH_HOLE, MAY_READ, MAY_WRITE, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX,
 };
 use crate::{errno, return_errno};
+
+/// `CAP_SYS_ADMIN`: `trusted.*` extended attributes.
+const CAP_SYS_ADMIN: u32 = 21;
 use std::sync::Arc;
 
 /// The target of an fd-based call: its place (`EBADF` for `O_PATH` descriptions, which
@@ -47,19 +50,21 @@ fn writable_place(target: &Target) -> Result<&VfsPath> {
 
 // ---- chown ----
 
-/// `chown_common` + `notify_change`: root may give any owner and group; the owner may set
-/// the group to one of its own groups (and "change" the owner to itself). Any change of a
-/// non-directory clears set-user-ID, and set-group-ID when group-execute is set.
+/// `chown_common` + `notify_change`: `CAP_CHOWN` may give any owner and group; the owner
+/// may set the group to one of its own groups (and "change" the owner to itself). Any
+/// change of a non-directory clears set-user-ID, and set-group-ID when group-execute is
+/// set or the caller is neither in the file's group nor has `CAP_FSETID`
+/// (`setattr_should_drop_sgid`).
 fn chown_target(task: &Task, target: &Target, uid: u32, gid: u32) -> Result<u64> {
     let p = writable_place(target)?;
     let st = p.inode().stat()?;
     let c = creds(task);
     let uid = (uid != u32::MAX).then_some(uid);
     let gid = (gid != u32::MAX).then_some(gid);
-    let privileged = c.uid == 0;
+    let privileged = c.has_cap(crate::kernel::creds::CAP_CHOWN);
     let owner = c.uid == st.uid;
     let uid_ok = uid.is_none_or(|u| owner && u == st.uid);
-    let gid_ok = gid.is_none_or(|g| owner && (g == st.gid || g == c.gid || c.groups.contains(&g)));
+    let gid_ok = gid.is_none_or(|g| owner && (g == st.gid || c.in_group(g)));
     if !(privileged || (uid_ok && gid_ok)) {
         return_errno!(EPERM);
     }
@@ -67,7 +72,9 @@ fn chown_target(task: &Task, target: &Target, uid: u32, gid: u32) -> Result<u64>
     if !st.is_dir() {
         let old = st.mode & 0o7777;
         let mut m = old & !libc::S_ISUID;
-        if m & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP {
+        let drop_sgid = m & libc::S_IXGRP != 0
+            || !(c.in_group(st.gid) || c.has_cap(crate::kernel::creds::CAP_FSETID));
+        if drop_sgid {
             m &= !libc::S_ISGID;
         }
         if m != old {
@@ -161,7 +168,7 @@ fn utimes_target(task: &Task, target: &Target, times: Option<[TimeSet; 2]>) -> R
     let c = creds(task);
     let [a, m] = times.unwrap_or([TimeSet::Now, TimeSet::Now]);
     let explicit = matches!(a, TimeSet::At(_)) || matches!(m, TimeSet::At(_));
-    let owner = c.uid == 0 || c.uid == st.uid;
+    let owner = c.owns(&st);
     if explicit && !owner {
         return_errno!(EPERM);
     }
@@ -307,7 +314,7 @@ pub fn sys_mknodat(
         kind | (mode & 0o7777),
         u64::from(dev),
         &creds(task),
-        task.creds.euid == 0,
+        task.creds.has_cap(crate::kernel::creds::CAP_MKNOD),
     )?;
     Ok(0)
 }
@@ -690,7 +697,7 @@ fn xattr_permission(task: &Task, target: &Target, name: &[u8], write: bool) -> R
         }
     };
     match ns {
-        XattrNs::Trusted if task.creds.euid != 0 => Err(refuse()),
+        XattrNs::Trusted if !task.creds.has_cap(CAP_SYS_ADMIN) => Err(refuse()),
         XattrNs::User if !st.is_reg() && !st.is_dir() => Err(refuse()),
         XattrNs::User => {
             check_permission(&st, &creds(task), if write { MAY_WRITE } else { MAY_READ })
@@ -816,7 +823,7 @@ fn listxattr_target(task: &Task, target: &Target, list: UserAddr, size: usize) -
     let Target::Path(p) = target else {
         return Ok(0);
     };
-    let privileged = task.creds.euid == 0;
+    let privileged = task.creds.has_cap(CAP_SYS_ADMIN);
     let mut out = Vec::new();
     for n in p.inode().listxattr()? {
         // Unprivileged callers do not see trusted.* names.
@@ -924,10 +931,9 @@ pub fn sys_chroot(task: &mut Task, path: UserAddr) -> Result<u64> {
         return_errno!(ENOTDIR);
     }
     check_permission(&p.inode().stat()?, &creds(task), crate::vfs::MAY_EXEC)?;
-    // capable(CAP_SYS_CHROOT): the effective set, which Linux empties when the euid
-    // leaves 0 (the sentry does not, hence the euid test).
+    // capable(CAP_SYS_CHROOT): the effective set, which leaving euid 0 empties.
     const CAP_SYS_CHROOT: u32 = 18;
-    if task.creds.euid != 0 || task.creds.cap_effective & (1 << CAP_SYS_CHROOT) == 0 {
+    if !task.creds.has_cap(CAP_SYS_CHROOT) {
         return_errno!(EPERM);
     }
     task.fs.lock().unwrap_or_else(|e| e.into_inner()).root = p;

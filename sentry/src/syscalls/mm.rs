@@ -72,6 +72,7 @@ pub fn sys_mmap(
                 cache: Arc::new(cache),
                 offset: 0,
                 may_write: true,
+                writer: None,
             };
             (backing, String::new())
         } else {
@@ -84,13 +85,28 @@ pub fn sys_mmap(
         if acc == libc::O_WRONLY as u32 {
             return_errno!(EACCES);
         }
-        let may_write = acc == libc::O_RDWR as u32;
+        let mut may_write = acc == libc::O_RDWR as u32;
         if shared && prot.write && !may_write {
             return_errno!(EACCES);
+        }
+        // A file sealed against writing takes no writable shared mapping (EPERM), and a
+        // read-only one may not become writable later (memfd_file_seals / VM_MAYWRITE).
+        let seals = file
+            .as_any()
+            .and_then(|a| a.downcast_ref::<crate::fs::tmpfs::TmpfsFile>())
+            .map(|f| f.seals())
+            .unwrap_or(0);
+        use crate::fs::tmpfs::memfd::{F_SEAL_FUTURE_WRITE, F_SEAL_WRITE};
+        if shared && seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+            if prot.write {
+                return_errno!(EPERM);
+            }
+            may_write = false;
         }
         let backing = match mappable.page_cache() {
             // The file's own pages: stores reach the file, its writes reach the mapping.
             Some(cache) if shared => Backing::Shared {
+                writer: may_write.then(|| cache.writer_token()),
                 cache,
                 offset,
                 may_write,

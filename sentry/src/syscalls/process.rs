@@ -4,7 +4,7 @@
 
 use super::SyscallReturn;
 use crate::error::Result;
-use crate::kernel::creds::CAP_FULL;
+use crate::kernel::creds::{CAP_FULL, CAP_SETGID, CAP_SETUID};
 use crate::kernel::task::ExitStatus;
 use crate::kernel::{Task, KERNEL_RELEASE, KERNEL_VERSION};
 use crate::mm::UserAddr;
@@ -76,20 +76,13 @@ pub fn sys_setresuid(task: &mut Task, r: u32, e: u32, s: u32) -> Result<u64> {
     let c = &task.creds;
     let allowed = |id: u32| id == KEEP || id == c.ruid || id == c.euid || id == c.suid;
     let permitted = allowed(r) && allowed(e) && allowed(s);
-    if !(c.is_privileged() || permitted) {
+    if !(c.has_cap(CAP_SETUID) || permitted) {
         return_errno!(EPERM);
     }
-    let c = &mut task.creds;
-    if r != KEEP {
-        c.ruid = r;
-    }
-    if e != KEEP {
-        c.euid = e;
-    }
-    if s != KEEP {
-        c.suid = s;
-    }
-    c.fsuid = c.euid;
+    let pick = |new: u32, old: u32| if new == KEEP { old } else { new };
+    let (r, e, s) = (pick(r, c.ruid), pick(e, c.euid), pick(s, c.suid));
+    let keep = c.keep_caps;
+    task.creds.set_uids(r, e, s, e, keep);
     Ok(0)
 }
 
@@ -97,7 +90,7 @@ pub fn sys_setresgid(task: &mut Task, r: u32, e: u32, s: u32) -> Result<u64> {
     let c = &task.creds;
     let allowed = |id: u32| id == KEEP || id == c.rgid || id == c.egid || id == c.sgid;
     let permitted = allowed(r) && allowed(e) && allowed(s);
-    if !(c.is_privileged() || permitted) {
+    if !(c.has_cap(CAP_SETGID) || permitted) {
         return_errno!(EPERM);
     }
     let c = &mut task.creds;
@@ -119,7 +112,7 @@ pub fn sys_setuid(task: &mut Task, uid: u32) -> Result<u64> {
     if uid == KEEP {
         return_errno!(EINVAL);
     }
-    if task.creds.is_privileged() {
+    if task.creds.has_cap(CAP_SETUID) {
         sys_setresuid(task, uid, uid, uid)
     } else {
         sys_setresuid(task, KEEP, uid, KEEP)
@@ -130,11 +123,35 @@ pub fn sys_setgid(task: &mut Task, gid: u32) -> Result<u64> {
     if gid == KEEP {
         return_errno!(EINVAL);
     }
-    if task.creds.is_privileged() {
+    if task.creds.has_cap(CAP_SETGID) {
         sys_setresgid(task, gid, gid, gid)
     } else {
         sys_setresgid(task, KEEP, gid, KEEP)
     }
+}
+
+/// setfsuid(2): the uid file access checks use. Allowed to any of the current ids, or
+/// anything with `CAP_SETUID`; returns the previous one whether or not it changed.
+pub fn sys_setfsuid(task: &mut Task, fsuid: u32) -> Result<u64> {
+    let c = &task.creds;
+    let old = c.fsuid;
+    let mine = [c.ruid, c.euid, c.suid, c.fsuid].contains(&fsuid);
+    if fsuid != KEEP && (mine || c.has_cap(CAP_SETUID)) {
+        let (r, e, s, keep) = (c.ruid, c.euid, c.suid, c.keep_caps);
+        task.creds.set_uids(r, e, s, fsuid, keep);
+    }
+    Ok(u64::from(old))
+}
+
+/// setfsgid(2), as setfsuid with `CAP_SETGID`.
+pub fn sys_setfsgid(task: &mut Task, fsgid: u32) -> Result<u64> {
+    let c = &task.creds;
+    let old = c.fsgid;
+    let mine = [c.rgid, c.egid, c.sgid, c.fsgid].contains(&fsgid);
+    if fsgid != KEEP && (mine || c.has_cap(CAP_SETGID)) {
+        task.creds.fsgid = fsgid;
+    }
+    Ok(u64::from(old))
 }
 
 pub fn sys_setreuid(task: &mut Task, r: u32, e: u32) -> Result<u64> {
@@ -168,7 +185,7 @@ pub fn sys_setgroups(task: &mut Task, size: usize, list: UserAddr) -> Result<u64
     if size > NGROUPS_MAX {
         return_errno!(EINVAL);
     }
-    if !task.creds.is_privileged() {
+    if !task.creds.has_cap(CAP_SETGID) {
         return_errno!(EPERM);
     }
     let mut bytes = vec![0u8; size * 4];
@@ -220,7 +237,7 @@ pub fn sys_uname(task: &mut Task, buf: UserAddr) -> Result<u64> {
 const UTS_NAME_MAX: usize = 64;
 
 fn set_uts_name(task: &mut Task, name: UserAddr, len: usize, domain: bool) -> Result<u64> {
-    if !task.creds.is_privileged() {
+    if !task.creds.has_cap(crate::kernel::creds::CAP_SYS_ADMIN) {
         return_errno!(EPERM);
     }
     if len > UTS_NAME_MAX {
@@ -349,7 +366,7 @@ pub fn sys_prlimit64(
         if n.cur > n.max {
             return_errno!(EINVAL);
         }
-        if n.max > cur.1 && !task.creds.is_privileged() {
+        if n.max > cur.1 && !task.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE) {
             return_errno!(EPERM);
         }
         if resource == libc::RLIMIT_NOFILE && n.max > NR_OPEN {
@@ -446,13 +463,31 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
         }
         libc::PR_GET_SECCOMP => Ok(0),
         libc::PR_CAPBSET_READ => {
-            if arg2 > 40 {
+            if arg2 > u64::from(crate::kernel::creds::CAP_LAST_CAP) {
                 return_errno!(EINVAL);
             }
-            Ok(1)
+            Ok((task.creds.cap_bounding >> arg2) & 1)
         }
-        libc::PR_GET_KEEPCAPS | libc::PR_GET_TIMERSLACK => Ok(0),
-        libc::PR_SET_KEEPCAPS | libc::PR_SET_TIMERSLACK => Ok(0),
+        libc::PR_CAPBSET_DROP => {
+            if arg2 > u64::from(crate::kernel::creds::CAP_LAST_CAP) {
+                return_errno!(EINVAL);
+            }
+            if !task.creds.has_cap(crate::kernel::creds::CAP_SETPCAP) {
+                return_errno!(EPERM);
+            }
+            task.creds.cap_bounding &= !(1u64 << arg2);
+            Ok(0)
+        }
+        libc::PR_GET_KEEPCAPS => Ok(u64::from(task.creds.keep_caps)),
+        libc::PR_SET_KEEPCAPS => {
+            if arg2 > 1 {
+                return_errno!(EINVAL);
+            }
+            task.creds.keep_caps = arg2 == 1;
+            Ok(0)
+        }
+        libc::PR_GET_TIMERSLACK => Ok(0),
+        libc::PR_SET_TIMERSLACK => Ok(0),
         _ => return_errno!(EINVAL),
     }
 }
@@ -531,7 +566,18 @@ pub fn sys_capset(task: &mut Task, hdr: UserAddr, data: UserAddr) -> Result<u64>
     }
     let (e, p, i) = (e & CAP_FULL, p & CAP_FULL, i & CAP_FULL);
     let c = &task.creds;
-    if p & !c.cap_permitted != 0 || e & !p != 0 || i & !(c.cap_inheritable | c.cap_permitted) != 0 {
+    // cap_capset: without CAP_SETPCAP the inheritable set may only gain permitted
+    // capabilities; never any outside the bounding set.
+    let inh_limit = if c.has_cap(crate::kernel::creds::CAP_SETPCAP) {
+        CAP_FULL
+    } else {
+        c.cap_inheritable | c.cap_permitted
+    };
+    if p & !c.cap_permitted != 0
+        || e & !p != 0
+        || i & !inh_limit != 0
+        || i & !(c.cap_inheritable | c.cap_bounding) != 0
+    {
         return_errno!(EPERM);
     }
     let c = &mut task.creds;
@@ -539,4 +585,117 @@ pub fn sys_capset(task: &mut Task, hdr: UserAddr, data: UserAddr) -> Result<u64>
     c.cap_permitted = p;
     c.cap_inheritable = i;
     Ok(0)
+}
+
+// ---- nice values: getpriority(2), setpriority(2) ----
+
+const PRIO_PROCESS: i32 = 0;
+const PRIO_PGRP: i32 = 1;
+const PRIO_USER: i32 = 2;
+use crate::kernel::creds::CAP_SYS_NICE;
+
+/// One task `which`/`who` names, with the credentials and nice limit that decide what
+/// may be done to it.
+struct PrioTarget {
+    shared: std::sync::Arc<crate::kernel::process::TaskShared>,
+    ruid: u32,
+    euid: u32,
+    /// Its `RLIMIT_NICE` soft limit (20 - lowest nice value it may take).
+    nice_limit: u64,
+}
+
+/// Every task `which`/`who` selects (Linux walks threads: nice values are per thread).
+fn prio_targets(task: &Task, which: i32, who: i32) -> Result<Vec<PrioTarget>> {
+    if !(PRIO_PROCESS..=PRIO_USER).contains(&which) {
+        return_errno!(EINVAL);
+    }
+    let describe = |t: &std::sync::Arc<crate::kernel::process::TaskShared>| {
+        let (ruid, euid, rl) = if t.tid == task.tid {
+            (task.creds.ruid, task.creds.euid, task.rlimits)
+        } else {
+            let v = crate::kernel::process::lock(&t.proc);
+            (v.creds.ruid, v.creds.euid, v.rlimits)
+        };
+        let nice_limit =
+            rl.0.get(libc::RLIMIT_NICE as usize)
+                .map(|l| l.0)
+                .unwrap_or(0);
+        PrioTarget {
+            shared: t.clone(),
+            ruid,
+            euid,
+            nice_limit,
+        }
+    };
+    let pids = task.kernel.pids();
+    let tasks: Vec<_> = match which {
+        PRIO_PROCESS => {
+            let tid = if who == 0 { task.tid } else { who };
+            pids.task(tid).into_iter().collect()
+        }
+        PRIO_PGRP => {
+            let pgid = if who == 0 { task.tg.pgid() } else { who };
+            pids.process_group(pgid)
+                .iter()
+                .flat_map(|g| g.threads())
+                .collect()
+        }
+        _ => {
+            let uid = if who == 0 {
+                task.creds.ruid
+            } else {
+                who as u32
+            };
+            let all: Vec<_> = pids.tasks.values().cloned().collect();
+            drop(pids);
+            return Ok(all.iter().map(describe).filter(|t| t.ruid == uid).collect());
+        }
+    };
+    drop(pids);
+    Ok(tasks.iter().map(describe).collect())
+}
+
+/// getpriority(2): the highest priority (lowest nice value) among the tasks named, as
+/// the raw syscall returns it, `20 - nice` (1..=40); glibc turns it back into a nice
+/// value. `ESRCH` if none matches.
+pub fn sys_getpriority(task: &mut Task, which: i32, who: i32) -> Result<u64> {
+    use std::sync::atomic::Ordering;
+    prio_targets(task, which, who)?
+        .iter()
+        .map(|t| 20 - t.shared.nice.load(Ordering::Relaxed))
+        .max()
+        .map(|v| v as u64)
+        .ok_or(errno!(ESRCH))
+}
+
+/// setpriority(2): `prio` clamped to -20..=19. Changing another user's tasks needs
+/// `CAP_SYS_NICE` (`EPERM`); so does lowering a nice value beyond `RLIMIT_NICE`
+/// (`EACCES`). As in Linux, a failure on one task is reported even if others changed.
+pub fn sys_setpriority(task: &mut Task, which: i32, who: i32, prio: i32) -> Result<u64> {
+    use std::sync::atomic::Ordering;
+    let nice = prio.clamp(-20, 19);
+    let capable = task.creds.has_cap(CAP_SYS_NICE);
+    let mut error: Option<crate::Errno> = Some(crate::Errno::ESRCH);
+    for t in prio_targets(task, which, who)? {
+        if task.creds.euid != t.ruid && task.creds.euid != t.euid && !capable {
+            error = Some(crate::Errno::EPERM);
+            continue;
+        }
+        let lowest_allowed = 20 - i64::try_from(t.nice_limit).unwrap_or(i64::MAX).min(40);
+        if nice < t.shared.nice.load(Ordering::Relaxed)
+            && i64::from(nice) < lowest_allowed
+            && !capable
+        {
+            error = Some(crate::Errno::EACCES);
+            continue;
+        }
+        if error == Some(crate::Errno::ESRCH) {
+            error = None;
+        }
+        t.shared.nice.store(nice, Ordering::Relaxed);
+    }
+    match error {
+        Some(e) => Err(e.into()),
+        None => Ok(0),
+    }
 }

@@ -136,11 +136,42 @@ pub fn sys_rt_sigreturn(task: &mut Task) -> Result<SyscallReturn> {
 }
 
 /// Who may signal whom: root, or matching real/effective ids (kill(2)).
-fn may_signal(task: &Task) -> bool {
-    // Every process of the sandbox runs with credentials derived from the container's;
-    // per-process checks arrive with capabilities.
-    let _ = task;
-    true
+/// `kill_ok` (check_kill_permission): the sender's real or effective uid must be the
+/// target's real or saved uid, unless it has `CAP_KILL`; `SIGCONT` may always go to a
+/// process of the same session. A zombie has no threads left to ask and takes any
+/// signal (to no effect).
+fn may_signal(task: &Task, g: &crate::kernel::process::ThreadGroup, signo: i32) -> bool {
+    use crate::kernel::creds::CAP_KILL;
+    if g.tgid == task.tgid || task.creds.has_cap(CAP_KILL) {
+        return true;
+    }
+    if signo == libc::SIGCONT && g.sid() == task.tg.sid() {
+        return true;
+    }
+    let Some(t) = g.threads().first().cloned() else {
+        return true;
+    };
+    let target = lock(&t.proc).creds.clone();
+    let me = &task.creds;
+    [me.euid, me.ruid]
+        .iter()
+        .any(|u| *u == target.ruid || *u == target.suid)
+}
+
+/// The targets `task` may signal; `EPERM` if there were some but none of them.
+fn permitted_targets(
+    task: &Task,
+    targets: Vec<std::sync::Arc<crate::kernel::process::ThreadGroup>>,
+    signo: i32,
+) -> Result<Vec<std::sync::Arc<crate::kernel::process::ThreadGroup>>> {
+    let ok: Vec<_> = targets
+        .into_iter()
+        .filter(|g| may_signal(task, g, signo))
+        .collect();
+    if ok.is_empty() {
+        return_errno!(EPERM);
+    }
+    Ok(ok)
 }
 
 fn sender_info(task: &Task, signo: i32, code: i32) -> SigInfo {
@@ -195,9 +226,15 @@ pub fn sys_kill(task: &mut Task, pid: i32, signo: i32) -> Result<u64> {
         return_errno!(ESRCH);
     }
     let targets = kill_targets(task, pid)?;
-    if !may_signal(task) {
-        return_errno!(EPERM);
-    }
+    let targets = if pid == -1 {
+        // kill(-1) succeeds once there was anyone to try, permitted or not.
+        targets
+            .into_iter()
+            .filter(|g| may_signal(task, g, signo))
+            .collect()
+    } else {
+        permitted_targets(task, targets, signo)?
+    };
     if signo != 0 {
         for g in targets {
             task.kernel
@@ -217,6 +254,9 @@ fn signal_one_thread(task: &Task, tgid: Option<i32>, tid: i32, info: SigInfo) ->
     let t = task.kernel.pids().task(tid).ok_or(errno!(ESRCH))?;
     if tgid.is_some_and(|g| g != t.tg.tgid) {
         return_errno!(ESRCH);
+    }
+    if !may_signal(task, &t.tg, info.signo) {
+        return_errno!(EPERM);
     }
     if info.signo != 0 {
         task.kernel.signal_thread(&t, info);
@@ -254,6 +294,9 @@ pub fn sys_rt_sigqueueinfo(task: &mut Task, pid: i32, signo: i32, uinfo: UserAdd
         check_signo(signo)?;
     }
     let g = task.kernel.pids().group(pid).ok_or(errno!(ESRCH))?;
+    if !may_signal(task, &g, signo) {
+        return_errno!(EPERM);
+    }
     if signo != 0 {
         task.kernel.signal_group(&g, info);
     }

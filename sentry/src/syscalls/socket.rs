@@ -317,13 +317,13 @@ fn total_len(iovs: &[IoVec]) -> usize {
 
 /// `SCM_CREDENTIALS` may name only the sender's own pid and ids, unless it is privileged
 /// (`CAP_SYS_ADMIN` for the pid, `CAP_SETUID`/`CAP_SETGID` for the ids: Linux's
-/// `scm_check_creds`). Privilege is the sandbox's usual `is_privileged`, as for setuid.
+/// `scm_check_creds`).
 fn check_creds(task: &Task, c: &Ucred) -> Result<()> {
+    use crate::kernel::creds::{CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN};
     let cr = &task.creds;
-    let privileged = cr.is_privileged();
-    let pid_ok = c.pid == task.tgid || privileged;
-    let uid_ok = [cr.ruid, cr.euid, cr.suid].contains(&c.uid) || privileged;
-    let gid_ok = [cr.rgid, cr.egid, cr.sgid].contains(&c.gid) || privileged;
+    let pid_ok = c.pid == task.tgid || cr.has_cap(CAP_SYS_ADMIN);
+    let uid_ok = [cr.ruid, cr.euid, cr.suid].contains(&c.uid) || cr.has_cap(CAP_SETUID);
+    let gid_ok = [cr.rgid, cr.egid, cr.sgid].contains(&c.gid) || cr.has_cap(CAP_SETGID);
     if pid_ok && uid_ok && gid_ok {
         Ok(())
     } else {

@@ -41,7 +41,7 @@ pub fn sys_timerfd_create(task: &mut Task, clock: i32, flags: i32) -> Result<u64
         // Alarm clocks need CAP_WAKE_ALARM; the sandbox cannot wake a suspended host, so
         // they behave as their base clocks.
         libc::CLOCK_REALTIME_ALARM | libc::CLOCK_BOOTTIME_ALARM => {
-            if !task.creds.is_privileged() {
+            if !task.creds.has_cap(crate::kernel::creds::CAP_WAKE_ALARM) {
                 return_errno!(EPERM);
             }
             if clock == libc::CLOCK_REALTIME_ALARM {

@@ -128,6 +128,10 @@ pub trait FileDescription: Send + Sync {
 pub const SETFL_MASK: u32 =
     (libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME) as u32;
 
+/// The kernel's `O_LARGEFILE` on x86_64, which 64-bit opens always get and `F_GETFL`
+/// shows (glibc, and so the libc crate, define it as 0 there).
+pub const O_LARGEFILE: u32 = 0o100000;
+
 /// Flags `open` does not keep in the description (Linux's `do_dentry_open`).
 const OPEN_ONLY_FLAGS: u32 =
     (libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC) as u32;
@@ -162,7 +166,7 @@ pub struct FileState {
 impl FileState {
     pub fn new(open_flags: u32) -> FileState {
         FileState {
-            flags: AtomicU32::new((open_flags & !OPEN_ONLY_FLAGS) | libc::O_LARGEFILE as u32),
+            flags: AtomicU32::new((open_flags & !OPEN_ONLY_FLAGS) | O_LARGEFILE),
             offset: Mutex::new(0),
         }
     }

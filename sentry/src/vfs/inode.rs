@@ -8,18 +8,53 @@ use crate::error::Result;
 use std::any::Any;
 use std::sync::Arc;
 
-/// The credentials a filesystem operation runs with (fsuid/fsgid and groups).
+/// The credentials a filesystem operation runs with (fsuid/fsgid, groups, and the
+/// effective capability set).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Creds {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// Effective capabilities, one bit per `CAP_*` number.
+    pub caps: u64,
 }
 
 impl Creds {
+    /// Root with every capability (the sandbox's own setup).
     pub fn root() -> Creds {
-        Creds::default()
+        Creds {
+            caps: crate::kernel::creds::CAP_FULL,
+            ..Creds::default()
+        }
     }
+
+    pub fn has_cap(&self, cap: u32) -> bool {
+        cap < 64 && self.caps & (1u64 << cap) != 0
+    }
+
+    /// `in_group_p`: the filesystem gid or a supplementary group.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+
+    /// `inode_owner_or_capable`: the file's owner, or `CAP_FOWNER`.
+    pub fn owns(&self, st: &Stat) -> bool {
+        self.uid == st.uid || self.has_cap(crate::kernel::creds::CAP_FOWNER)
+    }
+}
+
+/// `may_delete`'s sticky-directory rule: in a directory with the sticky bit, only the
+/// file's owner, the directory's owner or `CAP_FOWNER` may remove or rename an entry
+/// (`EPERM`).
+pub fn check_sticky(dir: &Stat, child: &Stat, creds: &Creds) -> Result<()> {
+    if dir.mode & libc::S_ISVTX == 0
+        || creds.uid == child.uid
+        || creds.uid == dir.uid
+        || creds.has_cap(crate::kernel::creds::CAP_FOWNER)
+    {
+        return Ok(());
+    }
+    Err(errno!(EPERM))
 }
 
 pub const MAY_EXEC: u32 = 1;
@@ -27,28 +62,54 @@ pub const MAY_WRITE: u32 = 2;
 pub const MAY_READ: u32 = 4;
 
 /// `generic_permission`: may `creds` access an inode with attributes `st` for `mask`
-/// (`MAY_*` bits)? Root passes everything but needs one execute bit to execute a
-/// non-directory, as in Linux. `EACCES` otherwise. Read-only mounts are checked by the
-/// caller, which knows the mount.
+/// (`MAY_*` bits)? The owner gets the owner bits only, a member of the file's group the
+/// group bits, everyone else the other bits. Then the capabilities: `CAP_DAC_READ_SEARCH`
+/// reads any file and reads or searches any directory; `CAP_DAC_OVERRIDE` does anything
+/// except execute a non-directory without any execute bit. `EACCES` otherwise.
+/// Read-only mounts are checked by the caller, which knows the mount.
 pub fn check_permission(st: &Stat, creds: &Creds, mask: u32) -> Result<()> {
-    if creds.uid == 0 {
-        if mask & MAY_EXEC != 0 && !st.is_dir() && st.mode & 0o111 == 0 {
-            return Err(errno!(EACCES));
-        }
-        return Ok(());
-    }
+    use crate::kernel::creds::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH};
+    let mask = mask & (MAY_READ | MAY_WRITE | MAY_EXEC);
     let bits = if creds.uid == st.uid {
         (st.mode >> 6) & 7
-    } else if creds.gid == st.gid || creds.groups.contains(&st.gid) {
+    } else if creds.in_group(st.gid) {
         (st.mode >> 3) & 7
     } else {
         st.mode & 7
     };
     if bits & mask == mask {
-        Ok(())
-    } else {
-        Err(errno!(EACCES))
+        return Ok(());
     }
+    if st.is_dir() {
+        if mask & MAY_WRITE == 0 && creds.has_cap(CAP_DAC_READ_SEARCH) {
+            return Ok(());
+        }
+        if creds.has_cap(CAP_DAC_OVERRIDE) {
+            return Ok(());
+        }
+        return Err(errno!(EACCES));
+    }
+    if mask == MAY_READ && creds.has_cap(CAP_DAC_READ_SEARCH) {
+        return Ok(());
+    }
+    if (mask & MAY_EXEC == 0 || st.mode & 0o111 != 0) && creds.has_cap(CAP_DAC_OVERRIDE) {
+        return Ok(());
+    }
+    Err(errno!(EACCES))
+}
+
+/// Search permission on a directory for a path walk, without a full `stat` when the
+/// answer is plain: the capabilities pass any directory, and one executable by all is
+/// searchable by all.
+pub fn check_search(dir: &dyn Inode, creds: &Creds) -> Result<()> {
+    use crate::kernel::creds::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH};
+    if creds.has_cap(CAP_DAC_READ_SEARCH)
+        || creds.has_cap(CAP_DAC_OVERRIDE)
+        || dir.mode() & 0o111 == 0o111
+    {
+        return Ok(());
+    }
+    check_permission(&dir.stat()?, creds, MAY_EXEC)
 }
 
 /// One filesystem object. The VFS calls these after resolving a path; a filesystem

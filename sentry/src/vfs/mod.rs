@@ -26,12 +26,13 @@ pub use file::{
     OPathFile, StatusFlags, SETFL_MASK,
 };
 pub use inode::{
-    check_permission, Creds, Inode, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAY_EXEC, MAY_READ,
-    MAY_WRITE, XATTR_CREATE, XATTR_REPLACE, XATTR_SIZE_MAX,
+    check_permission, check_search, check_sticky, Creds, Inode, FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_PUNCH_HOLE, MAY_EXEC, MAY_READ, MAY_WRITE, XATTR_CREATE, XATTR_REPLACE,
+    XATTR_SIZE_MAX,
 };
 pub use mount::{Mount, Vfs, VfsPath};
-pub use ops::{open_for_exec, ExecFile, OpenHow};
-pub use path::{Resolve, ResolveFlags, MAXSYMLINKS};
+pub use ops::{open_for_exec, remove_privs, ExecFile, OpenHow};
+pub use path::{with_creds, Resolve, ResolveFlags, MAXSYMLINKS};
 pub use types::{dtype_of_mode, DirEntry, Stat, StatFs, Timespec};
 
 /// A process's filesystem context: root, working directory, umask (`CLONE_FS` shares it).

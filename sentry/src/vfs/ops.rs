@@ -3,7 +3,7 @@
 //! syscall layer clones it out of the lock) and the directory relative paths start from.
 
 use super::file::{DirFile, FileDescription, OPathFile};
-use super::inode::{check_permission, Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
+use super::inode::{check_permission, check_sticky, Creds, MAY_EXEC, MAY_READ, MAY_WRITE};
 use super::mount::VfsPath;
 use super::notify;
 use super::path::{Last, Resolve, ResolveFlags};
@@ -52,6 +52,60 @@ fn name_of(last: Last, otherwise: Errno) -> Result<Vec<u8>> {
         Last::Name(n) => Ok(n),
         _ => Err(otherwise.into()),
     }
+}
+
+/// `file_remove_privs`: writing to or truncating a regular file without `CAP_FSETID`
+/// clears its set-user-ID bit, and its set-group-ID bit when group-execute is set or the
+/// writer is not in the file's group (`setattr_should_drop_suidgid`).
+pub fn remove_privs(p: &VfsPath, creds: &Creds) -> Result<()> {
+    let mode = p.inode().mode();
+    if mode & libc::S_IFMT != libc::S_IFREG || mode & (libc::S_ISUID | libc::S_ISGID) == 0 {
+        return Ok(());
+    }
+    if creds.has_cap(crate::kernel::creds::CAP_FSETID) {
+        return Ok(());
+    }
+    let st = p.inode().stat()?;
+    let old = st.mode & 0o7777;
+    let mut m = old & !libc::S_ISUID;
+    if m & libc::S_IXGRP != 0 || !creds.in_group(st.gid) {
+        m &= !libc::S_ISGID;
+    }
+    if m != old {
+        p.inode().set_mode(m)?;
+        notify::path_event(p, notify::IN_ATTRIB);
+    }
+    Ok(())
+}
+
+/// Whether a `RENAME_EXCHANGE` moves the directory `new` to the other parent.
+fn exchange_dir(new: &Option<VfsPath>, flags: u32) -> bool {
+    flags & RENAME_EXCHANGE != 0 && new.as_ref().is_some_and(|n| n.inode().is_dir())
+}
+
+/// The credentials a new inode in `parent` is created with, and its permission bits:
+/// in a set-group-ID directory it takes the directory's group (and a new directory the
+/// set-group-ID bit too); a set-group-ID executable file there keeps the bit only for a
+/// member of that group or with `CAP_FSETID` (`inode_init_owner`, `mode_strip_sgid`).
+fn new_owner(parent: &VfsPath, creds: &Creds, mode: u32, is_dir: bool) -> Result<(Creds, u32)> {
+    let st = parent.inode().stat()?;
+    if st.mode & libc::S_ISGID == 0 {
+        return Ok((creds.clone(), mode));
+    }
+    let owner = Creds {
+        gid: st.gid,
+        ..creds.clone()
+    };
+    let mut mode = mode;
+    if is_dir {
+        mode |= libc::S_ISGID;
+    } else if mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP
+        && !creds.in_group(st.gid)
+        && !creds.has_cap(crate::kernel::creds::CAP_FSETID)
+    {
+        mode &= !libc::S_ISGID;
+    }
+    Ok((owner, mode))
 }
 
 fn check_writable_mount(p: &VfsPath) -> Result<()> {
@@ -125,7 +179,8 @@ impl FsContext {
                         check_writable_mount(&parent)?;
                         check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
                         let mode = how.mode & 0o7777 & !self.umask;
-                        parent.inode().create(&name, mode, creds)?;
+                        let (owner, mode) = new_owner(&parent, creds, mode, false)?;
+                        parent.inode().create(&name, mode, &owner)?;
                         notify::child_event(&parent, &name, notify::IN_CREATE, false, 0);
                         created = true;
                         break lookup_child(&parent, &name, self)?;
@@ -175,10 +230,15 @@ impl FsContext {
             }
             check_permission(&st, creds, mask)?;
         }
+        // may_open: only the owner (or CAP_FOWNER) may ask not to update the access time.
+        if has(flags, libc::O_NOATIME) && !creds.owns(&st) {
+            return_errno!(EPERM);
+        }
         if wants_write && (st.is_reg() || is_dir) {
             check_writable_mount(target)?;
         }
         if has(flags, libc::O_TRUNC) && st.is_reg() && !created {
+            remove_privs(target, creds)?;
             inode.truncate(0)?;
             notify::path_event(target, notify::IN_MODIFY);
         }
@@ -200,9 +260,8 @@ impl FsContext {
         }
         check_writable_mount(&parent)?;
         check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
-        parent
-            .inode()
-            .mkdir(&name, mode & 0o1777 & !self.umask, creds)?;
+        let (owner, mode) = new_owner(&parent, creds, mode & 0o1777 & !self.umask, true)?;
+        parent.inode().mkdir(&name, mode, &owner)?;
         notify::child_event(&parent, &name, notify::IN_CREATE, true, 0);
         Ok(())
     }
@@ -234,10 +293,11 @@ impl FsContext {
         if matches!(kind, libc::S_IFCHR | libc::S_IFBLK) && !may_mknod_dev {
             return_errno!(EPERM);
         }
+        let (owner, perm) = new_owner(&parent, creds, perm, false)?;
         if kind == libc::S_IFREG {
-            parent.inode().create(&name, perm, creds)?;
+            parent.inode().create(&name, perm, &owner)?;
         } else {
-            parent.inode().mknod(&name, kind | perm, rdev, creds)?;
+            parent.inode().mknod(&name, kind | perm, rdev, &owner)?;
         }
         notify::child_event(&parent, &name, notify::IN_CREATE, false, 0);
         Ok(())
@@ -255,7 +315,9 @@ impl FsContext {
         if trailing {
             return_errno!(ENOTDIR);
         }
-        check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
+        let parent_st = parent.inode().stat()?;
+        check_permission(&parent_st, creds, MAY_WRITE | MAY_EXEC)?;
+        check_sticky(&parent_st, &child.inode().stat()?, creds)?;
         if !Arc::ptr_eq(&child.mount, &parent.mount) {
             return_errno!(EBUSY, "mount point");
         }
@@ -285,7 +347,9 @@ impl FsContext {
         if !child.inode().is_dir() {
             return_errno!(ENOTDIR);
         }
-        check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
+        let parent_st = parent.inode().stat()?;
+        check_permission(&parent_st, creds, MAY_WRITE | MAY_EXEC)?;
+        check_sticky(&parent_st, &child.inode().stat()?, creds)?;
         parent.inode().rmdir(&name)?;
         parent.dentry.remove_child(&name);
         notify::inode_deleted(child.inode());
@@ -308,7 +372,8 @@ impl FsContext {
         }
         check_writable_mount(&parent)?;
         check_permission(&parent.inode().stat()?, creds, MAY_WRITE | MAY_EXEC)?;
-        parent.inode().symlink(&name, target, creds)?;
+        let (owner, _) = new_owner(&parent, creds, 0o777, false)?;
+        parent.inode().symlink(&name, target, &owner)?;
         notify::child_event(&parent, &name, notify::IN_CREATE, false, 0);
         Ok(())
     }
@@ -345,6 +410,7 @@ impl FsContext {
         new_dir: &VfsPath,
         new_path: &[u8],
         flags: u32,
+        creds: &Creds,
     ) -> Result<()> {
         if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
             || (flags & RENAME_NOREPLACE != 0 && flags & RENAME_EXCHANGE != 0)
@@ -378,6 +444,27 @@ impl FsContext {
         }
         if flags & RENAME_EXCHANGE != 0 && new.is_none() {
             return_errno!(ENOENT);
+        }
+        // may_delete on the source, may_create or may_delete on the target: write and
+        // search on both directories, the sticky rule for each name removed or replaced,
+        // and write on a directory that changes parent (its `..` changes).
+        let op_st = op.inode().stat()?;
+        let np_st = np.inode().stat()?;
+        check_permission(&op_st, creds, MAY_WRITE | MAY_EXEC)?;
+        check_permission(&np_st, creds, MAY_WRITE | MAY_EXEC)?;
+        let old_st = old.inode().stat()?;
+        check_sticky(&op_st, &old_st, creds)?;
+        if let Some(n) = &new {
+            check_sticky(&np_st, &n.inode().stat()?, creds)?;
+        }
+        let moves_dir = !Arc::ptr_eq(&op.dentry, &np.dentry);
+        if moves_dir && old_is_dir {
+            check_permission(&old_st, creds, MAY_WRITE)?;
+        }
+        if moves_dir && exchange_dir(&new, flags) {
+            if let Some(n) = &new {
+                check_permission(&n.inode().stat()?, creds, MAY_WRITE)?;
+            }
         }
         if old.is_mount_root() || new.as_ref().is_some_and(|n| n.is_mount_root()) {
             return_errno!(EBUSY);
@@ -500,13 +587,5 @@ pub fn open_for_exec(task: &Task, path: &[u8]) -> Result<ExecFile> {
         return_errno!(ENOENT);
     }
     let ctx = task.fs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let c = &task.creds;
-    ctx.open_for_exec(
-        path,
-        &Creds {
-            uid: c.fsuid,
-            gid: c.fsgid,
-            groups: c.groups.clone(),
-        },
-    )
+    ctx.open_for_exec(path, &task.creds.fs_creds())
 }

@@ -1,6 +1,7 @@
 //! Path walk (`namei`): components, `.` and `..`, mount crossings, symlinks, and the
 //! `openat2(2)` `RESOLVE_*` restrictions.
 
+use super::inode::{check_search, Creds};
 use super::mount::{Vfs, VfsPath};
 use crate::error::Result;
 use crate::{errno, return_errno};
@@ -37,6 +38,34 @@ pub struct Resolve<'a> {
     pub start: VfsPath,
     pub flags: ResolveFlags,
     symlinks: u32,
+    /// Whose search permission every directory crossed needs: the calling task's, or
+    /// `None` (no checks) for the sandbox's own lookups outside any task.
+    creds: Option<Creds>,
+}
+
+thread_local! {
+    /// Credentials that replace the task's for the walks `with_creds` runs.
+    static OVERRIDE: std::cell::RefCell<Option<Creds>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with its path walks checked against `creds` rather than the task's own
+/// (Linux's `override_creds`, which `access(2)` uses for the real ids).
+pub fn with_creds<T>(creds: Creds, f: impl FnOnce() -> T) -> T {
+    let old = OVERRIDE.with(|o| o.replace(Some(creds)));
+    let r = f();
+    OVERRIDE.with(|o| *o.borrow_mut() = old);
+    r
+}
+
+/// The filesystem credentials of the task this host thread runs, as it last published
+/// them (it does after every syscall that changes them).
+fn caller_creds() -> Option<Creds> {
+    if let Some(c) = OVERRIDE.with(|o| o.borrow().clone()) {
+        return Some(c);
+    }
+    let (_, t) = crate::kernel::task::current()?;
+    let view = t.proc.lock().unwrap_or_else(|e| e.into_inner());
+    Some(view.creds.fs_creds())
 }
 
 /// The last component of a path, split off by [`Resolve::parent`].
@@ -66,6 +95,15 @@ impl<'a> Resolve<'a> {
             start,
             flags,
             symlinks: 0,
+            creds: caller_creds(),
+        }
+    }
+
+    /// `may_lookup`: search (execute) permission on a directory about to be looked in.
+    fn may_lookup(&self, dir: &VfsPath) -> Result<()> {
+        match &self.creds {
+            Some(c) => check_search(dir.inode().as_ref(), c),
+            None => Ok(()),
         }
     }
 
@@ -113,6 +151,7 @@ impl<'a> Resolve<'a> {
         if !dir.inode().is_dir() {
             return_errno!(ENOTDIR);
         }
+        self.may_lookup(&dir)?;
         let last = match name {
             b"." => Last::Dot,
             b".." => Last::DotDot,
@@ -237,6 +276,7 @@ impl<'a> Resolve<'a> {
             if !cur.inode().is_dir() {
                 return_errno!(ENOTDIR);
             }
+            self.may_lookup(&cur)?;
             match comp {
                 b"." => continue,
                 b".." => {

@@ -331,29 +331,47 @@ fn rename_cases() {
     write_file(&ctx, "/d2/x", b"");
     write_file(&ctx, "/a", b"A");
     write_file(&ctx, "/b", b"B");
-    ctx.rename(&cwd, b"a", &cwd, b"b", 0).unwrap();
+    ctx.rename(&cwd, b"a", &cwd, b"b", 0, &root()).unwrap();
     assert_eq!(read_all(&*open(&ctx, "/b", O_RDONLY).unwrap()), b"A");
     assert_eq!(err(lookup(&ctx, "/a")), Errno::ENOENT);
     assert_eq!(
-        err(ctx.rename(&cwd, b"d1", &cwd, b"d1/sub/z", 0)),
+        err(ctx.rename(&cwd, b"d1", &cwd, b"d1/sub/z", 0, &root())),
         Errno::EINVAL
     );
     assert_eq!(
-        err(ctx.rename(&cwd, b"d1", &cwd, b"d2", 0)),
+        err(ctx.rename(&cwd, b"d1", &cwd, b"d2", 0, &root())),
         Errno::ENOTEMPTY
     );
-    assert_eq!(err(ctx.rename(&cwd, b"d1", &cwd, b"b", 0)), Errno::ENOTDIR);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"d1", 0)), Errno::EISDIR);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"tmp/b", 0)), Errno::EXDEV);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"d2/x", 1)), Errno::EEXIST);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"nope", 2)), Errno::ENOENT);
-    assert_eq!(err(ctx.rename(&cwd, b"b", &cwd, b"c", 7)), Errno::EINVAL);
-    ctx.rename(&cwd, b"b", &cwd, b"d2/x", 2).unwrap();
+    assert_eq!(
+        err(ctx.rename(&cwd, b"d1", &cwd, b"b", 0, &root())),
+        Errno::ENOTDIR
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"d1", 0, &root())),
+        Errno::EISDIR
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"tmp/b", 0, &root())),
+        Errno::EXDEV
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"d2/x", 1, &root())),
+        Errno::EEXIST
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"nope", 2, &root())),
+        Errno::ENOENT
+    );
+    assert_eq!(
+        err(ctx.rename(&cwd, b"b", &cwd, b"c", 7, &root())),
+        Errno::EINVAL
+    );
+    ctx.rename(&cwd, b"b", &cwd, b"d2/x", 2, &root()).unwrap();
     assert_eq!(read_all(&*open(&ctx, "/d2/x", O_RDONLY).unwrap()), b"A");
     // A cwd inside a moved directory follows it (getcwd).
     let mut inner = ctx.clone();
     inner.cwd = lookup(&ctx, "/d1/sub").unwrap();
-    ctx.rename(&cwd, b"d1", &cwd, b"d3", 0).unwrap();
+    ctx.rename(&cwd, b"d1", &cwd, b"d3", 0, &root()).unwrap();
     assert_eq!(inner.cwd.path_from(&inner.root), b"/d3/sub");
     // `.`, the parent's link, and dev, proc, sys, tmp, d2, d3.
     assert_eq!(lookup(&ctx, "/").unwrap().inode().stat().unwrap().nlink, 8);
@@ -415,6 +433,7 @@ fn exec_checks() {
         uid: 1000,
         gid: 1000,
         groups: vec![],
+        caps: 0,
     };
     set_mode("/prog", 0o744);
     assert_eq!(err(ctx.open_for_exec(b"/prog", &user)), Errno::EACCES);
@@ -492,4 +511,66 @@ fn dirent_packing() {
         err(seek_offset(1, 0, i64::MAX, libc::SEEK_CUR)),
         Errno::EOVERFLOW
     );
+}
+
+#[test]
+fn permission_classes_and_capabilities() {
+    use crate::kernel::creds::{CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
+    let st = |mode: u32, uid: u32, gid: u32| Stat {
+        mode,
+        uid,
+        gid,
+        ..Stat::default()
+    };
+    let user = |uid: u32, groups: Vec<u32>, caps: u64| Creds {
+        uid,
+        gid: uid,
+        groups,
+        caps,
+    };
+    let file = st(libc::S_IFREG | 0o077, 1000, 50);
+    // The owner gets the owner bits only, however generous the others are.
+    assert_eq!(
+        err(check_permission(&file, &user(1000, vec![], 0), MAY_READ)),
+        Errno::EACCES
+    );
+    // A supplementary group counts as the group.
+    assert!(check_permission(&file, &user(7, vec![50], 0), MAY_READ | MAY_WRITE).is_ok());
+    // Capabilities: read-search reads files and searches directories but writes
+    // nothing; override writes anything but executes no file without an x bit.
+    let private = st(libc::S_IFREG | 0o600, 1000, 1000);
+    let dir = st(libc::S_IFDIR | 0o700, 1000, 1000);
+    let rs = user(0, vec![], 1 << CAP_DAC_READ_SEARCH);
+    assert!(check_permission(&private, &rs, MAY_READ).is_ok());
+    assert_eq!(
+        err(check_permission(&private, &rs, MAY_WRITE)),
+        Errno::EACCES
+    );
+    assert!(check_permission(&dir, &rs, MAY_READ | MAY_EXEC).is_ok());
+    assert_eq!(
+        err(check_permission(&dir, &rs, MAY_WRITE | MAY_EXEC)),
+        Errno::EACCES
+    );
+    let ov = user(0, vec![], 1 << CAP_DAC_OVERRIDE);
+    assert!(check_permission(&private, &ov, MAY_READ | MAY_WRITE).is_ok());
+    assert!(check_permission(&dir, &ov, MAY_WRITE | MAY_EXEC).is_ok());
+    assert_eq!(
+        err(check_permission(&private, &ov, MAY_EXEC)),
+        Errno::EACCES
+    );
+    // Root without capabilities is nobody special.
+    assert_eq!(
+        err(check_permission(&private, &user(0, vec![], 0), MAY_READ)),
+        Errno::EACCES
+    );
+    // Sticky directories: the file's owner, the directory's owner, or CAP_FOWNER.
+    let sticky = st(libc::S_IFDIR | 0o1777, 1, 1);
+    let theirs = st(libc::S_IFREG | 0o666, 2, 2);
+    assert_eq!(
+        err(super::check_sticky(&sticky, &theirs, &user(3, vec![], 0))),
+        Errno::EPERM
+    );
+    assert!(super::check_sticky(&sticky, &theirs, &user(2, vec![], 0)).is_ok());
+    assert!(super::check_sticky(&sticky, &theirs, &user(1, vec![], 0)).is_ok());
+    assert!(super::check_sticky(&sticky, &theirs, &user(3, vec![], 1 << CAP_FOWNER)).is_ok());
 }

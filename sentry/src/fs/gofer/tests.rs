@@ -182,8 +182,15 @@ fn gofer_read_write_changes_the_served_tree() {
         2
     );
     assert_eq!(old.inode().stat().unwrap().nlink, 2);
-    ctx.rename(&ctx.cwd, b"/d/hard", &ctx.cwd, b"/moved", 0)
-        .unwrap();
+    ctx.rename(
+        &ctx.cwd,
+        b"/d/hard",
+        &ctx.cwd,
+        b"/moved",
+        0,
+        &crate::vfs::Creds::root(),
+    )
+    .unwrap();
     assert_eq!(host_read(&tree, "moved").unwrap(), b"he");
     assert_eq!(read_via(&ctx, "/moved"), b"he");
     ctx.unlink(&ctx.cwd, b"/moved", &c).unwrap();
@@ -324,9 +331,26 @@ fn gofer_read_write_special_files_xattrs_and_exchange() {
     // renameat2: NOREPLACE and EXCHANGE through the gofer.
     std::fs::write(tree.0.join("a"), b"A").unwrap();
     std::fs::write(tree.0.join("b"), b"B").unwrap();
-    let err = ctx.rename(&ctx.cwd, b"/a", &ctx.cwd, b"/b", 1).unwrap_err();
+    let err = ctx
+        .rename(
+            &ctx.cwd,
+            b"/a",
+            &ctx.cwd,
+            b"/b",
+            1,
+            &crate::vfs::Creds::root(),
+        )
+        .unwrap_err();
     assert_eq!(err.errno, Errno::EEXIST);
-    ctx.rename(&ctx.cwd, b"/a", &ctx.cwd, b"/b", 2).unwrap();
+    ctx.rename(
+        &ctx.cwd,
+        b"/a",
+        &ctx.cwd,
+        b"/b",
+        2,
+        &crate::vfs::Creds::root(),
+    )
+    .unwrap();
     assert_eq!(host_read(&tree, "a").unwrap(), b"B");
     assert_eq!(host_read(&tree, "b").unwrap(), b"A");
     assert_eq!(read_via(&ctx, "/a"), b"B");
@@ -370,8 +394,15 @@ fn inotify_sees_changes_on_a_gofer_tree() {
     let etc = ctx.lookup(&ctx.cwd, b"/etc", true).unwrap();
     let wd = ino.add_watch(etc.inode().clone(), IN_ALL_EVENTS).unwrap();
     ctx.mkdir(&ctx.cwd, b"/etc/d", 0o755, &c).unwrap();
-    ctx.rename(&ctx.cwd, b"/etc/hostname", &ctx.cwd, b"/etc/h2", 0)
-        .unwrap();
+    ctx.rename(
+        &ctx.cwd,
+        b"/etc/hostname",
+        &ctx.cwd,
+        b"/etc/h2",
+        0,
+        &crate::vfs::Creds::root(),
+    )
+    .unwrap();
     let mut buf = [0u8; 256];
     let n = ino.read(&mut buf, None).unwrap();
     let field = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap());

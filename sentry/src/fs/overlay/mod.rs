@@ -291,7 +291,7 @@ impl OverlayInode {
         let owner = Creds {
             uid: st.uid,
             gid: st.gid,
-            groups: Vec::new(),
+            ..Creds::root()
         };
         let new = match st.file_type() {
             libc::S_IFDIR => pu.mkdir(&name, perm, &owner)?,

@@ -186,35 +186,70 @@ fn rename_files_and_exdev_for_lower_dirs() {
     let (lower, ctx) = setup();
     let c = Creds::root();
     let ino = stat(&ctx, "/etc/hostname").unwrap().ino;
-    ctx.rename(&ctx.cwd, b"/etc/hostname", &ctx.cwd, b"/etc/dir/h", 0)
-        .unwrap();
+    ctx.rename(
+        &ctx.cwd,
+        b"/etc/hostname",
+        &ctx.cwd,
+        b"/etc/dir/h",
+        0,
+        &crate::vfs::Creds::root(),
+    )
+    .unwrap();
     assert_eq!(errno_of(stat(&ctx, "/etc/hostname")), Errno::ENOENT);
     assert_eq!(read_all(&ctx, "/etc/dir/h"), b"lower\n");
     assert_eq!(stat(&ctx, "/etc/dir/h").unwrap().ino, ino);
     assert_eq!(names(&ctx, "/etc"), ["dir", "link"]);
     assert!(lower.lookup(b"etc").unwrap().lookup(b"hostname").is_ok());
     // Over an existing lower file: it is replaced.
-    ctx.rename(&ctx.cwd, b"/etc/dir/h", &ctx.cwd, b"/etc/dir/a", 0)
-        .unwrap();
+    ctx.rename(
+        &ctx.cwd,
+        b"/etc/dir/h",
+        &ctx.cwd,
+        b"/etc/dir/a",
+        0,
+        &crate::vfs::Creds::root(),
+    )
+    .unwrap();
     assert_eq!(names(&ctx, "/etc/dir"), ["a"]);
     assert_eq!(read_all(&ctx, "/etc/dir/a"), b"lower\n");
     assert_eq!(
-        errno_of(ctx.rename(&ctx.cwd, b"/etc/dir", &ctx.cwd, b"/d2", 0)),
+        errno_of(ctx.rename(
+            &ctx.cwd,
+            b"/etc/dir",
+            &ctx.cwd,
+            b"/d2",
+            0,
+            &crate::vfs::Creds::root()
+        )),
         Errno::EXDEV
     );
     // Upper-only directories move.
     ctx.mkdir(&ctx.cwd, b"/u", 0o755, &c).unwrap();
     open(&ctx, "/u/f", libc::O_CREAT | libc::O_WRONLY).unwrap();
-    ctx.rename(&ctx.cwd, b"/u", &ctx.cwd, b"/etc/u2", 0)
-        .unwrap();
+    ctx.rename(
+        &ctx.cwd,
+        b"/u",
+        &ctx.cwd,
+        b"/etc/u2",
+        0,
+        &crate::vfs::Creds::root(),
+    )
+    .unwrap();
     assert_eq!(names(&ctx, "/etc/u2"), ["f"]);
     // Exchange of two files.
     open(&ctx, "/x", libc::O_CREAT | libc::O_WRONLY)
         .unwrap()
         .write(b"x", None)
         .unwrap();
-    ctx.rename(&ctx.cwd, b"/x", &ctx.cwd, b"/etc/dir/a", RENAME_EXCHANGE)
-        .unwrap();
+    ctx.rename(
+        &ctx.cwd,
+        b"/x",
+        &ctx.cwd,
+        b"/etc/dir/a",
+        RENAME_EXCHANGE,
+        &crate::vfs::Creds::root(),
+    )
+    .unwrap();
     assert_eq!(read_all(&ctx, "/x"), b"lower\n");
     assert_eq!(read_all(&ctx, "/etc/dir/a"), b"x");
 }

@@ -188,7 +188,11 @@ fn entries(base: &Builder, t: Target, with_task: bool) -> Entries {
                     let mut st = g.state();
                     // Lowering it takes CAP_SYS_RESOURCE.
                     let (_, me) = caller()?;
-                    if v < st.oom_score_adj && lock(&me.proc).creds.euid != 0 {
+                    if v < st.oom_score_adj
+                        && !lock(&me.proc)
+                            .creds
+                            .has_cap(crate::kernel::creds::CAP_SYS_RESOURCE)
+                    {
                         return_errno!(EACCES);
                     }
                     st.oom_score_adj = v;
@@ -731,6 +735,8 @@ struct Snap {
     blocked: u64,
     ignored: u64,
     caught: u64,
+    /// The thread's nice value (`setpriority`).
+    nice: i32,
     view: ProcView,
     vm: VmStats,
 }
@@ -824,6 +830,9 @@ fn snap(t: Target) -> Result<Snap> {
         blocked,
         ignored,
         caught,
+        nice: th
+            .as_ref()
+            .map_or(0, |x| x.nice.load(std::sync::atomic::Ordering::Relaxed)),
         view,
         vm,
     })
@@ -859,8 +868,9 @@ fn stat(t: Target) -> Result<Vec<u8>> {
         "0".into(),
         s.cutime.to_string(),
         "0".into(),
-        "20".into(),
-        "0".into(),
+        // priority and nice: a normal task's priority is 20 + nice.
+        (20 + s.nice).to_string(),
+        s.nice.to_string(),
         s.threads.to_string(),
         "0".into(),
         s.start.to_string(),
@@ -999,7 +1009,7 @@ fn status(t: Target) -> Result<Vec<u8>> {
     let _ = writeln!(o, "CapInh:\t{:016x}", c.cap_inheritable);
     let _ = writeln!(o, "CapPrm:\t{:016x}", c.cap_permitted);
     let _ = writeln!(o, "CapEff:\t{:016x}", c.cap_effective);
-    let _ = writeln!(o, "CapBnd:\t{:016x}", crate::kernel::creds::CAP_FULL);
+    let _ = writeln!(o, "CapBnd:\t{:016x}", c.cap_bounding);
     let _ = writeln!(o, "CapAmb:\t{:016x}", 0);
     let _ = writeln!(o, "NoNewPrivs:\t0");
     let _ = writeln!(o, "Seccomp:\t0");

@@ -35,7 +35,9 @@ pub fn proc_sys(b: &Builder, facts: &HostFacts) -> Arc<dyn Inode> {
             },
             move |buf| {
                 let (k, t) = caller()?;
-                let privileged = crate::kernel::process::lock(&t.proc).creds.euid == 0;
+                let privileged = crate::kernel::process::lock(&t.proc)
+                    .creds
+                    .has_cap(crate::kernel::creds::CAP_SYS_ADMIN);
                 if !privileged {
                     return_errno!(EPERM);
                 }

@@ -14,7 +14,9 @@ use crate::vfs::{
 use crate::{errno, return_errno};
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+pub mod memfd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -65,6 +67,10 @@ enum Kind {
 struct FileData {
     io: Mutex<()>,
     cache: Arc<PageCache>,
+    /// File seals (`F_ADD_SEALS`, see [`memfd`]). Changed under `io`, so a write or a
+    /// truncation sees one set for its whole length. Files not made by `memfd_create`
+    /// carry `F_SEAL_SEAL` from the start, as in Linux's shmem.
+    seals: AtomicU32,
 }
 
 impl FileData {
@@ -72,7 +78,12 @@ impl FileData {
         FileData {
             io: Mutex::new(()),
             cache: Arc::new(PageCache::new(mf.clone())),
+            seals: AtomicU32::new(memfd::F_SEAL_SEAL),
         }
+    }
+
+    fn seals(&self) -> u32 {
+        self.seals.load(Ordering::Relaxed)
     }
 }
 
@@ -213,6 +224,12 @@ impl TmpfsInode {
             return_errno!(EFBIG);
         }
         let old = data.cache.size();
+        let seals = data.seals();
+        if (size < old && seals & memfd::F_SEAL_SHRINK != 0)
+            || (size > old && seals & memfd::F_SEAL_GROW != 0)
+        {
+            return_errno!(EPERM, "sealed against resizing");
+        }
         if size > old {
             self.fs.grow(size - old)?;
             if let Err(e) = data.cache.truncate(size) {
@@ -236,6 +253,9 @@ impl TmpfsInode {
         let data = self.file_data()?;
         let _io = lock(&data.io);
         let start = off.unwrap_or(data.cache.size());
+        if data.seals() & (memfd::F_SEAL_WRITE | memfd::F_SEAL_FUTURE_WRITE) != 0 {
+            return_errno!(EPERM, "sealed against writing");
+        }
         if buf.is_empty() {
             return Ok((0, start));
         }
@@ -263,6 +283,9 @@ impl TmpfsInode {
     fn write_locked(&self, data: &FileData, start: u64, buf: &[u8]) -> Result<(usize, u64)> {
         let end = start.checked_add(buf.len() as u64).ok_or(errno!(EFBIG))?;
         let old = data.cache.size();
+        if end > old && data.seals() & memfd::F_SEAL_GROW != 0 {
+            return_errno!(EPERM, "sealed against growing");
+        }
         if end > old {
             self.fs.grow(end - old)?;
         }
@@ -338,7 +361,12 @@ impl Inode for TmpfsInode {
     }
 
     fn set_mode(&self, mode: u32) -> Result<()> {
+        let exec_sealed =
+            matches!(&self.kind, Kind::File(d) if d.seals() & memfd::F_SEAL_EXEC != 0);
         let mut m = lock(&self.meta);
+        if exec_sealed && (m.mode ^ mode) & 0o111 != 0 {
+            return_errno!(EPERM, "sealed against changing the execute bits");
+        }
         m.mode = (m.mode & libc::S_IFMT) | (mode & 0o7777);
         m.ctime = Timespec::now();
         Ok(())
@@ -648,6 +676,9 @@ impl Inode for TmpfsInode {
                 }
             }
             m if m == crate::vfs::FALLOC_FL_KEEP_SIZE | crate::vfs::FALLOC_FL_PUNCH_HOLE => {
+                if data.seals() & (memfd::F_SEAL_WRITE | memfd::F_SEAL_FUTURE_WRITE) != 0 {
+                    return_errno!(EPERM, "sealed against writing");
+                }
                 data.cache.punch_hole(offset.min(size), end.min(size))?;
                 let now = Timespec::now();
                 let mut m = lock(&self.meta);
@@ -779,6 +810,40 @@ impl FileDescription for TmpfsFile {
 
     fn truncate(&self, size: u64) -> Result<()> {
         self.inode.truncate(size)
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+impl TmpfsFile {
+    /// The file's seals (`F_GET_SEALS`).
+    pub fn seals(&self) -> u32 {
+        self.inode.file_data().map(FileData::seals).unwrap_or(0)
+    }
+
+    /// `F_ADD_SEALS`: only through a description open for writing (`EPERM`), never once
+    /// `F_SEAL_SEAL` is set (`EPERM`).
+    pub fn add_seals(&self, add: u32) -> Result<()> {
+        if add & !memfd::ALL_SEALS != 0 {
+            return_errno!(EINVAL);
+        }
+        if self.state.flags() & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 {
+            return_errno!(EPERM);
+        }
+        let data = self.inode.file_data()?;
+        let _io = lock(&data.io);
+        let cur = data.seals();
+        if cur & memfd::F_SEAL_SEAL != 0 {
+            return_errno!(EPERM);
+        }
+        // mapping_deny_writable: no shared mapping may write the pages any more.
+        if add & memfd::F_SEAL_WRITE != 0 && data.cache.writably_mapped() {
+            return_errno!(EBUSY);
+        }
+        data.seals.store(cur | add, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -615,11 +615,7 @@ impl UnixSocket {
 }
 
 fn fs_creds(task: &Task) -> Creds {
-    Creds {
-        uid: task.creds.fsuid,
-        gid: task.creds.fsgid,
-        groups: task.creds.groups.clone(),
-    }
+    task.creds.fs_creds()
 }
 
 impl Socket for UnixSocket {
