@@ -580,7 +580,8 @@ fn pause_resume_and_update() {
     let v: Value = serde_json::from_str(ev.stdout.trim()).expect("events JSON");
     assert_eq!(v["data"]["pids"]["limit"], 99, "{v}");
     // A paused container can still be killed and deleted.
-    assert_eq!(f.carapace(&["pause", "pz"]).code(), Some(0));
+    let p2 = f.carapace(&["pause", "pz"]);
+    assert_eq!(p2.code(), Some(0), "{}", p2.dump());
     assert_eq!(f.carapace(&["delete", "--force", "pz"]).code(), Some(0));
     f.assert_nothing_left("pz");
 }
