@@ -14,7 +14,10 @@ CARAPACE_PACKAGES=(
     git sqlite3       # file-layer workloads inside the sandbox (tests/tests/fs_workloads.rs)
     libpython3.11-testsuite  # python's own file-system test modules inside the sandbox
     procps            # ps, run inside the sandbox over its /proc
-    podman umoci skopeo  # podman end to end with carapace as its runtime (tests/tests/podman.rs)
+    containerd        # tests/tests/containerd.rs: a private containerd drives containerd-shim-carapace-v1
+    umoci skopeo      # ... and the busybox OCI image it imports, built locally
+    iproute2          # ip addr/link/route inside the sandbox over its netlink
+    podman            # tests/tests/podman.rs: podman with carapace as its runtime (and umoci, skopeo)
 )
 
 missing=()

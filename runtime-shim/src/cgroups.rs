@@ -14,6 +14,13 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The v1 controllers a container's cgroup is made in.
 const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer"];
 
+/// 32-bit FNV-1a: a short, stable name for a path.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// The limits of `linux.resources` that are applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
@@ -54,11 +61,16 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// The cgroup for container `id`; `spec_path` is `linux.cgroupsPath`.
-    pub fn for_container(id: &str, spec_path: Option<&str>) -> anyhow::Result<Cgroup> {
+    /// The cgroup for container `id` of the runtime root `root`; `spec_path` is
+    /// `linux.cgroupsPath`. Without one, the path is `/carapace/ID-HASH`, HASH naming the
+    /// runtime root: container ids are unique per root, cgroups are not.
+    pub fn for_container(id: &str, root: &Path, spec_path: Option<&str>) -> anyhow::Result<Cgroup> {
         let path = match spec_path {
             Some(p) if !p.is_empty() => p.to_string(),
-            _ => format!("/carapace/{id}"),
+            _ => format!(
+                "/carapace/{id}-{:08x}",
+                fnv1a(root.as_os_str().as_encoded_bytes())
+            ),
         };
         if path.split('/').any(|c| c == "..") {
             bail!("linux.cgroupsPath {path:?}: contains \"..\"");
@@ -75,7 +87,7 @@ impl Cgroup {
     /// Read back what [`Cgroup::save`] wrote.
     pub fn load(file: &Path) -> Option<Cgroup> {
         let path = std::fs::read_to_string(file).ok()?;
-        Cgroup::for_container("", Some(path.trim())).ok()
+        Cgroup::for_container("", Path::new("/"), Some(path.trim())).ok()
     }
 
     /// Remember the cgroup in `file` (in the container's state directory).
@@ -111,15 +123,23 @@ impl Cgroup {
     }
 
     /// Make the cgroup and write the limits. On error, whatever was made is removed.
+    /// A cgroup that already holds processes (another container's) is refused and left
+    /// alone.
     pub fn create(&self, r: &Resources) -> anyhow::Result<()> {
-        let made = self.create_and_limit(r);
+        if !self.pids().is_empty() {
+            bail!(
+                "cgroup {} already holds processes of another container",
+                self.path
+            );
+        }
+        let made = self.write_limits(r);
         if made.is_err() {
             self.remove();
         }
         made
     }
 
-    fn create_and_limit(&self, r: &Resources) -> anyhow::Result<()> {
+    fn write_limits(&self, r: &Resources) -> anyhow::Result<()> {
         for d in self.dirs() {
             std::fs::create_dir_all(&d)
                 .with_context(|| format!("cannot create cgroup {}", d.display()))?;
@@ -165,7 +185,7 @@ impl Cgroup {
 
     /// Change the limits of a live cgroup (`update`).
     pub fn update(&self, r: &Resources) -> anyhow::Result<()> {
-        self.create_and_limit(r)
+        self.write_limits(r)
     }
 
     /// Move the calling process (and so every child it makes from now on) into the cgroup.
@@ -217,25 +237,34 @@ impl Cgroup {
     /// Freeze (`pause`) or thaw (`resume`) every process in the cgroup, waiting until the
     /// kernel says it is done.
     pub fn freeze(&self, frozen: bool) -> anyhow::Result<()> {
-        let (file, value, done) = if self.v2 {
-            ("cgroup.freeze", if frozen { "1" } else { "0" }, None)
-        } else {
-            let v = if frozen { "FROZEN" } else { "THAWED" };
-            ("freezer.state", v, Some(v))
+        if self.v2 {
+            let p = self.dir("freezer").join("cgroup.freeze");
+            let value = if frozen { "1" } else { "0" };
+            return std::fs::write(&p, value)
+                .with_context(|| format!("cannot write {}", p.display()));
+        }
+        let p = self.dir("freezer").join("freezer.state");
+        let write = |v: &str| {
+            std::fs::write(&p, v).with_context(|| format!("cannot write {}", p.display()))
         };
-        let p = self.dir("freezer").join(file);
-        std::fs::write(&p, value).with_context(|| format!("cannot write {}", p.display()))?;
-        if let Some(want) = done {
-            // v1 goes through FREEZING; wait (bounded) for the final state.
-            for _ in 0..500 {
-                if std::fs::read_to_string(&p).is_ok_and(|s| s.trim() == want) {
+        if !frozen {
+            return write("THAWED");
+        }
+        // v1 goes through FREEZING. Seen here: a freeze that catches a stub between its
+        // ptrace stop and its tracer's wake-up can stay FREEZING for good; thawing and
+        // freezing again gets past it. So: a few short attempts.
+        for _ in 0..8 {
+            write("FROZEN")?;
+            for _ in 0..100 {
+                if std::fs::read_to_string(&p).is_ok_and(|s| s.trim() == "FROZEN") {
                     return Ok(());
                 }
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            bail!("{} did not become {want}", p.display());
+            write("THAWED")?;
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(())
+        bail!("{} did not become FROZEN", p.display())
     }
 
     /// Whether the cgroup is frozen (`paused`).

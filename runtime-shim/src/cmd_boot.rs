@@ -108,7 +108,7 @@ fn setup(
         .context("cannot create the control socket")?;
     // Before any thread exists: namespaces need a single thread, and seccomp filters apply
     // to the threads created after them.
-    crate::confine::sentry(crate::confine::seccomp::Mode::from_env())
+    crate::confine::sentry(crate::confine::seccomp::Mode::from_env(), false)
         .context("confining the sentry")?;
     let sandbox = sentry::boot::prepare(cfg).map_err(|e| match e {
         BootError::NotFound(cmd) => {

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct ProbeArgs {
     /// Which process's confinement to apply.
-    #[arg(long, value_parser = ["sentry", "gofer"])]
+    /// (`sentry-hostnet`: a sentry for `--network=host`.)
+    #[arg(long, value_parser = ["sentry", "sentry-hostnet", "gofer"])]
     role: String,
     /// For a gofer: the tree it serves.
     #[arg(long, default_value = "/")]
@@ -63,6 +64,16 @@ const ATTEMPTS: &[(&str, Attempt)] = &[
         )
         .map(drop)
     }),
+    ("packet-socket", || {
+        use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+        socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::empty(),
+            None,
+        )
+        .map(drop)
+    }),
     ("exec-shell", || {
         nix::unistd::execv(c"/bin/sh", &[c"sh", c"-c", c"true"]).map(drop)
     }),
@@ -88,11 +99,12 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<u8> {
     };
     let mode = crate::confine::seccomp::Mode::Enforce;
     match args.role.as_str() {
-        "sentry" => {
+        role @ ("sentry" | "sentry-hostnet") => {
             if let Some(child) = crate::confine::fork_into_pid_namespace()? {
                 return wait_child(child);
             }
-            crate::confine::sentry(mode).context("confining as a sentry")?;
+            crate::confine::sentry(mode, role == "sentry-hostnet")
+                .context("confining as a sentry")?;
         }
         // Read-only: a probe must never change the host tree it is given.
         _ => crate::confine::gofer(&args.root, true, None, mode).context("confining as a gofer")?,

@@ -268,9 +268,14 @@ fn start_sandbox(
     let inherited = nix::unistd::dup(&gofer_end).context("dup for the gofer")?;
     drop(gofer_end);
     // The cgroup first: the gofer and boot join it before they start anything.
-    let cgroup = crate::cgroups::Cgroup::for_container(id, b.cgroups_path.as_deref())?;
-    cgroup.save(&dir.join("cgroup"))?;
+    let cgroup = crate::cgroups::Cgroup::for_container(id, &opts.root, b.cgroups_path.as_deref())?;
+    // Made before it is recorded: a cgroup refused as another container's must never be
+    // removed by this create's clean-up.
     cgroup.create(&b.resources)?;
+    if let Err(e) = cgroup.save(&dir.join("cgroup")) {
+        cgroup.remove();
+        return Err(e);
+    }
     let mut gofer = Command::new(&exe);
     opts.pass_logging(&mut gofer);
     gofer.arg("--cgroup").arg(cgroup.path());

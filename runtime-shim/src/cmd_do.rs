@@ -37,6 +37,10 @@ pub struct DoArgs {
     /// on standard input, which then carries the command's output too.
     #[arg(long)]
     tty: bool,
+    /// Where the sandbox's TCP/IP sockets live: `none` (the sentry's own stack, loopback
+    /// only) or `host` (host sockets held by the sentry, in this network namespace).
+    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    network: String,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<std::ffi::OsString>,
@@ -105,6 +109,11 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         sentry::fs::RootOverlay::Memory
     };
     cfg.console = console;
+    cfg.network = if args.network == "host" {
+        sentry::net::NetworkMode::Host
+    } else {
+        sentry::net::NetworkMode::None
+    };
     // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
     // confines itself first; this process only waits for it and passes its status on.
     sentry::boot::read_host_facts();
@@ -133,7 +142,9 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
 
 /// The sentry's side of the fork: confine, run the sandbox, exit with its status.
 fn sentry_main(cfg: SandboxConfig) -> ! {
-    let code = match crate::confine::sentry(crate::confine::seccomp::Mode::from_env()) {
+    let host_network = cfg.network == sentry::net::NetworkMode::Host;
+    let code = match crate::confine::sentry(crate::confine::seccomp::Mode::from_env(), host_network)
+    {
         Ok(()) => match report(sentry::boot::run(cfg)) {
             Ok(code) => code,
             Err(e) => {

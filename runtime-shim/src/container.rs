@@ -62,13 +62,7 @@ impl HostProcess {
     /// Wait (up to ten seconds) until it has finished; the processes of this runtime die
     /// quickly after SIGKILL, the bound only keeps a wedged one from hanging the CLI.
     pub fn wait_gone(&self) -> bool {
-        self.wait_gone_within(std::time::Duration::from_secs(10))
-    }
-
-    /// Wait up to `limit` until it has finished.
-    pub fn wait_gone_within(&self, limit: std::time::Duration) -> bool {
-        let rounds = limit.as_millis() / 10;
-        for _ in 0..rounds {
+        for _ in 0..1000 {
             if !self.alive() {
                 return true;
             }
@@ -242,20 +236,16 @@ impl Container {
                 phase: Phase::Stopped,
             }) => Status::Stopped,
             Ok(_) => Status::Running,
-            // Alive but not answering: the control socket is bound before `create`
-            // records the container and served until init's exit has been reported, so
-            // the sandbox is on its way out (its last answers, to `wait`, may already
-            // be out). Give it a moment to finish; one that does not is still running.
+            // No answer: either busy, or the sentry has just ended and `boot` is about to
+            // end the same way (it only mirrors the sentry's exit). Give it a moment.
             Err(_) => {
-                if self
-                    .saved
-                    .pid
-                    .wait_gone_within(std::time::Duration::from_secs(2))
-                {
-                    Status::Stopped
-                } else {
-                    Status::Running
+                for _ in 0..50 {
+                    if !self.saved.pid.alive() {
+                        return Status::Stopped;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
+                Status::Running
             }
         }
     }

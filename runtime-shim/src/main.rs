@@ -241,7 +241,8 @@ fn main() -> ExitCode {
     // The sandbox's own processes enter the container's cgroup before they start anything
     // (the sentry forks its stubs there).
     if let (Some(path), Command::Boot(_) | Command::Gofer(_)) = (&cli.cgroup, &cli.command) {
-        let joined = cgroups::Cgroup::for_container("", Some(path)).and_then(|c| c.join());
+        let joined = cgroups::Cgroup::for_container("", std::path::Path::new("/"), Some(path))
+            .and_then(|c| c.join());
         if let Err(e) = joined {
             return fail(e, 1);
         }

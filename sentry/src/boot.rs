@@ -45,6 +45,8 @@ pub struct SandboxConfig {
     /// a host pty whose master the CLI sends over the socket (see
     /// `fs::devpts::bridge`).
     pub console: Option<OwnedFd>,
+    /// Where inet sockets live (`--network`).
+    pub network: crate::net::NetworkMode,
 }
 
 impl SandboxConfig {
@@ -70,6 +72,7 @@ impl SandboxConfig {
             gofer_staged: false,
             mounts: Vec::new(),
             console: None,
+            network: crate::net::NetworkMode::None,
         }
     }
 }
@@ -156,6 +159,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
 pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     // A no-op when the caller read them before confining this process.
     read_host_facts();
+    crate::net::set_mode(cfg.network);
     let argv0 = cfg
         .argv
         .first()

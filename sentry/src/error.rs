@@ -79,6 +79,7 @@ errno_consts!(
     EPROTOTYPE,
     ESOCKTNOSUPPORT,
     ENOBUFS,
+    ENETUNREACH,
 );
 
 /// Kernel-internal: the syscall was interrupted and should restart transparently if the

@@ -145,3 +145,186 @@ pub fn recv_with_fds(
         return Ok((msg.bytes, fds));
     }
 }
+
+// ---- host sockets, for `--network=host` only (`net/hostinet.rs`) ----
+//
+// Addresses and option values are the application's bytes, copied into sentry memory by
+// the syscall layer; the host kernel reads at most the lengths given here.
+
+fn check(r: libc::c_int) -> Result<libc::c_int> {
+    if r < 0 {
+        Err(Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn own(fd: libc::c_int) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` was just returned by the host kernel as a new descriptor that nothing
+    // else owns.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// `socket(domain, ty | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol)`.
+pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<std::os::fd::OwnedFd> {
+    // SAFETY: plain integer arguments.
+    let fd = check(unsafe {
+        libc::socket(
+            domain,
+            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    })?;
+    Ok(own(fd))
+}
+
+/// `bind` or `connect` with a raw address.
+pub fn sock_addr_call(fd: BorrowedFd<'_>, addr: &[u8], connect: bool) -> Result<()> {
+    let len = libc::socklen_t::try_from(addr.len()).map_err(|_| errno!(EINVAL))?;
+    let p = addr.as_ptr().cast::<libc::sockaddr>();
+    // SAFETY: `p` and `len` describe `addr`, borrowed for the call; the kernel reads at
+    // most `len` bytes from it.
+    let r = unsafe {
+        if connect {
+            libc::connect(fd.as_raw_fd(), p, len)
+        } else {
+            libc::bind(fd.as_raw_fd(), p, len)
+        }
+    };
+    check(r).map(|_| ())
+}
+
+pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> Result<()> {
+    // SAFETY: plain integer arguments on a live fd.
+    check(unsafe { libc::listen(fd.as_raw_fd(), backlog) }).map(|_| ())
+}
+
+pub fn shutdown(fd: BorrowedFd<'_>, how: i32) -> Result<()> {
+    // SAFETY: plain integer arguments on a live fd.
+    check(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(|_| ())
+}
+
+/// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the new fd and the peer's address.
+pub fn accept(fd: BorrowedFd<'_>) -> Result<(std::os::fd::OwnedFd, Vec<u8>)> {
+    let mut addr = [0u8; 128];
+    let mut len = addr.len() as libc::socklen_t;
+    // SAFETY: `addr` is writable for `len` bytes and `len` is a valid in/out length; the
+    // kernel writes at most `len` bytes and stores the full length in `len`.
+    let fd = check(unsafe {
+        libc::accept4(
+            fd.as_raw_fd(),
+            addr.as_mut_ptr().cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    })?;
+    let n = (len as usize).min(addr.len());
+    Ok((own(fd), addr.get(..n).unwrap_or(&[]).to_vec()))
+}
+
+/// `getsockname` (or `getpeername`).
+pub fn sock_name(fd: BorrowedFd<'_>, peer: bool) -> Result<Vec<u8>> {
+    let mut addr = [0u8; 128];
+    let mut len = addr.len() as libc::socklen_t;
+    // SAFETY: as in `accept`: `addr` is writable for `len` bytes.
+    let r = unsafe {
+        if peer {
+            libc::getpeername(fd.as_raw_fd(), addr.as_mut_ptr().cast(), &mut len)
+        } else {
+            libc::getsockname(fd.as_raw_fd(), addr.as_mut_ptr().cast(), &mut len)
+        }
+    };
+    check(r)?;
+    let n = (len as usize).min(addr.len());
+    Ok(addr.get(..n).unwrap_or(&[]).to_vec())
+}
+
+pub fn getsockopt(fd: BorrowedFd<'_>, level: i32, name: i32, len: usize) -> Result<Vec<u8>> {
+    let mut v = vec![0u8; len.min(512)];
+    let mut l = v.len() as libc::socklen_t;
+    // SAFETY: `v` is writable for `l` bytes; the kernel writes at most `l` and stores
+    // the length it wrote.
+    check(unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, v.as_mut_ptr().cast(), &mut l) })?;
+    v.truncate(l as usize);
+    Ok(v)
+}
+
+pub fn setsockopt(fd: BorrowedFd<'_>, level: i32, name: i32, val: &[u8]) -> Result<()> {
+    let l = libc::socklen_t::try_from(val.len()).map_err(|_| errno!(EINVAL))?;
+    // SAFETY: `val` is readable for `l` bytes for the duration of the call. Only options
+    // whose value holds no pointer reach here (`hostinet` checks the name).
+    check(unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, val.as_ptr().cast(), l) })
+        .map(|_| ())
+}
+
+/// `sendmsg` of one buffer, to `addr` if given.
+pub fn send(fd: BorrowedFd<'_>, data: &[u8], addr: Option<&[u8]>, flags: i32) -> Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no control).
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    if let Some(a) = addr {
+        mh.msg_name = a.as_ptr() as *mut libc::c_void;
+        mh.msg_namelen = libc::socklen_t::try_from(a.len()).map_err(|_| errno!(EINVAL))?;
+    }
+    // SAFETY: `mh` points at `iov` (describing `data`) and at `addr`, all borrowed for
+    // the call; the kernel only reads through them.
+    let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &mh, flags) };
+    if n < 0 {
+        return Err(Error::last_os_error());
+    }
+    usize::try_from(n).map_err(|_| errno!(EIO))
+}
+
+/// `recvmsg` into `buf`: the length (the real one with `MSG_TRUNC`), the sender's
+/// address and the returned `msg_flags`.
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> Result<(usize, Vec<u8>, i32)> {
+    let mut addr = [0u8; 128];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no control).
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    mh.msg_name = addr.as_mut_ptr().cast();
+    mh.msg_namelen = addr.len() as libc::socklen_t;
+    // SAFETY: `mh` points at `iov` (describing `buf`, borrowed mutably) and at `addr`,
+    // both writable for the lengths given; no control buffer.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut mh, flags) };
+    if n < 0 {
+        return Err(Error::last_os_error());
+    }
+    let alen = (mh.msg_namelen as usize).min(addr.len());
+    Ok((
+        usize::try_from(n).map_err(|_| errno!(EIO))?,
+        addr.get(..alen).unwrap_or(&[]).to_vec(),
+        mh.msg_flags,
+    ))
+}
+
+/// `ioctl(fd, FIONREAD)`.
+pub fn fionread(fd: BorrowedFd<'_>) -> Result<i32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at `v`.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut v) })?;
+    Ok(v)
+}
+
+/// The host's `poll` bits for `fd` right now (all of them, `POLLRDHUP` included).
+pub fn poll_now(fd: BorrowedFd<'_>, events: i16) -> Result<u32> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, borrowed mutably for the call; zero timeout.
+    check(unsafe { libc::poll(&mut p, 1, 0) })?;
+    Ok(u32::from(p.revents as u16))
+}

@@ -85,7 +85,7 @@ syscall_table! {
     38 SETITIMER setitimer(which: Flags(&f::ITIMER), new_value: Struct("itimerval"), old_value: Struct("itimerval")) -> Int, Partial "ITIMER_VIRTUAL and ITIMER_PROF both count user+system time, polled every 5 ms";
     39 GETPID getpid() -> Pid, Implemented "";
     40 SENDFILE sendfile(out_fd: Fd, in_fd: Fd, offset: Struct("loff_t"), count: Size) -> Size, Implemented "";
-    41 SOCKET socket(domain: Flags(&f::ADDRESS_FAMILY), type: Flags(&f::SOCKET_TYPE), protocol: Int) -> Fd, Partial "AF_UNIX only; AF_INET pending the network issue";
+    41 SOCKET socket(domain: Flags(&f::ADDRESS_FAMILY), type: Flags(&f::SOCKET_TYPE), protocol: Int) -> Fd, Partial "AF_UNIX; AF_INET/AF_INET6 TCP and UDP on the sandbox's own loopback stack (--network=none) or as host sockets (--network=host); AF_NETLINK NETLINK_ROUTE; no raw or ICMP sockets";
     42 CONNECT connect(sockfd: Fd, addr: Struct("sockaddr"), addrlen: UInt) -> Int, Implemented "";
     43 ACCEPT accept(sockfd: Fd, addr: Struct("sockaddr"), addrlen: Struct("socklen_t")) -> Fd, Implemented "";
     44 SENDTO sendto(sockfd: Fd, buf: InBuf(2), len: Size, flags: Flags(&f::MSG), dest_addr: Struct("sockaddr"), addrlen: UInt) -> Size, Implemented "";
@@ -97,9 +97,9 @@ syscall_table! {
     50 LISTEN listen(sockfd: Fd, backlog: Int) -> Int, Implemented "";
     51 GETSOCKNAME getsockname(sockfd: Fd, addr: Struct("sockaddr"), addrlen: Struct("socklen_t")) -> Int, Implemented "";
     52 GETPEERNAME getpeername(sockfd: Fd, addr: Struct("sockaddr"), addrlen: Struct("socklen_t")) -> Int, Implemented "";
-    53 SOCKETPAIR socketpair(domain: Flags(&f::ADDRESS_FAMILY), type: Flags(&f::SOCKET_TYPE), protocol: Int, sv: Ptr) -> Int, Partial "AF_UNIX only; AF_INET pending the network issue";
-    54 SETSOCKOPT setsockopt(sockfd: Fd, level: Flags(&f::SOCKOPT_LEVEL), optname: Int, optval: InBuf(4), optlen: UInt) -> Int, Partial "SOL_SOCKET options of AF_UNIX sockets";
-    55 GETSOCKOPT getsockopt(sockfd: Fd, level: Flags(&f::SOCKOPT_LEVEL), optname: Int, optval: Ptr, optlen: Struct("socklen_t")) -> Int, Partial "SOL_SOCKET options of AF_UNIX sockets";
+    53 SOCKETPAIR socketpair(domain: Flags(&f::ADDRESS_FAMILY), type: Flags(&f::SOCKET_TYPE), protocol: Int, sv: Ptr) -> Int, Implemented "AF_UNIX; other families are EOPNOTSUPP as in Linux";
+    54 SETSOCKOPT setsockopt(sockfd: Fd, level: Flags(&f::SOCKOPT_LEVEL), optname: Int, optval: InBuf(4), optlen: UInt) -> Int, Partial "SOL_SOCKET; TCP_NODELAY, keep-alive and common IPPROTO_TCP/IP/IPV6 options; SOL_NETLINK kept, not acted on";
+    55 GETSOCKOPT getsockopt(sockfd: Fd, level: Flags(&f::SOCKOPT_LEVEL), optname: Int, optval: Ptr, optlen: Struct("socklen_t")) -> Int, Partial "SOL_SOCKET; TCP_NODELAY, keep-alive and common IPPROTO_TCP/IP/IPV6 options; TCP_INFO has only the state";
     56 CLONE clone(flags: Flags(&f::CLONE), stack: Ptr, parent_tid: Ptr, child_tid: Ptr, tls: Ptr) -> Pid, Partial "processes and threads; namespaces, pidfds and cgroups are EINVAL";
     57 FORK fork() -> Pid, Implemented "";
     58 VFORK vfork() -> Pid, Implemented "";

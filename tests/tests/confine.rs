@@ -77,6 +77,12 @@ fn probes() {
         ("sentry", "mount-tmpfs", Killed),
         ("sentry", "unshare-user", Killed),
         ("sentry", "inet-socket", Killed),
+        ("sentry", "packet-socket", Killed),
+        // --network=host: inet sockets only, and nothing else is widened.
+        ("sentry-hostnet", "packet-socket", Killed),
+        ("sentry-hostnet", "mount-tmpfs", Killed),
+        ("sentry-hostnet", "unshare-user", Killed),
+        ("sentry-hostnet", "open-host-file", Errno(libc::ENOENT)),
         ("sentry", "exec-shell", Killed),
         // Its own pid namespace: no host process exists for it.
         ("sentry", "kill-host-init", Errno(libc::ESRCH)),

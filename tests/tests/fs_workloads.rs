@@ -117,17 +117,11 @@ fn python_fs_test_modules_as_nobody() {
 /// `--ignore=` options for the known differences, then the module names.
 fn python_test_args() -> String {
     // (test id pattern, why it cannot pass in the sandbox yet)
-    const DIFFERENCES: &[(&str, &str)] = &[
-        (
-            "test.test_shutil.TestMisc.test_disk_usage",
-            "statfs of the overlay root reports its upper layer (as overlayfs does), an \
+    const DIFFERENCES: &[(&str, &str)] = &[(
+        "test.test_shutil.TestMisc.test_disk_usage",
+        "statfs of the overlay root reports its upper layer (as overlayfs does), an \
              empty in-memory tmpfs: 0 blocks used",
-        ),
-        (
-            "test.test_os.TestSendfile.*",
-            "serves over TCP through asyncio: AF_INET waits for the network stack",
-        ),
-    ];
+    )];
     let modules = [
         "test_os",
         "test_posix",

@@ -173,6 +173,13 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        // A test that failed half-way: delete what it left, cgroups included.
+        if let Ok(entries) = std::fs::read_dir(self.root()) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.command(&["delete", "--force", &id]).output();
+            }
+        }
         for p in self.live_processes() {
             if let Some(pid) = p.split(':').next() {
                 let _ = Command::new("kill").args(["-KILL", pid]).status();
@@ -778,7 +785,8 @@ fn wait_reports_init_status() {
         eventually(|| unix_sockets_on(&sock) > before),
         "wait never connected"
     );
-    assert_eq!(f.carapace(&["start", "w"]).code(), Some(0));
+    let started = f.carapace(&["start", "w"]);
+    assert_eq!(started.code(), Some(0), "{}", started.dump());
     let r = waiter
         .join()
         .expect("waiter")

@@ -29,11 +29,8 @@ const STAGING: &str = "/proc";
 /// IPC, UTS and network namespaces, and stop mount events propagating back to the host.
 fn enter_namespaces(extra: CloneFlags) -> anyhow::Result<()> {
     ensure_privileged()?;
-    let flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWNET
-        | extra;
+    let flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | extra;
     nix::sched::unshare(flags).context("unshare(mount, ipc, uts, net namespaces)")?;
     mount(
         None::<&str>,
@@ -239,11 +236,21 @@ pub fn fork_into_pid_namespace() -> anyhow::Result<Option<nix::unistd::Pid>> {
 }
 
 /// Confine the calling process as a sentry: from here on it reaches host files only
-/// through descriptors it already holds or receives from the gofer.
-pub fn sentry(mode: seccomp::Mode) -> anyhow::Result<()> {
-    let policy = seccomp::Policy::parse(include_str!("../../seccomp/sentry.policy"))
-        .context("seccomp/sentry.policy")?;
-    enter_namespaces(CloneFlags::empty())?;
+/// through descriptors it already holds or receives from the gofer. With `host_network`
+/// (`--network=host`) it stays in the caller's network namespace and may make and use
+/// `AF_INET`/`AF_INET6` sockets (`seccomp/sentry-hostnet.policy`); otherwise it gets an
+/// empty network namespace and no socket calls.
+pub fn sentry(mode: seccomp::Mode, host_network: bool) -> anyhow::Result<()> {
+    let mut text = include_str!("../../seccomp/sentry.policy").to_string();
+    if host_network {
+        text.push_str(include_str!("../../seccomp/sentry-hostnet.policy"));
+    }
+    let policy = seccomp::Policy::parse(&text).context("seccomp/sentry.policy")?;
+    enter_namespaces(if host_network {
+        CloneFlags::empty()
+    } else {
+        CloneFlags::CLONE_NEWNET
+    })?;
     pivot_to_empty_root()?;
     drop_capabilities(&[])?;
     no_new_privs()?;
@@ -274,7 +281,7 @@ pub fn gofer(
 ) -> anyhow::Result<()> {
     let policy = seccomp::Policy::parse(include_str!("../../seccomp/gofer.policy"))
         .context("seccomp/gofer.policy")?;
-    enter_namespaces(CloneFlags::empty())?;
+    enter_namespaces(CloneFlags::CLONE_NEWNET)?;
     match staged {
         Some(binds) => pivot_to_staged(root, read_only, binds)?,
         None => pivot_to_tree(root, read_only)?,

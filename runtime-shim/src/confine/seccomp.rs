@@ -76,6 +76,9 @@ fn constant(name: &str) -> Option<u64> {
         "SOL_SOCKET" => libc::SOL_SOCKET as u64,
         "SO_RCVTIMEO" => libc::SO_RCVTIMEO as u64,
         "SO_SNDTIMEO" => libc::SO_SNDTIMEO as u64,
+        "AF_INET" => libc::AF_INET as u64,
+        "AF_INET6" => libc::AF_INET6 as u64,
+        "AF_NETLINK" => libc::AF_NETLINK as u64,
         "PR_SET_NAME" => libc::PR_SET_NAME as u64,
         "PR_GET_NAME" => libc::PR_GET_NAME as u64,
         "PR_SET_PDEATHSIG" => libc::PR_SET_PDEATHSIG as u64,
@@ -242,6 +245,35 @@ mod tests {
             }
             p.context(Mode::Enforce).unwrap();
         }
+    }
+
+    #[test]
+    fn host_network_adds_inet_sockets_only() {
+        let text = format!(
+            "{}{}",
+            include_str!("../../seccomp/sentry.policy"),
+            include_str!("../../seccomp/sentry-hostnet.policy")
+        );
+        let p = Policy::parse(&text).unwrap();
+        let socket: Vec<&Rule> = p.rules.iter().filter(|r| r.name == "socket").collect();
+        let families: Vec<u64> = socket.iter().map(|r| r.conds[0].value).collect();
+        assert_eq!(
+            families,
+            [
+                libc::AF_INET as u64,
+                libc::AF_INET6 as u64,
+                libc::AF_NETLINK as u64
+            ]
+        );
+        // Netlink's route protocol only.
+        assert_eq!(
+            socket[2].conds.get(1).map(|c| (c.arg, c.value)),
+            Some((2, 0))
+        );
+        for forbidden in ["mount", "unshare", "setns", "bpf", "socketpair"] {
+            assert!(!p.allowed_names().contains(&forbidden), "{forbidden}");
+        }
+        p.context(Mode::Enforce).unwrap();
     }
 
     #[test]

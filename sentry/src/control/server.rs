@@ -83,7 +83,17 @@ impl ControlServer {
             .spawn(move || {
                 for conn in listener.incoming() {
                     match conn {
-                        Ok(stream) => serve_one(&s, stream),
+                        // One thread per client: a client slow to send its request (it
+                        // has up to REQUEST_TIMEOUT) must not hold up the others.
+                        Ok(stream) => {
+                            let s = s.clone();
+                            let spawned = std::thread::Builder::new()
+                                .name("control-client".into())
+                                .spawn(move || serve_one(&s, stream));
+                            if let Err(e) = spawned {
+                                tracing::warn!("control socket: no thread for a client: {e}");
+                            }
+                        }
                         Err(e) => tracing::warn!("control socket: accept: {e}"),
                     }
                 }

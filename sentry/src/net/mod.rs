@@ -2,13 +2,19 @@
 //! [`FileDescription`] (reached through [`FileDescription::as_socket`]); the syscall layer
 //! (`syscalls/socket.rs`) decodes addresses, message headers and control messages once and
 //! talks to sockets only through it. `unix/` is `AF_UNIX`, always inside the sentry
-//! (DESIGN.md §4); the user-space TCP/IP stack and host sockets will be further families.
+//! (DESIGN.md §4); `inet/` is `AF_INET`/`AF_INET6` on the sentry's own TCP/IP stack;
+//! `netlink.rs` answers `NETLINK_ROUTE` from the sandbox's interfaces (`iface.rs`).
 //!
 //! Socket operations may block: they take the task and wait through [`wait_ready`], which
 //! gives the socket rules for `O_NONBLOCK`/`MSG_DONTWAIT`, `SO_RCVTIMEO`/`SO_SNDTIMEO` and
 //! signals.
 #![deny(unsafe_code)]
 
+pub mod hostinet;
+pub mod iface;
+pub mod ifreq;
+pub mod inet;
+pub mod netlink;
 pub mod unix;
 
 use crate::error::Result;
@@ -19,6 +25,27 @@ use crate::{errno, return_errno};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Where the sandbox's `AF_INET`/`AF_INET6` sockets live (`--network`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The sentry's own stack with loopback only.
+    #[default]
+    None,
+    /// Host sockets held by the sentry (hostinet).
+    Host,
+}
+
+static MODE: OnceLock<NetworkMode> = OnceLock::new();
+
+/// Set once, at boot.
+pub fn set_mode(mode: NetworkMode) {
+    let _ = MODE.set(mode);
+}
+
+pub fn mode() -> NetworkMode {
+    MODE.get().copied().unwrap_or_default()
+}
 
 /// `shutdown` bits as Linux keeps them in `sk_shutdown`.
 pub const RCV_SHUTDOWN: u8 = 1;

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
 use crate::net::unix::UnixSocket;
+use crate::net::{hostinet, inet, netlink, NetworkMode};
 use crate::net::{Received, SendRequest, Socket, Ucred};
 use crate::vfs::{FdFlags, FileDescription};
 use crate::{errno, return_errno};
@@ -88,19 +89,24 @@ fn split_type(ty: i32) -> Result<(i32, bool, bool)> {
     ))
 }
 
-/// The `AF_UNIX` socket type for `socket`/`socketpair` (Linux's `__sock_create` and
-/// `unix_create`). Other families are not there yet.
-fn unix_type(domain: i32, base: i32, protocol: i32) -> Result<i32> {
+/// Check `domain` and the protocol before `socket`/`socketpair` (Linux's
+/// `__sock_create`): an unknown family is `EAFNOSUPPORT`, an unknown type `EINVAL`.
+fn check_domain(domain: i32, base: i32) -> Result<()> {
     if !(0..AF_MAX).contains(&domain) {
         return_errno!(EAFNOSUPPORT);
     }
-    if domain != libc::AF_UNIX {
-        // AF_INET, AF_INET6, AF_NETLINK…: the network stack is a later piece of work.
-        return_errno!(EAFNOSUPPORT);
+    match domain {
+        libc::AF_UNIX | libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK => {}
+        _ => return_errno!(EAFNOSUPPORT),
     }
     if !(0..SOCK_MAX).contains(&base) {
         return_errno!(EINVAL);
     }
+    Ok(())
+}
+
+/// The `AF_UNIX` socket type for `socket`/`socketpair` (Linux's `unix_create`).
+fn unix_type(base: i32, protocol: i32) -> Result<i32> {
     if protocol != 0 && protocol != libc::AF_UNIX {
         return_errno!(EPROTONOSUPPORT);
     }
@@ -114,8 +120,34 @@ fn unix_type(domain: i32, base: i32, protocol: i32) -> Result<i32> {
 
 pub fn sys_socket(task: &mut Task, domain: i32, ty: i32, protocol: i32) -> Result<u64> {
     let (base, nonblock, cloexec) = split_type(ty)?;
-    let ty = unix_type(domain, base, protocol)?;
-    let file: Arc<dyn FileDescription> = UnixSocket::new(task, ty, nonblock);
+    check_domain(domain, base)?;
+    let file: Arc<dyn FileDescription> = match domain {
+        libc::AF_INET | libc::AF_INET6 => {
+            inet::check_type(base, protocol)?;
+            match crate::net::mode() {
+                NetworkMode::None => inet::InetSocket::new(task, domain, base, nonblock),
+                NetworkMode::Host => {
+                    hostinet::HostSocket::new(task, domain, base, protocol, nonblock)?
+                }
+            }
+        }
+        libc::AF_NETLINK => {
+            if base != libc::SOCK_RAW && base != libc::SOCK_DGRAM {
+                return_errno!(ESOCKTNOSUPPORT);
+            }
+            if protocol != netlink::NETLINK_ROUTE {
+                return_errno!(EPROTONOSUPPORT);
+            }
+            match crate::net::mode() {
+                NetworkMode::None => netlink::NetlinkSocket::new(task, base, nonblock),
+                // The host's interfaces; the sentry has no capability to change them.
+                NetworkMode::Host => {
+                    hostinet::HostSocket::new(task, domain, base, protocol, nonblock)?
+                }
+            }
+        }
+        _ => UnixSocket::new(task, unix_type(base, protocol)?, nonblock),
+    };
     Ok(files(task).insert(file, FdFlags { cloexec })? as u64)
 }
 
@@ -127,7 +159,15 @@ pub fn sys_socketpair(
     sv: UserAddr,
 ) -> Result<u64> {
     let (base, nonblock, cloexec) = split_type(ty)?;
-    let ty = unix_type(domain, base, protocol)?;
+    check_domain(domain, base)?;
+    if domain == libc::AF_INET || domain == libc::AF_INET6 {
+        inet::check_type(base, protocol)?;
+        return_errno!(EOPNOTSUPP);
+    }
+    if domain != libc::AF_UNIX {
+        return_errno!(EOPNOTSUPP);
+    }
+    let ty = unix_type(base, protocol)?;
     let (a, b) = UnixSocket::pair(task, ty, nonblock);
     let flags = FdFlags { cloexec };
     let (fa, fb) = {

@@ -990,7 +990,7 @@ impl FileDescription for UnixSocket {
             }
             // SIOCOUTQ: bytes sent and not yet read.
             0x5411 => self.ep.wmem(),
-            _ => return_errno!(ENOTTY),
+            _ => return super::ifreq::ioctl(task, cmd, arg),
         };
         task.write_obj(arg, &i32::try_from(n).unwrap_or(i32::MAX))?;
         Ok(0)
