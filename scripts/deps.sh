@@ -17,6 +17,7 @@ CARAPACE_PACKAGES=(
     containerd        # tests/tests/containerd.rs: a private containerd drives containerd-shim-carapace-v1
     umoci skopeo      # ... and the busybox OCI image it imports, built locally
     iproute2          # ip addr/link/route inside the sandbox over its netlink
+    podman            # tests/tests/podman.rs: podman with carapace as its runtime (and umoci, skopeo)
 )
 
 missing=()

@@ -26,6 +26,8 @@ pub struct Bundle {
     pub umask: u32,
     pub hostname: Option<Vec<u8>>,
     pub terminal: bool,
+    /// `process.consoleSize`: the terminal's initial rows and columns.
+    pub console_size: Option<(u16, u16)>,
     pub mounts: Vec<SpecMount>,
     /// The sources of the bind mounts among `mounts`, in order: the gofer serves them as
     /// `m0`, `m1`… of its staged root.
@@ -118,6 +120,7 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
         umask,
         hostname,
         terminal: process.terminal().unwrap_or(false),
+        console_size: console_size(process)?,
         mounts,
         binds,
         resources: crate::cgroups::Resources::from_spec(spec),
@@ -133,6 +136,18 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
             .into_iter()
             .collect(),
     })
+}
+
+/// `process.consoleSize` as (rows, columns), each at most 65535.
+pub fn console_size(process: &oci_spec::runtime::Process) -> anyhow::Result<Option<(u16, u16)>> {
+    let Some(b) = process.console_size() else {
+        return Ok(None);
+    };
+    let rows = u16::try_from(b.height())
+        .map_err(|_| anyhow::anyhow!("process.consoleSize.height {}: too large", b.height()))?;
+    let cols = u16::try_from(b.width())
+        .map_err(|_| anyhow::anyhow!("process.consoleSize.width {}: too large", b.width()))?;
+    Ok(Some((rows, cols)))
 }
 
 fn check_mount(

@@ -26,6 +26,9 @@ pub struct BootArgs {
     /// Where to report "ready" or why setup failed, one line.
     #[arg(long)]
     ready_fd: i32,
+    /// A host terminal for the container's console (`process.terminal`).
+    #[arg(long)]
+    console_fd: Option<i32>,
 }
 
 /// The line `boot` writes on the readiness pipe when the container is created.
@@ -95,7 +98,10 @@ fn setup(
         crate::host::dup_stdio(1)?,
         crate::host::dup_stdio(2)?,
     ];
-    let cfg = sandbox_config(&bundle, opts, gofer, stdio);
+    let mut cfg = sandbox_config(&bundle, opts, gofer, stdio);
+    if let Some(fd) = args.console_fd {
+        cfg.console = Some(crate::host::take_inherited_fd(fd).context("--console-fd")?);
+    }
     // Bound while the state directory can still be named; the listening fd outlives the
     // sentry's view of the host, which ends with confinement below.
     let listener = std::os::unix::net::UnixListener::bind(args.state_dir.join("control.sock"))
@@ -111,7 +117,7 @@ fn setup(
         BootError::CannotExecute(cmd, err) => anyhow::anyhow!("exec: {cmd:?}: {err}"),
         BootError::Setup(msg) => anyhow::anyhow!("sandbox setup failed: {msg}"),
     })?;
-    let control = ControlServer::spawn(listener, sandbox.kernel().clone())
+    let control = ControlServer::spawn(listener, sandbox.kernel().clone(), Some(sandbox.spawner()))
         .context("cannot start the control server")?;
     Ok((sandbox, control))
 }

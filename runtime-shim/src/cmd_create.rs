@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use sentry::control::{Request, Response};
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -19,6 +19,7 @@ pub fn create(args: liboci_cli::Create, opts: &crate::RuntimeOpts) -> anyhow::Re
         &args.bundle,
         args.pid_file.as_deref(),
         args.console_socket.as_deref(),
+        false,
     )?;
     // The sandbox outlives us: it is reparented, like runc's container init.
     drop(created.boot);
@@ -47,7 +48,13 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
         &args.bundle,
         args.pid_file.as_deref(),
         args.console_socket.as_deref(),
+        !args.detach,
     )?;
+    // On the caller's own terminal, the sentry puts it in raw mode and back; this is for
+    // when it cannot (killed), so the user's shell is not left in raw mode.
+    let saved_termios = (!args.detach && args.console_socket.is_none())
+        .then(|| nix::sys::termios::tcgetattr(std::io::stdin()).ok())
+        .flatten();
     match container.request(&Request::Start) {
         Ok(Response::Ok) => {}
         other => {
@@ -63,8 +70,14 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
     if args.detach {
         return Ok(0);
     }
-    forward_signals(forwarded, container.control_path());
+    forward_signals(forwarded, container.control_path(), |signo| {
+        Request::Signal { signo, all: false }
+    });
     let status = boot.wait().context("waiting for the container")?;
+    if let Some(t) = &saved_termios {
+        let _ =
+            nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSADRAIN, t);
+    }
     if !args.keep {
         container.destroy()?;
     }
@@ -77,7 +90,7 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
 }
 
 /// The signals `run` passes on to the container's init, as runc does.
-fn forwarded_signals() -> nix::sys::signal::SigSet {
+pub fn forwarded_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     for s in [
@@ -94,23 +107,24 @@ fn forwarded_signals() -> nix::sys::signal::SigSet {
     set
 }
 
-/// A thread that takes each signal of `set` sent to `run` and sends it to the container's
-/// init over the control socket. It ends with the process.
-fn forward_signals(set: nix::sys::signal::SigSet, control: PathBuf) {
+/// A thread that takes each signal of `set` sent to this process and sends the request
+/// `req` makes of it over the control socket (to init for `run`, to the process for
+/// `exec`). It ends with the process.
+pub fn forward_signals(
+    set: nix::sys::signal::SigSet,
+    control: PathBuf,
+    req: impl Fn(i32) -> Request + Send + 'static,
+) {
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
             let Ok(sig) = set.wait() else { return };
-            let req = Request::Signal {
-                signo: sig as i32,
-                all: false,
-            };
-            if let Err(e) = crate::container::request(&control, &req) {
+            if let Err(e) = crate::container::request(&control, &req(sig as i32)) {
                 tracing::debug!("forwarding {sig}: {e:#}");
             }
         });
     if let Err(e) = spawned {
-        tracing::warn!("signals sent to run will not reach the container: {e}");
+        tracing::warn!("signals will not reach the container: {e}");
     }
 }
 
@@ -120,6 +134,60 @@ fn refuse_preserve_fds(n: i32) -> anyhow::Result<()> {
         bail!("--preserve-fds {n}: passing extra descriptors is not supported yet");
     }
     Ok(())
+}
+
+/// The container's terminal (`process.terminal`).
+enum Console {
+    /// A host pty: the master goes to the `--console-socket`, the slave to the sentry.
+    Socket {
+        path: PathBuf,
+        master: OwnedFd,
+        slave: OwnedFd,
+    },
+    /// `run` in the foreground without a console socket: the caller's own terminal.
+    OwnTty(OwnedFd),
+}
+
+impl Console {
+    /// The host terminal the sentry bridges its console pty to.
+    fn sentry_end(&self) -> &OwnedFd {
+        match self {
+            Console::Socket { slave, .. } => slave,
+            Console::OwnTty(fd) => fd,
+        }
+    }
+}
+
+/// Work out the console from `process.terminal`, `--console-socket` and whether the
+/// caller's own terminal may serve (`run` in the foreground), with runc's rules.
+fn console_for(
+    b: &crate::bundle::Bundle,
+    console_socket: Option<&Path>,
+    own_tty: bool,
+) -> anyhow::Result<Option<Console>> {
+    match (b.terminal, console_socket) {
+        (true, Some(path)) => {
+            let (master, slave) = crate::console::open_pty(b.console_size)?;
+            Ok(Some(Console::Socket {
+                path: path.to_path_buf(),
+                master,
+                slave,
+            }))
+        }
+        (true, None) if own_tty => {
+            if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+                bail!("process.terminal is true but standard input is not a terminal (use --console-socket)");
+            }
+            Ok(Some(Console::OwnTty(crate::host::dup_stdio(0)?)))
+        }
+        (true, None) => {
+            bail!("process.terminal is true: --console-socket is required")
+        }
+        (false, Some(_)) => {
+            bail!("--console-socket given but process.terminal is false")
+        }
+        (false, None) => Ok(None),
+    }
 }
 
 /// A container just created: its sandbox process (our child) and its record.
@@ -134,16 +202,12 @@ fn create_container(
     bundle: &Path,
     pid_file: Option<&Path>,
     console_socket: Option<&Path>,
+    own_tty: bool,
 ) -> anyhow::Result<Created> {
     let root = Root::new(opts.root.clone());
     let dir = root.container_dir(id)?;
     let b = crate::bundle::load(bundle)?;
-    if b.terminal {
-        bail!("process.terminal: terminals are not supported yet (no devpts in the sentry)");
-    }
-    if console_socket.is_some() {
-        bail!("--console-socket given but process.terminal is false");
-    }
+    let console = console_for(&b, console_socket, own_tty)?;
     // Only the runtime's user may reach the control sockets inside.
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -159,7 +223,7 @@ fn create_container(
         Err(e) => return Err(e).context(format!("cannot create {}", dir.display())),
     }
     let mut procs = Vec::new();
-    match start_sandbox(opts, id, &b, &dir, pid_file, &mut procs) {
+    match start_sandbox(opts, id, &b, &dir, pid_file, console, &mut procs) {
         Ok(created) => Ok(created),
         Err(e) => {
             let hosts: Vec<HostProcess> = procs
@@ -187,6 +251,7 @@ fn start_sandbox(
     b: &crate::bundle::Bundle,
     dir: &Path,
     pid_file: Option<&Path>,
+    console: Option<Console>,
     procs: &mut Vec<Child>,
 ) -> anyhow::Result<Created> {
     let exe = std::env::current_exe().context("cannot find the carapace binary")?;
@@ -263,9 +328,17 @@ fn start_sandbox(
         .arg(sentry_inherited.as_raw_fd().to_string())
         .arg("--ready-fd")
         .arg(ready_inherited.as_raw_fd().to_string());
+    let console_inherited = match &console {
+        Some(c) => Some(nix::unistd::dup(c.sentry_end()).context("dup for boot")?),
+        None => None,
+    };
+    if let Some(fd) = &console_inherited {
+        boot.arg("--console-fd").arg(fd.as_raw_fd().to_string());
+    }
     let child = boot.spawn().context("cannot start the sandbox")?;
     drop(ready_inherited);
     drop(sentry_inherited);
+    drop(console_inherited);
     let boot_proc = HostProcess::of(child.id() as i32)?;
     procs.push(child);
 
@@ -281,6 +354,12 @@ fn start_sandbox(
         }
         bail!("{line}");
     }
+
+    // As runc: the master reaches the console socket once the container is created.
+    if let Some(Console::Socket { path, master, .. }) = &console {
+        crate::console::send_console(path, master)?;
+    }
+    drop(console);
 
     let saved = Saved {
         id: id.to_string(),
@@ -310,7 +389,7 @@ fn start_sandbox(
 
 /// Write `data` to `path` through a temporary file and a rename, so that readers never see
 /// half of it (containerd reads the pid file as soon as it appears).
-fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?;

@@ -12,10 +12,12 @@ mod cmd_boot;
 mod cmd_confine_probe;
 mod cmd_create;
 mod cmd_do;
+mod cmd_exec;
 mod cmd_gofer;
 mod cmd_ops;
 mod cmd_spec;
 mod confine;
+mod console;
 mod container;
 mod host;
 mod json_log;
@@ -67,6 +69,7 @@ enum Command {
     Kill(liboci_cli::Kill),
     Delete(liboci_cli::Delete),
     Run(liboci_cli::Run),
+    Exec(liboci_cli::Exec),
     List(liboci_cli::List),
     #[command(allow_hyphen_values = true)]
     Ps(liboci_cli::Ps),
@@ -251,6 +254,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => (cmd_boot::run(args, &opts), 1),
         Command::Create(args) => (cmd_create::create(args, &opts), 1),
         Command::Run(args) => (cmd_create::run(args, &opts), 1),
+        Command::Exec(args) => (cmd_exec::exec(args, &opts), 1),
         Command::Start(args) => (cmd_ops::start(args, &opts), 1),
         Command::State(args) => (cmd_ops::state(args, &opts), 1),
         Command::Kill(args) => (cmd_ops::kill(args, &opts), 1),

@@ -97,6 +97,15 @@ impl Sandbox {
         &self.kernel
     }
 
+    /// What `exec` starts more processes with: the kernel, and the container's root and
+    /// working directory as the first process got them.
+    pub fn spawner(&self) -> Spawner {
+        Spawner {
+            kernel: self.kernel.clone(),
+            fs: self.init.fs().clone(),
+        }
+    }
+
     /// Run until the first process exits; returns how it exited. The calling thread must
     /// be the one that called [`prepare`]: it is the first task's host thread.
     pub fn run(mut self) -> ExitStatus {
@@ -267,6 +276,168 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         strace_exec,
         console,
     })
+}
+
+/// Starts processes in a running sandbox for `carapace exec`: each is a new thread group
+/// with no parent in the sandbox (its `getppid` is 0, as for a process entered from
+/// outside the pid namespace), leading its own session, with the container's root.
+#[derive(Clone)]
+pub struct Spawner {
+    kernel: Arc<Kernel>,
+    fs: FsContext,
+}
+
+/// A process for [`Spawner::spawn`].
+pub struct ProcessSpec {
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub umask: u32,
+}
+
+/// Where a spawned process's standard I/O goes.
+pub enum ProcessIo {
+    /// Host descriptors that become its fds 0, 1 and 2.
+    Stdio([OwnedFd; 3]),
+    /// A host terminal: the process gets a new pty of the sandbox (stdio and controlling
+    /// terminal) whose master is bridged to it, as the console of [`SandboxConfig`].
+    Console(OwnedFd),
+}
+
+impl Spawner {
+    /// Start `spec` on a new host thread; returns its sandbox pid once it is loaded and
+    /// about to run. `on_exit` is called on that thread with the process's status when
+    /// its whole thread group has exited; the process is reaped then (nothing in the
+    /// sandbox is its parent).
+    pub fn spawn(
+        &self,
+        spec: ProcessSpec,
+        io: ProcessIo,
+        on_exit: impl FnOnce(ExitStatus) + Send + 'static,
+    ) -> Result<i32, BootError> {
+        if self
+            .kernel
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Err(BootError::Setup("container not running".into()));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let this = self.clone();
+        std::thread::Builder::new()
+            .name("exec".into())
+            .spawn(move || match this.load(spec, io) {
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+                Ok((mut task, console)) => {
+                    let _ = tx.send(Ok(task.tid));
+                    task.run();
+                    let status = wait_group_exit(&task);
+                    this.kernel.pids().groups.remove(&task.tgid);
+                    if let Some(bridge) = console {
+                        bridge.finish();
+                    }
+                    on_exit(status);
+                }
+            })
+            .map_err(|e| BootError::Setup(format!("cannot start a host thread: {e}")))?;
+        rx.recv()
+            .unwrap_or_else(|_| Err(BootError::Setup("the new process's thread died".into())))
+    }
+
+    /// On the thread that will run it: the new process, loaded.
+    fn load(
+        &self,
+        spec: ProcessSpec,
+        io: ProcessIo,
+    ) -> Result<(Task, Option<crate::fs::devpts::bridge::ConsoleBridge>), BootError> {
+        let argv0 = spec
+            .argv
+            .first()
+            .cloned()
+            .ok_or(BootError::Setup("empty command".into()))?;
+        let mut fs = self.fs.clone();
+        fs.umask = spec.umask & 0o777;
+        match fs.lookup(&fs.root, &spec.cwd, true) {
+            Ok(dir) if dir.inode().is_dir() => fs.cwd = dir,
+            _ => {
+                return Err(BootError::Setup(format!(
+                    "cwd {}: no such directory",
+                    String::from_utf8_lossy(&spec.cwd)
+                )))
+            }
+        }
+        let (files, console) = match io {
+            ProcessIo::Console(host) => {
+                let bridge =
+                    crate::fs::devpts::bridge::ConsoleBridge::new(&fs, host, spec.uid, spec.gid)
+                        .map_err(setup("console"))?;
+                let mut t = crate::vfs::FdTable::new();
+                for fd in 0..3 {
+                    t.insert_at(fd, bridge.slave(), crate::vfs::FdFlags::default())
+                        .map_err(setup("console"))?;
+                }
+                (t, Some(bridge))
+            }
+            ProcessIo::Stdio([stdin, stdout, stderr]) => (
+                crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?,
+                None,
+            ),
+        };
+        let mut creds = Credentials::new(spec.uid, spec.gid);
+        creds.groups = spec.groups;
+        let vcreds: Creds = creds.fs_creds();
+        let name = String::from_utf8_lossy(&argv0).into_owned();
+        let path = find_program(&fs, &vcreds, &argv0, &spec.envp).map_err(|e| match e.errno {
+            Errno::ENOENT | Errno::ENOTDIR => BootError::NotFound(name.clone()),
+            _ => BootError::CannotExecute(name.clone(), e),
+        })?;
+        let open = |p: &[u8]| -> crate::Result<Executable> {
+            let f = fs.open_for_exec(p, &vcreds)?;
+            Ok(Executable {
+                file: f.mappable,
+                path: f.path,
+            })
+        };
+        // A parentless thread group with a fresh pid, leading a new session: what
+        // `new_init` makes, now for a pid other than 1.
+        let task = Task::new_init(
+            self.kernel.clone(),
+            fs.clone(),
+            files,
+            creds,
+            &open,
+            &path,
+            spec.argv,
+            spec.envp,
+        )
+        .map_err(|e| match e.errno {
+            Errno::ENOENT => BootError::NotFound(name.clone()),
+            _ => BootError::CannotExecute(name.clone(), e),
+        })?;
+        let ctty = (0..3).find_map(|fd| task.files().get(fd).ok().and_then(|f| f.tty()));
+        if let Some(term) = ctty {
+            crate::kernel::tty::set_ctty(&task.kernel, &task.tg, term);
+        }
+        Ok((task, console))
+    }
+}
+
+/// After `task` (the leader) has left: wait until the rest of its thread group has too,
+/// and return the group's status.
+fn wait_group_exit(task: &Task) -> ExitStatus {
+    loop {
+        if let Some(s) = task.tg.state().exit_status {
+            return s;
+        }
+        // Other threads are still running (the leader called `exit`, not `exit_group`);
+        // they end on their own or when the sandbox shuts down.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// `execvp`'s search: a name with a slash is used as is; otherwise each `PATH` entry is

@@ -109,6 +109,43 @@ pub fn current_cpu() -> Option<usize> {
     usize::try_from(c).ok()
 }
 
+/// Read from the unix stream `sock` into `buf`, taking the descriptors that come with the
+/// bytes in `SCM_RIGHTS` messages (close-on-exec; at most 8 per read, the kernel closes
+/// any beyond that). Returns the byte count (0 at end of stream) and the descriptors.
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 8]);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(m) => m,
+        };
+        let mut fds = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                for fd in raw {
+                    // SAFETY: the kernel has just installed `fd` in this process's table
+                    // for this message (SCM_RIGHTS); nothing else owns it, so the OwnedFd
+                    // becomes its only owner and closes it when dropped.
+                    fds.push(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        return Ok((msg.bytes, fds));
+    }
+}
+
 // ---- host sockets, for `--network=host` only (`net/hostinet.rs`) ----
 //
 // Addresses and option values are the application's bytes, copied into sentry memory by

@@ -794,7 +794,8 @@ fn wait_reports_init_status() {
     assert_eq!(r.code(), Some(0), "{}", r.dump());
     let v: Value = serde_json::from_str(&r.stdout).expect("wait JSON");
     assert_eq!(v["exitStatus"], 3 << 8, "{v}");
-    assert_eq!(f.carapace(&["delete", "w"]).code(), Some(0));
+    let del = f.carapace(&["delete", "w"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
     f.assert_nothing_left("w");
 }
 
@@ -911,4 +912,307 @@ fn kill_all_and_annotations() {
     assert!(eventually(|| f.state("a")["status"] == "stopped"));
     assert_eq!(f.carapace(&["delete", "a"]).code(), Some(0));
     f.assert_nothing_left("a");
+}
+
+/// The helper that plays conmon's part: receives the console over `--console-socket`.
+fn console_socket_helper() -> PathBuf {
+    helper("console_socket.py")
+}
+
+#[test]
+fn terminal_over_the_console_socket() {
+    let f = Fixture::new();
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "tty; stty size; echo hi; read x; echo got $x; exit 3",
+        ],
+        |c| {
+            c["process"]["terminal"] = json!(true);
+            c["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+        },
+    );
+    let sock = f.dir.join("console.sock");
+    let bin = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let (root, bundle) = (f.root(), f.bundle());
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(console_socket_helper())
+        .arg(&sock)
+        .arg("yes")
+        .arg("--")
+        .arg(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["create", "--bundle"])
+        .arg(&bundle)
+        .arg("--console-socket")
+        .arg(&sock)
+        .arg("tty")
+        .arg("--")
+        .arg(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["start", "tty"]);
+    let r = tests::run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        r.stderr.contains("name=/dev/ptmx") && r.stderr.contains("create=0 start=0"),
+        "{}",
+        r.dump()
+    );
+    // The init runs on the sandbox's own pty, sized by process.consoleSize, with the
+    // sandbox's line discipline (CR typed becomes NL, output NL becomes CRNL).
+    assert!(
+        r.stdout.contains("/dev/pts/0\r\n33 101\r\nhi\r\n"),
+        "{}",
+        r.dump()
+    );
+    assert!(r.stdout.contains("got yes\r\n"), "{}", r.dump());
+    assert!(
+        eventually(|| f.state("tty")["status"] == "stopped"),
+        "the container did not stop"
+    );
+    let del = f.carapace(&["delete", "tty"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("tty");
+
+    // A terminal needs somewhere to go; a console socket needs a terminal.
+    let (status, err) = f.create("t2", &[]);
+    assert!(!status.success());
+    assert!(err.contains("--console-socket is required"), "{err}");
+    f.assert_nothing_left("t2");
+    f.with_args(&["true"], |c| c["process"]["terminal"] = json!(false));
+    let (status, err) = f.create("t3", &["--console-socket", "/nonexistent.sock"]);
+    assert!(!status.success());
+    assert!(err.contains("process.terminal is false"), "{err}");
+    f.assert_nothing_left("t3");
+}
+
+fn helper(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("helpers")
+        .join(name)
+}
+
+#[test]
+fn exec_in_a_running_container() {
+    let f = Fixture::new();
+    f.with_args(&["sleep", "1000"], |c| {
+        c["process"]["env"] = json!(["PATH=/bin", "FROM_SPEC=1"]);
+    });
+    let (status, err) = f.create("x", &[]);
+    assert!(status.success(), "create failed: {err}");
+    // Not started yet: nothing to exec in.
+    let r = f.carapace(&["exec", "x", "true"]);
+    assert_ne!(r.code(), Some(0), "{}", r.dump());
+    assert!(r.stderr.contains("has not started"), "{}", r.dump());
+    let r = f.carapace(&["start", "x"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+
+    // Output, exit code, and a fresh process with no parent in the sandbox.
+    let r = f.carapace(&[
+        "exec",
+        "x",
+        "sh",
+        "-c",
+        "echo out ppid=$PPID $FROM_SPEC; echo err >&2; exit 3",
+    ]);
+    assert_eq!(r.code(), Some(3), "{}", r.dump());
+    assert_eq!(r.stdout, "out ppid=0 1\n", "{}", r.dump());
+    assert_eq!(r.stderr, "err\n", "{}", r.dump());
+
+    // The flags: --env, --cwd, --user; standard input is ours.
+    let mut cmd = f.command(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1001",
+        "x",
+        "sh",
+        "-c",
+        "cat; echo $FOO; pwd; id -u; id -g",
+    ]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn exec");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"from-stdin\n").expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("exec output");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from-stdin\nbar\n/tmp\n1000\n1001\n"
+    );
+    assert_eq!(out.status.code(), Some(0));
+
+    // A signal: 128 + N, as runc exec reports it.
+    let r = f.carapace(&["exec", "x", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(r.code(), Some(128 + 15), "{}", r.dump());
+    // Signals sent to exec go to the process.
+    let mut cmd = f.command(&[
+        "exec",
+        "x",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 11' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn exec");
+    {
+        use std::io::BufRead;
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read ready");
+        assert_eq!(line, "ready\n");
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        line.clear();
+        out.read_line(&mut line).expect("read got-term");
+        assert_eq!(line, "got-term\n");
+    }
+    assert_eq!(child.wait().expect("wait exec").code(), Some(11));
+
+    // A missing program is an error of exec itself.
+    let r = f.carapace(&["exec", "x", "no-such-program"]);
+    assert_eq!(r.code(), Some(1), "{}", r.dump());
+    assert!(
+        r.stderr.contains("executable file not found"),
+        "{}",
+        r.dump()
+    );
+    let r = f.carapace(&["exec", "x", "sh", "-c", "cd /nonexistent"]);
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+
+    // --process: a process.json as podman writes it.
+    let proc_json = f.dir.join("process.json");
+    std::fs::write(
+        &proc_json,
+        json!({"args": ["sh", "-c", "echo $P; pwd; id -u"], "env": ["P=q"], "cwd": "/etc",
+               "user": {"uid": 7, "gid": 7}})
+        .to_string(),
+    )
+    .expect("write process.json");
+    let r = f.carapace(&["exec", "--process", proc_json.to_str().unwrap_or("?"), "x"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert_eq!(r.stdout, "q\n/etc\n7\n", "{}", r.dump());
+    std::fs::write(&proc_json, "{\"args\": []}").expect("write process.json");
+    let r = f.carapace(&["exec", "--process", proc_json.to_str().unwrap_or("?"), "x"]);
+    assert_ne!(r.code(), Some(0), "{}", r.dump());
+    assert!(r.stderr.contains("process.json"), "{}", r.dump());
+
+    // --detach --pid-file: the pid is a host process that ends as the exec'd process
+    // does, which a subreaper (as conmon and containerd's shim are) can wait for.
+    let pid_file = f.dir.join("exec.pid");
+    let bin = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let root = f.root();
+    for (script, want) in [("exit 9", "exited=9"), ("kill -KILL $$", "signaled=9")] {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(helper("subreaper_wait.py"))
+            .arg(&pid_file)
+            .arg(&bin)
+            .arg("--root")
+            .arg(&root)
+            .args(["exec", "--detach", "--pid-file"])
+            .arg(&pid_file)
+            .args(["x", "sh", "-c", script]);
+        let r = tests::run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            r.stdout.contains("cmd=0 ") && r.stdout.contains(want),
+            "{}",
+            r.dump()
+        );
+    }
+
+    // --tty with --console-socket: the process runs on a pty of the sandbox.
+    let sock = f.dir.join("exec-console.sock");
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(helper("console_socket.py"))
+        .arg(&sock)
+        .arg("yes")
+        .arg("--")
+        .arg(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["exec", "--tty", "--console-socket"])
+        .arg(&sock)
+        .args(["x", "sh", "-c", "tty; echo hi; read a; echo got $a; exit 4"]);
+    let r = tests::run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.stdout.contains("/dev/pts/"), "{}", r.dump());
+    assert!(r.stdout.contains("got yes\r\n"), "{}", r.dump());
+    assert!(r.stderr.contains("create=4"), "{}", r.dump());
+    // Without a console socket, a detached exec has nowhere to put its terminal.
+    let r = f.carapace(&["exec", "--tty", "--detach", "x", "true"]);
+    assert_ne!(r.code(), Some(0), "{}", r.dump());
+
+    // Exec'd processes are the container's: ps lists only init once they are gone.
+    let ps = f.carapace(&["ps", "--format", "json", "x"]);
+    assert_eq!(ps.stdout.trim(), "[1]", "{}", ps.dump());
+    // The container's end takes its exec'd processes with it: 128 + SIGKILL.
+    let last = {
+        let cmd = f.command(&["exec", "x", "sleep", "1000"]);
+        std::thread::spawn(move || tests::run(cmd, TIMEOUT))
+    };
+    assert!(
+        eventually(|| f.carapace(&["ps", "--format", "json", "x"]).stdout.trim() != "[1]"),
+        "the exec'd sleep never showed up in ps"
+    );
+    let r = f.carapace(&["kill", "x", "KILL"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert!(eventually(|| f.state("x")["status"] == "stopped"));
+    let r = last.join().expect("exec").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.code(), Some(137), "{}", r.dump());
+    let r = f.carapace(&["exec", "x", "true"]);
+    assert!(r.stderr.contains("stopped"), "{}", r.dump());
+    let del = f.carapace(&["delete", "x"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("x");
+}
+
+/// The control socket takes descriptors only as an exec's stdio or terminal, and checks
+/// them: more than three are refused, a count that does not fit is an error, and a
+/// "terminal" that is not one is not bridged.
+#[test]
+fn exec_requests_are_checked() {
+    let f = Fixture::new();
+    f.with_args(&["sleep", "1000"], |_| {});
+    let (status, err) = f.create("q", &[]);
+    assert!(status.success(), "create failed: {err}");
+    assert_eq!(f.carapace(&["start", "q"]).code(), Some(0));
+    let sock = f.root().join("q/control.sock");
+    let send = |terminal: bool, files: &[&str]| -> String {
+        let req = json!({"op": "exec", "args": ["true"], "env": [], "cwd": "/", "uid": 0,
+                         "gid": 0, "umask": 18, "terminal": terminal});
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(helper("control_request.py"))
+            .arg(&sock)
+            .arg(req.to_string())
+            .args(files);
+        let r = tests::run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.code(), Some(0), "{}", r.dump());
+        r.stdout
+    };
+    let null = "/dev/null";
+    // Four descriptors: the connection is dropped unanswered.
+    assert_eq!(send(false, &[null, null, null, null]).trim(), "b''");
+    let two = send(false, &[null, null]);
+    assert!(two.contains("three descriptors"), "{two}");
+    let none = send(true, &[]);
+    assert!(none.contains("exactly one descriptor"), "{none}");
+    let not_a_tty = send(true, &[null]);
+    assert!(not_a_tty.contains("not a terminal"), "{not_a_tty}");
+    // The three right ones start the process.
+    let ok = send(false, &[null, null, null]);
+    assert!(ok.contains("\"started\""), "{ok}");
+    let ps = f.carapace(&["ps", "q"]);
+    assert_eq!(ps.code(), Some(0), "{}", ps.dump());
+    let del = f.carapace(&["delete", "--force", "q"]);
+    assert_eq!(del.code(), Some(0), "{}", del.dump());
+    f.assert_nothing_left("q");
 }

@@ -3,6 +3,9 @@
 //! The sentry (`carapace boot`) listens on `<root>/<id>/control.sock`, a unix stream
 //! socket. Each connection carries one [`Request`] as a line of JSON and gets one
 //! [`Response`] line back (`Wait` answers only when the container's init has exited).
+//! `Exec` is the exception: its descriptors come with the request line (`SCM_RIGHTS`),
+//! and it is answered twice on the same connection, `Started` when the new process runs
+//! and `Exited` when it is gone.
 #![deny(unsafe_code)]
 
 mod server;
@@ -19,12 +22,32 @@ pub enum Request {
     Start,
     /// Send `signo` to init, or to every process of the sandbox with `all`.
     Signal { signo: i32, all: bool },
+    /// Send `signo` to the process `pid` (a sandbox pid), e.g. one started by `Exec`.
+    SignalProcess { pid: i32, signo: i32 },
     /// The container's status.
     State,
     /// The sandbox's processes.
     Ps,
     /// Block until init exits.
     Wait,
+    /// Start a new process in the running container (`carapace exec`).
+    Exec(ExecRequest),
+}
+
+/// A process for `exec`. The descriptors come with the request: the new process's fds 0,
+/// 1 and 2, or with `terminal` one host terminal that its console pty is bridged to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    pub umask: u32,
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// Where the container is in its life, as `state` reports it.
@@ -48,7 +71,11 @@ pub enum Response {
     Ps {
         pids: Vec<i32>,
     },
-    /// Init's exit: the `wait(2)` status word.
+    /// An `exec`'d process runs, with this sandbox pid.
+    Started {
+        pid: i32,
+    },
+    /// Init's (or an `exec`'d process's) exit: the `wait(2)` status word.
     Exited {
         wait_status: i32,
     },

@@ -1,14 +1,20 @@
 //! The sentry's side of the control socket.
 
-use super::{Phase, Request, Response};
+use super::{ExecRequest, Phase, Request, Response};
+use crate::boot::{BootError, ProcessIo, ProcessSpec, Spawner};
 use crate::kernel::signal::{default_action, DefaultAction, SigInfo};
 use crate::kernel::{ExitStatus, Kernel};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// The longest request line the server reads: requests are a few dozen bytes.
-const MAX_REQUEST: u64 = 4096;
+/// The longest request line the server reads: most are a few dozen bytes; an `Exec`
+/// carries a command line and an environment.
+const MAX_REQUEST: usize = 1 << 20;
+
+/// The most descriptors a request may bring (an `Exec`'s stdio).
+const MAX_FDS: usize = 3;
 
 /// How long a client may take to send its request: connections are served one at a
 /// time, so a silent client must not hold the others up for ever.
@@ -34,6 +40,8 @@ struct State {
 
 struct Shared {
     kernel: Arc<Kernel>,
+    /// Starts `exec`'d processes; `None` where the sandbox offers no exec.
+    spawner: Option<Spawner>,
     state: Mutex<State>,
     started: Condvar,
 }
@@ -51,10 +59,16 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Serve `listener` on a new thread for the sandbox whose kernel is `kernel`.
-    pub fn spawn(listener: UnixListener, kernel: Arc<Kernel>) -> std::io::Result<ControlServer> {
+    /// Serve `listener` on a new thread for the sandbox whose kernel is `kernel`; `exec`
+    /// requests go to `spawner`.
+    pub fn spawn(
+        listener: UnixListener,
+        kernel: Arc<Kernel>,
+        spawner: Option<Spawner>,
+    ) -> std::io::Result<ControlServer> {
         let shared = Arc::new(Shared {
             kernel,
+            spawner,
             state: Mutex::new(State {
                 phase: Phase::Created,
                 decision: None,
@@ -125,40 +139,141 @@ fn send(stream: &mut UnixStream, r: &Response) -> std::io::Result<()> {
     stream.write_all(&line)
 }
 
-/// Read one request from `stream` and answer it (or park it, for `Wait`).
+/// Read one request line from `stream`, with the descriptors sent beside it.
+fn read_request(stream: &UnixStream) -> std::io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut line = Vec::new();
+    let mut fds = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let (n, got) = crate::host::recv_with_fds(stream.as_fd(), &mut buf)?;
+        fds.extend(got);
+        if fds.len() > MAX_FDS {
+            return Err(std::io::Error::other("too many descriptors"));
+        }
+        let data = buf.get(..n).unwrap_or_default();
+        match data.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                line.extend_from_slice(data.get(..end).unwrap_or_default());
+                return Ok((line, fds));
+            }
+            None if n == 0 => return Ok((line, fds)),
+            None => line.extend_from_slice(data),
+        }
+        if line.len() > MAX_REQUEST {
+            return Err(std::io::Error::other("request too long"));
+        }
+    }
+}
+
+/// Read one request from `stream` and answer it (or park it, for `Wait` and `Exec`).
 fn serve_one(shared: &Shared, mut stream: UnixStream) {
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
-    let mut line = String::new();
-    let read = stream
-        .try_clone()
-        .map(|s| BufReader::new(std::io::Read::take(s, MAX_REQUEST)).read_line(&mut line));
-    let reply = match read {
-        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-            Ok(Request::Wait) => {
-                let mut st = shared.state();
-                match st.exit {
-                    Some(status) => Response::Exited {
-                        wait_status: status.wait_status(),
-                    },
-                    None => {
-                        st.waiters.push(stream);
-                        return;
-                    }
-                }
-            }
-            Ok(req) => handle(shared, req),
-            Err(e) => Response::Error {
-                message: format!("bad control request: {e}"),
-            },
-        },
-        Ok(Err(e)) | Err(e) => {
+    let (line, fds) = match read_request(&stream) {
+        Ok(r) => r,
+        Err(e) => {
             tracing::warn!("control socket: read: {e}");
             return;
         }
     };
+    let reply = match serde_json::from_slice::<Request>(&line) {
+        Ok(Request::Wait) => {
+            let mut st = shared.state();
+            match st.exit {
+                Some(status) => Response::Exited {
+                    wait_status: status.wait_status(),
+                },
+                None => {
+                    st.waiters.push(stream);
+                    return;
+                }
+            }
+        }
+        Ok(Request::Exec(req)) => match exec(shared, req, fds, &stream) {
+            Ok(()) => return,
+            Err(message) => error(message),
+        },
+        Ok(req) => handle(shared, req),
+        Err(e) => Response::Error {
+            message: format!("bad control request: {e}"),
+        },
+    };
     if let Err(e) = send(&mut stream, &reply) {
         tracing::warn!("control socket: write: {e}");
     }
+}
+
+/// `Exec`: start the process and answer `Started`; its thread answers `Exited` on the
+/// same connection when it is gone (never before `Started` is out).
+fn exec(
+    shared: &Shared,
+    req: ExecRequest,
+    fds: Vec<OwnedFd>,
+    stream: &UnixStream,
+) -> Result<(), String> {
+    match shared.state().phase {
+        Phase::Running => {}
+        Phase::Created => return Err("cannot exec in a container that has not started".into()),
+        Phase::Stopped => return Err("cannot exec in a stopped container".into()),
+    }
+    let Some(spawner) = &shared.spawner else {
+        return Err("this sandbox cannot exec".into());
+    };
+    let io = if req.terminal {
+        let [console]: [OwnedFd; 1] = fds
+            .try_into()
+            .map_err(|_| "exec with a terminal takes exactly one descriptor".to_string())?;
+        ProcessIo::Console(console)
+    } else {
+        let stdio: [OwnedFd; 3] = fds
+            .try_into()
+            .map_err(|_| "exec takes three descriptors (stdin, stdout, stderr)".to_string())?;
+        ProcessIo::Stdio(stdio)
+    };
+    if req.args.is_empty() {
+        return Err("exec: args must not be empty".into());
+    }
+    let bytes =
+        |v: Vec<String>| -> Vec<Vec<u8>> { v.into_iter().map(String::into_bytes).collect() };
+    let spec = ProcessSpec {
+        argv: bytes(req.args),
+        envp: bytes(req.env),
+        cwd: req.cwd.into_bytes(),
+        uid: req.uid,
+        gid: req.gid,
+        groups: req.additional_gids,
+        umask: req.umask,
+    };
+    let mut reply = stream
+        .try_clone()
+        .map_err(|e| format!("control socket: {e}"))?;
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let on_exit = move |status: ExitStatus| {
+        // An Err means `Started` was never sent: the client has gone already.
+        if started_rx.recv().is_ok() {
+            let _ = send(
+                &mut reply,
+                &Response::Exited {
+                    wait_status: status.wait_status(),
+                },
+            );
+        }
+    };
+    let pid = spawner.spawn(spec, io, on_exit).map_err(|e| match e {
+        BootError::NotFound(cmd) => {
+            format!("exec: {cmd:?}: executable file not found in $PATH")
+        }
+        BootError::CannotExecute(cmd, err) => format!("exec: {cmd:?}: {err}"),
+        BootError::Setup(msg) => format!("exec failed: {msg}"),
+    })?;
+    let mut out = stream
+        .try_clone()
+        .map_err(|e| format!("control socket: {e}"))?;
+    if let Err(e) = send(&mut out, &Response::Started { pid }) {
+        tracing::warn!("control socket: write: {e}");
+        return Ok(());
+    }
+    let _ = started_tx.send(());
+    Ok(())
 }
 
 fn handle(shared: &Shared, req: Request) -> Response {
@@ -200,6 +315,23 @@ fn handle(shared: &Shared, req: Request) -> Response {
                 Phase::Stopped => error("container not running"),
             }
         }
+        Request::SignalProcess { pid, signo } => {
+            if !(1..=64).contains(&signo) {
+                return error(format!("invalid signal {signo}"));
+            }
+            if st.phase != Phase::Running {
+                return error("container not running");
+            }
+            drop(st);
+            let group = shared.kernel.pids().group(pid);
+            match group {
+                Some(g) if g.state().exit_status.is_none() => {
+                    shared.kernel.signal_group(&g, SigInfo::user(signo, 0, 0));
+                    Response::Ok
+                }
+                _ => error("no such process"),
+            }
+        }
         Request::State => Response::State { phase: st.phase },
         Request::Ps => {
             drop(st);
@@ -208,7 +340,7 @@ fn handle(shared: &Shared, req: Request) -> Response {
             Response::Ps { pids }
         }
         // Answered by the caller.
-        Request::Wait => error("internal: wait"),
+        Request::Wait | Request::Exec(_) => error("internal: wait"),
     }
 }
 
