@@ -47,6 +47,10 @@ pub struct Kernel {
     pub locks: locks::LockTable,
     pub timers: timer::TimerService,
     pub pids: Mutex<PidTable>,
+    /// Makes a process's exit one step for `wait`: its zombie state and the SIGCHLD to
+    /// its parent appear together (Linux does both under tasklist_lock), so a parent
+    /// never reaps a child whose SIGCHLD is still to come.
+    pub exit_notify: Mutex<()>,
     /// Set when init has exited: every other task is being killed.
     pub shutting_down: AtomicBool,
     next_pid: AtomicI32,
@@ -68,6 +72,7 @@ impl Kernel {
             timers: timer::TimerService::default(),
             pids: Mutex::new(PidTable::default()),
             shutting_down: AtomicBool::new(false),
+            exit_notify: Mutex::new(()),
             next_pid: AtomicI32::new(1),
             enosys_logged: Mutex::new(HashSet::new()),
         }
@@ -267,6 +272,7 @@ impl Kernel {
     /// A task's loop ended: take it out of its thread group; the last one out makes the
     /// group a zombie, hands its children to a reaper, and tells its parent.
     fn task_exited(&self, task: &Task, status: ExitStatus) {
+        let _exit = lock(&self.exit_notify);
         let tg = &task.tg;
         task.shared.exited.store(true, Ordering::Release);
         self.pids().tasks.remove(&task.tid);

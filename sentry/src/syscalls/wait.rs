@@ -147,6 +147,13 @@ struct Found {
 /// Look for a child matching `sel` with an event `options` asks for; consume it unless
 /// WNOWAIT. `Ok(None)`: matching children exist but nothing to report yet.
 fn find_child(task: &Task, sel: Selector, options: i32) -> Result<Option<Found>> {
+    // No child is halfway through its exit (zombie set, SIGCHLD not yet queued) while we
+    // look: see `Kernel::exit_notify`.
+    let _exit = task
+        .kernel
+        .exit_notify
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let children: Vec<Arc<ThreadGroup>> = task.tg.state().children.clone();
     let mut any = false;
     for c in children {
