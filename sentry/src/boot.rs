@@ -162,11 +162,10 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     // A no-op when the caller read them before confining this process.
     read_host_facts();
     crate::net::set_mode(cfg.network);
-    let argv0 = cfg
-        .argv
-        .first()
-        .cloned()
-        .ok_or(BootError::Setup("empty command".into()))?;
+    // Checked before any setup; `launch` needs it too.
+    if cfg.argv.is_empty() {
+        return Err(BootError::Setup("empty command".into()));
+    }
     // The MemoryFile comes first: tmpfs file data lives in it.
     let memory_file = Arc::new(MemoryFile::new().map_err(setup("memory file"))?);
     let client = Arc::new(gofer::client::Client::new(cfg.gofer));
@@ -208,24 +207,11 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
             String::from_utf8_lossy(&cfg.cwd)
         ),
     }
-    let (files, console) = match cfg.console {
-        Some(host) => {
-            let bridge = crate::fs::devpts::bridge::ConsoleBridge::new(&fs, host, cfg.uid, cfg.gid)
-                .map_err(setup("console"))?;
-            let mut t = crate::vfs::FdTable::new();
-            for fd in 0..3 {
-                t.insert_at(fd, bridge.slave(), crate::vfs::FdFlags::default())
-                    .map_err(setup("console"))?;
-            }
-            (t, Some(bridge))
-        }
-        None => {
-            let [stdin, stdout, stderr] = cfg.stdio;
-            let files =
-                crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?;
-            (files, None)
-        }
+    let io = match cfg.console {
+        Some(host) => ProcessIo::Console(host),
+        None => ProcessIo::Stdio(cfg.stdio),
     };
+    let (files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
     let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
@@ -233,43 +219,9 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     let kernel = Arc::new(kernel);
     let mut creds = Credentials::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();
-    let vcreds: Creds = creds.fs_creds();
-
-    let name = String::from_utf8_lossy(&argv0).into_owned();
-    let path = find_program(&fs, &vcreds, &argv0, &cfg.envp).map_err(|e| match e.errno {
-        Errno::ENOENT | Errno::ENOTDIR => BootError::NotFound(name.clone()),
-        _ => BootError::CannotExecute(name.clone(), e),
-    })?;
-    let open = |p: &[u8]| -> crate::Result<Executable> {
-        let f = fs.open_for_exec(p, &vcreds)?;
-        Ok(Executable {
-            file: f.mappable,
-            path: f.path,
-        })
-    };
-    let strace_exec = cfg
-        .strace
-        .then(|| (path.clone(), cfg.argv.clone(), cfg.envp.len()));
-    let init = Task::new_init(
-        kernel.clone(),
-        fs.clone(),
-        files,
-        creds,
-        &open,
-        &path,
-        cfg.argv,
-        cfg.envp,
-    )
-    .map_err(|e| match e.errno {
-        Errno::ENOENT => BootError::NotFound(name.clone()),
-        _ => BootError::CannotExecute(name.clone(), e),
-    })?;
-    // A terminal on stdio (the host console, or the console pty) is the first session's
-    // controlling terminal, with init's group in the foreground.
-    let ctty = (0..3).find_map(|fd| init.files().get(fd).ok().and_then(|f| f.tty()));
-    if let Some(term) = ctty {
-        crate::kernel::tty::set_ctty(&init.kernel, &init.tg, term);
-    }
+    let strace_exec = cfg.strace.then(|| (cfg.argv.clone(), cfg.envp.len()));
+    let (init, path) = launch(&kernel, &fs, files, creds, cfg.argv, cfg.envp)?;
+    let strace_exec = strace_exec.map(|(argv, envc)| (path, argv, envc));
     Ok(Sandbox {
         kernel,
         init,
@@ -355,11 +307,6 @@ impl Spawner {
         spec: ProcessSpec,
         io: ProcessIo,
     ) -> Result<(Task, Option<crate::fs::devpts::bridge::ConsoleBridge>), BootError> {
-        let argv0 = spec
-            .argv
-            .first()
-            .cloned()
-            .ok_or(BootError::Setup("empty command".into()))?;
         let mut fs = self.fs.clone();
         fs.umask = spec.umask & 0o777;
         match fs.lookup(&fs.root, &spec.cwd, true) {
@@ -371,58 +318,12 @@ impl Spawner {
                 )))
             }
         }
-        let (files, console) = match io {
-            ProcessIo::Console(host) => {
-                let bridge =
-                    crate::fs::devpts::bridge::ConsoleBridge::new(&fs, host, spec.uid, spec.gid)
-                        .map_err(setup("console"))?;
-                let mut t = crate::vfs::FdTable::new();
-                for fd in 0..3 {
-                    t.insert_at(fd, bridge.slave(), crate::vfs::FdFlags::default())
-                        .map_err(setup("console"))?;
-                }
-                (t, Some(bridge))
-            }
-            ProcessIo::Stdio([stdin, stdout, stderr]) => (
-                crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?,
-                None,
-            ),
-        };
+        let (files, console) = process_files(&fs, io, spec.uid, spec.gid)?;
         let mut creds = Credentials::new(spec.uid, spec.gid);
         creds.groups = spec.groups;
-        let vcreds: Creds = creds.fs_creds();
-        let name = String::from_utf8_lossy(&argv0).into_owned();
-        let path = find_program(&fs, &vcreds, &argv0, &spec.envp).map_err(|e| match e.errno {
-            Errno::ENOENT | Errno::ENOTDIR => BootError::NotFound(name.clone()),
-            _ => BootError::CannotExecute(name.clone(), e),
-        })?;
-        let open = |p: &[u8]| -> crate::Result<Executable> {
-            let f = fs.open_for_exec(p, &vcreds)?;
-            Ok(Executable {
-                file: f.mappable,
-                path: f.path,
-            })
-        };
         // A parentless thread group with a fresh pid, leading a new session: what
         // `new_init` makes, now for a pid other than 1.
-        let task = Task::new_init(
-            self.kernel.clone(),
-            fs.clone(),
-            files,
-            creds,
-            &open,
-            &path,
-            spec.argv,
-            spec.envp,
-        )
-        .map_err(|e| match e.errno {
-            Errno::ENOENT => BootError::NotFound(name.clone()),
-            _ => BootError::CannotExecute(name.clone(), e),
-        })?;
-        let ctty = (0..3).find_map(|fd| task.files().get(fd).ok().and_then(|f| f.tty()));
-        if let Some(term) = ctty {
-            crate::kernel::tty::set_ctty(&task.kernel, &task.tg, term);
-        }
+        let (task, _) = launch(&self.kernel, &fs, files, creds, spec.argv, spec.envp)?;
         Ok((task, console))
     }
 }
@@ -438,6 +339,89 @@ fn wait_group_exit(task: &Task) -> ExitStatus {
         // they end on their own or when the sandbox shuts down.
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The first three descriptors of a new process: host stdio fds, or a new sandbox pty
+/// bridged to a host terminal (returned too, to be finished when the process ends).
+fn process_files(
+    fs: &FsContext,
+    io: ProcessIo,
+    uid: u32,
+    gid: u32,
+) -> Result<
+    (
+        crate::vfs::FdTable,
+        Option<crate::fs::devpts::bridge::ConsoleBridge>,
+    ),
+    BootError,
+> {
+    match io {
+        ProcessIo::Console(host) => {
+            let bridge = crate::fs::devpts::bridge::ConsoleBridge::new(fs, host, uid, gid)
+                .map_err(setup("console"))?;
+            let mut t = crate::vfs::FdTable::new();
+            for fd in 0..3 {
+                t.insert_at(fd, bridge.slave(), crate::vfs::FdFlags::default())
+                    .map_err(setup("console"))?;
+            }
+            Ok((t, Some(bridge)))
+        }
+        ProcessIo::Stdio([stdin, stdout, stderr]) => Ok((
+            crate::fs::initial_fd_table(stdin, stdout, stderr).map_err(setup("stdio"))?,
+            None,
+        )),
+    }
+}
+
+/// Find `argv[0]` as `execvp` would, load it as a new process leading its own session
+/// (init, or an `exec`'d process), and make a terminal on its stdio its controlling
+/// terminal. Returns the task and the program's path.
+fn launch(
+    kernel: &Arc<Kernel>,
+    fs: &FsContext,
+    files: crate::vfs::FdTable,
+    creds: Credentials,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> Result<(Task, Vec<u8>), BootError> {
+    let argv0 = argv
+        .first()
+        .cloned()
+        .ok_or(BootError::Setup("empty command".into()))?;
+    let vcreds: Creds = creds.fs_creds();
+    let name = String::from_utf8_lossy(&argv0).into_owned();
+    let path = find_program(fs, &vcreds, &argv0, &envp).map_err(|e| match e.errno {
+        Errno::ENOENT | Errno::ENOTDIR => BootError::NotFound(name.clone()),
+        _ => BootError::CannotExecute(name.clone(), e),
+    })?;
+    let open = |p: &[u8]| -> crate::Result<Executable> {
+        let f = fs.open_for_exec(p, &vcreds)?;
+        Ok(Executable {
+            file: f.mappable,
+            path: f.path,
+        })
+    };
+    let task = Task::new_init(
+        kernel.clone(),
+        fs.clone(),
+        files,
+        creds,
+        &open,
+        &path,
+        argv,
+        envp,
+    )
+    .map_err(|e| match e.errno {
+        Errno::ENOENT => BootError::NotFound(name.clone()),
+        _ => BootError::CannotExecute(name, e),
+    })?;
+    // A terminal on stdio (the host console, or a console pty) is the new session's
+    // controlling terminal, with the process's group in the foreground.
+    let ctty = (0..3).find_map(|fd| task.files().get(fd).ok().and_then(|f| f.tty()));
+    if let Some(term) = ctty {
+        crate::kernel::tty::set_ctty(&task.kernel, &task.tg, term);
+    }
+    Ok((task, path))
 }
 
 /// `execvp`'s search: a name with a slash is used as is; otherwise each `PATH` entry is
