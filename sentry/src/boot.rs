@@ -212,6 +212,9 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         None => ProcessIo::Stdio(cfg.stdio),
     };
     let (files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
+    if let Some(slave) = console.as_ref().and_then(|c| c.slave_path()) {
+        crate::fs::mount_console(&fs.vfs, &slave).map_err(setup("/dev/console"))?;
+    }
     let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
