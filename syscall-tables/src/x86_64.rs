@@ -361,7 +361,7 @@ syscall_table! {
     314 SCHED_SETATTR sched_setattr(pid: Pid, attr: Struct("sched_attr"), flags: Hex) -> Int, Unimplemented "";
     315 SCHED_GETATTR sched_getattr(pid: Pid, attr: Struct("sched_attr"), size: UInt, flags: Hex) -> Int, Unimplemented "";
     316 RENAMEAT2 renameat2(olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: Flags(&f::RENAME)) -> Int, Implemented "";
-    317 SECCOMP seccomp(operation: Flags(&f::SECCOMP_OP), flags: Hex, args: Ptr) -> Int, Unimplemented "";
+    317 SECCOMP seccomp(operation: Flags(&f::SECCOMP_OP), flags: Hex, args: Ptr) -> Int, Implemented "classic-BPF filters run by the sentry; no SECCOMP_FILTER_FLAG_NEW_LISTENER (EINVAL), so USER_NOTIF fails with ENOSYS; no tracer, so TRACE fails with ENOSYS";
     318 GETRANDOM getrandom(buf: OutBuf(1), buflen: Size, flags: Flags(&f::GETRANDOM)) -> Size, Implemented "";
     319 MEMFD_CREATE memfd_create(name: Str, flags: Flags(&f::MEMFD)) -> Fd, Partial "tmpfs-backed, with seals; no MFD_HUGETLB";
     320 KEXEC_FILE_LOAD kexec_file_load(kernel_fd: Fd, initrd_fd: Fd, cmdline_len: ULong, cmdline: Str, flags: Hex) -> Int, Unimplemented "";

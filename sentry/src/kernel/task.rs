@@ -104,7 +104,6 @@ pub struct Task {
     pub clear_child_tid: UserAddr,
     pub robust_list: (UserAddr, usize),
     pub dumpable: bool,
-    pub no_new_privs: bool,
     /// The path of the running executable (`/proc/self/exe`).
     pub exe_path: Vec<u8>,
     /// Set when the task has exited; the loop stops.
@@ -162,13 +161,19 @@ impl Task {
             clear_child_tid: seed.clear_child_tid,
             robust_list: (UserAddr(0), 0),
             dumpable: true,
-            no_new_privs: false,
             exe_path: seed.exe_path,
             exit_status: None,
             restart_syscall: None,
         };
         task.publish_proc();
         task
+    }
+
+    /// `PR_SET_NO_NEW_PRIVS` is set.
+    pub fn no_new_privs(&self) -> bool {
+        self.shared
+            .no_new_privs
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The thread's name (`comm`).
@@ -438,6 +443,9 @@ impl Task {
         let nr = self.regs.orig_rax;
         let r = &self.regs;
         let args = SyscallArgs([r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9]);
+        if let super::seccomp::Verdict::Skip = super::seccomp::check_syscall(self, nr, &args) {
+            return;
+        }
         let entry = self
             .kernel
             .strace

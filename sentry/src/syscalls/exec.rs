@@ -83,7 +83,7 @@ fn open_program(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> Result<Exec
 /// set-group-ID bit without group-execute is mandatory locking, not set-group-ID. A
 /// script's own bits never count (Linux ignores set-ID scripts): only an ELF file's.
 fn set_ids(task: &Task, program: &ExecFile) -> Result<(Option<u32>, Option<u32>)> {
-    if task.no_new_privs {
+    if task.no_new_privs() {
         return Ok((None, None));
     }
     let mut magic = [0u8; 2];

@@ -448,10 +448,12 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
             if arg2 != 1 {
                 return_errno!(EINVAL);
             }
-            task.no_new_privs = true;
+            task.shared
+                .no_new_privs
+                .store(true, std::sync::atomic::Ordering::Release);
             Ok(0)
         }
-        libc::PR_GET_NO_NEW_PRIVS => Ok(u64::from(task.no_new_privs)),
+        libc::PR_GET_NO_NEW_PRIVS => Ok(u64::from(task.no_new_privs())),
         libc::PR_SET_CHILD_SUBREAPER => {
             task.tg.state().child_subreaper = arg2 != 0;
             Ok(0)
@@ -461,7 +463,8 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
             task.write_obj(UserAddr(arg2), &v)?;
             Ok(0)
         }
-        libc::PR_GET_SECCOMP => Ok(0),
+        libc::PR_GET_SECCOMP => Ok(u64::from(task.shared.seccomp.mode())),
+        libc::PR_SET_SECCOMP => super::seccomp::sys_prctl_set_seccomp(task, arg2, _arg3),
         libc::PR_CAPBSET_READ => {
             if arg2 > u64::from(crate::kernel::creds::CAP_LAST_CAP) {
                 return_errno!(EINVAL);
