@@ -569,6 +569,7 @@ fn changes_proc_view(nr: u64) -> bool {
             | nr::SETFSGID
             | nr::SETGROUPS
             | nr::CAPSET
+            | nr::PRCTL
             | nr::SETRLIMIT
             | nr::PRLIMIT64
             | nr::UNSHARE

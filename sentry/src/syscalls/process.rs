@@ -489,8 +489,38 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
             task.creds.keep_caps = arg2 == 1;
             Ok(0)
         }
+        libc::PR_CAP_AMBIENT => cap_ambient(task, arg2, _arg3),
         libc::PR_GET_TIMERSLACK => Ok(0),
         libc::PR_SET_TIMERSLACK => Ok(0),
+        _ => return_errno!(EINVAL),
+    }
+}
+
+/// `prctl(PR_CAP_AMBIENT, op, cap)`: the ambient set (capabilities(7)). A capability
+/// may be raised only while it is permitted and inheritable.
+fn cap_ambient(task: &mut Task, op: u64, cap: u64) -> Result<u64> {
+    let c = &mut task.creds;
+    if op == libc::PR_CAP_AMBIENT_CLEAR_ALL as u64 {
+        c.cap_ambient = 0;
+        return Ok(0);
+    }
+    if cap > u64::from(crate::kernel::creds::CAP_LAST_CAP) {
+        return_errno!(EINVAL);
+    }
+    let bit = 1u64 << cap;
+    match op as i32 {
+        libc::PR_CAP_AMBIENT_IS_SET => Ok(u64::from(c.cap_ambient & bit != 0)),
+        libc::PR_CAP_AMBIENT_RAISE => {
+            if c.cap_permitted & c.cap_inheritable & bit == 0 {
+                return_errno!(EPERM);
+            }
+            c.cap_ambient |= bit;
+            Ok(0)
+        }
+        libc::PR_CAP_AMBIENT_LOWER => {
+            c.cap_ambient &= !bit;
+            Ok(0)
+        }
         _ => return_errno!(EINVAL),
     }
 }
@@ -587,6 +617,8 @@ pub fn sys_capset(task: &mut Task, hdr: UserAddr, data: UserAddr) -> Result<u64>
     c.cap_effective = e;
     c.cap_permitted = p;
     c.cap_inheritable = i;
+    // The ambient set never holds what is no longer permitted and inheritable.
+    c.cap_ambient &= p & i;
     Ok(0)
 }
 

@@ -1019,7 +1019,7 @@ fn status(t: Target) -> Result<Vec<u8>> {
     let _ = writeln!(o, "CapPrm:\t{:016x}", c.cap_permitted);
     let _ = writeln!(o, "CapEff:\t{:016x}", c.cap_effective);
     let _ = writeln!(o, "CapBnd:\t{:016x}", c.cap_bounding);
-    let _ = writeln!(o, "CapAmb:\t{:016x}", 0);
+    let _ = writeln!(o, "CapAmb:\t{:016x}", c.cap_ambient);
     let _ = writeln!(o, "NoNewPrivs:\t{}", u8::from(s.no_new_privs));
     let _ = writeln!(o, "Seccomp:\t{}", s.seccomp_mode);
     let _ = writeln!(o, "Seccomp_filters:\t{}", s.seccomp_filters);
