@@ -170,7 +170,7 @@ syscall_table! {
     123 SETFSGID setfsgid(fsgid: Gid) -> Int, Implemented "";
     124 GETSID getsid(pid: Pid) -> Pid, Implemented "";
     125 CAPGET capget(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets";
-    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; no ambient set";
+    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; the ambient set shrinks to permitted and inheritable";
     127 RT_SIGPENDING rt_sigpending(set: Struct("sigset_t"), sigsetsize: Size) -> Int, Implemented "";
     128 RT_SIGTIMEDWAIT rt_sigtimedwait(set: Struct("sigset_t"), info: Struct("siginfo_t"), timeout: Struct("timespec"), sigsetsize: Size) -> Int, Implemented "";
     129 RT_SIGQUEUEINFO rt_sigqueueinfo(tgid: Pid, sig: Signal, info: Struct("siginfo_t")) -> Int, Implemented "";
@@ -201,7 +201,7 @@ syscall_table! {
     154 MODIFY_LDT modify_ldt(func: Int, ptr: Ptr, bytecount: ULong) -> Int, Unimplemented "";
     155 PIVOT_ROOT pivot_root(new_root: Path, put_old: Path) -> Int, Unimplemented "";
     156 _SYSCTL _sysctl(args: Struct("__sysctl_args")) -> Int, Unimplemented "";
-    157 PRCTL prctl(option: Flags(&f::PRCTL_OPTION), arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Partial "names, pdeath signal, dumpable, no_new_privs, subreaper, keepcaps, capability bounding set; no ambient set";
+    157 PRCTL prctl(option: Flags(&f::PRCTL_OPTION), arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Partial "names, pdeath signal, dumpable, no_new_privs, subreaper, keepcaps, capability bounding and ambient sets, seccomp (PR_SET/GET_SECCOMP)";
     158 ARCH_PRCTL arch_prctl(code: Flags(&f::ARCH_PRCTL_CODE), addr: Hex) -> Int, Implemented "";
     159 ADJTIMEX adjtimex(buf: Struct("timex")) -> Int, Unimplemented "";
     160 SETRLIMIT setrlimit(resource: Flags(&f::RLIMIT), rlim: Struct("rlimit")) -> Int, Implemented "";
