@@ -115,6 +115,30 @@ pub fn exec_flags(
     Ok(())
 }
 
+/// Every capability name, in number order (`carapace features`).
+pub fn capability_names() -> Vec<String> {
+    let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
+    all.sort_by_key(|c| c.index());
+    all.iter().map(|c| c.to_string()).collect()
+}
+
+/// What `linux.seccomp` may hold (`carapace features`).
+pub fn seccomp_features() -> Value {
+    serde_json::json!({
+        "enabled": true,
+        "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",
+            "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
+            "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+        "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
+            "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+        "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"],
+        "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            "SECCOMP_FILTER_FLAG_TSYNC"],
+        "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            "SECCOMP_FILTER_FLAG_TSYNC"],
+    })
+}
+
 /// A capability's number from its name, with or without `CAP_`, in any case.
 pub fn capability_number(name: &str) -> anyhow::Result<u32> {
     let upper = name.to_ascii_uppercase();
@@ -292,6 +316,11 @@ fn compile(s: &Value) -> anyhow::Result<Vec<u64>> {
         .map_err(|_| anyhow::anyhow!("defaultErrnoRet: not a 32-bit unsigned integer"))?;
     let default = action(default_name, default_errno).context("defaultAction")?;
     let mut ctx = ScmpFilterContext::new(default).context("libseccomp: new filter")?;
+    // A binary tree of syscall numbers rather than a linear chain: the sentry interprets
+    // the program on every call, and profiles like podman's list hundreds of names.
+    if let Err(e) = ctx.set_ctl_optimize(2) {
+        tracing::debug!("libseccomp cannot build a binary tree ({e}); using a linear filter");
+    }
     for (i, a) in list(s, "architectures", "")
         .map_err(|_| anyhow::anyhow!("architectures: not a list"))?
         .iter()
