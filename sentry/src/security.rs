@@ -90,6 +90,10 @@ impl ProcessSecurity {
                 Some(slot) if r.soft <= r.hard => *slot = (r.soft, r.hard),
                 _ => return Err(format!("bad resource limit {r:?}")),
             }
+            // Descriptors are checked against the table's own copy of the soft limit.
+            if r.resource == libc::RLIMIT_NOFILE as u32 {
+                task.files().limit = u32::try_from(r.soft).unwrap_or(u32::MAX);
+            }
         }
         if self.no_new_privs {
             task.shared

@@ -280,7 +280,9 @@ fn capabilities_from_the_spec() {
 #[test]
 fn rlimits_and_no_new_privileges() {
     let f = Fixture::new();
-    let script = "ulimit -n; ulimit -Hn; ulimit -c; grep NoNewPrivs /proc/self/status";
+    // The descriptor limit is enforced, not only reported.
+    let script = "ulimit -n; ulimit -Hn; ulimit -c; grep NoNewPrivs /proc/self/status; \
+                  exec 300</dev/null && echo fd300; exec 400</dev/null && echo fd400";
     f.configure(&["sh", "-c", script], |c| {
         c["process"]["rlimits"] = json!([
             {"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654},
@@ -289,9 +291,14 @@ fn rlimits_and_no_new_privileges() {
         c["process"]["noNewPrivileges"] = json!(true);
     });
     let r = f.run("rl");
-    assert_eq!(r.code(), Some(0), "{}", r.dump());
     // busybox prints the core limit in 512-byte blocks.
-    assert_eq!(r.stdout, "321\n654\n8\nNoNewPrivs:\t1\n", "{}", r.dump());
+    assert_eq!(
+        r.stdout,
+        "321\n654\n8\nNoNewPrivs:\t1\nfd300\n",
+        "{}",
+        r.dump()
+    );
+    assert!(r.stderr.contains("Bad file descriptor"), "{}", r.dump());
 
     f.configure(&["grep", "NoNewPrivs", "/proc/self/status"], |c| {
         c["process"]["noNewPrivileges"] = json!(false);

@@ -396,7 +396,7 @@ impl Filter {
         }
         let path_insns = below.saturating_add(prog.len()).saturating_add(4);
         Ok(Arc::new(Filter {
-            depth: prev.as_ref().map_or(0, |p| p.depth) + 1,
+            depth: prev.as_ref().map_or(0, |p| p.depth).saturating_add(1),
             prog,
             log,
             prev,

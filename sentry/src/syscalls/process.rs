@@ -384,6 +384,9 @@ pub fn sys_prlimit64(
     }
     if let (Some(n), Some(s)) = (new_val, task.rlimits.0.get_mut(slot)) {
         *s = (n.cur, n.max);
+        if resource == libc::RLIMIT_NOFILE {
+            task.files().limit = u32::try_from(n.cur).unwrap_or(u32::MAX);
+        }
     }
     Ok(0)
 }
