@@ -91,7 +91,7 @@ impl ProcessSecurity {
                 _ => return Err(format!("bad resource limit {r:?}")),
             }
             // Descriptors are checked against the table's own copy of the soft limit.
-            if r.resource == libc::RLIMIT_NOFILE as u32 {
+            if r.resource == libc::RLIMIT_NOFILE {
                 task.files().limit = u32::try_from(r.soft).unwrap_or(u32::MAX);
             }
         }
