@@ -593,6 +593,42 @@ mod tests {
         let e = bad(json!({"capabilities": {"effective": ["CAP_KILL", "CAP_FLY"]}}));
         assert!(e.contains("process.capabilities.effective[1]"), "{e}");
         assert_eq!(capability_number("sys_admin").expect("known"), 21);
+        assert_eq!(
+            capability_names().first().map(String::as_str),
+            Some("CAP_CHOWN")
+        );
+    }
+
+    #[test]
+    fn exec_takes_the_container_defaults_and_flags() {
+        let container = from_config(&json!({
+            "process": {"noNewPrivileges": true,
+                "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
+                                 "permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 5, "hard": 6}]},
+            "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}
+        }))
+        .expect("valid");
+        assert!(container.seccomp.is_some());
+        // A process.json with only its own rlimits keeps the container's other parts.
+        let p = json!({"rlimits": [{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]});
+        let own = from_process(&p, "").expect("valid");
+        let mut s = for_exec(&p, own, container.clone());
+        assert_eq!(s.rlimits[0].resource, 4);
+        assert!(s.no_new_privs && s.seccomp == container.seccomp);
+        assert_eq!(s.capabilities, container.capabilities);
+        // --cap adds to bounding, effective, permitted (and, with inheritable, ambient).
+        exec_flags(&mut s, &["CAP_CHOWN".into()], false).expect("known");
+        let c = s.capabilities.expect("caps");
+        assert_eq!((c.bounding, c.effective, c.permitted), (0x21, 0x21, 0x21));
+        assert_eq!((c.inheritable, c.ambient), (0x21, 0x1));
+        let p = json!({"noNewPrivileges": false, "capabilities": {}});
+        let own = from_process(&p, "").expect("valid");
+        let s = for_exec(&p, own, container);
+        assert!(!s.no_new_privs);
+        assert_eq!(s.capabilities, Some(CapSets::default()));
+        let mut s = ProcessSecurity::default();
+        assert!(exec_flags(&mut s, &["CAP_NOPE".into()], true).is_err());
         assert_eq!(capability_number("CAP_CHOWN").expect("known"), 0);
     }
 }

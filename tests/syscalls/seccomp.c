@@ -286,6 +286,29 @@ static void tsync(void *arg)
     CHECK_EQ(tsync_errno, EPERM);
 }
 
+static volatile int killed_thread_returned;
+
+static void *doomed_thread(void *arg)
+{
+    (void)arg;
+    syscall(SYS_getppid);
+    killed_thread_returned = 1;
+    return NULL;
+}
+
+/* KILL_THREAD in a process with other threads ends that thread only. */
+static void kill_one_thread(void *arg)
+{
+    (void)arg;
+    CHECK_OK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    CHECK_EQ(install(SYS_getppid, SECCOMP_RET_KILL_THREAD, 0), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, doomed_thread, NULL), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(killed_thread_returned, 0);
+    CHECK(syscall(SYS_getpid) > 0);
+}
+
 static void needs_privilege(void *arg)
 {
     (void)arg;
@@ -392,6 +415,7 @@ int main(int argc, char **argv)
     CHECK_EXITED(run_in_child(stacked, NULL), 0);
     CHECK_EXITED(run_in_child(inherited, self), 0);
     CHECK_EXITED(run_in_child(tsync, NULL), 0);
+    CHECK_EXITED(run_in_child(kill_one_thread, NULL), 0);
     CHECK_EXITED(run_in_child(needs_privilege, NULL), 0);
     CHECK_EXITED(run_in_child(invalid_programs, NULL), 0);
 
