@@ -443,13 +443,18 @@ impl Task {
         let nr = self.regs.orig_rax;
         let r = &self.regs;
         let args = SyscallArgs([r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9]);
-        if let super::seccomp::Verdict::Skip = super::seccomp::check_syscall(self, nr, &args) {
-            return;
-        }
         let entry = self
             .kernel
             .strace
             .then(|| crate::strace::entry(self, nr, &args));
+        if let super::seccomp::Verdict::Skip = super::seccomp::check_syscall(self, nr, &args) {
+            // Refused by a seccomp filter: rax holds its errno unless the task is gone.
+            if let Some(line) = entry {
+                let ret = self.exit_status.is_none().then_some(self.regs.rax as i64);
+                crate::strace::exit(self, nr, &args, &line, ret);
+            }
+            return;
+        }
         let result = syscalls::dispatch(self, nr, &args);
         if changes_proc_view(nr) {
             self.publish_proc();
