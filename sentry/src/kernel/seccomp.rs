@@ -235,7 +235,9 @@ fn check_scratch(prog: &[Insn]) -> std::result::Result<(), Invalid> {
                 flow(pc + 1 + usize::from(i.jt));
                 flow(pc + 1 + usize::from(i.jf));
             }
-        } else if class != RET {
+        } else {
+            // Past a RET too, as Linux does: its state carries into the next
+            // instruction, which only a jump can otherwise reach.
             flow(pc + 1);
         }
     }
@@ -756,6 +758,7 @@ mod tests {
         assert!(validate(&[stmt(0x60, 0), ret]).is_err());
         assert!(validate(&[jump(0x15, 0, 0, 1), stmt(0x02, 0), stmt(0x60, 0), ret]).is_err());
         assert!(validate(&[stmt(0x02, 0), jump(0x15, 0, 0, 0), stmt(0x60, 0), ret]).is_ok());
+        assert!(validate(&[ret, stmt(0x60, 0), ret]).is_err());
         // LEN becomes the size of seccomp_data.
         let p = validate(&[stmt(0x80, 0), stmt(0x06 | 0x10, 0)]).expect("valid");
         assert_eq!(run(&p, &data(0)), 64);
