@@ -411,7 +411,7 @@ fn add_rules(
 ) -> anyhow::Result<()> {
     let mut indices: Vec<u32> = conds.iter().map(|c| c.0).collect();
     indices.sort_unstable();
-    let distinct = indices.windows(2).all(|w| w[0] != w[1]);
+    let distinct = indices.windows(2).all(|w| w.first() != w.last());
     let all: Vec<ScmpArgCompare> = conds.iter().map(|c| c.1).collect();
     if all.is_empty() {
         ctx.add_rule(act, nr)?;
