@@ -37,6 +37,8 @@ pub struct Bundle {
     pub resources: crate::cgroups::Resources,
     pub cgroups_path: Option<String>,
     pub annotations: BTreeMap<String, String>,
+    /// Capabilities, noNewPrivileges, rlimits and the compiled `linux.seccomp`.
+    pub security: sentry::security::ProcessSecurity,
 }
 
 /// Read and check `<bundle>/config.json`.
@@ -48,9 +50,17 @@ pub fn load(bundle: &Path) -> anyhow::Result<Bundle> {
     }
     let path = dir.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let spec: Spec = serde_json::from_slice(&text)
+    let value: serde_json::Value = serde_json::from_slice(&text)
         .with_context(|| format!("{}: malformed config", path.display()))?;
-    check(&dir, &spec).with_context(|| format!("{}", path.display()))
+    // Before the typed parse, which would refuse an unknown capability or limit
+    // without naming its field.
+    let security =
+        crate::security::from_config(&value).with_context(|| format!("{}", path.display()))?;
+    let spec: Spec = serde_json::from_value(value)
+        .with_context(|| format!("{}: malformed config", path.display()))?;
+    let mut b = check(&dir, &spec).with_context(|| format!("{}", path.display()))?;
+    b.security = security;
+    Ok(b)
 }
 
 fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
@@ -136,6 +146,7 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
             .unwrap_or_default()
             .into_iter()
             .collect(),
+        security: Default::default(),
     })
 }
 

@@ -48,6 +48,9 @@ pub struct ExecRequest {
     pub umask: u32,
     #[serde(default)]
     pub terminal: bool,
+    /// Capabilities, no_new_privs, rlimits and seccomp filter of the new process.
+    #[serde(default)]
+    pub security: Box<crate::security::ProcessSecurity>,
 }
 
 /// Where the container is in its life, as `state` reports it.

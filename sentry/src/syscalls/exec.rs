@@ -87,7 +87,7 @@ fn open_program(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> Result<Exec
 /// script's own bits never count (Linux ignores set-ID scripts): only an ELF file's. On
 /// a `nosuid` mount they do not count either.
 fn set_ids(task: &Task, program: &ExecFile) -> Result<(Option<u32>, Option<u32>)> {
-    if task.no_new_privs || program.file.path().is_some_and(|p| p.mount.flags().nosuid) {
+    if task.no_new_privs() || program.file.path().is_some_and(|p| p.mount.flags().nosuid) {
         return Ok((None, None));
     }
     let mut magic = [0u8; 2];

@@ -782,6 +782,10 @@ struct Snap {
     caught: u64,
     /// The thread's nice value (`setpriority`).
     nice: i32,
+    /// `PR_SET_NO_NEW_PRIVS`, the seccomp mode and how many filters are attached.
+    no_new_privs: bool,
+    seccomp_mode: u8,
+    seccomp_filters: usize,
     view: ProcView,
     vm: VmStats,
 }
@@ -878,6 +882,11 @@ fn snap(t: Target) -> Result<Snap> {
         nice: th
             .as_ref()
             .map_or(0, |x| x.nice.load(std::sync::atomic::Ordering::Relaxed)),
+        no_new_privs: th
+            .as_ref()
+            .is_some_and(|x| x.no_new_privs.load(std::sync::atomic::Ordering::Relaxed)),
+        seccomp_mode: th.as_ref().map_or(0, |x| x.seccomp.mode()),
+        seccomp_filters: th.as_ref().map_or(0, |x| x.seccomp.filter_count()),
         view,
         vm,
     })
@@ -1055,10 +1064,10 @@ fn status(t: Target) -> Result<Vec<u8>> {
     let _ = writeln!(o, "CapPrm:\t{:016x}", c.cap_permitted);
     let _ = writeln!(o, "CapEff:\t{:016x}", c.cap_effective);
     let _ = writeln!(o, "CapBnd:\t{:016x}", c.cap_bounding);
-    let _ = writeln!(o, "CapAmb:\t{:016x}", 0);
-    let _ = writeln!(o, "NoNewPrivs:\t0");
-    let _ = writeln!(o, "Seccomp:\t0");
-    let _ = writeln!(o, "Seccomp_filters:\t0");
+    let _ = writeln!(o, "CapAmb:\t{:016x}", c.cap_ambient);
+    let _ = writeln!(o, "NoNewPrivs:\t{}", u8::from(s.no_new_privs));
+    let _ = writeln!(o, "Seccomp:\t{}", s.seccomp_mode);
+    let _ = writeln!(o, "Seccomp_filters:\t{}", s.seccomp_filters);
     let _ = writeln!(o, "Speculation_Store_Bypass:\tthread vulnerable");
     let _ = writeln!(o, "SpeculationIndirectBranch:\tconditional enabled");
     let n = super::host_facts().ncpus.min(64);
