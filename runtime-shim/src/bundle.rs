@@ -36,6 +36,8 @@ pub struct Bundle {
     pub resources: crate::cgroups::Resources,
     pub cgroups_path: Option<String>,
     pub annotations: BTreeMap<String, String>,
+    /// `hooks`, checked (see `hooks.rs`).
+    pub hooks: oci_spec::runtime::Hooks,
 }
 
 /// Read and check `<bundle>/config.json`.
@@ -106,6 +108,8 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
     if hostname.as_ref().is_some_and(|h| h.len() > 64) {
         bail!("hostname: longer than 64 bytes");
     }
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    crate::hooks::check(&hooks)?;
     Ok(Bundle {
         dir: dir.to_path_buf(),
         rootfs,
@@ -135,6 +139,7 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
             .unwrap_or_default()
             .into_iter()
             .collect(),
+        hooks,
     })
 }
 

@@ -55,7 +55,7 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
     let saved_termios = (!args.detach && args.console_socket.is_none())
         .then(|| nix::sys::termios::tcgetattr(std::io::stdin()).ok())
         .flatten();
-    match container.request(&Request::Start) {
+    match crate::hooks::start(&container, || container.request(&Request::Start)) {
         Ok(Response::Ok) => {}
         other => {
             let _ = container.destroy();
@@ -372,6 +372,7 @@ fn start_sandbox(
         pid: boot_proc,
         gofer: gofer_proc,
     };
+    crate::hooks::created(dir, &b.hooks, &saved)?;
     write_atomically(&dir.join("state.json"), &serde_json::to_vec(&saved)?)?;
     if let Some(p) = pid_file {
         write_atomically(p, boot_proc.pid.to_string().as_bytes())

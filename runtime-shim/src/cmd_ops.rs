@@ -22,7 +22,7 @@ fn expect_ok(r: Response) -> anyhow::Result<()> {
 pub fn start(args: liboci_cli::Start, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     let c = load(opts, &args.container_id)?;
     match c.status() {
-        Status::Created => expect_ok(c.request(&Request::Start)?)?,
+        Status::Created => expect_ok(crate::hooks::start(&c, || c.request(&Request::Start))?)?,
         Status::Running => bail!("cannot start an already running container"),
         Status::Paused => bail!("cannot start a paused container"),
         Status::Stopped => bail!("cannot start a container that has stopped"),

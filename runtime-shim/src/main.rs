@@ -19,6 +19,7 @@ mod cmd_spec;
 mod confine;
 mod console;
 mod container;
+mod hooks;
 mod host;
 mod json_log;
 

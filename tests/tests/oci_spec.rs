@@ -1,0 +1,378 @@
+//! The spec's less common parts on a busybox bundle (issue 7): hooks at their lifecycle
+//! points, maskedPaths/readonlyPaths, sysctl, the container's cgroup view and
+//! `--preserve-fds`. Each test uses its own `--root`; the fixture is `oci_cli.rs`'s.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tests::Run;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A temporary directory holding a busybox bundle (`bundle/`, with `carapace spec`'s
+/// config.json) and a private state root (`root/`). Dropping it kills whatever carapace
+/// processes still name it and removes it.
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "carapace-ocispec-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rootfs = dir.join("bundle/rootfs");
+        for d in ["bin", "etc", "tmp"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
+        }
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.exists(),
+            "/bin/busybox is missing: install busybox-static (scripts/deps.sh)"
+        );
+        std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
+        let list = Command::new(busybox)
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+                    .expect("applet symlink");
+            }
+        }
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
+            .expect("passwd");
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").expect("group");
+        let f = Fixture { dir };
+        let spec = f.carapace(&["spec", "--bundle", f.bundle().to_str().unwrap_or("?")]);
+        assert_eq!(spec.code(), Some(0), "{}", spec.dump());
+        f
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    fn config(&self) -> Value {
+        let text = std::fs::read(self.bundle().join("config.json")).expect("read config");
+        serde_json::from_slice(&text).expect("config.json is JSON")
+    }
+
+    fn set_config(&self, v: &Value) {
+        std::fs::write(self.bundle().join("config.json"), v.to_string()).expect("write config");
+    }
+
+    /// Set `process.args` (and apply `edit` to the rest of the config).
+    fn with_args(&self, args: &[&str], edit: impl FnOnce(&mut Value)) {
+        let mut c = self.config();
+        c["process"]["args"] = json!(args);
+        edit(&mut c);
+        self.set_config(&c);
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let bin = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = Command::new(bin);
+        cmd.arg("--root").arg(self.root()).args(args);
+        cmd
+    }
+
+    /// Run a carapace command that does not leave a container holding its output.
+    fn carapace(&self, args: &[&str]) -> Run {
+        tests::run(self.command(args), TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `create` with the container's stdio on files (`<id>.out`, `<id>.err`): the
+    /// container keeps them open after `create` returns, as runc's does.
+    fn create(&self, id: &str, extra: &[&str]) -> (std::process::ExitStatus, String) {
+        let out = std::fs::File::create(self.stdio_file(id, "out")).expect("out");
+        let err = std::fs::File::create(self.stdio_file(id, "err")).expect("err");
+        let bundle = self.bundle();
+        let mut args = vec!["create", "--bundle", bundle.to_str().unwrap_or("?")];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let status = self
+            .command(&args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .expect("run carapace create");
+        (status, self.output(id, "err"))
+    }
+
+    fn output(&self, id: &str, which: &str) -> String {
+        std::fs::read_to_string(self.stdio_file(id, which)).unwrap_or_default()
+    }
+
+    /// Where `create` puts container `id`'s stdout (`out`) or stderr (`err`); ids that
+    /// are not file names (the bad ones) are made into one.
+    fn stdio_file(&self, id: &str, which: &str) -> PathBuf {
+        let name = id.replace(['/', '.'], "_");
+        self.dir.join(format!("stdio-{name}.{which}"))
+    }
+
+    fn state(&self, id: &str) -> Value {
+        let r = self.carapace(&["state", id]);
+        assert_eq!(r.code(), Some(0), "{}", r.dump());
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("state JSON: {e}\n{}", r.dump()))
+    }
+
+    /// Carapace processes (not zombies) whose command line names this fixture.
+    fn live_processes(&self) -> Vec<String> {
+        let me = self.dir.to_string_lossy().into_owned();
+        let mut found = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(cmdline) = std::fs::read(p.join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            if cmdline.contains(&me) && !zombie {
+                found.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
+            }
+        }
+        found
+    }
+
+    /// Nothing of container `id` is left: no state directory, no process.
+    fn assert_nothing_left(&self, id: &str) {
+        assert!(
+            !self.root().join(id).exists(),
+            "state directory of {id} left behind"
+        );
+        // SIGKILLed processes take a moment to be gone; wait for that, bounded.
+        let mut left = self.live_processes();
+        for _ in 0..500 {
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            left = self.live_processes();
+        }
+        assert!(left.is_empty(), "processes left behind: {left:#?}");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // A test that failed half-way: delete what it left, cgroups included.
+        if let Ok(entries) = std::fs::read_dir(self.root()) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.command(&["delete", "--force", &id]).output();
+            }
+        }
+        for p in self.live_processes() {
+            if let Some(pid) = p.split(':').next() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Wait (bounded) until `cond` holds; no timing is asserted, only the outcome.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..2000 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn run_in(f: &Fixture, id: &str, extra: &[&str]) -> Run {
+    let bundle = f.bundle();
+    let mut args = vec!["run", "--bundle", bundle.to_str().unwrap_or("?")];
+    args.extend_from_slice(extra);
+    args.push(id);
+    f.carapace(&args)
+}
+
+/// A hook that appends `NAME <state JSON>` to `log`, or runs `script` after that.
+fn hook(log: &Path, name: &str, script: &str) -> Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("s=$(cat); echo \"{name} $HOOKVAR $s\" >> {}; {script}", log.display())],
+        "env": ["PATH=/usr/bin:/bin", "HOOKVAR=v"],
+    })
+}
+
+/// The log lines as (hook name, state status, state pid).
+fn hook_log(log: &Path) -> Vec<(String, String, i64)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let name = parts.next().unwrap_or("").to_string();
+            assert_eq!(parts.next(), Some("v"), "hook env: {l}");
+            let state: Value = serde_json::from_str(parts.next().unwrap_or(""))
+                .unwrap_or_else(|e| panic!("state JSON on stdin: {e}: {l}"));
+            assert_eq!(state["ociVersion"], json!("1.0.2"), "{l}");
+            assert!(state["bundle"].as_str().is_some(), "{l}");
+            (
+                name,
+                state["status"].as_str().unwrap_or("").to_string(),
+                state["pid"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hooks_run_at_their_lifecycle_points() {
+    let f = Fixture::new();
+    let log = f.dir.join("hooks.log");
+    let hooks: serde_json::Map<String, Value> = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), json!([hook(&log, n, "")])))
+    .collect();
+    f.with_args(&["sh", "-c", "echo started; exec sleep 1000"], |c| {
+        c["hooks"] = Value::Object(hooks);
+    });
+    let (status, err) = f.create("h", &[]);
+    assert!(status.success(), "create: {err}");
+    let pid = f.state("h")["pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0);
+    let creating: Vec<_> = ["prestart", "createRuntime", "createContainer"]
+        .iter()
+        .map(|n| (n.to_string(), "creating".to_string(), pid))
+        .collect();
+    assert_eq!(hook_log(&log), creating);
+    let r = f.carapace(&["start", "h"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let mut want = creating.clone();
+    want.push(("startContainer".into(), "created".into(), pid));
+    want.push(("poststart".into(), "running".into(), pid));
+    assert_eq!(hook_log(&log), want);
+    assert_eq!(f.carapace(&["kill", "h", "KILL"]).code(), Some(0));
+    assert!(eventually(|| f.state("h")["status"] == json!("stopped")));
+    assert_eq!(
+        hook_log(&log).len(),
+        5,
+        "poststop runs at delete, not before"
+    );
+    let r = f.carapace(&["delete", "h"]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    want.push(("poststop".into(), "stopped".into(), 0));
+    assert_eq!(hook_log(&log), want);
+    f.assert_nothing_left("h");
+
+    // `run`: the same points, in the same order.
+    std::fs::remove_file(&log).expect("rm log");
+    let mut c = f.config();
+    c["process"]["args"] = json!(["true"]);
+    f.set_config(&c);
+    let r = run_in(&f, "hr", &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let names: Vec<String> = hook_log(&log).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ]
+    );
+    f.assert_nothing_left("hr");
+}
+
+#[test]
+fn failing_hooks_fail_create_and_start_as_runc() {
+    let f = Fixture::new();
+    let log = f.dir.join("hooks.log");
+    let base = f.config();
+    let with_hooks = |args: &[&str], hooks: Value| {
+        let mut c = base.clone();
+        c["process"]["args"] = json!(args);
+        c["hooks"] = hooks;
+        f.set_config(&c);
+    };
+    // createRuntime and createContainer failures fail `create` and leave nothing, and
+    // the rest of the hooks do not run.
+    for point in ["prestart", "createRuntime", "createContainer"] {
+        with_hooks(
+            &["true"],
+            json!({
+                point: [hook(&log, point, "echo hook-said-no >&2; exit 3")],
+                "startContainer": [hook(&log, "startContainer", "")],
+            }),
+        );
+        let (status, err) = f.create("hf", &[]);
+        assert!(!status.success(), "{point}: create succeeded");
+        assert!(
+            err.contains(point) && err.contains("hook-said-no"),
+            "{point}: {err}"
+        );
+        f.assert_nothing_left("hf");
+    }
+    // A timeout kills the hook and fails `create`.
+    with_hooks(
+        &["true"],
+        json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "1000"], "timeout": 1}]}),
+    );
+    let (status, err) = f.create("ht", &[]);
+    assert!(!status.success());
+    assert!(err.contains("timeout"), "{err}");
+    f.assert_nothing_left("ht");
+    assert!(
+        !f.live_processes().iter().any(|p| p.contains("sleep 1000")),
+        "the hook was not killed"
+    );
+
+    // A failing startContainer fails `start`; the program never runs and the container
+    // is stopped.
+    with_hooks(
+        &["sh", "-c", "echo ran > /dev/stderr"],
+        json!({"startContainer": [hook(&log, "startContainer", "exit 1")]}),
+    );
+    let (status, err) = f.create("hs", &[]);
+    assert!(status.success(), "{err}");
+    let r = f.carapace(&["start", "hs"]);
+    assert_ne!(r.code(), Some(0), "{}", r.dump());
+    assert!(r.stderr.contains("startContainer"), "{}", r.dump());
+    assert!(eventually(|| f.state("hs")["status"] == json!("stopped")));
+    assert!(!f.output("hs", "err").contains("ran"), "the program ran");
+    assert_eq!(f.carapace(&["delete", "hs"]).code(), Some(0));
+    f.assert_nothing_left("hs");
+
+    // poststart and poststop failures are warnings.
+    with_hooks(
+        &["sh", "-c", "exit 4"],
+        json!({
+            "poststart": [hook(&log, "poststart", "exit 1")],
+            "poststop": [hook(&log, "poststop", "exit 1")],
+        }),
+    );
+    let r = run_in(&f, "hw", &[]);
+    assert_eq!(r.code(), Some(4), "{}", r.dump());
+    f.assert_nothing_left("hw");
+}
