@@ -38,6 +38,8 @@ pub struct Bundle {
     pub annotations: BTreeMap<String, String>,
     /// `hooks`, checked (see `hooks.rs`).
     pub hooks: oci_spec::runtime::Hooks,
+    /// maskedPaths, readonlyPaths, sysctl (see `spec_extras.rs`).
+    pub extras: crate::spec_extras::Extras,
 }
 
 /// Read and check `<bundle>/config.json`.
@@ -110,6 +112,7 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
     }
     let hooks = spec.hooks().clone().unwrap_or_default();
     crate::hooks::check(&hooks)?;
+    let extras = crate::spec_extras::from_spec(spec)?;
     Ok(Bundle {
         dir: dir.to_path_buf(),
         rootfs,
@@ -140,6 +143,7 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
             .into_iter()
             .collect(),
         hooks,
+        extras,
     })
 }
 

@@ -22,6 +22,7 @@ mod container;
 mod hooks;
 mod host;
 mod json_log;
+mod spec_extras;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -48,6 +48,8 @@ pub struct SandboxConfig {
     pub network: crate::net::NetworkMode,
     /// What runs application code (`--platform`).
     pub platform: crate::platform::Kind,
+    /// maskedPaths, readonlyPaths, sysctl, cgroup limits, preserved fds (OCI).
+    pub oci: crate::fs::oci::OciSetup,
 }
 
 impl SandboxConfig {
@@ -75,6 +77,7 @@ impl SandboxConfig {
             console: None,
             network: crate::net::NetworkMode::None,
             platform: crate::platform::Kind::default(),
+            oci: Default::default(),
         }
     }
 }
@@ -158,7 +161,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
 
 /// Set the sandbox up to the point where its first process would run its first
 /// instruction: kernel, root filesystem and spec mounts, stdio, the program loaded.
-pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
+pub fn prepare(mut cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     // A no-op when the caller read them before confining this process.
     read_host_facts();
     crate::net::set_mode(cfg.network);
@@ -199,6 +202,9 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         })?;
     }
     let mut fs = FsContext::new(vfs);
+    crate::fs::oci::apply_paths(&fs, &cfg.oci, &memory_file)
+        .map_err(setup("maskedPaths/readonlyPaths"))?;
+    crate::fs::cgroup::set_limits(cfg.oci.cgroup);
     fs.umask = cfg.umask & 0o777;
     match fs.lookup(&fs.root, &cfg.cwd, true) {
         Ok(dir) if dir.inode().is_dir() => fs.cwd = dir,
@@ -211,11 +217,14 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         Some(host) => ProcessIo::Console(host),
         None => ProcessIo::Stdio(cfg.stdio),
     };
-    let (files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
+    let (mut files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
+    crate::fs::oci::preserve_fds(&mut files, std::mem::take(&mut cfg.oci.extra_fds))
+        .map_err(setup("--preserve-fds"))?;
     let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
     }
+    crate::fs::oci::apply_sysctl(&kernel, &cfg.oci).map_err(setup("sysctl"))?;
     let kernel = Arc::new(kernel);
     let mut creds = Credentials::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();

@@ -376,3 +376,243 @@ fn failing_hooks_fail_create_and_start_as_runc() {
     assert_eq!(r.code(), Some(4), "{}", r.dump());
     f.assert_nothing_left("hw");
 }
+
+#[test]
+fn masked_and_readonly_paths() {
+    let f = Fixture::new();
+    let rootfs = f.bundle().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("secret")).expect("mkdir");
+    std::fs::write(rootfs.join("secret/key"), "hunter2\n").expect("write");
+    std::fs::write(rootfs.join("etc/secret-file"), "hunter3\n").expect("write");
+    std::fs::create_dir_all(rootfs.join("ro/sub")).expect("mkdir");
+    let script = "\
+        echo cpuinfo=$(cat /proc/cpuinfo | wc -c); \
+        echo file=$(cat /etc/secret-file | wc -c); \
+        echo dir=$(ls -A /secret | wc -l); \
+        (echo x > /secret/new) 2>/dev/null && echo secret-writable; \
+        echo x > /etc/secret-file && echo masked-file-write-ok; \
+        echo x > /ro/f 2>&1; mkdir /ro/sub/d 2>&1; \
+        echo host > /proc/sys/kernel/hostname 2>&1; \
+        echo x > /tmp/f && echo tmp-writable; \
+        grep -c ' /secret ' /proc/mounts";
+    f.with_args(&["sh", "-c", script], |c| {
+        c["linux"]["maskedPaths"] = json!([
+            "/proc/kcore-missing",
+            "/proc/cpuinfo",
+            "/etc/secret-file",
+            "/secret",
+            "/no/such/dir"
+        ]);
+        c["linux"]["readonlyPaths"] = json!(["/proc/sys", "/ro", "/missing-ro"]);
+        c["root"]["readonly"] = json!(false);
+    });
+    let r = run_in(&f, "m", &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let out = &r.stdout;
+    for want in [
+        "cpuinfo=0\n",
+        "file=0\n",
+        "dir=0\n",
+        "masked-file-write-ok\n",
+        "tmp-writable\n",
+    ] {
+        assert!(out.contains(want), "{want:?} missing:\n{}", r.dump());
+    }
+    assert!(!out.contains("secret-writable"), "{}", r.dump());
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        all.matches("Read-only file system").count(),
+        3,
+        "writes under readonly paths must fail with EROFS:\n{}",
+        r.dump()
+    );
+    // The host's files are untouched, and stay readable outside.
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/secret-file")).unwrap_or_default(),
+        "hunter3\n"
+    );
+    f.assert_nothing_left("m");
+}
+
+#[test]
+fn sysctls_the_sandbox_owns() {
+    let f = Fixture::new();
+    f.with_args(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/kernel/domainname /proc/sys/kernel/hostname \
+             /proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_unprivileged_port_start; \
+             hostname",
+        ],
+        |c| {
+            c["hostname"] = json!("spec-host");
+            c["linux"]["sysctl"] = json!({
+                "kernel.domainname": "example.org",
+                "net.ipv4.ping_group_range": "0 2147483647",
+                "net.ipv4.ip_unprivileged_port_start": "0",
+            });
+        },
+    );
+    let r = run_in(&f, "s", &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert_eq!(
+        r.stdout,
+        "example.org\nspec-host\n0\t2147483647\n0\nspec-host\n",
+        "{}",
+        r.dump()
+    );
+    f.assert_nothing_left("s");
+
+    // kernel.hostname in sysctl wins over `hostname`, as it is applied after it.
+    f.with_args(&["hostname"], |c| {
+        c["linux"]["sysctl"] = json!({"kernel.hostname": "from-sysctl"});
+    });
+    let r = run_in(&f, "s2", &[]);
+    assert_eq!(r.stdout, "from-sysctl\n", "{}", r.dump());
+
+    // A sysctl of the host kernel is refused, naming the key, and nothing is left.
+    for key in ["kernel.shmmax", "vm.swappiness", "net.core.somaxconn"] {
+        f.with_args(&["true"], |c| {
+            c["linux"]["sysctl"] = json!({ key: "1" });
+        });
+        let (status, err) = f.create("s3", &[]);
+        assert!(!status.success(), "{key} accepted");
+        assert!(err.contains(key), "{key}: {err}");
+        f.assert_nothing_left("s3");
+    }
+}
+
+#[test]
+fn the_container_sees_its_own_cgroup() {
+    // The spec's resources make a host cgroup too (`resources_become_host_cgroups`).
+    let v1 = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !v1 && !v2 {
+        eprintln!("SKIPPED: no cgroup hierarchy at /sys/fs/cgroup");
+        return;
+    }
+    let f = Fixture::new();
+    let script = "\
+        cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max \
+            /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cgroup.controllers; \
+        sleep 1000 & \
+        echo procs $(cat /sys/fs/cgroup/cgroup.procs); \
+        echo current $(cat /sys/fs/cgroup/pids.current); \
+        echo mem $(cat /sys/fs/cgroup/memory.current); \
+        echo self $(cat /proc/self/cgroup); \
+        echo 5 > /sys/fs/cgroup/pids.max 2>&1; \
+        echo oci $(cat /mnt/cg/memory.max); \
+        grep cgroup /proc/mounts; \
+        kill $!";
+    let id = format!("cgv{}", std::process::id());
+    f.with_args(&["sh", "-c", script], |c| {
+        c["linux"]["resources"] = json!({
+            "memory": {"limit": 268435456},
+            "pids": {"limit": 64},
+            "cpu": {"quota": 50000, "period": 100000, "shares": 1024},
+        });
+        c["linux"]["cgroupsPath"] = json!(format!("/carapace-test/{id}"));
+        c["mounts"].as_array_mut().expect("mounts").push(
+            json!({"destination": "/mnt/cg", "type": "cgroup2", "source": "cgroup",
+                "options": ["ro"]}),
+        );
+    });
+    let r = run_in(&f, &id, &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let out = &r.stdout;
+    assert!(
+        out.starts_with("268435456\n64\n50000 100000\n39\ncpu memory pids\n"),
+        "{}",
+        r.dump()
+    );
+    // sh is 1; the sleep, `cat` and the command substitution's subshell are others.
+    let procs: Vec<i64> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("procs "))
+        .unwrap_or_default()
+        .split(' ')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(
+        procs.first() == Some(&1) && procs.len() >= 3,
+        "{}",
+        r.dump()
+    );
+    assert!(out.contains("self 0::/\n"), "{}", r.dump());
+    assert!(
+        r.stderr.contains("pids.max: Read-only file system"),
+        "{}",
+        r.dump()
+    );
+    assert!(out.contains("oci 268435456\n"), "{}", r.dump());
+    assert!(
+        out.contains("cgroup2 /sys/fs/cgroup cgroup2 ro"),
+        "{}",
+        r.dump()
+    );
+    let current: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("current "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(current >= 3, "{}", r.dump());
+    let mem: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("mem "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(mem > 0, "{}", r.dump());
+    f.assert_nothing_left(&id);
+
+    // Without limits: `max`.
+    f.with_args(
+        &["cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cpu.max"],
+        |c| {
+            c["linux"]["resources"] = json!({});
+        },
+    );
+    let r = run_in(&f, "cgmax", &[]);
+    assert_eq!(r.stdout, "max\nmax 100000\n", "{}", r.dump());
+}
+
+#[test]
+fn preserve_fds_reach_init() {
+    let f = Fixture::new();
+    let data = f.dir.join("preserved");
+    std::fs::write(&data, "kept open\n").expect("write");
+    f.with_args(&["sh", "-c", "cat <&3; cat <&4 || echo no-fd-4"], |_| {});
+    let bundle = f.bundle();
+    let mut cmd = f.command(&[
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        bundle.to_str().unwrap_or("?"),
+        "p",
+    ]);
+    // `sh -c 'exec 3<file; carapace …'`: the shell opens fd 3 without close-on-exec.
+    let line = format!("exec 3<'{}'; exec \"$@\"", data.display());
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    cmd = Command::new("sh");
+    cmd.arg("-c").arg(line).arg("sh").arg(prog).args(args);
+    let r = tests::run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert!(r.stdout.starts_with("kept open\n"), "{}", r.dump());
+    assert!(r.stdout.contains("no-fd-4"), "{}", r.dump());
+    f.assert_nothing_left("p");
+
+    // A count beyond what is open is refused.
+    let r = f.carapace(&[
+        "run",
+        "--preserve-fds",
+        "40",
+        "--bundle",
+        bundle.to_str().unwrap_or("?"),
+        "p2",
+    ]);
+    assert_ne!(r.code(), Some(0), "{}", r.dump());
+    assert!(r.stderr.contains("--preserve-fds"), "{}", r.dump());
+    f.assert_nothing_left("p2");
+}

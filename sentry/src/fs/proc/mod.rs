@@ -10,6 +10,7 @@
 pub mod node;
 mod pid;
 mod sys;
+pub mod sysctl;
 
 use crate::error::Result;
 use crate::kernel::task::current;
