@@ -316,6 +316,7 @@ pub fn update(args: liboci_cli::Update, opts: &crate::RuntimeOpts) -> anyhow::Re
     r.cpu_shares = args.cpu_share.or(r.cpu_shares);
     r.pids_limit = args.pids_limit.or(r.pids_limit);
     cgroup_of(&c, &args.container_id)?.update(&r)?;
+    crate::spec_extras::update_view(&c, &r);
     Ok(0)
 }
 

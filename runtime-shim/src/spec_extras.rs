@@ -49,24 +49,42 @@ pub fn from_spec(spec: &Spec) -> anyhow::Result<Extras> {
     })
 }
 
+/// The limits of `r` as the sandbox's cgroupfs shows them.
+fn limits(r: &crate::cgroups::Resources) -> sentry::fs::cgroup::Limits {
+    use sentry::fs::cgroup::Limits;
+    Limits {
+        memory_max: r.memory_limit.and_then(|m| u64::try_from(m).ok()),
+        pids_max: r.pids_limit.and_then(|m| u64::try_from(m).ok()),
+        cpu_quota: r.cpu_quota.and_then(|m| u64::try_from(m).ok()),
+        cpu_period: r.cpu_period,
+        cpu_weight: r.cpu_shares.map(Limits::weight_of_shares),
+    }
+}
+
+/// `update`: tell the sandbox its new limits, for its `/sys/fs/cgroup`. A paused sandbox
+/// cannot answer; it keeps showing the old ones (a warning says so).
+pub fn update_view(c: &crate::container::Container, r: &crate::cgroups::Resources) {
+    use crate::container::Status;
+    if !matches!(c.status(), Status::Created | Status::Running) {
+        tracing::warn!("the container is paused: its /sys/fs/cgroup keeps the old limits");
+        return;
+    }
+    match c.request(&sentry::control::Request::UpdateCgroup(limits(r))) {
+        Ok(sentry::control::Response::Ok) => {}
+        other => tracing::warn!("the sandbox did not take the new limits: {other:?}"),
+    }
+}
+
 /// What the sentry applies for bundle `b`, with the preserved descriptors `extra_fds`.
 pub fn setup(
     b: &crate::bundle::Bundle,
     extra_fds: Vec<std::os::fd::OwnedFd>,
 ) -> sentry::fs::oci::OciSetup {
-    use sentry::fs::cgroup::Limits;
-    let r = &b.resources;
     sentry::fs::oci::OciSetup {
         masked_paths: b.extras.masked_paths.clone(),
         readonly_paths: b.extras.readonly_paths.clone(),
         sysctl: b.extras.sysctl.clone(),
-        cgroup: Limits {
-            memory_max: r.memory_limit.and_then(|m| u64::try_from(m).ok()),
-            pids_max: r.pids_limit.and_then(|m| u64::try_from(m).ok()),
-            cpu_quota: r.cpu_quota.and_then(|m| u64::try_from(m).ok()),
-            cpu_period: r.cpu_period,
-            cpu_weight: r.cpu_shares.map(Limits::weight_of_shares),
-        },
+        cgroup: limits(&b.resources),
         extra_fds,
     }
 }

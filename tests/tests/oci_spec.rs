@@ -565,6 +565,25 @@ fn the_container_sees_its_own_cgroup() {
     assert!(mem > 0, "{}", r.dump());
     f.assert_nothing_left(&id);
 
+    // `update` changes what the container sees.
+    f.with_args(&["sleep", "1000"], |_| {});
+    let (status, err) = f.create(&id, &[]);
+    assert!(status.success(), "{err}");
+    assert_eq!(f.carapace(&["start", &id]).code(), Some(0));
+    let r = f.carapace(&["update", "--memory", "134217728", "--pids-limit", "32", &id]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let r = f.carapace(&[
+        "exec",
+        &id,
+        "cat",
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/pids.max",
+        "/sys/fs/cgroup/cpu.max",
+    ]);
+    assert_eq!(r.stdout, "134217728\n32\n50000 100000\n", "{}", r.dump());
+    assert_eq!(f.carapace(&["delete", "--force", &id]).code(), Some(0));
+    f.assert_nothing_left(&id);
+
     // Without limits: `max`.
     f.with_args(
         &["cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/cpu.max"],

@@ -339,6 +339,10 @@ fn handle(shared: &Shared, req: Request) -> Response {
             pids.sort_unstable();
             Response::Ps { pids }
         }
+        Request::UpdateCgroup(l) => {
+            crate::fs::cgroup::update_limits(l);
+            Response::Ok
+        }
         // Answered by the caller.
         Request::Wait | Request::Exec(_) => error("internal: wait"),
     }

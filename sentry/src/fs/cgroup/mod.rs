@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// The container's cgroup limits (`None`: no limit, shown as `max`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// `memory.max`, in bytes.
     pub memory_max: Option<u64>,
@@ -52,6 +52,16 @@ static LIMITS: Mutex<Limits> = Mutex::new(Limits {
 /// Set the limits the sandbox's cgroup shows (one sandbox per sentry process).
 pub fn set_limits(l: Limits) {
     *LIMITS.lock().unwrap_or_else(|e| e.into_inner()) = l;
+}
+
+/// `carapace update`: the limits set in `l` replace those shown.
+pub fn update_limits(l: Limits) {
+    let mut cur = LIMITS.lock().unwrap_or_else(|e| e.into_inner());
+    cur.memory_max = l.memory_max.or(cur.memory_max);
+    cur.pids_max = l.pids_max.or(cur.pids_max);
+    cur.cpu_quota = l.cpu_quota.or(cur.cpu_quota);
+    cur.cpu_period = l.cpu_period.or(cur.cpu_period);
+    cur.cpu_weight = l.cpu_weight.or(cur.cpu_weight);
 }
 
 /// The limits the sandbox's cgroup shows.
