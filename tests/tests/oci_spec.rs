@@ -635,3 +635,77 @@ fn preserve_fds_reach_init() {
     assert!(r.stderr.contains("--preserve-fds"), "{}", r.dump());
     f.assert_nothing_left("p2");
 }
+
+/// A static program for the bundle: `mq send NAME TEXT` creates queue NAME and sends
+/// TEXT; `mq recv NAME` prints one message or the error.
+const MQ_TOOL: &str = r#"
+#include <fcntl.h>
+#include <mqueue.h>
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], "send")) {
+        mqd_t q = mq_open(argv[2], O_WRONLY | O_CREAT, 0600, NULL);
+        if (q == (mqd_t)-1 || mq_send(q, argv[3], strlen(argv[3]), 1)) {
+            perror("send");
+            return 1;
+        }
+        return 0;
+    }
+    if (argc == 3 && !strcmp(argv[1], "recv")) {
+        char buf[8192];
+        mqd_t q = mq_open(argv[2], O_RDONLY | O_NONBLOCK);
+        if (q == (mqd_t)-1) {
+            perror("open");
+            return 1;
+        }
+        ssize_t n = mq_receive(q, buf, sizeof buf, NULL);
+        if (n < 0) {
+            perror("recv");
+            return 1;
+        }
+        printf("%.*s\n", (int)n, buf);
+        return 0;
+    }
+    return 2;
+}
+"#;
+
+#[test]
+fn mqueue_mount_shows_the_queues() {
+    let f = Fixture::new();
+    let tool = tests::compile_snippet("oci_mq_tool", MQ_TOOL).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(&tool, f.bundle().join("rootfs/bin/mq")).expect("copy the tool");
+    let script = "\
+        mq send /q1 hello && ls /dev/mqueue && cat /dev/mqueue/q1 && \
+        mount | grep mqueue; \
+        mq recv /q1; \
+        mq send /q2 x; rm /dev/mqueue/q2; mq recv /q2; \
+        echo sysctl $(cat /proc/sys/fs/mqueue/msg_max)";
+    f.with_args(&["sh", "-c", script], |c| {
+        let mounts = c["mounts"].as_array_mut().expect("mounts");
+        if !mounts.iter().any(|m| m["type"] == json!("mqueue")) {
+            mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue",
+                "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}));
+        }
+        c["linux"]["sysctl"] = json!({"fs.mqueue.msg_max": "64"});
+    });
+    let r = run_in(&f, "mq", &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let want_start = "q1\nQSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     \n";
+    assert!(r.stdout.starts_with(want_start), "{}", r.dump());
+    assert!(
+        r.stdout.contains("mqueue on /dev/mqueue type mqueue"),
+        "{}",
+        r.dump()
+    );
+    assert!(r.stdout.contains("\nhello\n"), "{}", r.dump());
+    assert!(
+        r.stderr.contains("open: No such file or directory"),
+        "{}",
+        r.dump()
+    );
+    assert!(r.stdout.ends_with("sysctl 64\n"), "{}", r.dump());
+    f.assert_nothing_left("mq");
+}

@@ -9,6 +9,7 @@ pub mod eventfd;
 pub mod gofer;
 pub mod host;
 pub mod inotify;
+pub mod mqueue;
 pub mod oci;
 pub mod overlay;
 pub mod pipe;

@@ -246,9 +246,8 @@ pub struct SpecMount {
 }
 
 /// Mount `m` on its destination, creating missing directories on a writable root.
-/// Filesystems the sentry does not have yet (devpts elsewhere than `/dev/pts`, mqueue)
-/// leave the mount point as an empty directory and are logged: the container still
-/// starts.
+/// Filesystems the sentry does not have yet (devpts elsewhere than `/dev/pts`) leave
+/// the mount point as an empty directory and are logged: the container still starts.
 pub fn mount_spec(
     vfs: &Arc<Vfs>,
     m: &SpecMount,
@@ -274,6 +273,7 @@ pub fn mount_spec(
         SpecFs::Proc => ("proc", proc::new_procfs()),
         SpecFs::Sysfs => ("sysfs", sys::new_sysfs()),
         SpecFs::Cgroup => ("cgroup2", cgroup::new_cgroupfs()),
+        SpecFs::Mqueue => ("mqueue", crate::fs::mqueue::new_mqueuefs()),
         SpecFs::Bind { name, file } => {
             let staged =
                 staged.ok_or(crate::errno!(EINVAL, "bind mount without a staged gofer"))?;
@@ -297,8 +297,7 @@ pub fn mount_spec(
             return Ok(());
         }
         other => {
-            // Every podman container asks for mqueue: a debug-level note, not a
-            // warning on the container's stderr.
+            // A debug-level note, not a warning on the container's stderr.
             tracing::info!(
                 "{} is not implemented in the sentry yet: {dest} is left as an empty directory",
                 other.name()

@@ -111,9 +111,25 @@ pub fn proc_sys(b: &Builder, facts: &HostFacts) -> Arc<dyn Inode> {
             ("mmap_min_addr", t("vm/mmap_min_addr", "65536")),
         ],
     );
+    // Root may change them (the files are 0644), as in Linux's IPC namespace.
+    let mq_entries: Vec<(&str, Arc<dyn Inode>)> = super::sysctl::MqParam::ALL
+        .iter()
+        .map(|&(p, name)| {
+            let param = super::sysctl::Owned::Mqueue(p);
+            let node = b.file_rw(
+                &format!("sys/fs/mqueue/{name}"),
+                0o644,
+                move || Ok(super::sysctl::get(&caller()?.0, param)),
+                move |buf| super::sysctl::set(&caller()?.0, param, buf),
+            );
+            (name, node)
+        })
+        .collect();
+    let mqueue = b.static_dir("sys/fs/mqueue", mq_entries);
     let fs = b.static_dir(
         "sys/fs",
         vec![
+            ("mqueue", mqueue),
             ("file-max", t("fs/file-max", "9223372036854775807")),
             ("nr_open", t("fs/nr_open", "1048576")),
             ("pipe-max-size", t("fs/pipe-max-size", "1048576")),

@@ -24,6 +24,49 @@ pub enum Owned {
     /// `net.ipv4.ip_unprivileged_port_start`: the first port binding needs no
     /// `CAP_NET_BIND_SERVICE`.
     UnprivilegedPortStart,
+    /// `fs.mqueue.*`: the limits of POSIX message queues (`fs::mqueue::limits`).
+    Mqueue(MqParam),
+}
+
+/// The parameters under `fs.mqueue`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MqParam {
+    MsgMax,
+    MsgsizeMax,
+    QueuesMax,
+    MsgDefault,
+    MsgsizeDefault,
+}
+
+impl MqParam {
+    pub const ALL: [(MqParam, &'static str); 5] = [
+        (MqParam::MsgMax, "msg_max"),
+        (MqParam::MsgsizeMax, "msgsize_max"),
+        (MqParam::QueuesMax, "queues_max"),
+        (MqParam::MsgDefault, "msg_default"),
+        (MqParam::MsgsizeDefault, "msgsize_default"),
+    ];
+
+    fn value(self) -> &'static std::sync::atomic::AtomicU64 {
+        use crate::fs::mqueue::limits;
+        match self {
+            MqParam::MsgMax => &limits::MSG_MAX,
+            MqParam::MsgsizeMax => &limits::MSGSIZE_MAX,
+            MqParam::QueuesMax => &limits::QUEUES_MAX,
+            MqParam::MsgDefault => &limits::MSG_DEFAULT,
+            MqParam::MsgsizeDefault => &limits::MSGSIZE_DEFAULT,
+        }
+    }
+
+    /// Linux's bounds (`ipc/mq_sysctl.c`).
+    fn range(self) -> std::ops::RangeInclusive<u64> {
+        use crate::fs::mqueue::{HARD_MSGMAX, HARD_MSGSIZEMAX};
+        match self {
+            MqParam::MsgMax | MqParam::MsgDefault => 1..=HARD_MSGMAX,
+            MqParam::MsgsizeMax | MqParam::MsgsizeDefault => 128..=HARD_MSGSIZEMAX,
+            MqParam::QueuesMax => 0..=u64::from(u32::MAX),
+        }
+    }
 }
 
 /// The parameter `key` names (`kernel.hostname`, or with slashes as under `/proc/sys`).
@@ -33,7 +76,13 @@ pub fn owned(key: &str) -> Option<Owned> {
         "kernel.domainname" => Some(Owned::Domainname),
         "net.ipv4.ping_group_range" => Some(Owned::PingGroupRange),
         "net.ipv4.ip_unprivileged_port_start" => Some(Owned::UnprivilegedPortStart),
-        _ => None,
+        k => {
+            let name = k.strip_prefix("fs.mqueue.")?;
+            MqParam::ALL
+                .iter()
+                .find(|(_, n)| *n == name)
+                .map(|(p, _)| Owned::Mqueue(*p))
+        }
     }
 }
 
@@ -75,6 +124,10 @@ fn parse(p: Owned, value: &[u8]) -> Result<Parsed> {
             Ok(n) if n <= 65535 => Parsed::Number(n),
             _ => return_errno!(EINVAL),
         },
+        Owned::Mqueue(m) => match text()?.trim().parse::<u64>() {
+            Ok(n) if m.range().contains(&n) => Parsed::Big(n),
+            _ => return_errno!(EINVAL),
+        },
     })
 }
 
@@ -82,6 +135,7 @@ enum Parsed {
     Name(Vec<u8>),
     Range(u32, u32),
     Number(u32),
+    Big(u64),
 }
 
 /// Check `key = value` as the runtime reads it from the spec: the error names what is
@@ -90,8 +144,9 @@ pub fn check(key: &str, value: &str) -> std::result::Result<(), String> {
     let Some(p) = owned(key) else {
         return Err(format!(
             "sysctl {key:?} is not supported: the sandbox owns only kernel.hostname, \
-             kernel.domainname, net.ipv4.ping_group_range and \
-             net.ipv4.ip_unprivileged_port_start; others are the host kernel's"
+             kernel.domainname, net.ipv4.ping_group_range, \
+             net.ipv4.ip_unprivileged_port_start and fs.mqueue.*; others are the host \
+             kernel's"
         ));
     };
     parse(p, value.as_bytes())
@@ -115,6 +170,11 @@ pub fn set(k: &Kernel, p: Owned, value: &[u8]) -> Result<()> {
             *PING_GROUP_RANGE.lock().unwrap_or_else(|e| e.into_inner()) = (lo, hi);
         }
         Parsed::Number(n) => UNPRIVILEGED_PORT_START.store(n, Ordering::Relaxed),
+        Parsed::Big(n) => {
+            if let Owned::Mqueue(m) = p {
+                m.value().store(n, Ordering::Relaxed);
+            }
+        }
     }
     Ok(())
 }
@@ -129,6 +189,7 @@ pub fn get(k: &Kernel, p: Owned) -> Vec<u8> {
             format!("{lo}\t{hi}").into_bytes()
         }
         Owned::UnprivilegedPortStart => unprivileged_port_start().to_string().into_bytes(),
+        Owned::Mqueue(m) => m.value().load(Ordering::Relaxed).to_string().into_bytes(),
     };
     v.push(b'\n');
     v
@@ -150,6 +211,9 @@ mod tests {
         assert!(check("kernel/domainname", "example.org").is_ok());
         assert!(check("net.ipv4.ping_group_range", "0 2147483647").is_ok());
         assert!(check("net.ipv4.ip_unprivileged_port_start", "0").is_ok());
+        assert!(check("fs.mqueue.msg_max", "100").is_ok());
+        assert!(check("fs.mqueue.msg_max", "0").is_err());
+        assert!(check("fs.mqueue.nope", "1").is_err());
         let e = check("kernel.shmmax", "1").expect_err("not owned");
         assert!(e.contains("kernel.shmmax"), "{e}");
         assert!(check("vm.swappiness", "1").is_err());
