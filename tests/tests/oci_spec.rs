@@ -709,3 +709,45 @@ fn mqueue_mount_shows_the_queues() {
     assert!(r.stdout.ends_with("sysctl 64\n"), "{}", r.dump());
     f.assert_nothing_left("mq");
 }
+
+/// The sandbox pids `ps` lists.
+fn sandbox_pids(f: &Fixture, id: &str) -> Vec<i64> {
+    let r = f.carapace(&["ps", "--format", "json", id]);
+    serde_json::from_str(&r.stdout).unwrap_or_default()
+}
+
+#[test]
+fn sigkill_to_an_exec_waiter_kills_the_process() {
+    let f = Fixture::new();
+    f.with_args(&["sleep", "1000"], |_| {});
+    let (status, err) = f.create("k", &[]);
+    assert!(status.success(), "{err}");
+    assert_eq!(f.carapace(&["start", "k"]).code(), Some(0));
+    let pid_file = f.dir.join("exec.pid");
+    let r = f.carapace(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap_or("?"),
+        "k",
+        "sleep",
+        "500",
+    ]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert!(eventually(|| sandbox_pids(&f, "k").len() == 2));
+    let waiter = std::fs::read_to_string(&pid_file).expect("pid file");
+    let st = Command::new("kill")
+        .args(["-KILL", waiter.trim()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    assert!(
+        eventually(|| sandbox_pids(&f, "k") == [1]),
+        "the exec'd process outlived its waiter: {:?}",
+        sandbox_pids(&f, "k")
+    );
+    // The container itself is untouched.
+    assert_eq!(f.state("k")["status"], json!("running"));
+    assert_eq!(f.carapace(&["delete", "--force", "k"]).code(), Some(0));
+    f.assert_nothing_left("k");
+}
