@@ -181,6 +181,12 @@ int main(void)
     CHECK_OK(mq_notify(q, NULL));
     CHECK_OK(mq_notify(q, &ev));
     CHECK_OK(mq_notify(q, NULL));
+    /* Closing any descriptor of the queue drops the process's registration. */
+    CHECK_OK(mq_notify(q, &none));
+    int q2 = CHECK_OK(dup(q));
+    CHECK_OK(close(q2));
+    CHECK_OK(mq_notify(q, &ev));
+    CHECK_OK(mq_notify(q, NULL));
     struct sigevent badev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = 65};
     CHECK_ERRNO(syscall(SYS_mq_notify, q, &badev), EINVAL);
 

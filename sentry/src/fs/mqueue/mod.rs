@@ -254,6 +254,14 @@ impl Queue {
     }
 }
 
+/// `close` of `file` by process `tgid`: if it is a queue, the process's notification
+/// registration on it goes (Linux's `mq_flush`).
+pub fn closed_by(file: &dyn FileDescription, tgid: i32) {
+    if let Some(mq) = file.as_any().and_then(|a| a.downcast_ref::<MqFile>()) {
+        let _ = mq.queue.set_notify(tgid, None);
+    }
+}
+
 /// The notification signal for `n`, sent by process `pid` with real uid `uid`.
 pub fn notification(n: &Notify, pid: i32, uid: u32) -> Option<(Arc<ThreadGroup>, SigInfo)> {
     if n.signo == 0 {
