@@ -255,6 +255,7 @@ fn create_container(
             if let Some(p) = pid_file {
                 let _ = std::fs::remove_file(p);
             }
+            crate::hooks::create_failed(&b, id);
             Err(e)
         }
     }

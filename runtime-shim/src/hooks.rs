@@ -5,7 +5,8 @@
 //! Where they run, as runc runs them:
 //! - `prestart` (deprecated), `createRuntime`, `createContainer`: during `create`, once the
 //!   sandbox is set up and before `create` returns (state `creating`). A failure fails
-//!   `create`, which then undoes everything.
+//!   `create`, which then undoes everything and runs the `poststop` hooks (as runc's
+//!   clean-up does for any failed `create`).
 //! - `startContainer`: during `start`, before the user's program runs (state `created`).
 //!   A failure fails `start` and stops the container.
 //! - `poststart`: after the user's program started, before `start` returns (state
@@ -253,6 +254,30 @@ pub fn created(dir: &Path, hooks: &Hooks, saved: &crate::container::Saved) -> an
         run(hooks, p, &st)?;
     }
     Ok(())
+}
+
+/// A `create` that failed once the bundle was read, after undoing everything: as runc
+/// (whose clean-up is its `delete`), the `poststop` hooks run, warnings on failure.
+pub fn create_failed(b: &crate::bundle::Bundle, id: &str) {
+    if Point::Poststop.of(&b.hooks).is_empty() {
+        return;
+    }
+    let s = crate::container::StateJson {
+        oci_version: b.oci_version.clone(),
+        id: id.to_string(),
+        pid: 0,
+        status: "stopped".into(),
+        bundle: b.dir.clone(),
+        rootfs: b.rootfs.clone(),
+        created: crate::container::rfc3339_nano(std::time::SystemTime::now()),
+        annotations: b.annotations.clone(),
+        owner: crate::container::user_name(nix::unistd::geteuid().as_raw()),
+    };
+    run_warn(
+        &b.hooks,
+        Point::Poststop,
+        &serde_json::to_vec(&s).unwrap_or_default(),
+    );
 }
 
 /// `start` (and `run`) of container `c`: `startContainer` hooks, then `start_it` (which

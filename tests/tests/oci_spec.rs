@@ -316,14 +316,16 @@ fn failing_hooks_fail_create_and_start_as_runc() {
         c["hooks"] = hooks;
         f.set_config(&c);
     };
-    // createRuntime and createContainer failures fail `create` and leave nothing, and
-    // the rest of the hooks do not run.
+    // createRuntime and createContainer failures fail `create` and leave nothing; the
+    // rest of the hooks do not run, but poststop does, once everything is undone.
     for point in ["prestart", "createRuntime", "createContainer"] {
+        let _ = std::fs::remove_file(&log);
         with_hooks(
             &["true"],
             json!({
                 point: [hook(&log, point, "echo hook-said-no >&2; exit 3")],
                 "startContainer": [hook(&log, "startContainer", "")],
+                "poststop": [hook(&log, "poststop", "")],
             }),
         );
         let (status, err) = f.create("hf", &[]);
@@ -333,6 +335,15 @@ fn failing_hooks_fail_create_and_start_as_runc() {
             "{point}: {err}"
         );
         f.assert_nothing_left("hf");
+        let ran: Vec<(String, String)> =
+            hook_log(&log).into_iter().map(|(n, s, _)| (n, s)).collect();
+        assert_eq!(
+            ran,
+            [
+                (point.to_string(), "creating".to_string()),
+                ("poststop".to_string(), "stopped".to_string())
+            ]
+        );
     }
     // A timeout kills the hook and fails `create`.
     with_hooks(
