@@ -189,6 +189,29 @@ pub fn new_cgroupfs() -> Arc<dyn Inode> {
                 Ok(format!("{}\n", limits().cpu_weight.unwrap_or(100)))
             }),
         ),
+        ("cpu.max.burst", ro("cpu.max.burst", || Ok("0\n".into()))),
+        ("memory.swap.current", t("memory.swap.current", "0")),
+        ("memory.high", ro("memory.high", || Ok("max\n".into()))),
+        ("memory.low", ro("memory.low", || Ok("0\n".into()))),
+        ("memory.min", ro("memory.min", || Ok("0\n".into()))),
+        (
+            "memory.events",
+            t("memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0"),
+        ),
+        (
+            "memory.stat",
+            b.file("memory.stat", 0o444, || {
+                let (k, _) = caller()?;
+                let anon = k.memory_file.allocated_bytes();
+                Ok(format!("anon {anon}\nfile 0\nkernel 0\nshmem 0\nsock 0\n").into_bytes())
+            }),
+        ),
+        ("pids.events", t("pids.events", "max 0")),
+        (
+            "cgroup.stat",
+            t("cgroup.stat", "nr_descendants 0\nnr_dying_descendants 0"),
+        ),
+        ("cgroup.freeze", ro("cgroup.freeze", || Ok("0\n".into()))),
         (
             "cpu.stat",
             b.file("cpu.stat", 0o444, || {
