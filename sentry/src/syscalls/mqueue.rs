@@ -76,7 +76,8 @@ fn deadline(task: &Task, ts: UserAddr) -> Result<Option<Instant>> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    Ok(Some(Instant::now() + target.saturating_sub(now)))
+    // A deadline too far to represent is no deadline.
+    Ok(Instant::now().checked_add(target.saturating_sub(now)))
 }
 
 pub fn sys_mq_open(
