@@ -141,6 +141,10 @@ int main(void)
     CHECK_ERRNO(mq_timedreceive(q, buf, sizeof buf, &prio, &ts), ETIMEDOUT);
     struct timespec badts = {.tv_sec = 0, .tv_nsec = 2000000000L};
     CHECK_ERRNO(mq_timedreceive(q, buf, sizeof buf, &prio, &badts), EINVAL);
+    /* A timeout as far away as can be written is fine when nothing blocks. */
+    struct timespec far = {.tv_sec = 0x7fffffffffffffffL, .tv_nsec = 999999999L};
+    CHECK_OK(mq_timedsend(q, "f", 1, 0, &far));
+    CHECK_EQ(mq_timedreceive(q, buf, sizeof buf, &prio, &far), 1);
     /* A signal interrupts a blocked receive (no SA_RESTART). */
     struct sigaction sa = {.sa_handler = on_alarm};
     sigemptyset(&sa.sa_mask);
