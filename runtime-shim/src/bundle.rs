@@ -5,6 +5,7 @@
 use anyhow::{bail, Context};
 use oci_spec::runtime::Spec;
 use sentry::fs::{SpecFs, SpecMount};
+use sentry::vfs::MountFlags;
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -177,6 +178,7 @@ fn check_mount(
     let options = m.options().clone().unwrap_or_default();
     let typ = m.typ().as_deref().unwrap_or("");
     let read_only = options.iter().any(|o| o == "ro");
+    let flags = mount_flags(&options);
     if typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind") {
         let source = m.source().as_ref().context("source: missing")?;
         // Relative sources are relative to the bundle, as runc reads them.
@@ -195,6 +197,7 @@ fn check_mount(
                 file: !meta.is_dir(),
             },
             read_only,
+            flags,
         });
     }
     let fs = match typ {
@@ -222,7 +225,26 @@ fn check_mount(
         destination: dest.as_os_str().as_bytes().to_vec(),
         fs,
         read_only,
+        flags,
     })
+}
+
+/// `nosuid`/`nodev`/`noexec` among a mount's options; their opposites (`suid`, `dev`,
+/// `exec`) clear them, the last one winning as mount(8) reads them.
+fn mount_flags(options: &[String]) -> MountFlags {
+    let mut f = MountFlags::default();
+    for o in options {
+        match o.as_str() {
+            "nosuid" => f.nosuid = true,
+            "suid" => f.nosuid = false,
+            "nodev" => f.nodev = true,
+            "dev" => f.nodev = false,
+            "noexec" => f.noexec = true,
+            "exec" => f.noexec = false,
+            _ => {}
+        }
+    }
+    f
 }
 
 #[cfg(test)]
@@ -249,6 +271,17 @@ mod tests {
         assert_eq!(m.fs, SpecFs::Tmpfs { mode: 0o755 });
         assert!(m.read_only);
         assert_eq!(m.destination, b"/d");
+        assert_eq!(
+            (m.flags.nosuid, m.flags.nodev, m.flags.noexec),
+            (true, false, false)
+        );
+        let x = mount(serde_json::json!({"destination": "/x", "type": "tmpfs",
+            "options": ["noexec", "nodev", "exec"]}))
+        .expect("tmpfs");
+        assert_eq!(
+            (x.flags.nosuid, x.flags.nodev, x.flags.noexec),
+            (false, true, false)
+        );
         let p = mount(serde_json::json!({"destination": "/proc", "type": "proc"})).expect("proc");
         assert_eq!((p.fs, p.read_only), (SpecFs::Proc, false));
 

@@ -220,6 +220,9 @@ pub fn prepare(mut cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     let (mut files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
     crate::fs::oci::preserve_fds(&mut files, std::mem::take(&mut cfg.oci.extra_fds))
         .map_err(setup("--preserve-fds"))?;
+    if let Some(slave) = console.as_ref().and_then(|c| c.slave_path()) {
+        crate::fs::mount_console(&fs.vfs, &slave).map_err(setup("/dev/console"))?;
+    }
     let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;

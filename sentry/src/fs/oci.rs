@@ -35,6 +35,8 @@ pub fn apply_paths(fs: &FsContext, setup: &OciSetup, mf: &Arc<MemoryFile>) -> Re
             let m = fs
                 .vfs
                 .mount_dentry(&at, at.mount.fs_type, at.dentry.clone(), true)?;
+            // A bind keeps the flags of the mount it comes from (nosuid, nodev, noexec).
+            m.set_flags(at.mount.flags());
             // MS_BIND | MS_REC: what is mounted below comes along (and keeps its mode).
             fs.vfs.copy_submounts(&at.mount, &at.dentry, &m);
         }
@@ -43,7 +45,8 @@ pub fn apply_paths(fs: &FsContext, setup: &OciSetup, mf: &Arc<MemoryFile>) -> Re
         let Some(at) = find(fs, p)? else { continue };
         if at.inode().is_dir() {
             fs.vfs
-                .mount(&at, "tmpfs", Tmpfs::new_root(mf, 0o755), true)?;
+                .mount(&at, "tmpfs", Tmpfs::new_root(mf, 0o755), true)?
+                .set_flags(crate::vfs::MountFlags::KERNEL_FS);
         } else {
             fs.vfs
                 .mount_dentry(&at, "tmpfs", Dentry::new_root(null_device(mf)?), true)?;
