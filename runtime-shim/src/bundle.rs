@@ -39,6 +39,10 @@ pub struct Bundle {
     pub annotations: BTreeMap<String, String>,
     /// Capabilities, noNewPrivileges, rlimits and the compiled `linux.seccomp`.
     pub security: sentry::security::ProcessSecurity,
+    /// `hooks`, checked (see `hooks.rs`).
+    pub hooks: oci_spec::runtime::Hooks,
+    /// maskedPaths, readonlyPaths, sysctl (see `spec_extras.rs`).
+    pub extras: crate::spec_extras::Extras,
 }
 
 /// Read and check `<bundle>/config.json`.
@@ -117,6 +121,9 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
     if hostname.as_ref().is_some_and(|h| h.len() > 64) {
         bail!("hostname: longer than 64 bytes");
     }
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    crate::hooks::check(&hooks)?;
+    let extras = crate::spec_extras::from_spec(spec)?;
     Ok(Bundle {
         dir: dir.to_path_buf(),
         rootfs,
@@ -147,6 +154,8 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
             .into_iter()
             .collect(),
         security: Default::default(),
+        hooks,
+        extras,
     })
 }
 

@@ -39,7 +39,8 @@ pub fn features() -> anyhow::Result<u8> {
     let f = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::container::OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+            "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "mode"],
         "linux": {
             "namespaces": [],

@@ -50,6 +50,8 @@ pub struct SandboxConfig {
     pub platform: crate::platform::Kind,
     /// Capabilities, no_new_privs, rlimits and seccomp filter of the first process.
     pub security: crate::security::ProcessSecurity,
+    /// maskedPaths, readonlyPaths, sysctl, cgroup limits, preserved fds (OCI).
+    pub oci: crate::fs::oci::OciSetup,
 }
 
 impl SandboxConfig {
@@ -78,6 +80,7 @@ impl SandboxConfig {
             network: crate::net::NetworkMode::None,
             platform: crate::platform::Kind::default(),
             security: Default::default(),
+            oci: Default::default(),
         }
     }
 }
@@ -161,7 +164,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
 
 /// Set the sandbox up to the point where its first process would run its first
 /// instruction: kernel, root filesystem and spec mounts, stdio, the program loaded.
-pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
+pub fn prepare(mut cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     // A no-op when the caller read them before confining this process.
     read_host_facts();
     crate::net::set_mode(cfg.network);
@@ -202,6 +205,9 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         })?;
     }
     let mut fs = FsContext::new(vfs);
+    crate::fs::oci::apply_paths(&fs, &cfg.oci, &memory_file)
+        .map_err(setup("maskedPaths/readonlyPaths"))?;
+    crate::fs::cgroup::set_limits(cfg.oci.cgroup);
     fs.umask = cfg.umask & 0o777;
     match fs.lookup(&fs.root, &cfg.cwd, true) {
         Ok(dir) if dir.inode().is_dir() => fs.cwd = dir,
@@ -214,7 +220,9 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         Some(host) => ProcessIo::Console(host),
         None => ProcessIo::Stdio(cfg.stdio),
     };
-    let (files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
+    let (mut files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
+    crate::fs::oci::preserve_fds(&mut files, std::mem::take(&mut cfg.oci.extra_fds))
+        .map_err(setup("--preserve-fds"))?;
     if let Some(slave) = console.as_ref().and_then(|c| c.slave_path()) {
         crate::fs::mount_console(&fs.vfs, &slave).map_err(setup("/dev/console"))?;
     }
@@ -222,6 +230,7 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
     }
+    crate::fs::oci::apply_sysctl(&kernel, &cfg.oci).map_err(setup("sysctl"))?;
     let kernel = Arc::new(kernel);
     let mut creds = Credentials::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();

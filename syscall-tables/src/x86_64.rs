@@ -284,12 +284,12 @@ syscall_table! {
     237 MBIND mbind(addr: Ptr, len: Size, mode: Int, nodemask: Ptr, maxnode: ULong, flags: Hex) -> Int, Unimplemented "";
     238 SET_MEMPOLICY set_mempolicy(mode: Int, nodemask: Ptr, maxnode: ULong) -> Int, Unimplemented "";
     239 GET_MEMPOLICY get_mempolicy(mode: Ptr, nodemask: Ptr, maxnode: ULong, addr: Ptr, flags: Hex) -> Int, Unimplemented "";
-    240 MQ_OPEN mq_open(name: Str, oflag: Flags(&f::OPEN), mode: CreatMode(1), attr: Struct("mq_attr")) -> Fd, Unimplemented "";
-    241 MQ_UNLINK mq_unlink(name: Str) -> Int, Unimplemented "";
-    242 MQ_TIMEDSEND mq_timedsend(mqdes: Fd, msg_ptr: InBuf(2), msg_len: Size, msg_prio: UInt, abs_timeout: Struct("timespec")) -> Int, Unimplemented "";
-    243 MQ_TIMEDRECEIVE mq_timedreceive(mqdes: Fd, msg_ptr: OutBuf(2), msg_len: Size, msg_prio: Ptr, abs_timeout: Struct("timespec")) -> Size, Unimplemented "";
-    244 MQ_NOTIFY mq_notify(mqdes: Fd, sevp: Struct("sigevent")) -> Int, Unimplemented "";
-    245 MQ_GETSETATTR mq_getsetattr(mqdes: Fd, newattr: Struct("mq_attr"), oldattr: Struct("mq_attr")) -> Int, Unimplemented "";
+    240 MQ_OPEN mq_open(name: Str, oflag: Flags(&f::OPEN), mode: CreatMode(1), attr: Struct("mq_attr")) -> Fd, Partial "no RLIMIT_MSGQUEUE accounting";
+    241 MQ_UNLINK mq_unlink(name: Str) -> Int, Implemented "";
+    242 MQ_TIMEDSEND mq_timedsend(mqdes: Fd, msg_ptr: InBuf(2), msg_len: Size, msg_prio: UInt, abs_timeout: Struct("timespec")) -> Int, Implemented "";
+    243 MQ_TIMEDRECEIVE mq_timedreceive(mqdes: Fd, msg_ptr: OutBuf(2), msg_len: Size, msg_prio: Ptr, abs_timeout: Struct("timespec")) -> Size, Implemented "";
+    244 MQ_NOTIFY mq_notify(mqdes: Fd, sevp: Struct("sigevent")) -> Int, Partial "SIGEV_SIGNAL and SIGEV_NONE; SIGEV_THREAD (netlink) is EINVAL";
+    245 MQ_GETSETATTR mq_getsetattr(mqdes: Fd, newattr: Struct("mq_attr"), oldattr: Struct("mq_attr")) -> Int, Implemented "";
     246 KEXEC_LOAD kexec_load(entry: Hex, nr_segments: ULong, segments: Struct("kexec_segment"), flags: Hex) -> Int, Unimplemented "";
     247 WAITID waitid(idtype: Flags(&f::IDTYPE), id: Int, infop: Struct("siginfo_t"), options: Flags(&f::WAIT), rusage: Struct("rusage")) -> Int, Partial "no P_PIDFD; rusage is zeroed";
     248 ADD_KEY add_key(type: Str, description: Str, payload: InBuf(3), plen: Size, keyring: Int) -> Int, Unimplemented "";

@@ -1,6 +1,7 @@
 //! Filesystem implementations: tmpfs, overlay, dev, devpts, the gofer client filesystem,
 //! host fds.
 
+pub mod cgroup;
 pub mod dev;
 pub mod devpts;
 pub mod epoll;
@@ -8,6 +9,8 @@ pub mod eventfd;
 pub mod gofer;
 pub mod host;
 pub mod inotify;
+pub mod mqueue;
+pub mod oci;
 pub mod overlay;
 pub mod pipe;
 pub mod proc;

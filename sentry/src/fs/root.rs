@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::fs::gofer::{Client, GoferFs};
 use crate::fs::host::{HostConsole, HostFile};
 use crate::fs::overlay::OverlayFs;
-use crate::fs::{dev, devpts, proc, sys, tmpfs::Tmpfs};
+use crate::fs::{cgroup, dev, devpts, proc, sys, tmpfs::Tmpfs};
 use crate::mm::MemoryFile;
 use crate::vfs::{FdFlags, FdTable, Inode, MountFlags, Vfs, VfsPath};
 use std::os::fd::OwnedFd;
@@ -126,7 +126,16 @@ pub fn new_vfs_with_root(
     let proc = mount_at(&vfs, &r, b"proc", "proc", proc::new_procfs())?;
     set(proc, MountFlags::KERNEL_FS);
     let sys = mount_at_ro(&vfs, &r, b"sys", "sysfs", sys::new_sysfs())?;
-    set(sys, MountFlags::KERNEL_FS);
+    if let Some(sysp) = set(sys, MountFlags::KERNEL_FS) {
+        // The container's own cgroup, read-only, as runc mounts it for a container
+        // without CAP_SYS_ADMIN.
+        let fsdir = VfsPath {
+            dentry: sysp.dentry.lookup(b"fs")?,
+            mount: sysp.mount.clone(),
+        };
+        let cg = mount_at_ro(&vfs, &fsdir, b"cgroup", "cgroup2", cgroup::new_cgroupfs())?;
+        set(cg, MountFlags::KERNEL_FS);
+    }
     Ok(vfs)
 }
 
@@ -258,7 +267,7 @@ pub struct SpecMount {
 }
 
 /// Mount `m` on its destination, creating missing directories on a writable root.
-/// Filesystems the sentry does not have yet (proc, sysfs, devpts, mqueue, cgroup) leave
+/// Filesystems the sentry does not have yet (devpts elsewhere than `/dev/pts`) leave
 /// the mount point as an empty directory and are logged: the container still starts.
 pub fn mount_spec(
     vfs: &Arc<Vfs>,
@@ -275,6 +284,7 @@ pub fn mount_spec(
             | (SpecFs::Devpts, b"/dev/pts")
             | (SpecFs::Proc, b"/proc")
             | (SpecFs::Sysfs, b"/sys")
+            | (SpecFs::Cgroup, b"/sys/fs/cgroup")
     );
     if standard {
         return Ok(());
@@ -283,6 +293,8 @@ pub fn mount_spec(
         SpecFs::Tmpfs { mode } => ("tmpfs", Tmpfs::new_root(mf, *mode)),
         SpecFs::Proc => ("proc", proc::new_procfs()),
         SpecFs::Sysfs => ("sysfs", sys::new_sysfs()),
+        SpecFs::Cgroup => ("cgroup2", cgroup::new_cgroupfs()),
+        SpecFs::Mqueue => ("mqueue", crate::fs::mqueue::new_mqueuefs()),
         SpecFs::Bind { name, file } => {
             let staged =
                 staged.ok_or(crate::errno!(EINVAL, "bind mount without a staged gofer"))?;
@@ -307,8 +319,7 @@ pub fn mount_spec(
             return Ok(());
         }
         other => {
-            // Every podman container asks for mqueue and cgroup: a debug-level note, not a
-            // warning on the container's stderr.
+            // A debug-level note, not a warning on the container's stderr.
             tracing::info!(
                 "{} is not implemented in the sentry yet: {dest} is left as an empty directory",
                 other.name()

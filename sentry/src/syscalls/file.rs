@@ -477,6 +477,7 @@ pub fn sys_close(task: &mut Task, fd: i32) -> Result<u64> {
             .locks
             .release_process(Some((st.dev, st.ino)), task.tgid);
     }
+    crate::fs::mqueue::closed_by(&*file, task.tgid);
     // The last reference may be dropped here, outside the table lock.
     drop(file);
     Ok(0)

@@ -11,6 +11,7 @@ mod mem;
 pub mod node;
 mod pid;
 mod sys;
+pub mod sysctl;
 
 use crate::error::Result;
 use crate::kernel::task::current;
