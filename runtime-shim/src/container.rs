@@ -27,6 +27,10 @@ pub struct Saved {
     /// The `carapace boot` process: the pid of `state` and `--pid-file`.
     pub pid: HostProcess,
     pub gofer: HostProcess,
+    /// For a pod's app container: the id of the sandbox container whose sentry runs it
+    /// (`pid` is then its waiter, see `cmd_subcontainer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 /// A host process, named by pid and start time so that a recycled pid is not mistaken
@@ -280,6 +284,11 @@ impl Container {
         // Frozen processes would not die of SIGKILL.
         if let Some(cg) = self.cgroup().filter(|cg| cg.is_frozen()) {
             cg.freeze(false)?;
+        }
+        // A pod's app container lives in its sandbox's sentry: ended there (its processes
+        // and mount tree), not by the host processes below. A sentry already gone took it.
+        if self.saved.sandbox.is_some() {
+            let _ = self.request(&Request::Remove);
         }
         destroy(&self.dir, &[self.saved.pid, self.saved.gofer])
     }

@@ -10,6 +10,8 @@ use crate::Errno;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+pub mod subcontainer;
+
 /// Everything the sentry needs to run one sandbox.
 pub struct SandboxConfig {
     pub strace: bool,
@@ -103,6 +105,7 @@ impl Sandbox {
         Spawner {
             kernel: self.kernel.clone(),
             fs: self.init.fs().clone(),
+            container: crate::kernel::container::SANDBOX,
         }
     }
 
@@ -237,6 +240,8 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
 pub struct Spawner {
     kernel: Arc<Kernel>,
     fs: FsContext,
+    /// The container its processes join (`kernel::container`).
+    container: u32,
 }
 
 /// A process for [`Spawner::spawn`].
@@ -324,6 +329,7 @@ impl Spawner {
         // A parentless thread group with a fresh pid, leading a new session: what
         // `new_init` makes, now for a pid other than 1.
         let (task, _) = launch(&self.kernel, &fs, files, creds, spec.argv, spec.envp)?;
+        crate::kernel::container::assign(&task.tg, self.container);
         Ok((task, console))
     }
 }
