@@ -98,9 +98,7 @@ pub fn delete(args: liboci_cli::Delete, opts: &crate::RuntimeOpts) -> anyhow::Re
             // sandbox is gone once nothing answers on the control socket. As runc, a
             // forced delete of a container that does not exist succeeds.
             let dir = root.container_dir(&args.container_id)?;
-            if dir.is_dir()
-                && std::os::unix::net::UnixStream::connect(dir.join("control.sock")).is_err()
-            {
+            if dir.is_dir() && crate::container::connect(&dir.join("control.sock")).is_err() {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("cannot remove {}", dir.display()))?;
                 return Ok(0);

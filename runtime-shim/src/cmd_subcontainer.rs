@@ -21,7 +21,6 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use sentry::control::{AddContainerRequest, MountSpec, Request, Response};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -114,7 +113,7 @@ pub fn start(
     procs.push(g);
 
     let control = dir.join("control.sock");
-    let listener = UnixListener::bind(&control)
+    let listener = crate::container::bind(&control)
         .with_context(|| format!("cannot create {}", control.display()))?;
     let mut fds: Vec<OwnedFd> = vec![listener.into(), sentry_end];
     match &console {
@@ -199,7 +198,7 @@ fn add_container(
     req: &AddContainerRequest,
     fds: Vec<OwnedFd>,
 ) -> anyhow::Result<i32> {
-    let stream = UnixStream::connect(control)
+    let stream = crate::container::connect(control)
         .with_context(|| format!("cannot reach the pod's sandbox at {}", control.display()))?;
     let mut line = serde_json::to_vec(&Request::AddContainer(req.clone()))?;
     line.push(b'\n');
@@ -233,7 +232,7 @@ pub struct WaitArgs {
 /// of a pid namespace).
 pub fn wait(args: WaitArgs) -> anyhow::Result<u8> {
     let _ = nix::unistd::setsid();
-    let mut s = UnixStream::connect(&args.control)
+    let mut s = crate::container::connect(&args.control)
         .with_context(|| format!("cannot reach {}", args.control.display()))?;
     let mut line = serde_json::to_vec(&Request::Wait)?;
     line.push(b'\n');

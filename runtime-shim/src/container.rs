@@ -315,10 +315,47 @@ pub fn destroy(dir: &Path, procs: &[HostProcess]) -> anyhow::Result<()> {
     }
 }
 
+/// A unix socket path may have at most 107 bytes, and `<root>/<id>/control.sock` can be
+/// longer (the CRI's ids have 64 characters): such a path is reached through the
+/// directory's descriptor, `/proc/self/fd/N/NAME`. `f` gets the path to use.
+fn with_short_path<T>(
+    path: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    const MAX: usize = 100;
+    if path.as_os_str().len() < MAX {
+        return f(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return f(path);
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    let d = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)?;
+    let short = Path::new("/proc/self/fd")
+        .join(std::os::fd::AsRawFd::as_raw_fd(&d).to_string())
+        .join(name);
+    let r = f(&short);
+    drop(d);
+    r
+}
+
+/// Connect to the unix socket at `path`, however long.
+pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    with_short_path(path, |p| UnixStream::connect(p))
+}
+
+/// Bind a unix socket at `path`, however long.
+pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    with_short_path(path, |p| std::os::unix::net::UnixListener::bind(p))
+}
+
 /// One request over the control socket at `path`.
 pub fn request(path: &Path, req: &Request) -> anyhow::Result<Response> {
-    let mut s = UnixStream::connect(path)
-        .with_context(|| format!("cannot reach the sandbox at {}", path.display()))?;
+    let mut s =
+        connect(path).with_context(|| format!("cannot reach the sandbox at {}", path.display()))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     s.write_all(&line).context("control socket: write")?;
