@@ -671,6 +671,31 @@ fn a_pod_of_two_containers_runs_in_one_sentry() {
     assert_eq!(c.gofers().len(), 3, "{:#?}", c.gofers());
     assert_eq!(c.shims().len(), 1, "{:#?}", c.shims());
 
+    // UpdateContainerResources reaches `carapace update` through the shim: the
+    // container's cgroup (recorded in its state directory) takes the new limit.
+    let cgroup = std::fs::read_to_string(c.dir.join("carapace-root").join(&one).join("cgroup"))
+        .expect("the container's cgroup record");
+    let id = one.clone();
+    c.call(|mut cl| async move {
+        cl.update_container_resources(k8s_cri::v1::UpdateContainerResourcesRequest {
+            container_id: id,
+            linux: Some(k8s_cri::v1::LinuxContainerResources {
+                memory_limit_in_bytes: 256 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+    });
+    let limit = Path::new("/sys/fs/cgroup/memory")
+        .join(cgroup.trim().trim_start_matches('/'))
+        .join("memory.limit_in_bytes");
+    // (Checked where the memory controller is a v1 hierarchy, as on these machines.)
+    if Path::new("/sys/fs/cgroup/memory").is_dir() {
+        let v = std::fs::read_to_string(&limit).expect("read the memory limit");
+        assert_eq!(v.trim(), (256u64 << 20).to_string(), "{}", limit.display());
+    }
+
     let (code, out, err) = c.exec_sync(
         &one,
         &["sh", "-c", "echo exec-out; cat /etc/whoami; exit 4"],

@@ -1139,8 +1139,31 @@ impl shim::Task for Service {
         Ok(api::Empty::default())
     }
 
-    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
-        Err(unsupported("update"))
+    /// `carapace update --resources F ID`: the resources come as the OCI
+    /// `LinuxResources` in JSON (containerd's typeurl encoding of the spec's type).
+    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        let id = self.cid(&req.id);
+        let (rt, init) = self.process(&id, "")?;
+        if init.status == api::Status::STOPPED {
+            return Err(err(Code::NOT_FOUND, "process already finished"));
+        }
+        let Some(resources) = req.resources.as_ref() else {
+            return Ok(api::Empty::default());
+        };
+        let bundle = self
+            .inner
+            .state()
+            .tasks
+            .get(&id)
+            .map(|t| t.bundle.clone())
+            .ok_or_else(|| not_created(&id))?;
+        let file = bundle.join("update-resources.json");
+        std::fs::write(&file, &resources.value).map_err(|e| internal(e.into()))?;
+        let f = file.display().to_string();
+        let r = rt.run(&["update", "--resources", &f, &id], None);
+        let _ = std::fs::remove_file(&file);
+        r.map_err(internal)?;
+        Ok(api::Empty::default())
     }
 
     fn checkpoint(
