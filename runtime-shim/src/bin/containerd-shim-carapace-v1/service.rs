@@ -97,6 +97,8 @@ struct Proc {
     stdin: String,
     stdout: String,
     stderr: String,
+    /// The master of its terminal (`ctr run -t`), copied to and from the fifos.
+    console: Option<Arc<File>>,
 }
 
 impl Proc {
@@ -109,6 +111,7 @@ impl Proc {
             stdin: stdin.to_string(),
             stdout: stdout.to_string(),
             stderr: stderr.to_string(),
+            console: None,
         }
     }
 }
@@ -342,8 +345,13 @@ impl Runtime {
 /// Opens one of containerd's fifos. The writer side waits (up to a minute) for the reader,
 /// which containerd opens in the background; blocking mode is restored afterwards.
 fn open_fifo(path: &str, write: bool) -> anyhow::Result<Stdio> {
+    Ok(open_fifo_file(path, write)?.map_or_else(Stdio::null, Stdio::from))
+}
+
+/// [`open_fifo`] as a file; `None` for a stream containerd did not ask for.
+fn open_fifo_file(path: &str, write: bool) -> anyhow::Result<Option<File>> {
     if path.is_empty() {
-        return Ok(Stdio::null());
+        return Ok(None);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     let file: File = loop {
@@ -365,7 +373,29 @@ fn open_fifo(path: &str, write: bool) -> anyhow::Result<Stdio> {
     let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
     nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))
         .map_err(|e| anyhow::anyhow!("fcntl {path}: {e}"))?;
-    Ok(Stdio::from(file))
+    Ok(Some(file))
+}
+
+/// Run `carapace ARGS…` for a process with a terminal: `--console-socket` is inserted
+/// after `args[0]`; the master it sends is copied to and from the process's fifos.
+fn run_with_console(
+    rt: &Runtime,
+    args: &[&str],
+    stdin: &str,
+    stdout: &str,
+) -> anyhow::Result<Arc<File>> {
+    let sock = crate::console::ConsoleSocket::new()?;
+    let path = sock.path();
+    let mut full: Vec<&str> = Vec::with_capacity(args.len() + 2);
+    full.extend(args.first());
+    full.extend(["--console-socket", path.as_str()]);
+    full.extend(args.iter().skip(1));
+    let input = open_fifo_file(stdin, false)?;
+    let output = open_fifo_file(stdout, true)?;
+    rt.run(&full, Some([Stdio::null(), Stdio::null(), Stdio::null()]))?;
+    let master = Arc::new(File::from(sock.receive()?));
+    crate::console::copy(&master, input, output);
+    Ok(master)
 }
 
 /// The file counting the container's OOM kills: its cgroup is the spec's
@@ -558,47 +588,59 @@ impl Service {
                 e.proc.clone(),
             )
         };
-        let run = || -> anyhow::Result<i32> {
+        let terminal = serde_json::from_slice::<serde_json::Value>(&spec)
+            .ok()
+            .and_then(|v| v["terminal"].as_bool())
+            .unwrap_or(false);
+        let run = || -> anyhow::Result<(i32, Option<Arc<File>>)> {
             let spec_file = bundle.join(format!("exec-{exec_id}.json"));
             let pid_file = bundle.join(format!("exec-{exec_id}.pid"));
             std::fs::write(&spec_file, &spec)?;
-            let stdio = [
-                open_fifo(&p.stdin, false)?,
-                open_fifo(&p.stdout, true)?,
-                open_fifo(&p.stderr, true)?,
-            ];
             let spec_s = spec_file.display().to_string();
             let pid_s = pid_file.display().to_string();
-            let r = rt.run(
-                &[
-                    "exec",
-                    "--process",
-                    &spec_s,
-                    "--detach",
-                    "--pid-file",
-                    &pid_s,
-                    id,
-                ],
-                Some(stdio),
-            );
+            let args = [
+                "exec",
+                "--process",
+                &spec_s,
+                "--detach",
+                "--pid-file",
+                &pid_s,
+                id,
+            ];
+            let r = if terminal {
+                run_with_console(&rt, &args, &p.stdin, &p.stdout).map(Some)
+            } else {
+                let stdio = [
+                    open_fifo(&p.stdin, false)?,
+                    open_fifo(&p.stdout, true)?,
+                    open_fifo(&p.stderr, true)?,
+                ];
+                rt.run(&args, Some(stdio)).map(|_| None)
+            };
             let _ = std::fs::remove_file(&spec_file);
-            r?;
+            let console = r?;
             let pid = std::fs::read_to_string(&pid_file)?;
             let _ = std::fs::remove_file(&pid_file);
-            pid.trim()
+            let pid = pid
+                .trim()
                 .parse::<i32>()
-                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))
+                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))?;
+            Ok((pid, console))
         };
-        let pid = run().map_err(internal)?;
+        let (pid, console) = run().map_err(internal)?;
         let mut st = self.inner.state();
         if let Some(p) = st.tasks.get_mut(id).and_then(|t| t.proc_mut(exec_id)) {
             p.pid = pid;
             p.status = api::Status::RUNNING;
+            p.console = console;
         }
         Ok(pid)
     }
 
-    fn do_create(&self, req: &api::CreateTaskRequest) -> anyhow::Result<(Runtime, i32)> {
+    fn do_create(
+        &self,
+        req: &api::CreateTaskRequest,
+    ) -> anyhow::Result<(Runtime, i32, Option<Arc<File>>)> {
         let bundle = PathBuf::from(&req.bundle);
         let opts = match req.options.as_ref() {
             Some(any) => ShimOptions::from_any(&any.type_url, &any.value)?,
@@ -635,32 +677,37 @@ impl Service {
             }
         }
         let result = (|| {
-            let stdio = [
-                open_fifo(&req.stdin, false)?,
-                open_fifo(&req.stdout, true)?,
-                open_fifo(&req.stderr, true)?,
-            ];
             let pid_file = bundle.join(PID_FILE);
             let bundle_s = bundle.display().to_string();
             let pid_s = pid_file.display().to_string();
-            rt.run(
-                &[
-                    "create",
-                    "--bundle",
-                    &bundle_s,
-                    "--pid-file",
-                    &pid_s,
-                    &req.id,
-                ],
-                Some(stdio),
-            )?;
+            let args = [
+                "create",
+                "--bundle",
+                &bundle_s,
+                "--pid-file",
+                &pid_s,
+                &req.id,
+            ];
+            let console = if req.terminal {
+                Some(run_with_console(&rt, &args, &req.stdin, &req.stdout)?)
+            } else {
+                let stdio = [
+                    open_fifo(&req.stdin, false)?,
+                    open_fifo(&req.stdout, true)?,
+                    open_fifo(&req.stderr, true)?,
+                ];
+                rt.run(&args, Some(stdio))?;
+                None
+            };
             let pid = std::fs::read_to_string(&pid_file)?;
-            pid.trim()
+            let pid = pid
+                .trim()
                 .parse::<i32>()
-                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))
+                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))?;
+            Ok((pid, console))
         })();
         match result {
-            Ok(pid) => Ok((rt, pid)),
+            Ok((pid, console)) => Ok((rt, pid, console)),
             Err(e) => {
                 if !req.rootfs.is_empty() {
                     rt.unmount_rootfs();
@@ -677,9 +724,6 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
-        if req.terminal {
-            return Err(unsupported("a terminal (ctr run -t)"));
-        }
         if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
             return Err(unsupported("restoring from a checkpoint"));
         }
@@ -689,10 +733,11 @@ impl shim::Task for Service {
                 format!("container {} exists", req.id),
             ));
         }
-        let (rt, pid) = self.do_create(&req).map_err(internal)?;
+        let (rt, pid, console) = self.do_create(&req).map_err(internal)?;
         {
             let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr);
             init.pid = pid;
+            init.console = console;
             let mut st = self.inner.state();
             st.tasks.insert(
                 req.id.clone(),
@@ -812,7 +857,7 @@ impl shim::Task for Service {
             stdin: p.stdin.clone(),
             stdout: p.stdout.clone(),
             stderr: p.stderr.clone(),
-            terminal: false,
+            terminal: p.console.is_some(),
             exit_status: p.exit_status,
             exited_at: p.exited_at.clone().into(),
             exec_id: req.exec_id.clone(),
@@ -1053,9 +1098,6 @@ impl shim::Task for Service {
     /// Registers an exec; `start` with its id runs it (as runc's shim does).
     fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
         let id = self.cid(&req.id);
-        if req.terminal {
-            return Err(unsupported("a terminal (ctr task exec -t)"));
-        }
         if !valid_exec_id(&req.exec_id) {
             return Err(err(
                 Code::INVALID_ARGUMENT,
@@ -1104,9 +1146,18 @@ impl shim::Task for Service {
     fn resize_pty(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ResizePtyRequest,
+        req: api::ResizePtyRequest,
     ) -> TtrpcResult<api::Empty> {
-        Err(unsupported("a terminal (resize_pty)"))
+        let id = self.cid(&req.id);
+        let (_, p) = self.process(&id, &req.exec_id)?;
+        let Some(master) = p.console else {
+            return Err(err(
+                Code::FAILED_PRECONDITION,
+                "the process has no terminal",
+            ));
+        };
+        crate::console::resize(&master, req.width, req.height).map_err(internal)?;
+        Ok(api::Empty::default())
     }
 
     fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
