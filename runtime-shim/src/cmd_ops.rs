@@ -264,6 +264,10 @@ fn cgroup_of(c: &Container, id: &str) -> anyhow::Result<crate::cgroups::Cgroup> 
 /// `pause`: freeze the sandbox's host processes (sentry, stubs, gofer) in their cgroup.
 pub fn pause(args: liboci_cli::Pause, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     let c = load(opts, &args.container_id)?;
+    // Its processes run in the pod's sentry, which its own cgroup does not hold.
+    if let Some(sandbox) = &c.saved.sandbox {
+        bail!("cannot pause one container of a pod: pause the pod's sandbox container {sandbox}");
+    }
     match c.status() {
         Status::Running => cgroup_of(&c, &args.container_id)?.freeze(true)?,
         Status::Paused => bail!("container {} is already paused", args.container_id),

@@ -311,9 +311,34 @@ fn forced_delete_of_a_running_app_container() {
         pod.live_processes()
     );
     assert!(!pod.root().join("app").exists());
-    // The app container's rootfs is the app bundle's, and a new one can take its id.
+    // A new one can take its id; deleting it before it started ends its loaded init.
     assert_eq!(pod.create("app", "app").code(), Some(0));
-    pod.ok(&["delete", "--force", "app"]);
+    let init = pod.ps("app");
+    assert_eq!(init.len(), 1);
+    // The pod's containers share one pid space: the sandbox's /proc shows it.
+    let proc_dir = format!("/proc/{}", init[0]);
+    let r = pod.carapace(&["exec", SANDBOX, "ls", "-d", &proc_dir]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    let r = pod.carapace(&["pause", "app"]);
+    assert!(
+        r.stderr.contains("cannot pause one container of a pod"),
+        "{}",
+        r.dump()
+    );
+    pod.ok(&["delete", "app"]);
+    assert!(
+        eventually(|| pod
+            .carapace(&["exec", SANDBOX, "ls", "-d", &proc_dir])
+            .code()
+            != Some(0)),
+        "the deleted container's init is still in the sentry"
+    );
+    assert!(
+        eventually(|| pod.count(" gofer ") == 1),
+        "{:#?}",
+        pod.live_processes()
+    );
+    assert_eq!(pod.status(SANDBOX), "running");
 }
 
 #[test]

@@ -391,6 +391,12 @@ fn handle(shared: &Shared, req: Request) -> Response {
                 return error("only a pod's app container can be removed this way");
             };
             st.removed = true;
+            // Never started: its init thread waits for a decision; it is killed.
+            if st.decision.is_none() {
+                st.phase = Phase::Stopped;
+                st.decision = Some(StartDecision::Killed(libc::SIGKILL));
+                shared.started.notify_all();
+            }
             drop(st);
             crate::boot::subcontainer::kill_all(&shared.kernel, shared.container);
             // Wakes the accept loop, which sees `removed` and ends.
