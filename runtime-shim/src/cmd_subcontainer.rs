@@ -141,7 +141,34 @@ pub fn start(
     };
     let init_pid = add_container(&sandbox.control_path(), &req, fds)?;
     tracing::debug!("container {id}: init is pid {init_pid} of sandbox {sandbox_id}");
+    let finished = finish(
+        opts, id, sandbox_id, b, dir, pid_file, console, procs, gofer_proc,
+    );
+    if finished.is_err() {
+        // The sentry has the container loaded: take it out again (the caller removes the
+        // host side).
+        let _ = crate::container::request(&control, &Request::Remove);
+    }
+    finished
+}
 
+/// After `AddContainer`: the waiter, the console, the record.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    opts: &crate::RuntimeOpts,
+    id: &str,
+    sandbox_id: &str,
+    b: &Bundle,
+    dir: &Path,
+    pid_file: Option<&Path>,
+    console: Option<Console>,
+    procs: &mut Vec<Child>,
+    gofer_proc: HostProcess,
+) -> anyhow::Result<Created> {
+    let exe = std::env::current_exe().context("cannot find the carapace binary")?;
+    let cgroup = crate::cgroups::Cgroup::load(&dir.join("cgroup"))
+        .context("the container's cgroup record")?;
+    let control = dir.join("control.sock");
     let mut waiter = Command::new(&exe);
     opts.pass_logging(&mut waiter);
     let w = waiter

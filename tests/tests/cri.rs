@@ -202,7 +202,7 @@ impl Cri {
         std::fs::write(
             c.dir.join("carapace.toml"),
             format!(
-                "binary_name = \"{}\"\nroot = \"{d}/carapace-root\"\n",
+                "binary_name = \"{}\"\nroot = \"{d}/carapace-root\"\ndebug = true\n",
                 carapace.display()
             ),
         )
@@ -285,11 +285,25 @@ impl Cri {
         self.dir.join("containerd.sock")
     }
 
+    /// containerd's log, then each container's carapace log (json lines in its bundle).
     fn log(&self) -> String {
-        tests::tail(
+        let mut out = tests::tail(
             &std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default(),
             60,
-        )
+        );
+        let bundles = self
+            .dir
+            .join("state/io.containerd.runtime.v2.task")
+            .join(NAMESPACE);
+        for e in std::fs::read_dir(bundles).into_iter().flatten().flatten() {
+            let log = std::fs::read_to_string(e.path().join("log.json")).unwrap_or_default();
+            out.push_str(&format!(
+                "\n--- carapace log of {}:\n{}",
+                e.file_name().to_string_lossy(),
+                tests::tail(&log, 40)
+            ));
+        }
+        out
     }
 
     fn ctr(&self) -> Command {
@@ -556,13 +570,24 @@ impl Cri {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let states: Vec<_> = std::fs::read_dir(self.dir.join("carapace-root"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert!(states.is_empty(), "carapace state left: {states:?}");
+        // containerd's clean-up after a dead shim runs in the background: give it time.
+        let states = || -> Vec<_> {
+            std::fs::read_dir(self.dir.join("carapace-root"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect()
+        };
+        while !states().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let left = states();
+        assert!(
+            left.is_empty(),
+            "carapace state left: {left:?}\n{}",
+            self.log()
+        );
     }
 }
 
@@ -660,7 +685,13 @@ fn a_pod_of_two_containers_runs_in_one_sentry() {
         &pod,
         &pod_config,
         "two",
-        &["sh", "-c", "echo two-out; exit 3"],
+        // Held until the test lets it go (the CRI deletes a container's task, and so its
+        // gofer, as soon as it exits).
+        &[
+            "sh",
+            "-c",
+            "echo two-out; while [ ! -e /tmp/go ]; do sleep 1; done; exit 3",
+        ],
     );
     c.start_container(&one);
     c.start_container(&two);
@@ -703,6 +734,8 @@ fn a_pod_of_two_containers_runs_in_one_sentry() {
     assert_eq!(code, 4, "stdout {out:?} stderr {err:?}\n{}", c.log());
     assert_eq!(out, "exec-out\nbusybox image\n");
 
+    let (code, _, err) = c.exec_sync(&two, &["touch", "/tmp/go"]);
+    assert_eq!(code, 0, "{err}");
     assert_eq!(c.wait_exited(&two), 3);
     let (state, _, _) = c.container_status(&one);
     assert_eq!(state, ContainerState::ContainerRunning as i32);
