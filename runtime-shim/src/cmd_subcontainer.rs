@@ -218,6 +218,9 @@ fn finish(
     })
 }
 
+/// How long the sentry may take to build a container's mount tree and load its init.
+const ADD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Send `AddContainer` with its descriptors to the sandbox's control socket; returns the
 /// new container's init pid.
 fn add_container(
@@ -233,10 +236,15 @@ fn add_container(
     crate::console::send_with_fds(&stream, &line, &borrowed).context("control socket: write")?;
     drop(borrowed);
     drop(fds);
+    // Bounded, so that a wedged sentry fails `create` instead of hanging it (and
+    // containerd's CreateTask with it).
+    stream
+        .set_read_timeout(Some(ADD_TIMEOUT))
+        .context("control socket: timeout")?;
     let mut answer = String::new();
     BufReader::new(stream)
         .read_line(&mut answer)
-        .context("control socket: read")?;
+        .context("the pod's sandbox did not answer the request to add the container")?;
     if answer.is_empty() {
         bail!("the pod's sandbox closed the control socket without answering");
     }
