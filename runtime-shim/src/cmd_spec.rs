@@ -43,9 +43,9 @@ pub fn features() -> anyhow::Result<u8> {
         "mountOptions": ["ro", "rw", "mode"],
         "linux": {
             "namespaces": [],
-            "capabilities": [],
+            "capabilities": crate::security::capability_names(),
             "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
+            "seccomp": crate::security::seccomp_features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
         },

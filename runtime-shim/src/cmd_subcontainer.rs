@@ -138,6 +138,7 @@ pub fn start(
         gofer_writable,
         read_only_root: b.readonly,
         mounts: b.mounts.iter().map(MountSpec::from_spec).collect(),
+        security: Box::new(b.security.clone()),
     };
     let init_pid = add_container(&sandbox.control_path(), &req, fds)?;
     tracing::debug!("container {id}: init is pid {init_pid} of sandbox {sandbox_id}");

@@ -22,6 +22,7 @@ mod console;
 mod container;
 mod host;
 mod json_log;
+mod security;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

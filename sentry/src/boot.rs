@@ -50,6 +50,8 @@ pub struct SandboxConfig {
     pub network: crate::net::NetworkMode,
     /// What runs application code (`--platform`).
     pub platform: crate::platform::Kind,
+    /// Capabilities, no_new_privs, rlimits and seccomp filter of the first process.
+    pub security: crate::security::ProcessSecurity,
 }
 
 impl SandboxConfig {
@@ -77,6 +79,7 @@ impl SandboxConfig {
             console: None,
             network: crate::net::NetworkMode::None,
             platform: crate::platform::Kind::default(),
+            security: Default::default(),
         }
     }
 }
@@ -215,6 +218,9 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         None => ProcessIo::Stdio(cfg.stdio),
     };
     let (files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
+    if let Some(slave) = console.as_ref().and_then(|c| c.slave_path()) {
+        crate::fs::mount_console(&fs.vfs, &slave).map_err(setup("/dev/console"))?;
+    }
     let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
@@ -223,7 +229,14 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     let mut creds = Credentials::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();
     let strace_exec = cfg.strace.then(|| (cfg.argv.clone(), cfg.envp.len()));
-    let (init, path) = launch(&kernel, &fs, files, creds, cfg.argv, cfg.envp)?;
+    let (init, path) = launch(
+        &kernel,
+        &fs,
+        files,
+        creds,
+        (cfg.argv, cfg.envp),
+        &cfg.security,
+    )?;
     let strace_exec = strace_exec.map(|(argv, envc)| (path, argv, envc));
     Ok(Sandbox {
         kernel,
@@ -253,6 +266,7 @@ pub struct ProcessSpec {
     pub gid: u32,
     pub groups: Vec<u32>,
     pub umask: u32,
+    pub security: crate::security::ProcessSecurity,
 }
 
 /// Where a spawned process's standard I/O goes.
@@ -328,7 +342,14 @@ impl Spawner {
         creds.groups = spec.groups;
         // A parentless thread group with a fresh pid, leading a new session: what
         // `new_init` makes, now for a pid other than 1.
-        let (task, _) = launch(&self.kernel, &fs, files, creds, spec.argv, spec.envp)?;
+        let (task, _) = launch(
+            &self.kernel,
+            &fs,
+            files,
+            creds,
+            (spec.argv, spec.envp),
+            &spec.security,
+        )?;
         crate::kernel::container::assign(&task.tg, self.container);
         Ok((task, console))
     }
@@ -381,19 +402,21 @@ fn process_files(
 
 /// Find `argv[0]` as `execvp` would, load it as a new process leading its own session
 /// (init, or an `exec`'d process), and make a terminal on its stdio its controlling
-/// terminal. Returns the task and the program's path.
+/// terminal, with the runtime's security attributes applied. Returns the task and the
+/// program's path.
 fn launch(
     kernel: &Arc<Kernel>,
     fs: &FsContext,
     files: crate::vfs::FdTable,
     creds: Credentials,
-    argv: Vec<Vec<u8>>,
-    envp: Vec<Vec<u8>>,
+    (argv, envp): (Vec<Vec<u8>>, Vec<Vec<u8>>),
+    security: &crate::security::ProcessSecurity,
 ) -> Result<(Task, Vec<u8>), BootError> {
     let argv0 = argv
         .first()
         .cloned()
         .ok_or(BootError::Setup("empty command".into()))?;
+    security.check().map_err(BootError::Setup)?;
     let vcreds: Creds = creds.fs_creds();
     let name = String::from_utf8_lossy(&argv0).into_owned();
     let path = find_program(fs, &vcreds, &argv0, &envp).map_err(|e| match e.errno {
@@ -407,7 +430,7 @@ fn launch(
             path: f.path,
         })
     };
-    let task = Task::new_init(
+    let mut task = Task::new_init(
         kernel.clone(),
         fs.clone(),
         files,
@@ -421,6 +444,7 @@ fn launch(
         Errno::ENOENT => BootError::NotFound(name.clone()),
         _ => BootError::CannotExecute(name, e),
     })?;
+    security.apply(&mut task).map_err(BootError::Setup)?;
     // A terminal on stdio (the host console, or a console pty) is the new session's
     // controlling terminal, with the process's group in the foreground.
     let ctty = (0..3).find_map(|fd| task.files().get(fd).ok().and_then(|f| f.tty()));

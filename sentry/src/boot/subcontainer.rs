@@ -77,7 +77,14 @@ impl Spawner {
         let (files, console) = process_files(&fs, io, spec.uid, spec.gid)?;
         let mut creds = Credentials::new(spec.uid, spec.gid);
         creds.groups = spec.groups;
-        let (task, _) = launch(&self.kernel, &fs, files, creds, spec.argv, spec.envp)?;
+        let (task, _) = launch(
+            &self.kernel,
+            &fs,
+            files,
+            creds,
+            (spec.argv, spec.envp),
+            &spec.security,
+        )?;
         container::assign(&task.tg, self.container);
         // Orphans of the container stay in it: its init reaps them, as the init of a
         // container's own pid namespace would.

@@ -65,6 +65,9 @@ pub struct AddContainerRequest {
     pub gofer_writable: bool,
     pub read_only_root: bool,
     pub mounts: Vec<MountSpec>,
+    /// Capabilities, no_new_privs, rlimits and seccomp of its init (`process`).
+    #[serde(default)]
+    pub security: Box<crate::security::ProcessSecurity>,
 }
 
 /// One of the spec's `mounts` (`fs::SpecMount` on the wire).
@@ -81,6 +84,12 @@ pub struct MountSpec {
     #[serde(default)]
     pub file: bool,
     pub read_only: bool,
+    #[serde(default)]
+    pub nosuid: bool,
+    #[serde(default)]
+    pub nodev: bool,
+    #[serde(default)]
+    pub noexec: bool,
 }
 
 impl MountSpec {
@@ -102,6 +111,9 @@ impl MountSpec {
             name,
             file,
             read_only: m.read_only,
+            nosuid: m.flags.nosuid,
+            nodev: m.flags.nodev,
+            noexec: m.flags.noexec,
         }
     }
 
@@ -124,6 +136,11 @@ impl MountSpec {
             destination: self.destination.clone(),
             fs,
             read_only: self.read_only,
+            flags: crate::vfs::MountFlags {
+                nosuid: self.nosuid,
+                nodev: self.nodev,
+                noexec: self.noexec,
+            },
         })
     }
 }
@@ -142,6 +159,9 @@ pub struct ExecRequest {
     pub umask: u32,
     #[serde(default)]
     pub terminal: bool,
+    /// Capabilities, no_new_privs, rlimits and seccomp filter of the new process.
+    #[serde(default)]
+    pub security: Box<crate::security::ProcessSecurity>,
 }
 
 /// Where the container is in its life, as `state` reports it.

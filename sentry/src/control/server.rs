@@ -283,6 +283,7 @@ fn exec(
         gid: req.gid,
         groups: req.additional_gids,
         umask: req.umask,
+        security: *req.security,
     };
     let mut reply = stream
         .try_clone()

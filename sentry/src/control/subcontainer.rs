@@ -87,6 +87,7 @@ pub(super) fn add(
         gid: req.gid,
         groups: req.additional_gids,
         umask: req.umask,
+        security: *req.security,
     };
     let listener = UnixListener::from(listener);
     let kernel = shared.kernel.clone();

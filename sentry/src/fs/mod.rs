@@ -19,6 +19,6 @@ pub mod tmpfs;
 mod root;
 
 pub use root::{
-    build_root, build_root_rw, build_root_staged, build_root_with, initial_fd_table, mount_spec,
-    new_vfs_with_root, RootOverlay, SpecFs, SpecMount,
+    build_root, build_root_rw, build_root_staged, build_root_with, initial_fd_table, mount_console,
+    mount_spec, new_vfs_with_root, RootOverlay, SpecFs, SpecMount,
 };

@@ -7,7 +7,7 @@ use crate::fs::host::{HostConsole, HostFile};
 use crate::fs::overlay::OverlayFs;
 use crate::fs::{dev, devpts, proc, sys, tmpfs::Tmpfs};
 use crate::mm::MemoryFile;
-use crate::vfs::{FdFlags, FdTable, Inode, Vfs, VfsPath};
+use crate::vfs::{FdFlags, FdTable, Inode, MountFlags, Vfs, VfsPath};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -102,13 +102,31 @@ pub fn new_vfs_with_root(
 ) -> Result<Arc<Vfs>> {
     let vfs = Vfs::new(fs_type, root, read_only);
     let r = vfs.root();
-    mount_at(&vfs, &r, b"tmp", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
-    if let Some(devp) = mount_at(&vfs, &r, b"dev", "devtmpfs", dev::new_devfs(mf)?)? {
-        mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
-        mount_at(&vfs, &devp, b"pts", "devpts", devpts::DevptsFs::new_root())?;
+    // With the flags runc and Docker give these mounts.
+    let flags = |nosuid, nodev, noexec| MountFlags {
+        nosuid,
+        nodev,
+        noexec,
+    };
+    let set = |p: Option<VfsPath>, f: MountFlags| {
+        if let Some(p) = &p {
+            p.mount.set_flags(f);
+        }
+        p
+    };
+    let tmp = mount_at(&vfs, &r, b"tmp", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
+    set(tmp, flags(true, true, false));
+    let devp = mount_at(&vfs, &r, b"dev", "devtmpfs", dev::new_devfs(mf)?)?;
+    if let Some(devp) = set(devp, flags(true, false, false)) {
+        let shm = mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
+        set(shm, MountFlags::KERNEL_FS);
+        let pts = mount_at(&vfs, &devp, b"pts", "devpts", devpts::DevptsFs::new_root())?;
+        set(pts, flags(true, false, true));
     }
-    mount_at(&vfs, &r, b"proc", "proc", proc::new_procfs())?;
-    mount_at_ro(&vfs, &r, b"sys", "sysfs", sys::new_sysfs())?;
+    let proc = mount_at(&vfs, &r, b"proc", "proc", proc::new_procfs())?;
+    set(proc, MountFlags::KERNEL_FS);
+    let sys = mount_at_ro(&vfs, &r, b"sys", "sysfs", sys::new_sysfs())?;
+    set(sys, MountFlags::KERNEL_FS);
     Ok(vfs)
 }
 
@@ -235,6 +253,8 @@ pub struct SpecMount {
     pub destination: Vec<u8>,
     pub fs: SpecFs,
     pub read_only: bool,
+    /// `nosuid`, `nodev`, `noexec` from its options.
+    pub flags: MountFlags,
 }
 
 /// Mount `m` on its destination, creating missing directories on a writable root.
@@ -277,12 +297,13 @@ pub fn mount_spec(
             };
             // A file is mounted on a file (as `mount --bind` allows), not only on a
             // directory.
-            vfs.mount_dentry(
+            let mount = vfs.mount_dentry(
                 &at,
                 "bind",
                 crate::vfs::Dentry::new_root(source),
                 m.read_only,
             )?;
+            mount.set_flags(m.flags);
             return Ok(());
         }
         other => {
@@ -297,7 +318,21 @@ pub fn mount_spec(
         }
     };
     let at = make_dirs(vfs, &m.destination)?;
-    vfs.mount(&at, fs_type, root, m.read_only)?;
+    vfs.mount(&at, fs_type, root, m.read_only)?
+        .set_flags(m.flags);
+    Ok(())
+}
+
+/// `/dev/console` for a sandbox with a console: the console pty's slave bound over an
+/// empty file, as runc binds it.
+pub fn mount_console(vfs: &Arc<Vfs>, slave: &VfsPath) -> Result<()> {
+    let at = make_file(vfs, b"/dev/console")?;
+    let m = vfs.mount_dentry(&at, "devpts", slave.dentry.clone(), false)?;
+    m.set_flags(MountFlags {
+        nosuid: true,
+        nodev: false,
+        noexec: true,
+    });
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod mount;
 pub mod pipe;
 pub mod poll;
 pub mod process;
+pub mod seccomp;
 pub mod signal;
 pub mod socket;
 pub mod splice;
@@ -259,6 +260,7 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::GETRLIMIT => process::sys_getrlimit(t, a.u32(0), a.ptr(1)),
         nr::SETRLIMIT => process::sys_setrlimit(t, a.u32(0), a.ptr(1)),
         nr::PRCTL => process::sys_prctl(t, a.i32(0), a.u64(1), a.u64(2)),
+        nr::SECCOMP => seccomp::sys_seccomp(t, a.u32(0), a.u32(1), a.ptr(2)),
 
         nr::FUTEX => futex::sys_futex(
             t,

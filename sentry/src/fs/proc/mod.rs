@@ -7,6 +7,7 @@
 //! `/proc/self` and the readers' view of paths come from it.
 #![deny(unsafe_code)]
 
+mod mem;
 pub mod node;
 mod pid;
 mod sys;
