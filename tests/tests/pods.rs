@@ -49,7 +49,7 @@ impl Pod {
         );
         std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
         for applet in [
-            "sh", "cat", "echo", "sleep", "hostname", "ps", "kill", "ls", "true",
+            "sh", "cat", "echo", "sleep", "hostname", "ps", "kill", "ls", "true", "grep",
         ] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
                 .expect("applet symlink");
@@ -64,6 +64,11 @@ impl Pod {
 
     /// Set bundle `name`'s args and CRI annotations (`kind`: sandbox or container).
     fn configure(&self, name: &str, kind: &str, args: &[&str]) {
+        self.configure_with(name, kind, args, |_| {});
+    }
+
+    /// [`Pod::configure`], then `edit` the config.
+    fn configure_with(&self, name: &str, kind: &str, args: &[&str], edit: impl FnOnce(&mut Value)) {
         let path = self.dir.join(name).join("config.json");
         let text = std::fs::read(&path).expect("read config");
         let mut c: Value = serde_json::from_slice(&text).expect("config.json is JSON");
@@ -74,6 +79,7 @@ impl Pod {
             "io.kubernetes.cri.container-type": kind,
             "io.kubernetes.cri.sandbox-id": SANDBOX,
         });
+        edit(&mut c);
         std::fs::write(&path, c.to_string()).expect("write config");
     }
 
@@ -382,4 +388,38 @@ fn joining_a_missing_or_stopped_sandbox_fails_and_leaves_nothing() {
         "{:#?}",
         pod.live_processes()
     );
+}
+
+#[test]
+fn an_app_container_gets_its_own_process_security() {
+    let pod = Pod::new();
+    pod.configure_with("sandbox", "sandbox", &["sleep", "1000"], |c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+    });
+    assert_eq!(pod.create("sandbox", SANDBOX).code(), Some(0));
+    pod.ok(&["start", SANDBOX]);
+    // The app container's spec confines its init (the sandbox's own does not have it).
+    pod.configure_with(
+        "app",
+        "container",
+        &["sh", "-c", "grep NoNewPrivs /proc/self/status; ulimit -n"],
+        |c| {
+            c["process"]["noNewPrivileges"] = json!(true);
+            c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 100, "soft": 77}]);
+        },
+    );
+    assert_eq!(pod.create("app", "app").code(), Some(0));
+    pod.ok(&["start", "app"]);
+    pod.ok(&["wait", "app"]);
+    let out = pod.output("app", "out");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out:?}");
+    assert!(out.ends_with("77\n"), "{out:?}");
+    let sandbox = pod.carapace(&["exec", SANDBOX, "grep", "NoNewPrivs", "/proc/1/status"]);
+    assert!(
+        sandbox.stdout.contains("NoNewPrivs:\t0"),
+        "{}",
+        sandbox.dump()
+    );
+    pod.ok(&["delete", "app"]);
+    pod.ok(&["delete", "--force", SANDBOX]);
 }
