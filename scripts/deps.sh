@@ -18,6 +18,7 @@ CARAPACE_PACKAGES=(
     umoci skopeo      # ... and the busybox OCI image it imports, built locally
     iproute2          # ip addr/link/route inside the sandbox over its netlink
     podman            # tests/tests/podman.rs: podman with carapace as its runtime (and umoci, skopeo)
+    protobuf-compiler # tests/tests/cri.rs: protoc, to build the k8s-cri crate (the CRI client)
 )
 
 missing=()

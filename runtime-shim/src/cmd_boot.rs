@@ -112,7 +112,7 @@ fn setup(
     }
     // Bound while the state directory can still be named; the listening fd outlives the
     // sentry's view of the host, which ends with confinement below.
-    let listener = std::os::unix::net::UnixListener::bind(args.state_dir.join("control.sock"))
+    let listener = crate::container::bind(&args.state_dir.join("control.sock"))
         .context("cannot create the control socket")?;
     // Before any thread exists: namespaces need a single thread, and seccomp filters apply
     // to the threads created after them.

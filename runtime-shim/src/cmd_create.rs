@@ -150,7 +150,7 @@ fn preserved_fds(n: i32) -> anyhow::Result<Vec<OwnedFd>> {
 }
 
 /// The container's terminal (`process.terminal`).
-enum Console {
+pub(crate) enum Console {
     /// A host pty: the master goes to the `--console-socket`, the slave to the sentry.
     Socket {
         path: PathBuf,
@@ -163,7 +163,7 @@ enum Console {
 
 impl Console {
     /// The host terminal the sentry bridges its console pty to.
-    fn sentry_end(&self) -> &OwnedFd {
+    pub(crate) fn sentry_end(&self) -> &OwnedFd {
         match self {
             Console::Socket { slave, .. } => slave,
             Console::OwnTty(fd) => fd,
@@ -238,9 +238,19 @@ fn create_container(
         Err(e) => return Err(e).context(format!("cannot create {}", dir.display())),
     }
     let mut procs = Vec::new();
-    match start_sandbox(
-        opts, id, &b, &dir, pid_file, console, &preserved, &mut procs,
-    ) {
+    // A pod's app container joins the sentry of its pod's sandbox container.
+    let started = match crate::cmd_subcontainer::sandbox_of(&b) {
+        Some(_) if !preserved.is_empty() => Err(anyhow::anyhow!(
+            "--preserve-fds: not supported for a pod's app container"
+        )),
+        Some(sandbox) => crate::cmd_subcontainer::start(
+            opts, id, sandbox, &b, &dir, pid_file, console, &mut procs,
+        ),
+        None => start_sandbox(
+            opts, id, &b, &dir, pid_file, console, &preserved, &mut procs,
+        ),
+    };
+    match started {
         Ok(created) => Ok(created),
         Err(e) => {
             let hosts: Vec<HostProcess> = procs
@@ -400,6 +410,7 @@ fn start_sandbox(
         oci_version: b.oci_version.clone(),
         pid: boot_proc,
         gofer: gofer_proc,
+        sandbox: None,
     };
     crate::hooks::created(dir, &b.hooks, &saved)?;
     write_atomically(&dir.join("state.json"), &serde_json::to_vec(&saved)?)?;

@@ -81,7 +81,7 @@ pub fn exec(args: liboci_cli::Exec, opts: &crate::RuntimeOpts) -> anyhow::Result
         .flatten();
 
     let control = c.control_path();
-    let stream = UnixStream::connect(&control)
+    let stream = crate::container::connect(&control)
         .with_context(|| format!("cannot reach the sandbox at {}", control.display()))?;
     let mut line = serde_json::to_vec(&Request::Exec(req))?;
     line.push(b'\n');

@@ -98,9 +98,7 @@ pub fn delete(args: liboci_cli::Delete, opts: &crate::RuntimeOpts) -> anyhow::Re
             // sandbox is gone once nothing answers on the control socket. As runc, a
             // forced delete of a container that does not exist succeeds.
             let dir = root.container_dir(&args.container_id)?;
-            if dir.is_dir()
-                && std::os::unix::net::UnixStream::connect(dir.join("control.sock")).is_err()
-            {
+            if dir.is_dir() && crate::container::connect(&dir.join("control.sock")).is_err() {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("cannot remove {}", dir.display()))?;
                 return Ok(0);
@@ -266,6 +264,10 @@ fn cgroup_of(c: &Container, id: &str) -> anyhow::Result<crate::cgroups::Cgroup> 
 /// `pause`: freeze the sandbox's host processes (sentry, stubs, gofer) in their cgroup.
 pub fn pause(args: liboci_cli::Pause, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     let c = load(opts, &args.container_id)?;
+    // Its processes run in the pod's sentry, which its own cgroup does not hold.
+    if let Some(sandbox) = &c.saved.sandbox {
+        bail!("cannot pause one container of a pod: pause the pod's sandbox container {sandbox}");
+    }
     match c.status() {
         Status::Running => cgroup_of(&c, &args.container_id)?.freeze(true)?,
         Status::Paused => bail!("container {} is already paused", args.container_id),

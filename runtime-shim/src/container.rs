@@ -27,6 +27,10 @@ pub struct Saved {
     /// The `carapace boot` process: the pid of `state` and `--pid-file`.
     pub pid: HostProcess,
     pub gofer: HostProcess,
+    /// For a pod's app container: the id of the sandbox container whose sentry runs it
+    /// (`pid` is then its waiter, see `cmd_subcontainer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 /// A host process, named by pid and start time so that a recycled pid is not mistaken
@@ -282,6 +286,11 @@ impl Container {
             cg.freeze(false)?;
         }
         let hooks = crate::hooks::load(&self.dir);
+        // A pod's app container lives in its sandbox's sentry: ended there (its processes
+        // and mount tree), not by the host processes below. A sentry already gone took it.
+        if self.saved.sandbox.is_some() {
+            let _ = self.request(&Request::Remove);
+        }
         destroy(&self.dir, &[self.saved.pid, self.saved.gofer])?;
         if let Some(h) = hooks {
             let st = crate::hooks::state(&self.saved, "stopped", 0);
@@ -312,10 +321,47 @@ pub fn destroy(dir: &Path, procs: &[HostProcess]) -> anyhow::Result<()> {
     }
 }
 
+/// A unix socket path may have at most 107 bytes, and `<root>/<id>/control.sock` can be
+/// longer (the CRI's ids have 64 characters): such a path is reached through the
+/// directory's descriptor, `/proc/self/fd/N/NAME`. `f` gets the path to use.
+fn with_short_path<T>(
+    path: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    const MAX: usize = 100;
+    if path.as_os_str().len() < MAX {
+        return f(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return f(path);
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    let d = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(dir)?;
+    let short = Path::new("/proc/self/fd")
+        .join(std::os::fd::AsRawFd::as_raw_fd(&d).to_string())
+        .join(name);
+    let r = f(&short);
+    drop(d);
+    r
+}
+
+/// Connect to the unix socket at `path`, however long.
+pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    with_short_path(path, |p| UnixStream::connect(p))
+}
+
+/// Bind a unix socket at `path`, however long.
+pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    with_short_path(path, |p| std::os::unix::net::UnixListener::bind(p))
+}
+
 /// One request over the control socket at `path`.
 pub fn request(path: &Path, req: &Request) -> anyhow::Result<Response> {
-    let mut s = UnixStream::connect(path)
-        .with_context(|| format!("cannot reach the sandbox at {}", path.display()))?;
+    let mut s =
+        connect(path).with_context(|| format!("cannot reach the sandbox at {}", path.display()))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     s.write_all(&line).context("control socket: write")?;

@@ -16,6 +16,7 @@ mod cmd_exec;
 mod cmd_gofer;
 mod cmd_ops;
 mod cmd_spec;
+mod cmd_subcontainer;
 mod confine;
 mod console;
 mod container;
@@ -99,6 +100,9 @@ enum Command {
     /// (internal) The sandbox process of a container: the sentry.
     #[command(hide = true)]
     Boot(cmd_boot::BootArgs),
+    /// (internal) Stand in for a pod's app container: exit as its init does.
+    #[command(hide = true)]
+    ContainerWait(cmd_subcontainer::WaitArgs),
 }
 
 /// What the OCI commands need from the global flags.
@@ -243,7 +247,9 @@ fn main() -> ExitCode {
     // runc does.
     // The sandbox's own processes enter the container's cgroup before they start anything
     // (the sentry forks its stubs there).
-    if let (Some(path), Command::Boot(_) | Command::Gofer(_)) = (&cli.cgroup, &cli.command) {
+    if let (Some(path), Command::Boot(_) | Command::Gofer(_) | Command::ContainerWait(_)) =
+        (&cli.cgroup, &cli.command)
+    {
         let joined = cgroups::Cgroup::for_container("", std::path::Path::new("/"), Some(path))
             .and_then(|c| c.join());
         if let Err(e) = joined {
@@ -271,6 +277,7 @@ fn main() -> ExitCode {
         Command::Pause(args) => (cmd_ops::pause(args, &opts), 1),
         Command::Resume(args) => (cmd_ops::resume(args, &opts), 1),
         Command::Update(args) => (cmd_ops::update(args, &opts), 1),
+        Command::ContainerWait(args) => (cmd_subcontainer::wait(args), 1),
     };
     match result {
         Ok(code) => ExitCode::from(code),

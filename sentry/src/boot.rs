@@ -10,6 +10,8 @@ use crate::Errno;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+pub mod subcontainer;
+
 /// Everything the sentry needs to run one sandbox.
 pub struct SandboxConfig {
     pub strace: bool,
@@ -109,6 +111,7 @@ impl Sandbox {
         Spawner {
             kernel: self.kernel.clone(),
             fs: self.init.fs().clone(),
+            container: crate::kernel::container::SANDBOX,
         }
     }
 
@@ -259,6 +262,8 @@ pub fn prepare(mut cfg: SandboxConfig) -> Result<Sandbox, BootError> {
 pub struct Spawner {
     kernel: Arc<Kernel>,
     fs: FsContext,
+    /// The container its processes join (`kernel::container`).
+    container: u32,
 }
 
 /// A process for [`Spawner::spawn`].
@@ -354,6 +359,7 @@ impl Spawner {
             (spec.argv, spec.envp),
             &spec.security,
         )?;
+        crate::kernel::container::assign(&task.tg, self.container);
         Ok((task, console))
     }
 }

@@ -1,7 +1,8 @@
 //! containerd with `containerd-shim-carapace-v1` (issue 8, first step): a private containerd
 //! (its own root, state and sockets in a temporary directory) imports a busybox image built
 //! here with umoci and skopeo, and `ctr` runs containers with `--runtime
-//! io.containerd.carapace.v1`: output and exit codes, `ctr task ps`, `metrics`, `kill`, the
+//! io.containerd.carapace.v1`: output and exit codes, a terminal (`ctr run -t`, `ctr task
+//! exec -t`), `ctr task ps`, `metrics`, `kill`, the
 //! clear refusals of what is not there yet, and bad shim options. Everything the test
 //! started (containerd, shims, sandboxes, mounts, cgroups, the directory) is removed at the
 //! end, also when an assertion fails.
@@ -457,6 +458,41 @@ fn ctr_runs_containers_with_the_carapace_shim() {
     assert_eq!(r.code(), Some(0), "{}\n{}", r.dump(), c.log());
     assert!(r.stdout.contains("root:x:0:0:root"), "{}", r.dump());
 
+    // A terminal (`ctr run -t`): ctr wants one on its own stdin, which `script` gives it.
+    // The shim passes a console socket to carapace and copies the pty to the fifos; ctr
+    // sizes the terminal (resize_pty).
+    if which("script").is_some() {
+        let sock = c.sock().display().to_string();
+        let ctr_line = [
+            "ctr",
+            "--address",
+            &sock,
+            "--namespace",
+            &c.namespace,
+            "run",
+            "--rm",
+            "-t",
+            "--runtime",
+            RUNTIME,
+            "--runtime-config-path",
+            &config,
+            IMAGE,
+            "c9",
+            "sh",
+            "-c",
+            "'tty; echo on-the-tty; exit 4'",
+        ]
+        .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &ctr_line, "/dev/null"]);
+        let r = tests::run(cmd, TIMEOUT).expect("script ctr run -t");
+        assert_eq!(r.code(), Some(4), "{}\n{}", r.dump(), c.log());
+        assert!(r.stdout.contains("/dev/pts/0"), "{}", r.dump());
+        assert!(r.stdout.contains("on-the-tty"), "{}", r.dump());
+    } else {
+        eprintln!("no `script` (bsdutils): ctr run -t not tried");
+    }
+
     // A long-running container: ps, metrics, refusals, then kill.
     let run_cmd = c.ctr_cmd(&c.run_args(&config, "c3", &["sleep", "1000"]));
     let runner = std::thread::spawn(move || tests::run(run_cmd, TIMEOUT));
@@ -515,6 +551,33 @@ fn ctr_runs_containers_with_the_carapace_shim() {
         eprintln!("carapace has no exec yet: checking that ctr task exec fails cleanly");
         assert_ne!(r.code(), Some(0), "{}", r.dump());
         assert!(r.stderr.contains("carapace exec"), "{}", r.dump());
+    }
+    // An exec with a terminal (`ctr task exec -t`), under `script` as `ctr run -t` above.
+    if cli_has_exec && which("script").is_some() {
+        let sock = c.sock().display().to_string();
+        let ctr_line = [
+            "ctr",
+            "--address",
+            &sock,
+            "--namespace",
+            &c.namespace,
+            "task",
+            "exec",
+            "-t",
+            "--exec-id",
+            "e2",
+            "c3",
+            "sh",
+            "-c",
+            "'tty; echo exec-on-a-tty; exit 6'",
+        ]
+        .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &ctr_line, "/dev/null"]);
+        let r = tests::run(cmd, TIMEOUT).expect("script ctr task exec -t");
+        assert_eq!(r.code(), Some(6), "{}\n{}", r.dump(), c.log());
+        assert!(r.stdout.contains("/dev/pts/"), "{}", r.dump());
+        assert!(r.stdout.contains("exec-on-a-tty"), "{}", r.dump());
     }
     // pause and resume freeze and thaw the sandbox (carapace pause/resume).
     let r = c.ctr(&["task", "pause", "c3"]);

@@ -1199,8 +1199,11 @@ fn exec_requests_are_checked() {
         r.stdout
     };
     let null = "/dev/null";
-    // Four descriptors: the connection is dropped unanswered.
-    assert_eq!(send(false, &[null, null, null, null]).trim(), "b''");
+    // More descriptors than any request brings (five, for a pod's AddContainer): the
+    // connection is dropped unanswered.
+    assert_eq!(send(false, &[null; 6]).trim(), "b''");
+    let four = send(false, &[null, null, null, null]);
+    assert!(four.contains("three descriptors"), "{four}");
     let two = send(false, &[null, null]);
     assert!(two.contains("three descriptors"), "{two}");
     let none = send(true, &[]);

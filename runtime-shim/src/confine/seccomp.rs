@@ -74,6 +74,7 @@ fn constant(name: &str) -> Option<u64> {
         "FIONREAD" => libc::FIONREAD,
         "RLIMIT_CORE" => libc::RLIMIT_CORE as u64,
         "SOL_SOCKET" => libc::SOL_SOCKET as u64,
+        "SHUT_RDWR" => libc::SHUT_RDWR as u64,
         "SO_RCVTIMEO" => libc::SO_RCVTIMEO as u64,
         "SO_SNDTIMEO" => libc::SO_SNDTIMEO as u64,
         "AF_INET" => libc::AF_INET as u64,

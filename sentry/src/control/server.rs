@@ -13,8 +13,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 /// carries a command line and an environment.
 const MAX_REQUEST: usize = 1 << 20;
 
-/// The most descriptors a request may bring (an `Exec`'s stdio).
-const MAX_FDS: usize = 3;
+/// The most descriptors a request may bring (an `AddContainer`'s control socket, gofer
+/// and stdio).
+const MAX_FDS: usize = 5;
 
 /// How long a client may take to send its request: connections are served one at a
 /// time, so a silent client must not hold the others up for ever.
@@ -30,16 +31,24 @@ pub enum StartDecision {
     Killed(i32),
 }
 
-struct State {
-    phase: Phase,
+pub(super) struct State {
+    pub(super) phase: Phase,
     decision: Option<StartDecision>,
     exit: Option<ExitStatus>,
     /// Clients blocked in `Wait`, answered when init exits.
     waiters: Vec<UnixStream>,
+    /// The sub-container was removed.
+    removed: bool,
 }
 
-struct Shared {
-    kernel: Arc<Kernel>,
+pub(super) struct Shared {
+    pub(super) kernel: Arc<Kernel>,
+    /// The container served (`kernel::container`): the sandbox's own, or a sub-container.
+    pub(super) container: u32,
+    /// The container's init (its sandbox pid): what a signal without `all` goes to.
+    init_pid: i32,
+    /// A handle on the listening socket, to stop serving a removed sub-container.
+    listener: Option<UnixListener>,
     /// Starts `exec`'d processes; `None` where the sandbox offers no exec.
     spawner: Option<Spawner>,
     state: Mutex<State>,
@@ -47,7 +56,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -66,14 +75,40 @@ impl ControlServer {
         kernel: Arc<Kernel>,
         spawner: Option<Spawner>,
     ) -> std::io::Result<ControlServer> {
+        Self::spawn_for(
+            listener,
+            kernel,
+            spawner,
+            crate::kernel::container::SANDBOX,
+            1,
+        )
+    }
+
+    /// Serve container `container` of the sandbox, whose init is `init_pid`.
+    pub(super) fn spawn_for(
+        listener: UnixListener,
+        kernel: Arc<Kernel>,
+        spawner: Option<Spawner>,
+        container: u32,
+        init_pid: i32,
+    ) -> std::io::Result<ControlServer> {
+        let handle = if container == crate::kernel::container::SANDBOX {
+            None
+        } else {
+            Some(listener.try_clone()?)
+        };
         let shared = Arc::new(Shared {
             kernel,
+            container,
+            init_pid,
+            listener: handle,
             spawner,
             state: Mutex::new(State {
                 phase: Phase::Created,
                 decision: None,
                 exit: None,
                 waiters: Vec::new(),
+                removed: false,
             }),
             started: Condvar::new(),
         });
@@ -94,6 +129,8 @@ impl ControlServer {
                                 tracing::warn!("control socket: no thread for a client: {e}");
                             }
                         }
+                        // A removed sub-container's socket was shut down: stop serving it.
+                        Err(_) if s.state().removed => return,
                         Err(e) => tracing::warn!("control socket: accept: {e}"),
                     }
                 }
@@ -190,6 +227,10 @@ fn serve_one(shared: &Shared, mut stream: UnixStream) {
         }
         Ok(Request::Exec(req)) => match exec(shared, req, fds, &stream) {
             Ok(()) => return,
+            Err(message) => error(message),
+        },
+        Ok(Request::AddContainer(req)) => match super::subcontainer::add(shared, req, fds) {
+            Ok(pid) => Response::Started { pid },
             Err(message) => error(message),
         },
         Ok(req) => handle(shared, req),
@@ -352,7 +393,7 @@ fn handle(shared: &Shared, req: Request) -> Response {
                 }
                 Phase::Running => {
                     drop(st);
-                    signal(&shared.kernel, signo, all)
+                    signal(shared, signo, all)
                 }
                 Phase::Stopped => error("container not running"),
             }
@@ -365,7 +406,11 @@ fn handle(shared: &Shared, req: Request) -> Response {
                 return error("container not running");
             }
             drop(st);
-            let group = shared.kernel.pids().group(pid);
+            let group = shared
+                .kernel
+                .pids()
+                .group(pid)
+                .filter(|g| crate::kernel::container::of(g) == shared.container);
             match group {
                 Some(g) if g.state().exit_status.is_none() => {
                     shared.kernel.signal_group(&g, SigInfo::user(signo, 0, 0));
@@ -377,29 +422,49 @@ fn handle(shared: &Shared, req: Request) -> Response {
         Request::State => Response::State { phase: st.phase },
         Request::Ps => {
             drop(st);
-            let mut pids: Vec<i32> = shared.kernel.pids().groups.keys().copied().collect();
-            pids.sort_unstable();
+            let pids = crate::kernel::container::groups(&shared.kernel, shared.container)
+                .iter()
+                .map(|g| g.tgid)
+                .collect();
             Response::Ps { pids }
         }
         Request::UpdateCgroup(l) => {
             crate::fs::cgroup::update_limits(l);
             Response::Ok
         }
+        Request::Remove => {
+            let Some(listener) = &shared.listener else {
+                return error("only a pod's app container can be removed this way");
+            };
+            st.removed = true;
+            // Never started: its init thread waits for a decision; it is killed.
+            if st.decision.is_none() {
+                st.phase = Phase::Stopped;
+                st.decision = Some(StartDecision::Killed(libc::SIGKILL));
+                shared.started.notify_all();
+            }
+            drop(st);
+            crate::boot::subcontainer::kill_all(&shared.kernel, shared.container);
+            // Wakes the accept loop, which sees `removed` and ends.
+            let _ = nix::sys::socket::shutdown(
+                std::os::fd::AsRawFd::as_raw_fd(listener),
+                nix::sys::socket::Shutdown::Both,
+            );
+            Response::Ok
+        }
         // Answered by the caller.
-        Request::Wait | Request::Exec(_) => error("internal: wait"),
+        Request::Wait | Request::Exec(_) | Request::AddContainer(_) => error("internal: wait"),
     }
 }
 
 /// A signal from outside the sandbox: from "pid 0", as the kernel reports signals sent
 /// from an ancestor pid namespace.
-fn signal(kernel: &Kernel, signo: i32, all: bool) -> Response {
-    let groups: Vec<_> = {
-        let pids = kernel.pids();
-        if all {
-            pids.groups.values().cloned().collect()
-        } else {
-            pids.group(1).into_iter().collect()
-        }
+fn signal(shared: &Shared, signo: i32, all: bool) -> Response {
+    let kernel: &Kernel = &shared.kernel;
+    let groups: Vec<_> = if all {
+        crate::kernel::container::groups(kernel, shared.container)
+    } else {
+        kernel.pids().group(shared.init_pid).into_iter().collect()
     };
     if groups.is_empty() {
         return error("container not running");

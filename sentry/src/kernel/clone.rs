@@ -140,6 +140,10 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
             st.oom_score_adj = oom_score_adj;
             st.ctty = ctty;
         }
+        tg.container.store(
+            task.tg.container.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         tg
     };
 

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod clone;
+pub mod container;
 pub mod creds;
 mod deliver;
 pub mod futex;

@@ -208,6 +208,9 @@ pub struct ThreadGroup {
     pub stop_events: WaitQueue,
     /// Notified when a signal is queued for the group or one of its threads (signalfd).
     pub signal_events: Arc<WaitQueue>,
+    /// Which container of the pod the process belongs to (0: the sandbox's own; see
+    /// `kernel::container`). Inherited across fork.
+    pub container: std::sync::atomic::AtomicU32,
 }
 
 impl ThreadGroup {
@@ -240,6 +243,7 @@ impl ThreadGroup {
             child_events: Arc::new(WaitQueue::new()),
             stop_events: WaitQueue::new(),
             signal_events: Arc::new(WaitQueue::new()),
+            container: std::sync::atomic::AtomicU32::new(0),
         }
     }
 

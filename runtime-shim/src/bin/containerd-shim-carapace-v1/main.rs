@@ -3,6 +3,8 @@
 //! containerd 1.6 and 1.7 speak it) on the `containerd-shim` crate and drives the `carapace`
 //! OCI CLI, as containerd's runc shim drives runc. See docs/containerd.md.
 
+mod console;
+mod host;
 mod options;
 mod service;
 

@@ -1,9 +1,12 @@
 //! The task service: containerd's task API answered by running the `carapace` CLI, the way
 //! containerd's runc shim runs runc.
 //!
-//! One shim serves one container (no pods yet). Its processes: `carapace create` leaves the
-//! container's `boot` process behind (the pid in `--pid-file`); `create` exits, so `boot` is
-//! re-parented to the shim, which is a child subreaper. The `containerd-shim` crate's reaper
+//! One shim serves one container, or all the containers of a pod (grouped by the CRI's
+//! `io.kubernetes.cri.sandbox-id` annotation, as runc's shim groups them; `carapace create`
+//! puts a pod's app containers into the sentry of its sandbox container). Its processes:
+//! `carapace create` leaves the container's `boot` process behind (the pid in `--pid-file`;
+//! for a pod's app container, its waiter); `create` exits, so `boot` is re-parented to the
+//! shim, which is a child subreaper. The `containerd-shim` crate's reaper
 //! reaps every child and reports the exits through its monitor; the exit of `boot` is the
 //! exit of the container's init (it exits with init's status, a signal re-raised), which the
 //! shim turns into the `TaskExit` event and the answer to `Wait`.
@@ -65,7 +68,9 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    task: Option<Task>,
+    /// The containers this shim serves, by id: one, or a pod's (grouped by
+    /// `io.kubernetes.cri.sandbox-id`, as runc's shim groups them).
+    tasks: HashMap<String, Task>,
     /// Exits reported before the shim knew the pid (or of processes it does not track).
     early_exits: HashMap<i32, i32>,
 }
@@ -92,6 +97,8 @@ struct Proc {
     stdin: String,
     stdout: String,
     stderr: String,
+    /// The master of its terminal (`ctr run -t`), copied to and from the fifos.
+    console: Option<Arc<File>>,
 }
 
 impl Proc {
@@ -104,6 +111,7 @@ impl Proc {
             stdin: stdin.to_string(),
             stdout: stdout.to_string(),
             stderr: stderr.to_string(),
+            console: None,
         }
     }
 }
@@ -154,6 +162,10 @@ fn unsupported(what: &str) -> ttrpc::Error {
     )
 }
 
+fn not_created(id: &str) -> ttrpc::Error {
+    err(Code::NOT_FOUND, format!("container {id} not created"))
+}
+
 fn internal(e: anyhow::Error) -> ttrpc::Error {
     err(Code::INTERNAL, format!("{e:#}"))
 }
@@ -173,10 +185,10 @@ impl Inner {
     }
 
     /// Publishes TaskOOM if the container's cgroup counted a new OOM kill.
-    fn check_oom(&self) {
+    fn check_oom(&self, id: &str) {
         let new = {
             let mut st = self.state();
-            let Some((file, seen)) = st.task.as_mut().and_then(|t| t.oom.as_mut()) else {
+            let Some((file, seen)) = st.tasks.get_mut(id).and_then(|t| t.oom.as_mut()) else {
                 return;
             };
             match oom_kills(file) {
@@ -191,7 +203,7 @@ impl Inner {
             self.publish(
                 topics::TASK_OOM_EVENT_TOPIC,
                 Box::new(TaskOOM {
-                    container_id: self.id.clone(),
+                    container_id: id.to_string(),
                     ..Default::default()
                 }),
             );
@@ -202,35 +214,36 @@ impl Inner {
     /// exec's.
     fn on_exit(&self, pid: i32, code: i32) {
         // An OOM kill is reported before the exit it caused, as containerd expects.
-        let is_init = self
+        let init_of = self
             .state()
-            .task
-            .as_ref()
-            .is_some_and(|t| t.init.pid == pid);
-        if is_init {
-            self.check_oom();
+            .tasks
+            .iter()
+            .find(|(_, t)| t.init.pid == pid)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = &init_of {
+            self.check_oom(id);
         }
         let exit = {
             let mut st = self.state();
-            let found = st.task.as_mut().and_then(|t| {
-                let live = |p: &Proc| p.pid == pid && p.status != api::Status::STOPPED;
+            let live = |p: &Proc| p.pid == pid && p.status != api::Status::STOPPED;
+            let found = st.tasks.iter_mut().find_map(|(cid, t)| {
                 if live(&t.init) {
-                    return Some((self.id.clone(), &mut t.init));
+                    return Some((cid.clone(), cid.clone(), &mut t.init));
                 }
                 t.execs
                     .iter_mut()
                     .find(|(_, e)| live(&e.proc))
-                    .map(|(id, e)| (id.clone(), &mut e.proc))
+                    .map(|(id, e)| (cid.clone(), id.clone(), &mut e.proc))
             });
             match found {
-                Some((id, p)) => {
+                Some((cid, id, p)) => {
                     p.status = api::Status::STOPPED;
                     p.exit_status = u32::try_from(code).unwrap_or(255);
                     let now = Timestamp::now();
                     p.exited_at = Some(now.clone());
                     self.changed.notify_all();
                     Some(TaskExit {
-                        container_id: self.id.clone(),
+                        container_id: cid,
                         id,
                         pid: u32::try_from(pid).unwrap_or(0),
                         exit_status: p.exit_status,
@@ -332,8 +345,13 @@ impl Runtime {
 /// Opens one of containerd's fifos. The writer side waits (up to a minute) for the reader,
 /// which containerd opens in the background; blocking mode is restored afterwards.
 fn open_fifo(path: &str, write: bool) -> anyhow::Result<Stdio> {
+    Ok(open_fifo_file(path, write)?.map_or_else(Stdio::null, Stdio::from))
+}
+
+/// [`open_fifo`] as a file; `None` for a stream containerd did not ask for.
+fn open_fifo_file(path: &str, write: bool) -> anyhow::Result<Option<File>> {
     if path.is_empty() {
-        return Ok(Stdio::null());
+        return Ok(None);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     let file: File = loop {
@@ -355,7 +373,29 @@ fn open_fifo(path: &str, write: bool) -> anyhow::Result<Stdio> {
     let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
     nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))
         .map_err(|e| anyhow::anyhow!("fcntl {path}: {e}"))?;
-    Ok(Stdio::from(file))
+    Ok(Some(file))
+}
+
+/// Run `carapace ARGS…` for a process with a terminal: `--console-socket` is inserted
+/// after `args[0]`; the master it sends is copied to and from the process's fifos.
+fn run_with_console(
+    rt: &Runtime,
+    args: &[&str],
+    stdin: &str,
+    stdout: &str,
+) -> anyhow::Result<Arc<File>> {
+    let sock = crate::console::ConsoleSocket::new()?;
+    let path = sock.path();
+    let mut full: Vec<&str> = Vec::with_capacity(args.len() + 2);
+    full.extend(args.first());
+    full.extend(["--console-socket", path.as_str()]);
+    full.extend(args.iter().skip(1));
+    let input = open_fifo_file(stdin, false)?;
+    let output = open_fifo_file(stdout, true)?;
+    rt.run(&full, Some([Stdio::null(), Stdio::null(), Stdio::null()]))?;
+    let master = Arc::new(File::from(sock.receive()?));
+    crate::console::copy(&master, input, output);
+    Ok(master)
 }
 
 /// The file counting the container's OOM kills: its cgroup is the spec's
@@ -410,8 +450,20 @@ impl shim::Shim for Service {
         }
     }
 
+    /// One shim per pod, as runc's shim: containers whose spec names a CRI sandbox share
+    /// its shim (a second `start` finds the socket in use and answers its address).
     fn start_shim(&mut self, opts: StartOpts) -> shim::Result<String> {
-        let grouping = opts.id.clone();
+        // containerd runs `start` in the container's bundle.
+        let grouping = std::fs::read("config.json")
+            .ok()
+            .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+            .and_then(|spec| {
+                spec["annotations"]["io.kubernetes.cri.sandbox-id"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| opts.id.clone());
         let (_pid, address) = shim::spawn(opts, &grouping, Vec::new())?;
         shim::synchronous::util::write_address(&address)?;
         Ok(address)
@@ -466,62 +518,59 @@ impl shim::Shim for Service {
 impl Service {
     /// The init process went from `from` to `to` (pause/resume); any other state (it
     /// exited meanwhile) is left as it is.
-    fn set_init_status(&self, from: api::Status, to: api::Status) {
+    fn set_init_status(&self, id: &str, from: api::Status, to: api::Status) {
         let mut st = self.inner.state();
-        if let Some(t) = st.task.as_mut() {
+        if let Some(t) = st.tasks.get_mut(id) {
             if t.init.status == from {
                 t.init.status = to;
             }
         }
     }
 
-    fn check_id(&self, id: &str) -> TtrpcResult<()> {
-        if !id.is_empty() && id != self.inner.id {
-            return Err(err(Code::NOT_FOUND, format!("container {id} not found")));
+    /// The container a request names (the shim's own when it names none).
+    fn cid(&self, id: &str) -> String {
+        if id.is_empty() {
+            self.inner.id.clone()
+        } else {
+            id.to_string()
         }
-        Ok(())
     }
 
     /// The runtime and a copy of the process (init for an empty exec id).
-    fn process(&self, exec_id: &str) -> TtrpcResult<(Runtime, Proc)> {
+    fn process(&self, id: &str, exec_id: &str) -> TtrpcResult<(Runtime, Proc)> {
         let st = self.inner.state();
-        let t = st
-            .task
-            .as_ref()
-            .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+        let t = st.tasks.get(id).ok_or_else(|| not_created(id))?;
         Ok((t.runtime.clone(), t.proc(exec_id)?.clone()))
     }
 
-    fn status_of(&self, exec_id: &str) -> Option<api::Status> {
-        self.process(exec_id).ok().map(|(_, p)| p.status)
+    fn status_of(&self, id: &str, exec_id: &str) -> Option<api::Status> {
+        self.process(id, exec_id).ok().map(|(_, p)| p.status)
     }
 
     /// Polls the container's OOM-kill count while it lives (cgroup v1 has no event for it
     /// that does not need an eventfd per container; a poll is enough for an event).
-    fn watch_oom(&self) {
+    fn watch_oom(&self, id: &str) {
         let inner = Arc::clone(&self.inner);
+        let id = id.to_string();
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(500));
             let live = inner
                 .state()
-                .task
-                .as_ref()
+                .tasks
+                .get(&id)
                 .is_some_and(|t| t.oom.is_some() && t.init.status != api::Status::STOPPED);
             if !live {
                 return;
             }
-            inner.check_oom();
+            inner.check_oom(&id);
         });
     }
 
     /// `carapace exec --process F --detach --pid-file P ID`, as runc's shim runs `runc exec`.
-    fn start_exec(&self, exec_id: &str) -> TtrpcResult<i32> {
+    fn start_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<i32> {
         let (rt, bundle, spec, p) = {
             let st = self.inner.state();
-            let t = st
-                .task
-                .as_ref()
-                .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+            let t = st.tasks.get(id).ok_or_else(|| not_created(id))?;
             let e = t
                 .execs
                 .get(exec_id)
@@ -539,47 +588,59 @@ impl Service {
                 e.proc.clone(),
             )
         };
-        let run = || -> anyhow::Result<i32> {
+        let terminal = serde_json::from_slice::<serde_json::Value>(&spec)
+            .ok()
+            .and_then(|v| v["terminal"].as_bool())
+            .unwrap_or(false);
+        let run = || -> anyhow::Result<(i32, Option<Arc<File>>)> {
             let spec_file = bundle.join(format!("exec-{exec_id}.json"));
             let pid_file = bundle.join(format!("exec-{exec_id}.pid"));
             std::fs::write(&spec_file, &spec)?;
-            let stdio = [
-                open_fifo(&p.stdin, false)?,
-                open_fifo(&p.stdout, true)?,
-                open_fifo(&p.stderr, true)?,
-            ];
             let spec_s = spec_file.display().to_string();
             let pid_s = pid_file.display().to_string();
-            let r = rt.run(
-                &[
-                    "exec",
-                    "--process",
-                    &spec_s,
-                    "--detach",
-                    "--pid-file",
-                    &pid_s,
-                    &self.inner.id,
-                ],
-                Some(stdio),
-            );
+            let args = [
+                "exec",
+                "--process",
+                &spec_s,
+                "--detach",
+                "--pid-file",
+                &pid_s,
+                id,
+            ];
+            let r = if terminal {
+                run_with_console(&rt, &args, &p.stdin, &p.stdout).map(Some)
+            } else {
+                let stdio = [
+                    open_fifo(&p.stdin, false)?,
+                    open_fifo(&p.stdout, true)?,
+                    open_fifo(&p.stderr, true)?,
+                ];
+                rt.run(&args, Some(stdio)).map(|_| None)
+            };
             let _ = std::fs::remove_file(&spec_file);
-            r?;
+            let console = r?;
             let pid = std::fs::read_to_string(&pid_file)?;
             let _ = std::fs::remove_file(&pid_file);
-            pid.trim()
+            let pid = pid
+                .trim()
                 .parse::<i32>()
-                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))
+                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))?;
+            Ok((pid, console))
         };
-        let pid = run().map_err(internal)?;
+        let (pid, console) = run().map_err(internal)?;
         let mut st = self.inner.state();
-        if let Some(p) = st.task.as_mut().and_then(|t| t.proc_mut(exec_id)) {
+        if let Some(p) = st.tasks.get_mut(id).and_then(|t| t.proc_mut(exec_id)) {
             p.pid = pid;
             p.status = api::Status::RUNNING;
+            p.console = console;
         }
         Ok(pid)
     }
 
-    fn do_create(&self, req: &api::CreateTaskRequest) -> anyhow::Result<(Runtime, i32)> {
+    fn do_create(
+        &self,
+        req: &api::CreateTaskRequest,
+    ) -> anyhow::Result<(Runtime, i32, Option<Arc<File>>)> {
         let bundle = PathBuf::from(&req.bundle);
         let opts = match req.options.as_ref() {
             Some(any) => ShimOptions::from_any(&any.type_url, &any.value)?,
@@ -616,32 +677,37 @@ impl Service {
             }
         }
         let result = (|| {
-            let stdio = [
-                open_fifo(&req.stdin, false)?,
-                open_fifo(&req.stdout, true)?,
-                open_fifo(&req.stderr, true)?,
-            ];
             let pid_file = bundle.join(PID_FILE);
             let bundle_s = bundle.display().to_string();
             let pid_s = pid_file.display().to_string();
-            rt.run(
-                &[
-                    "create",
-                    "--bundle",
-                    &bundle_s,
-                    "--pid-file",
-                    &pid_s,
-                    &req.id,
-                ],
-                Some(stdio),
-            )?;
+            let args = [
+                "create",
+                "--bundle",
+                &bundle_s,
+                "--pid-file",
+                &pid_s,
+                &req.id,
+            ];
+            let console = if req.terminal {
+                Some(run_with_console(&rt, &args, &req.stdin, &req.stdout)?)
+            } else {
+                let stdio = [
+                    open_fifo(&req.stdin, false)?,
+                    open_fifo(&req.stdout, true)?,
+                    open_fifo(&req.stderr, true)?,
+                ];
+                rt.run(&args, Some(stdio))?;
+                None
+            };
             let pid = std::fs::read_to_string(&pid_file)?;
-            pid.trim()
+            let pid = pid
+                .trim()
                 .parse::<i32>()
-                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))
+                .map_err(|e| anyhow::anyhow!("bad pid in {pid_s}: {e}"))?;
+            Ok((pid, console))
         })();
         match result {
-            Ok(pid) => Ok((rt, pid)),
+            Ok((pid, console)) => Ok((rt, pid, console)),
             Err(e) => {
                 if !req.rootfs.is_empty() {
                     rt.unmount_rootfs();
@@ -658,40 +724,35 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> TtrpcResult<api::CreateTaskResponse> {
-        if req.id != self.inner.id {
-            return Err(err(
-                Code::INVALID_ARGUMENT,
-                format!("this shim serves {}, not {}", self.inner.id, req.id),
-            ));
-        }
-        if req.terminal {
-            return Err(unsupported("a terminal (ctr run -t)"));
-        }
         if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
             return Err(unsupported("restoring from a checkpoint"));
         }
-        if self.inner.state().task.is_some() {
+        if self.inner.state().tasks.contains_key(&req.id) {
             return Err(err(
                 Code::ALREADY_EXISTS,
                 format!("container {} exists", req.id),
             ));
         }
-        let (rt, pid) = self.do_create(&req).map_err(internal)?;
+        let (rt, pid, console) = self.do_create(&req).map_err(internal)?;
         {
             let mut init = Proc::new(&req.stdin, &req.stdout, &req.stderr);
             init.pid = pid;
+            init.console = console;
             let mut st = self.inner.state();
-            st.task = Some(Task {
-                bundle: PathBuf::from(&req.bundle),
-                init,
-                execs: HashMap::new(),
-                runtime: rt,
-                rootfs_mounted: !req.rootfs.is_empty(),
-                oom: oom_file(Path::new(&req.bundle), &req.id)
-                    .map(|f| (f.clone(), oom_kills(&f).unwrap_or(0))),
-            });
+            st.tasks.insert(
+                req.id.clone(),
+                Task {
+                    bundle: PathBuf::from(&req.bundle),
+                    init,
+                    execs: HashMap::new(),
+                    runtime: rt,
+                    rootfs_mounted: !req.rootfs.is_empty(),
+                    oom: oom_file(Path::new(&req.bundle), &req.id)
+                        .map(|f| (f.clone(), oom_kills(&f).unwrap_or(0))),
+                },
+            );
         }
-        self.watch_oom();
+        self.watch_oom(&req.id);
         // An exit the reaper saw before the pid was known.
         let early = self.inner.state().early_exits.remove(&pid);
         if let Some(code) = early {
@@ -725,8 +786,8 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
-        self.check_id(&req.id)?;
-        let (rt, init) = self.process("")?;
+        let id = self.cid(&req.id);
+        let (rt, init) = self.process(&id, "")?;
         // TaskStart/TaskExecStarted go out before the process's TaskExit.
         let _order = self
             .inner
@@ -734,9 +795,9 @@ impl shim::Task for Service {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let pid = if req.exec_id.is_empty() {
-            rt.run(&["start", &self.inner.id], None).map_err(internal)?;
+            rt.run(&["start", &id], None).map_err(internal)?;
             let mut st = self.inner.state();
-            if let Some(t) = st.task.as_mut() {
+            if let Some(t) = st.tasks.get_mut(&id) {
                 if t.init.status == api::Status::CREATED {
                     t.init.status = api::Status::RUNNING;
                 }
@@ -745,19 +806,19 @@ impl shim::Task for Service {
             self.inner.publish(
                 topics::TASK_START_EVENT_TOPIC,
                 Box::new(TaskStart {
-                    container_id: self.inner.id.clone(),
+                    container_id: id.clone(),
                     pid: u32::try_from(init.pid).unwrap_or(0),
                     ..Default::default()
                 }),
             );
             init.pid
         } else {
-            let pid = self.start_exec(&req.exec_id)?;
+            let pid = self.start_exec(&id, &req.exec_id)?;
             let early = self.inner.state().early_exits.remove(&pid);
             self.inner.publish(
                 topics::TASK_EXEC_STARTED_EVENT_TOPIC,
                 Box::new(TaskExecStarted {
-                    container_id: self.inner.id.clone(),
+                    container_id: id.clone(),
                     exec_id: req.exec_id.clone(),
                     pid: u32::try_from(pid).unwrap_or(0),
                     ..Default::default()
@@ -780,16 +841,13 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StateRequest,
     ) -> TtrpcResult<api::StateResponse> {
-        self.check_id(&req.id)?;
+        let id = self.cid(&req.id);
         let st = self.inner.state();
-        let t = st
-            .task
-            .as_ref()
-            .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+        let t = st.tasks.get(&id).ok_or_else(|| not_created(&id))?;
         let p = t.proc(&req.exec_id)?;
         Ok(api::StateResponse {
             id: if req.exec_id.is_empty() {
-                self.inner.id.clone()
+                id.clone()
             } else {
                 req.exec_id.clone()
             },
@@ -799,7 +857,7 @@ impl shim::Task for Service {
             stdin: p.stdin.clone(),
             stdout: p.stdout.clone(),
             stderr: p.stderr.clone(),
-            terminal: false,
+            terminal: p.console.is_some(),
             exit_status: p.exit_status,
             exited_at: p.exited_at.clone().into(),
             exec_id: req.exec_id.clone(),
@@ -808,13 +866,10 @@ impl shim::Task for Service {
     }
 
     fn wait(&self, _ctx: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        self.check_id(&req.id)?;
+        let id = self.cid(&req.id);
         let mut st = self.inner.state();
         loop {
-            let t = st
-                .task
-                .as_ref()
-                .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+            let t = st.tasks.get(&id).ok_or_else(|| not_created(&id))?;
             let p = t.proc(&req.exec_id)?;
             if p.status == api::Status::STOPPED {
                 return Ok(api::WaitResponse {
@@ -832,8 +887,8 @@ impl shim::Task for Service {
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
-        self.check_id(&req.id)?;
-        let (rt, p) = self.process(&req.exec_id)?;
+        let id = self.cid(&req.id);
+        let (rt, p) = self.process(&id, &req.exec_id)?;
         if p.status == api::Status::STOPPED {
             return Err(err(Code::NOT_FOUND, "process already finished"));
         }
@@ -861,11 +916,11 @@ impl shim::Task for Service {
         if req.all {
             args.push("--all");
         }
-        args.push(&self.inner.id);
+        args.push(&id);
         args.push(&sig);
         rt.run(&args, None).map_err(|e| {
             // It may have exited between the check and the kill.
-            if self.status_of("") == Some(api::Status::STOPPED) {
+            if self.status_of(&id, "") == Some(api::Status::STOPPED) {
                 err(Code::NOT_FOUND, "process already finished")
             } else {
                 internal(e)
@@ -875,10 +930,10 @@ impl shim::Task for Service {
     }
 
     fn pids(&self, _ctx: &TtrpcContext, req: api::PidsRequest) -> TtrpcResult<api::PidsResponse> {
-        self.check_id(&req.id)?;
-        let (rt, _) = self.process("")?;
+        let id = self.cid(&req.id);
+        let (rt, _) = self.process(&id, "")?;
         let out = rt
-            .run(&["ps", "--format", "json", &self.inner.id], None)
+            .run(&["ps", "--format", "json", &id], None)
             .map_err(internal)?;
         let pids: Vec<u32> = serde_json::from_str(out.trim())
             .map_err(|e| internal(anyhow::anyhow!("carapace ps printed {out:?}: {e}")))?;
@@ -899,13 +954,10 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
-        self.check_id(&req.id)?;
+        let id = self.cid(&req.id);
         if !req.exec_id.is_empty() {
             let mut st = self.inner.state();
-            let t = st
-                .task
-                .as_mut()
-                .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+            let t = st.tasks.get_mut(&id).ok_or_else(|| not_created(&id))?;
             let p = t.proc(&req.exec_id)?.clone();
             if p.status == api::Status::RUNNING {
                 return Err(err(
@@ -919,7 +971,7 @@ impl shim::Task for Service {
             self.inner.publish(
                 topics::TASK_DELETE_EVENT_TOPIC,
                 Box::new(TaskDelete {
-                    container_id: self.inner.id.clone(),
+                    container_id: id.clone(),
                     id: req.exec_id.clone(),
                     pid: u32::try_from(p.pid).unwrap_or(0),
                     exit_status: p.exit_status,
@@ -934,21 +986,21 @@ impl shim::Task for Service {
                 ..Default::default()
             });
         }
-        let (rt, init) = self.process("")?;
+        let (rt, init) = self.process(&id, "")?;
         if init.status == api::Status::RUNNING {
             return Err(err(
                 Code::FAILED_PRECONDITION,
                 format!("cannot delete running task {}", self.inner.id),
             ));
         }
-        rt.run(&["delete", "--force", &self.inner.id], None)
+        rt.run(&["delete", "--force", &id], None)
             .map_err(internal)?;
         // A created container's boot is killed by delete: give the reaper a moment to report.
         let mut st = self.inner.state();
         let deadline = Instant::now() + Duration::from_secs(10);
         while st
-            .task
-            .as_ref()
+            .tasks
+            .get(&id)
             .is_some_and(|t| t.init.status != api::Status::STOPPED)
         {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -962,10 +1014,7 @@ impl shim::Task for Service {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
-        let t = st
-            .task
-            .take()
-            .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+        let t = st.tasks.remove(&id).ok_or_else(|| not_created(&id))?;
         drop(st);
         if t.rootfs_mounted {
             rt.unmount_rootfs();
@@ -975,8 +1024,8 @@ impl shim::Task for Service {
         self.inner.publish(
             topics::TASK_DELETE_EVENT_TOPIC,
             Box::new(TaskDelete {
-                container_id: self.inner.id.clone(),
-                id: self.inner.id.clone(),
+                container_id: id.clone(),
+                id: id.clone(),
                 pid: u32::try_from(t.init.pid).unwrap_or(0),
                 exit_status: t.init.exit_status,
                 exited_at: MessageField::some(exited_at.clone()),
@@ -997,10 +1046,10 @@ impl shim::Task for Service {
         _ctx: &TtrpcContext,
         req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
-        self.check_id(&req.id)?;
-        let (rt, _) = self.process("")?;
+        let id = self.cid(&req.id);
+        let (rt, _) = self.process(&id, "")?;
         let out = rt
-            .run(&["events", "--stats", &self.inner.id], None)
+            .run(&["events", "--stats", &id], None)
             .map_err(internal)?;
         let v: serde_json::Value = serde_json::from_str(out.trim())
             .map_err(|e| internal(anyhow::anyhow!("carapace events printed {out:?}: {e}")))?;
@@ -1018,9 +1067,10 @@ impl shim::Task for Service {
     fn connect(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ConnectRequest,
+        req: api::ConnectRequest,
     ) -> TtrpcResult<api::ConnectResponse> {
-        let pid = self.inner.state().task.as_ref().map_or(0, |t| t.init.pid);
+        let id = self.cid(&req.id);
+        let pid = self.inner.state().tasks.get(&id).map_or(0, |t| t.init.pid);
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
             task_pid: u32::try_from(pid).unwrap_or(0),
@@ -1031,7 +1081,7 @@ impl shim::Task for Service {
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
         // Like runc's shim: stay while a container is still there.
-        if self.inner.state().task.is_none() {
+        if self.inner.state().tasks.is_empty() {
             self.inner.exit.signal();
         }
         Ok(api::Empty::default())
@@ -1040,17 +1090,14 @@ impl shim::Task for Service {
     /// The shim holds no copy of stdin (the sandbox has the fifo), so closing it is
     /// containerd's side closing its writer: nothing to do here.
     fn close_io(&self, _ctx: &TtrpcContext, req: api::CloseIORequest) -> TtrpcResult<api::Empty> {
-        self.check_id(&req.id)?;
-        self.process(&req.exec_id)?;
+        let id = self.cid(&req.id);
+        self.process(&id, &req.exec_id)?;
         Ok(api::Empty::default())
     }
 
     /// Registers an exec; `start` with its id runs it (as runc's shim does).
     fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
-        self.check_id(&req.id)?;
-        if req.terminal {
-            return Err(unsupported("a terminal (ctr task exec -t)"));
-        }
+        let id = self.cid(&req.id);
         if !valid_exec_id(&req.exec_id) {
             return Err(err(
                 Code::INVALID_ARGUMENT,
@@ -1064,10 +1111,7 @@ impl shim::Task for Service {
             .ok_or_else(|| err(Code::INVALID_ARGUMENT, "exec without a process spec"))?;
         {
             let mut st = self.inner.state();
-            let t = st
-                .task
-                .as_mut()
-                .ok_or_else(|| err(Code::NOT_FOUND, "container not created"))?;
+            let t = st.tasks.get_mut(&id).ok_or_else(|| not_created(&id))?;
             if t.init.status != api::Status::RUNNING {
                 return Err(err(
                     Code::FAILED_PRECONDITION,
@@ -1091,7 +1135,7 @@ impl shim::Task for Service {
         self.inner.publish(
             topics::TASK_EXEC_ADDED_EVENT_TOPIC,
             Box::new(TaskExecAdded {
-                container_id: self.inner.id.clone(),
+                container_id: id.clone(),
                 exec_id: req.exec_id.clone(),
                 ..Default::default()
             }),
@@ -1102,20 +1146,29 @@ impl shim::Task for Service {
     fn resize_pty(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ResizePtyRequest,
+        req: api::ResizePtyRequest,
     ) -> TtrpcResult<api::Empty> {
-        Err(unsupported("a terminal (resize_pty)"))
+        let id = self.cid(&req.id);
+        let (_, p) = self.process(&id, &req.exec_id)?;
+        let Some(master) = p.console else {
+            return Err(err(
+                Code::FAILED_PRECONDITION,
+                "the process has no terminal",
+            ));
+        };
+        crate::console::resize(&master, req.width, req.height).map_err(internal)?;
+        Ok(api::Empty::default())
     }
 
     fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
-        self.check_id(&req.id)?;
-        let (rt, _) = self.process("")?;
-        rt.run(&["pause", &self.inner.id], None).map_err(internal)?;
-        self.set_init_status(api::Status::RUNNING, api::Status::PAUSED);
+        let id = self.cid(&req.id);
+        let (rt, _) = self.process(&id, "")?;
+        rt.run(&["pause", &id], None).map_err(internal)?;
+        self.set_init_status(&id, api::Status::RUNNING, api::Status::PAUSED);
         self.inner.publish(
             topics::TASK_PAUSED_EVENT_TOPIC,
             Box::new(TaskPaused {
-                container_id: self.inner.id.clone(),
+                container_id: id.clone(),
                 ..Default::default()
             }),
         );
@@ -1123,23 +1176,45 @@ impl shim::Task for Service {
     }
 
     fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
-        self.check_id(&req.id)?;
-        let (rt, _) = self.process("")?;
-        rt.run(&["resume", &self.inner.id], None)
-            .map_err(internal)?;
-        self.set_init_status(api::Status::PAUSED, api::Status::RUNNING);
+        let id = self.cid(&req.id);
+        let (rt, _) = self.process(&id, "")?;
+        rt.run(&["resume", &id], None).map_err(internal)?;
+        self.set_init_status(&id, api::Status::PAUSED, api::Status::RUNNING);
         self.inner.publish(
             topics::TASK_RESUMED_EVENT_TOPIC,
             Box::new(TaskResumed {
-                container_id: self.inner.id.clone(),
+                container_id: id.clone(),
                 ..Default::default()
             }),
         );
         Ok(api::Empty::default())
     }
 
-    fn update(&self, _ctx: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
-        Err(unsupported("update"))
+    /// `carapace update --resources F ID`: the resources come as the OCI
+    /// `LinuxResources` in JSON (containerd's typeurl encoding of the spec's type).
+    fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        let id = self.cid(&req.id);
+        let (rt, init) = self.process(&id, "")?;
+        if init.status == api::Status::STOPPED {
+            return Err(err(Code::NOT_FOUND, "process already finished"));
+        }
+        let Some(resources) = req.resources.as_ref() else {
+            return Ok(api::Empty::default());
+        };
+        let bundle = self
+            .inner
+            .state()
+            .tasks
+            .get(&id)
+            .map(|t| t.bundle.clone())
+            .ok_or_else(|| not_created(&id))?;
+        let file = bundle.join("update-resources.json");
+        std::fs::write(&file, &resources.value).map_err(|e| internal(e.into()))?;
+        let f = file.display().to_string();
+        let r = rt.run(&["update", "--resources", &f, &id], None);
+        let _ = std::fs::remove_file(&file);
+        r.map_err(internal)?;
+        Ok(api::Empty::default())
     }
 
     fn checkpoint(
