@@ -34,6 +34,9 @@ pub enum NetworkMode {
     None,
     /// Host sockets held by the sentry (hostinet).
     Host,
+    /// The sentry's own stack attached to an interface of the network namespace the
+    /// sandbox runs in, through a packet socket (`inet/packet.rs`).
+    Sandbox,
 }
 
 static MODE: OnceLock<NetworkMode> = OnceLock::new();

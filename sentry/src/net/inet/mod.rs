@@ -12,6 +12,7 @@
 
 pub mod addr;
 mod device;
+pub mod packet;
 pub mod stack;
 
 pub use device::LO_MTU;

@@ -191,15 +191,39 @@ fn random_u64() -> u64 {
 
 impl Stack {
     fn new() -> Stack {
-        let mut dev = Loopback::default();
+        let mut dev = Loopback {
+            link: super::packet::Wire::attached(),
+            ..Loopback::default()
+        };
         let mut cfg = Config::new(HardwareAddress::Ip);
         cfg.random_seed = random_u64();
         let epoch = Instant::now();
         let mut iface = Interface::new(cfg, &mut dev, smoltcp::time::Instant::from_micros(0));
         iface.update_ip_addrs(|a| {
+            // 127.0.0.1 first: smoltcp's own choice of a source address is the first IPv4
+            // one; for the link's destinations `source_for` chooses.
             let _ = a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
             let _ = a.push(IpCidr::new(IpAddress::v6(0, 0, 0, 0, 0, 0, 0, 1), 128));
+            for c in dev.link.iter().flat_map(|w| w.addrs()) {
+                if a.push(IpCidr::Ipv4(c)).is_err() {
+                    tracing::warn!("netstack: too many addresses; {c} left out");
+                }
+            }
         });
+        // smoltcp sends only where it has a route; the device picks the next hop itself.
+        for (dst, gw) in dev.link.iter().flat_map(|w| w.gateways()) {
+            let route = smoltcp::iface::Route {
+                cidr: IpCidr::Ipv4(dst),
+                via_router: IpAddress::Ipv4(gw),
+                preferred_until: None,
+                expires_at: None,
+            };
+            iface.routes_mut().update(|r| {
+                if r.push(route).is_err() {
+                    tracing::warn!("netstack: too many routes; {dst} left out");
+                }
+            });
+        }
         let span = u64::from(EPHEMERAL.end() - EPHEMERAL.start());
         Stack {
             iface,
@@ -313,6 +337,25 @@ impl Stack {
     /// An address the sandbox owns (bind's `EADDRNOTAVAIL` otherwise).
     fn is_local(&self, a: IpAddress) -> bool {
         self.iface.has_ip_addr(a)
+    }
+
+    /// The source address for packets to `remote` that leave through the link (`None`:
+    /// smoltcp's choice, right for loopback).
+    fn source_for(&self, remote: IpAddress) -> Option<IpAddress> {
+        let w = self.dev.link.as_ref()?;
+        if self.is_local(remote) && !w.reaches(remote) {
+            // Loopback, or one of the link's own addresses: talk to it from itself.
+            return matches!(remote, IpAddress::Ipv4(v4) if !v4.is_loopback()).then_some(remote);
+        }
+        w.source_for(remote)
+    }
+
+    /// Frames waiting on the link join the receive queue (the link's thread calls this
+    /// through [`with`], which then runs the stack on them).
+    pub fn receive_link(&mut self) {
+        if let Some(w) = self.dev.link.as_mut() {
+            w.receive(&mut self.dev.queue);
+        }
     }
 
     pub fn bind(&mut self, id: u64, p: Parsed, privileged: bool) -> Result<()> {
@@ -478,7 +521,8 @@ impl Stack {
         if e.family == libc::AF_INET6 && e.v6only && matches!(a, IpAddress::Ipv4(_)) {
             return_errno!(ENETUNREACH);
         }
-        if !self.is_local(a) {
+        let outside = self.dev.link.as_ref().is_some_and(|w| w.reaches(a));
+        if !self.is_local(a) && !outside {
             return_errno!(ENETUNREACH);
         }
         Ok(a)
@@ -539,7 +583,7 @@ impl Stack {
         }
         let mut s = Stack::new_tcp(e);
         let local = IpListenEndpoint {
-            addr: laddr,
+            addr: laddr.or_else(|| self.source_for(remote)),
             port: lport,
         };
         s.connect(self.iface.context(), IpEndpoint::new(remote, port), local)
@@ -721,7 +765,7 @@ impl Stack {
         }
         let meta = udp::UdpMetadata {
             endpoint: dest,
-            local_address: local,
+            local_address: local.or_else(|| self.source_for(dest.addr)),
             meta: Default::default(),
         };
         match self
@@ -873,7 +917,7 @@ impl Stack {
             if let Some(h) = e.conn_handle() {
                 a = self.tcp(h).local_endpoint().map(|l| l.addr);
             } else if let Some(p) = e.peer {
-                a = Some(p.addr);
+                a = Some(self.source_for(p.addr).unwrap_or(p.addr));
             }
         }
         Ok(addr::encode(e.family, a, port))
