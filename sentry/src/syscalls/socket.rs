@@ -126,7 +126,13 @@ pub fn sys_socket(task: &mut Task, domain: i32, ty: i32, protocol: i32) -> Resul
             inet::check_type(base, protocol)?;
             match crate::net::mode() {
                 NetworkMode::None | NetworkMode::Sandbox => {
-                    inet::InetSocket::new(task, domain, base, nonblock)
+                    if inet::icmp::is_icmp(domain, base, protocol) {
+                        inet::icmp::IcmpSocket::new(task, base, nonblock)?
+                    } else if protocol == libc::IPPROTO_ICMP {
+                        return_errno!(EPROTONOSUPPORT);
+                    } else {
+                        inet::InetSocket::new(task, domain, base, nonblock)
+                    }
                 }
                 NetworkMode::Host => {
                     hostinet::HostSocket::new(task, domain, base, protocol, nonblock)?

@@ -116,15 +116,37 @@ pub fn proc_sys(b: &Builder, facts: &HostFacts) -> Arc<dyn Inode> {
             ("pipe-max-size", t("fs/pipe-max-size", "1048576")),
         ],
     );
+    let (ping_lo, ping_hi) = crate::net::inet::icmp::PING_GROUP_RANGE;
     let net = b.static_dir(
         "sys/net",
-        vec![(
-            "core",
-            b.static_dir(
-                "sys/net/core",
-                vec![("somaxconn", t("net/core/somaxconn", "4096"))],
+        vec![
+            (
+                "core",
+                b.static_dir(
+                    "sys/net/core",
+                    vec![("somaxconn", t("net/core/somaxconn", "4096"))],
+                ),
             ),
-        )],
+            (
+                "ipv4",
+                b.static_dir(
+                    "sys/net/ipv4",
+                    vec![
+                        (
+                            "ping_group_range",
+                            t(
+                                "net/ipv4/ping_group_range",
+                                &format!("{ping_lo}\t{ping_hi}"),
+                            ),
+                        ),
+                        (
+                            "ip_local_port_range",
+                            t("net/ipv4/ip_local_port_range", "32768\t60999"),
+                        ),
+                    ],
+                ),
+            ),
+        ],
     );
     b.static_dir(
         "sys",

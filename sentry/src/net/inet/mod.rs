@@ -3,6 +3,8 @@
 //! only the loopback interface: processes of the sandbox reach each other over 127.0.0.1
 //! and ::1, and nothing outside. No host socket is ever made for the application.
 //!
+//! ICMP sockets (ping and raw) are in `icmp.rs`.
+//!
 //! Not done: `MSG_OOB` (`EOPNOTSUPP`); UDP multicast and broadcast; `IP_RECVERR` (ICMP
 //! errors reach only connected UDP sockets, as `ECONNREFUSED`); `SO_LINGER` with a timeout
 //! does not make `close` wait; `TIME_WAIT` is not kept, so a port is free again at once;
@@ -12,6 +14,7 @@
 
 pub mod addr;
 mod device;
+pub mod icmp;
 pub mod packet;
 pub mod stack;
 
@@ -74,8 +77,9 @@ pub fn check_type(ty: i32, protocol: i32) -> Result<i32> {
             Ok(libc::IPPROTO_TCP)
         }
         libc::SOCK_DGRAM if protocol == 0 || protocol == libc::IPPROTO_UDP => Ok(libc::IPPROTO_UDP),
+        // ICMP: ping and raw sockets (`icmp.rs`); other raw sockets are not made.
+        libc::SOCK_DGRAM | libc::SOCK_RAW if protocol == libc::IPPROTO_ICMP => Ok(protocol),
         libc::SOCK_STREAM | libc::SOCK_DGRAM => Err(errno!(EPROTONOSUPPORT)),
-        // Raw sockets and ICMP need the host network or a later stack.
         libc::SOCK_RAW => Err(errno!(EPROTONOSUPPORT)),
         _ => Err(errno!(ESOCKTNOSUPPORT)),
     }

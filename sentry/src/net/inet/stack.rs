@@ -175,6 +175,10 @@ pub struct Stack {
     dev: Loopback,
     sockets: SocketSet<'static>,
     entries: HashMap<u64, Entry>,
+    /// ICMP sockets (`icmp.rs`).
+    pub(super) icmp: HashMap<u64, super::icmp::IcmpEntry>,
+    /// ICMP sockets that got a packet during this pump.
+    icmp_woken: Vec<Arc<WaitQueue>>,
     /// Connections whose file is closed, with when to give up on them.
     dying: Vec<(SocketHandle, Instant)>,
     next_id: u64,
@@ -230,6 +234,8 @@ impl Stack {
             dev,
             sockets: SocketSet::new(Vec::new()),
             entries: HashMap::new(),
+            icmp: HashMap::new(),
+            icmp_woken: Vec::new(),
             dying: Vec::new(),
             next_id: 1,
             next_port: EPHEMERAL.start() + (random_u64() % span) as u16,
@@ -262,9 +268,15 @@ impl Stack {
 
     // ---- creation and ports ----
 
-    pub fn create(&mut self, family: i32, proto: Proto, uid: u32) -> (u64, Arc<WaitQueue>) {
+    /// A fresh socket id.
+    pub(super) fn new_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        id
+    }
+
+    pub fn create(&mut self, family: i32, proto: Proto, uid: u32) -> (u64, Arc<WaitQueue>) {
+        let id = self.new_id();
         let queue = Arc::new(WaitQueue::new());
         let mut opts = CommonOpts::default();
         if proto == Proto::Tcp {
@@ -348,6 +360,29 @@ impl Stack {
             return matches!(remote, IpAddress::Ipv4(v4) if !v4.is_loopback()).then_some(remote);
         }
         w.source_for(remote)
+    }
+
+    /// An address of the sandbox.
+    pub(super) fn owns(&self, a: IpAddress) -> bool {
+        self.is_local(a)
+    }
+
+    /// Whether the link reaches `a`.
+    pub(super) fn reaches(&self, a: IpAddress) -> bool {
+        self.dev.link.as_ref().is_some_and(|w| w.reaches(a))
+    }
+
+    /// The source address for a packet to `dst` (`None`: loopback's).
+    pub(super) fn source_address(&self, dst: IpAddress) -> Option<IpAddress> {
+        self.source_for(dst)
+    }
+
+    /// Put a finished IP packet on the device, as smoltcp would.
+    pub(super) fn transmit_ip(&mut self, packet: Vec<u8>) {
+        match self.dev.link.as_mut() {
+            Some(w) if !w.stays_local(&packet) => w.send(packet),
+            _ => self.dev.queue.push_back(packet),
+        }
     }
 
     /// Frames waiting on the link join the receive queue (the link's thread calls this
@@ -1329,6 +1364,18 @@ impl Stack {
             let Some(head) = self.dev.queue.front() else {
                 break;
             };
+            // ICMP sockets get their copy before smoltcp answers (`icmp.rs`).
+            if head.first().is_some_and(|b| b >> 4 == 4)
+                && head.get(9) == Some(&(libc::IPPROTO_ICMP as u8))
+                && !self.icmp.is_empty()
+            {
+                let whole = head.clone();
+                let woken = self.deliver_icmp(&whole);
+                self.icmp_woken.extend(woken);
+            }
+            let Some(head) = self.dev.queue.front() else {
+                break;
+            };
             let head: Vec<u8> = head.iter().take(128).copied().collect();
             if !self.admit(&head) {
                 self.dev.queue.pop_front();
@@ -1344,7 +1391,11 @@ impl Stack {
             return self.pump();
         }
         let ids: Vec<u64> = self.entries.keys().copied().collect();
-        let mut wakes = Vec::new();
+        let mut wakes: Vec<(Arc<WaitQueue>, u32)> = self
+            .icmp_woken
+            .drain(..)
+            .map(|q| (q, events::IN | events::OUT))
+            .collect();
         for id in ids {
             let sig = self.sig(id);
             if let Some(e) = self.entries.get_mut(&id) {
