@@ -230,16 +230,11 @@ impl Stack {
             return_errno!(EINVAL);
         }
         let raw = e.raw;
+        // Ping sockets are made with SO_REUSEADDR (Linux's INET_PROTOSW_REUSE), so a
+        // given identifier is never refused.
         let ident = if raw {
             None
         } else if port != 0 {
-            let taken = self
-                .icmp
-                .iter()
-                .any(|(o, e)| *o != id && !e.raw && e.ident == Some(port));
-            if taken {
-                return_errno!(EADDRINUSE);
-            }
             Some(port)
         } else {
             Some(self.free_ident()?)
@@ -487,11 +482,8 @@ impl Socket for IcmpSocket {
     }
 
     fn peername(&self) -> Result<Vec<u8>> {
-        stack::peek(|st| {
-            let e = st.icmp.get(&self.id).ok_or(errno!(EBADF))?;
-            let p = e.peer.ok_or(errno!(ENOTCONN))?;
-            Ok(addr::encode(libc::AF_INET, Some(IpAddress::Ipv4(p)), 0))
-        })
+        // Linux's inet_getname wants a peer port, which ICMP sockets never have.
+        Err(errno!(ENOTCONN))
     }
 
     fn getsockopt(&self, _task: &Task, level: i32, name: i32, _len: usize) -> Result<Vec<u8>> {
