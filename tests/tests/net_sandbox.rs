@@ -512,3 +512,96 @@ fn icmp_syscall_program_in_sandbox_mode() {
     let summary = parse_summary(&r.stdout);
     assert!(matches!(summary, Some((n, 0)) if n > 0), "{}", r.dump());
 }
+
+/// A busybox bundle under the system's temp directory whose process runs `script`
+/// and whose spec joins the network namespace `netns` (by its `ip netns` path).
+struct Bundle(std::path::PathBuf);
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn busybox_bundle(tag: &str, netns: &str, script: &str) -> Bundle {
+    let dir = std::env::temp_dir().join(format!("carapace-netoci-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let b = Bundle(dir.clone());
+    let rootfs = dir.join("bundle/rootfs");
+    for d in ["bin", "etc", "tmp", "proc", "dev", "sys"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
+    for applet in ["sh", "wget", "ip", "wc", "ping"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).expect("symlink");
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    let bin = carapace().unwrap_or_else(|e| panic!("{e}"));
+    let bundle = dir.join("bundle");
+    let st = Command::new(&bin)
+        .args(["spec", "--bundle"])
+        .arg(&bundle)
+        .status()
+        .expect("carapace spec");
+    assert!(st.success());
+    let path = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("config.json")).expect("json");
+    spec["process"]["terminal"] = serde_json::json!(false);
+    spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+    spec["linux"]["namespaces"] = serde_json::json!([
+        {"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"},
+        {"type": "network", "path": format!("/var/run/netns/{netns}")},
+    ]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&spec).expect("json")).expect("write");
+    b
+}
+
+fn oci_run(b: &Bundle, global: &[&str], id: &str) -> Run {
+    let bin = carapace().unwrap_or_else(|e| panic!("{e}"));
+    let mut cmd = Command::new(bin);
+    cmd.arg("--root")
+        .arg(b.0.join("root"))
+        .args(global)
+        .args(["run", "--bundle"])
+        .arg(b.0.join("bundle"))
+        .arg(id)
+        .current_dir("/");
+    run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn oci_joins_the_spec_network_namespace() {
+    let Some(mut p) = pair() else { return };
+    if !have_python() || !Path::new("/bin/busybox").exists() {
+        return;
+    }
+    let (outside, out_addr) = (p.outside.clone(), p.out_addr.clone());
+    let (_, ready) = p.start(
+        &outside,
+        PYTHON,
+        &["-c", HTTP_SERVER_PY, &out_addr, "/usr/lib/python3.11"],
+    );
+    let url = format!("http://{out_addr}:{}/http/server.py", port_of(&ready));
+    let script = format!("ip -4 addr; wget -q -O - {url} | wc -c");
+    let size = std::fs::metadata(FILE).map(|m| m.len()).unwrap_or(0);
+    // --network none: loopback only, the namespace's interface is not the container's.
+    let b = busybox_bundle("none", &p.inside, &script);
+    let r = oci_run(&b, &["--network", "none"], "netnone");
+    assert!(!r.stdout.contains(&p.in_addr), "{}", r.dump());
+    assert!(!r.stdout.contains(&size.to_string()), "{}", r.dump());
+    // The default with a namespace that has an interface: sandbox.
+    let b = busybox_bundle("default", &p.inside, &script);
+    let r = oci_run(&b, &[], "netdefault");
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    assert!(
+        r.stdout.contains(&format!("inet {}/24", p.in_addr)),
+        "{}",
+        r.dump()
+    );
+    assert!(
+        r.stdout.trim_end().ends_with(&size.to_string()),
+        "{}",
+        r.dump()
+    );
+}
