@@ -157,7 +157,12 @@ impl Writer {
         self.attr_str(IFLA_QDISC, i.qdisc);
         self.attr(IFLA_CARRIER, &[1]);
         self.attr(IFLA_ADDRESS, &i.hwaddr);
-        self.attr(IFLA_BROADCAST, &[0; 6]);
+        let brd = if i.arphrd == iface::ARPHRD_ETHER {
+            [0xff; 6]
+        } else {
+            [0; 6]
+        };
+        self.attr(IFLA_BROADCAST, &brd);
         self.finish(at);
     }
 
