@@ -15,6 +15,7 @@ pub mod iface;
 pub mod ifreq;
 pub mod inet;
 pub mod netlink;
+pub mod procnet;
 pub mod unix;
 
 use crate::error::Result;

@@ -18,6 +18,8 @@ pub struct Loopback {
     pub queue: VecDeque<Vec<u8>>,
     /// The link to the network namespace, with `--network=sandbox`.
     pub link: Option<Wire>,
+    /// Packets and bytes looped back (`/proc/net/dev`'s `lo`, both ways).
+    pub lo_count: (u64, u64),
 }
 
 impl Device for Loopback {
@@ -60,6 +62,7 @@ impl Device for Loopback {
             TxToken {
                 queue: &mut self.queue,
                 link: self.link.as_mut(),
+                lo_count: &mut self.lo_count,
             },
         ))
     }
@@ -68,6 +71,7 @@ impl Device for Loopback {
         Some(TxToken {
             queue: &mut self.queue,
             link: self.link.as_mut(),
+            lo_count: &mut self.lo_count,
         })
     }
 }
@@ -83,6 +87,7 @@ impl phy::RxToken for RxToken {
 pub struct TxToken<'a> {
     queue: &'a mut VecDeque<Vec<u8>>,
     link: Option<&'a mut Wire>,
+    lo_count: &'a mut (u64, u64),
 }
 
 impl phy::TxToken for TxToken<'_> {
@@ -91,7 +96,11 @@ impl phy::TxToken for TxToken<'_> {
         let r = f(&mut packet);
         match self.link {
             Some(w) if !w.stays_local(&packet) => w.send(packet),
-            _ => self.queue.push_back(packet),
+            _ => {
+                self.lo_count.0 += 1;
+                self.lo_count.1 += packet.len() as u64;
+                self.queue.push_back(packet);
+            }
         }
         r
     }

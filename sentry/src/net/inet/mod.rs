@@ -105,7 +105,7 @@ impl InetSocket {
             },
             queue,
             flags: StatusFlags::new(status(nonblock)),
-            ino: super::new_ino(),
+            ino: stack::peek(|st| st.ino_of(id)).unwrap_or_else(super::new_ino),
             uid: task.creds.euid,
             gid: task.creds.egid,
             created: Timespec::now(),
@@ -467,22 +467,8 @@ impl Socket for InetSocket {
 
 /// `struct tcp_info`'s first byte is the state (Linux's numbering); the rest is zero.
 fn tcp_info(state: Option<smoltcp::socket::tcp::State>) -> Vec<u8> {
-    use smoltcp::socket::tcp::State as S;
-    let n: u8 = match state {
-        Some(S::Established) => 1,
-        Some(S::SynSent) => 2,
-        Some(S::SynReceived) => 3,
-        Some(S::FinWait1) => 4,
-        Some(S::FinWait2) => 5,
-        Some(S::TimeWait) => 6,
-        Some(S::Closed) | None => 7,
-        Some(S::CloseWait) => 8,
-        Some(S::LastAck) => 9,
-        Some(S::Listen) => 10,
-        Some(S::Closing) => 11,
-    };
     let mut v = vec![0u8; 104];
-    v[0] = n;
+    v[0] = state.map_or(7, stack::linux_tcp_state);
     v
 }
 

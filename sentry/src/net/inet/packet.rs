@@ -112,6 +112,17 @@ pub struct Wire {
     /// When each address was last asked for.
     asked: HashMap<Ipv4Address, Instant>,
     waiting: VecDeque<(Ipv4Address, Vec<u8>)>,
+    /// Frames and bytes received and sent (`/proc/net/dev`).
+    pub counts: LinkCounts,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinkCounts {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_dropped: u64,
 }
 
 /// Packets kept while their next hop is being resolved.
@@ -145,6 +156,7 @@ impl Wire {
             neighbors: HashMap::new(),
             asked: HashMap::new(),
             waiting: VecDeque::new(),
+            counts: LinkCounts::default(),
         })
     }
 
@@ -259,7 +271,7 @@ impl Wire {
         self.arp(EthernetAddress::BROADCAST, &repr);
     }
 
-    fn arp(&self, to: EthernetAddress, repr: &ArpRepr) {
+    fn arp(&mut self, to: EthernetAddress, repr: &ArpRepr) {
         let mut buf = vec![0u8; repr.buffer_len()];
         repr.emit(&mut ArpPacket::new_unchecked(&mut buf));
         self.frame(to, EthernetProtocol::Arp, &buf);
@@ -267,7 +279,7 @@ impl Wire {
 
     /// Write one Ethernet frame; a full transmit queue drops it, as a NIC would (TCP
     /// sends it again).
-    fn frame(&self, to: EthernetAddress, proto: EthernetProtocol, payload: &[u8]) {
+    fn frame(&mut self, to: EthernetAddress, proto: EthernetProtocol, payload: &[u8]) {
         let eth = EthernetRepr {
             src_addr: self.mac,
             dst_addr: to,
@@ -277,8 +289,15 @@ impl Wire {
         let mut f = EthernetFrame::new_unchecked(&mut buf);
         eth.emit(&mut f);
         f.payload_mut().copy_from_slice(payload);
-        if let Err(e) = nix::unistd::write(self.fd, &buf) {
-            tracing::debug!("netstack: link write: {e}");
+        match nix::unistd::write(self.fd, &buf) {
+            Ok(_) => {
+                self.counts.tx_packets += 1;
+                self.counts.tx_bytes += buf.len() as u64;
+            }
+            Err(e) => {
+                self.counts.tx_dropped += 1;
+                tracing::debug!("netstack: link write: {e}");
+            }
         }
     }
 
@@ -293,6 +312,8 @@ impl Wire {
                 Err(_) => break,
             };
             let Some(frame) = buf.get(..n) else { break };
+            self.counts.rx_packets += 1;
+            self.counts.rx_bytes += n as u64;
             self.on_frame(frame, into);
         }
     }
@@ -407,6 +428,7 @@ mod tests {
             neighbors: HashMap::new(),
             asked: HashMap::new(),
             waiting: VecDeque::new(),
+            counts: LinkCounts::default(),
         }
     }
 

@@ -144,6 +144,8 @@ pub struct Entry {
     pub peer: Option<IpEndpoint>,
     /// What waiters last saw: readiness, queued bytes each way.
     sig: (u32, usize, usize),
+    /// The socket's inode number (`/proc/net/tcp`, the fd's `socket:[N]`).
+    pub ino: u64,
 }
 
 impl Entry {
@@ -254,6 +256,66 @@ impl Stack {
         self.entries.get_mut(&id).ok_or(errno!(EBADF))
     }
 
+    /// The inode number the socket was given.
+    pub fn ino_of(&self, id: u64) -> Option<u64> {
+        self.entries.get(&id).map(|e| e.ino)
+    }
+
+    /// The TCP and UDP sockets as `/proc/net/{tcp,udp}{,6}` list them.
+    pub fn rows(&self) -> Vec<SockRow> {
+        let mut v: Vec<SockRow> = self
+            .entries
+            .values()
+            .map(|e| {
+                let mut row = SockRow {
+                    family: e.family,
+                    tcp: e.proto == Proto::Tcp,
+                    local: e.local.unwrap_or((None, 0)),
+                    remote: None,
+                    state: 7,
+                    txq: 0,
+                    rxq: 0,
+                    uid: e.uid,
+                    ino: e.ino,
+                };
+                match &e.tcp {
+                    TcpConn::Listen { ready, .. } => {
+                        row.state = 10;
+                        row.rxq = ready.len();
+                    }
+                    TcpConn::Conn { handle, .. } => {
+                        let s = self.tcp(*handle);
+                        row.state = linux_tcp_state(s.state());
+                        row.remote = s.remote_endpoint();
+                        if let Some(l) = s.local_endpoint() {
+                            row.local = (Some(l.addr), l.port);
+                        }
+                        row.txq = s.send_queue();
+                        row.rxq = s.recv_queue();
+                    }
+                    TcpConn::Idle => {}
+                }
+                if let Some(h) = e.udp {
+                    let s = self.sockets.get::<udp::Socket>(h);
+                    row.txq = s.send_queue();
+                    row.rxq = s.recv_queue();
+                    if e.peer.is_some() {
+                        row.state = 1;
+                        row.remote = e.peer;
+                    }
+                }
+                row
+            })
+            .collect();
+        v.sort_by_key(|r| r.ino);
+        v
+    }
+
+    /// Packets and bytes looped back, and the link's counters.
+    pub fn dev_counts(&self) -> ((u64, u64), Option<super::packet::LinkCounts>) {
+        (self.dev.lo_count, self.dev.link.as_ref().map(|w| w.counts))
+    }
+
     pub fn opts_of(&self, id: u64) -> Option<&CommonOpts> {
         self.entries.get(&id).map(|e| &e.opts)
     }
@@ -302,6 +364,7 @@ impl Stack {
                 udp: None,
                 peer: None,
                 sig: (0, 0, 0),
+                ino: crate::net::new_ino(),
             },
         );
         (id, queue)
@@ -1420,6 +1483,38 @@ impl Stack {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+/// One socket as `/proc/net/tcp` and friends show it.
+pub struct SockRow {
+    pub family: i32,
+    pub tcp: bool,
+    pub local: (Option<IpAddress>, u16),
+    pub remote: Option<IpEndpoint>,
+    /// Linux's `TCP_*` state number (UDP: 7 unconnected, 1 connected).
+    pub state: u8,
+    pub txq: usize,
+    pub rxq: usize,
+    pub uid: u32,
+    pub ino: u64,
+}
+
+/// Linux's numbering of TCP states (`include/net/tcp_states.h`).
+pub fn linux_tcp_state(s: tcp::State) -> u8 {
+    use tcp::State as S;
+    match s {
+        S::Established => 1,
+        S::SynSent => 2,
+        S::SynReceived => 3,
+        S::FinWait1 => 4,
+        S::FinWait2 => 5,
+        S::TimeWait => 6,
+        S::Closed => 7,
+        S::CloseWait => 8,
+        S::LastAck => 9,
+        S::Listen => 10,
+        S::Closing => 11,
     }
 }
 
