@@ -350,6 +350,15 @@ fn ping_from_inside_and_interfaces_inside() {
         "{}",
         r.dump()
     );
+    // /proc/net/route, as busybox's netstat reads it.
+    let r = p.sandboxed("sandbox", "/bin/busybox", &["netstat", "-rn"]);
+    let route = ok(&r);
+    assert!(
+        route
+            .lines()
+            .any(|l| l.starts_with("0.0.0.0") && l.contains(&p.out_addr)),
+        "{route}"
+    );
     // And from outside, the sandbox answers for its address itself.
     let r = p.sandboxed("sandbox", "/bin/busybox", &["ip", "-4", "addr"]);
     assert!(ok(&r).contains(&p.in_addr));
