@@ -18,6 +18,8 @@ CARAPACE_PACKAGES=(
     umoci skopeo      # ... and the busybox OCI image it imports, built locally
     iproute2          # ip addr/link/route inside the sandbox over its netlink
     podman            # tests/tests/podman.rs: podman with carapace as its runtime (and umoci, skopeo)
+    curl              # tests/tests/net_sandbox.rs: a client outside the sandbox
+    redis-server redis-tools nginx wrk  # bench net: servers in the sandbox, clients outside
 )
 
 missing=()
