@@ -114,6 +114,8 @@ pub struct Wire {
     waiting: VecDeque<(Ipv4Address, Vec<u8>)>,
     /// Frames and bytes received and sent (`/proc/net/dev`).
     pub counts: LinkCounts,
+    /// Where frames are read into (a frame from a veth peer may be a 64 KiB GSO one).
+    rx_buf: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -131,6 +133,8 @@ const WAITING_MAX: usize = 256;
 const ARP_RETRY: Duration = Duration::from_secs(1);
 /// Frames read in one go before the stack runs again.
 const RX_BATCH: usize = 256;
+/// The largest frame: a 64 KiB IP packet and its Ethernet header.
+const RX_BUF: usize = 65536 + 14;
 
 impl Wire {
     /// The attached link, if there is one.
@@ -157,6 +161,7 @@ impl Wire {
             asked: HashMap::new(),
             waiting: VecDeque::new(),
             counts: LinkCounts::default(),
+            rx_buf: vec![0u8; RX_BUF],
         })
     }
 
@@ -304,7 +309,7 @@ impl Wire {
     /// Read the frames waiting on the descriptor: ARP is answered here, IPv4 packets go
     /// to `into` for the stack.
     pub fn receive(&mut self, into: &mut VecDeque<Vec<u8>>) {
-        let mut buf = vec![0u8; 65536 + 14];
+        let mut buf = std::mem::take(&mut self.rx_buf);
         for _ in 0..RX_BATCH {
             let n = match nix::unistd::read(self.fd, &mut buf) {
                 Ok(n) => n,
@@ -316,6 +321,7 @@ impl Wire {
             self.counts.rx_bytes += n as u64;
             self.on_frame(frame, into);
         }
+        self.rx_buf = buf;
     }
 
     fn on_frame(&mut self, frame: &[u8], into: &mut VecDeque<Vec<u8>>) {
@@ -429,6 +435,7 @@ mod tests {
             asked: HashMap::new(),
             waiting: VecDeque::new(),
             counts: LinkCounts::default(),
+            rx_buf: vec![0u8; RX_BUF],
         }
     }
 

@@ -58,6 +58,8 @@ const UDP_PACKETS: usize = 256;
 /// stands in for that (256 KiB: loopback throughput doubled over 64 KiB).
 const TCP_BUF_MIN: usize = 256 * 1024;
 const TCP_BUF_MAX: usize = 4 * 1024 * 1024;
+/// How many times one pump asks smoltcp for more to send on the link.
+const EGRESS_ROUNDS: usize = 256;
 /// TCP's default `SO_SNDBUF` and `SO_RCVBUF` (`tcp_wmem[1]`, `tcp_rmem[1]`).
 pub const TCP_SNDBUF: usize = 16384;
 pub const TCP_RCVBUF: usize = 131_072;
@@ -1422,8 +1424,22 @@ impl Stack {
     fn pump(&mut self) -> Vec<(Arc<WaitQueue>, u32)> {
         loop {
             let now = self.now();
-            self.iface
-                .poll_egress(now, &mut self.dev, &mut self.sockets);
+            // smoltcp sends at most one segment per socket per call. On loopback the
+            // segment comes straight back and the loop runs again; what goes out on the
+            // link does not, so keep asking while sockets have more (a window's worth).
+            let rounds = if self.dev.link.is_some() {
+                EGRESS_ROUNDS
+            } else {
+                1
+            };
+            for _ in 0..rounds {
+                let r = self
+                    .iface
+                    .poll_egress(now, &mut self.dev, &mut self.sockets);
+                if r == smoltcp::iface::PollResult::None {
+                    break;
+                }
+            }
             let Some(head) = self.dev.queue.front() else {
                 break;
             };
