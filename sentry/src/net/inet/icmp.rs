@@ -187,9 +187,19 @@ fn ipv4_packet(src: Ipv4Address, dst: Ipv4Address, ttl: u8, tos: u8, icmp: &[u8]
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
     let c = checksum(&p);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
+    if let Some(field) = p.get_mut(10..12) {
+        field.copy_from_slice(&c.to_be_bytes());
+    }
     p.extend_from_slice(icmp);
     p
+}
+
+/// Write two bytes at `at`.
+fn put(msg: &mut [u8], at: usize, v: [u8; 2]) -> Result<()> {
+    msg.get_mut(at..at + 2)
+        .ok_or(errno!(EINVAL))?
+        .copy_from_slice(&v);
+    Ok(())
 }
 
 impl Stack {
@@ -268,7 +278,7 @@ impl Stack {
             if msg.len() < 8 {
                 return_errno!(EINVAL);
             }
-            if msg[0] != ICMP_ECHO || msg[1] != 0 {
+            if msg.first() != Some(&ICMP_ECHO) || msg.get(1) != Some(&0) {
                 return_errno!(EINVAL);
             }
             let ident = match self.icmp_entry(id)?.ident {
@@ -279,10 +289,10 @@ impl Stack {
                     i
                 }
             };
-            msg[4..6].copy_from_slice(&ident.to_be_bytes());
-            msg[2..4].copy_from_slice(&[0, 0]);
+            put(&mut msg, 4, ident.to_be_bytes())?;
+            put(&mut msg, 2, [0, 0])?;
             let c = checksum(&msg);
-            msg[2..4].copy_from_slice(&c.to_be_bytes());
+            put(&mut msg, 2, c.to_be_bytes())?;
         } else if msg.is_empty() {
             return_errno!(EINVAL);
         }
