@@ -5,6 +5,7 @@
 use anyhow::{bail, Context};
 use oci_spec::runtime::Spec;
 use sentry::fs::{SpecFs, SpecMount};
+use sentry::vfs::MountFlags;
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,12 @@ pub struct Bundle {
     pub resources: crate::cgroups::Resources,
     pub cgroups_path: Option<String>,
     pub annotations: BTreeMap<String, String>,
+    /// Capabilities, noNewPrivileges, rlimits and the compiled `linux.seccomp`.
+    pub security: sentry::security::ProcessSecurity,
+    /// `hooks`, checked (see `hooks.rs`).
+    pub hooks: oci_spec::runtime::Hooks,
+    /// maskedPaths, readonlyPaths, sysctl (see `spec_extras.rs`).
+    pub extras: crate::spec_extras::Extras,
 }
 
 /// Read and check `<bundle>/config.json`.
@@ -47,9 +54,17 @@ pub fn load(bundle: &Path) -> anyhow::Result<Bundle> {
     }
     let path = dir.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let spec: Spec = serde_json::from_slice(&text)
+    let value: serde_json::Value = serde_json::from_slice(&text)
         .with_context(|| format!("{}: malformed config", path.display()))?;
-    check(&dir, &spec).with_context(|| format!("{}", path.display()))
+    // Before the typed parse, which would refuse an unknown capability or limit
+    // without naming its field.
+    let security =
+        crate::security::from_config(&value).with_context(|| format!("{}", path.display()))?;
+    let spec: Spec = serde_json::from_value(value)
+        .with_context(|| format!("{}: malformed config", path.display()))?;
+    let mut b = check(&dir, &spec).with_context(|| format!("{}", path.display()))?;
+    b.security = security;
+    Ok(b)
 }
 
 fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
@@ -106,6 +121,9 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
     if hostname.as_ref().is_some_and(|h| h.len() > 64) {
         bail!("hostname: longer than 64 bytes");
     }
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    crate::hooks::check(&hooks)?;
+    let extras = crate::spec_extras::from_spec(spec)?;
     Ok(Bundle {
         dir: dir.to_path_buf(),
         rootfs,
@@ -135,6 +153,9 @@ fn check(dir: &Path, spec: &Spec) -> anyhow::Result<Bundle> {
             .unwrap_or_default()
             .into_iter()
             .collect(),
+        security: Default::default(),
+        hooks,
+        extras,
     })
 }
 
@@ -168,6 +189,7 @@ fn check_mount(
     let options = m.options().clone().unwrap_or_default();
     let typ = m.typ().as_deref().unwrap_or("");
     let read_only = options.iter().any(|o| o == "ro");
+    let flags = mount_flags(&options);
     if typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind") {
         let source = m.source().as_ref().context("source: missing")?;
         // Relative sources are relative to the bundle, as runc reads them.
@@ -186,6 +208,7 @@ fn check_mount(
                 file: !meta.is_dir(),
             },
             read_only,
+            flags,
         });
     }
     let fs = match typ {
@@ -213,7 +236,26 @@ fn check_mount(
         destination: dest.as_os_str().as_bytes().to_vec(),
         fs,
         read_only,
+        flags,
     })
+}
+
+/// `nosuid`/`nodev`/`noexec` among a mount's options; their opposites (`suid`, `dev`,
+/// `exec`) clear them, the last one winning as mount(8) reads them.
+fn mount_flags(options: &[String]) -> MountFlags {
+    let mut f = MountFlags::default();
+    for o in options {
+        match o.as_str() {
+            "nosuid" => f.nosuid = true,
+            "suid" => f.nosuid = false,
+            "nodev" => f.nodev = true,
+            "dev" => f.nodev = false,
+            "noexec" => f.noexec = true,
+            "exec" => f.noexec = false,
+            _ => {}
+        }
+    }
+    f
 }
 
 #[cfg(test)]
@@ -240,6 +282,17 @@ mod tests {
         assert_eq!(m.fs, SpecFs::Tmpfs { mode: 0o755 });
         assert!(m.read_only);
         assert_eq!(m.destination, b"/d");
+        assert_eq!(
+            (m.flags.nosuid, m.flags.nodev, m.flags.noexec),
+            (true, false, false)
+        );
+        let x = mount(serde_json::json!({"destination": "/x", "type": "tmpfs",
+            "options": ["noexec", "nodev", "exec"]}))
+        .expect("tmpfs");
+        assert_eq!(
+            (x.flags.nosuid, x.flags.nodev, x.flags.noexec),
+            (false, true, false)
+        );
         let p = mount(serde_json::json!({"destination": "/proc", "type": "proc"})).expect("proc");
         assert_eq!((p.fs, p.read_only), (SpecFs::Proc, false));
 

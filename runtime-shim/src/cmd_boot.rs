@@ -29,6 +29,9 @@ pub struct BootArgs {
     /// A host terminal for the container's console (`process.terminal`).
     #[arg(long)]
     console_fd: Option<i32>,
+    /// A descriptor that becomes init's next fd from 3 on (`--preserve-fds`), repeated.
+    #[arg(long)]
+    preserve_fd: Vec<i32>,
 }
 
 /// The line `boot` writes on the readiness pipe when the container is created.
@@ -110,6 +113,11 @@ fn setup(
         crate::host::dup_stdio(2)?,
     ];
     let mut cfg = sandbox_config(&bundle, opts, gofer, stdio);
+    let mut preserved = Vec::new();
+    for &fd in &args.preserve_fd {
+        preserved.push(crate::host::take_inherited_fd(fd).context("--preserve-fd")?);
+    }
+    cfg.oci = crate::spec_extras::setup(&bundle, preserved);
     if let Some(fd) = args.console_fd {
         cfg.console = Some(crate::host::take_inherited_fd(fd).context("--console-fd")?);
     }
@@ -164,6 +172,7 @@ fn sandbox_config(
     cfg.mounts = b.mounts.clone();
     cfg.gofer_staged = true;
     cfg.platform = sentry::platform::Kind::from_name(&opts.platform).unwrap_or_default();
+    cfg.security = b.security.clone();
     cfg
 }
 

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 pub fn create(args: liboci_cli::Create, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
-    refuse_preserve_fds(args.preserve_fds)?;
     let created = create_container(
         opts,
         &args.container_id,
@@ -20,6 +19,7 @@ pub fn create(args: liboci_cli::Create, opts: &crate::RuntimeOpts) -> anyhow::Re
         args.pid_file.as_deref(),
         args.console_socket.as_deref(),
         false,
+        args.preserve_fds,
     )?;
     // The sandbox outlives us: it is reparented, like runc's container init.
     drop(created.boot);
@@ -30,7 +30,6 @@ pub fn create(args: liboci_cli::Create, opts: &crate::RuntimeOpts) -> anyhow::Re
 /// with its status (a signal N gives 128 + N, as runc does); the container is deleted
 /// afterwards unless `--keep`.
 pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
-    refuse_preserve_fds(args.preserve_fds)?;
     // Block the signals `run` forwards before any thread exists, so that they all wait
     // for the forwarder (children get an empty mask: std resets it at spawn).
     let forwarded = forwarded_signals();
@@ -49,13 +48,14 @@ pub fn run(args: liboci_cli::Run, opts: &crate::RuntimeOpts) -> anyhow::Result<u
         args.pid_file.as_deref(),
         args.console_socket.as_deref(),
         !args.detach,
+        args.preserve_fds,
     )?;
     // On the caller's own terminal, the sentry puts it in raw mode and back; this is for
     // when it cannot (killed), so the user's shell is not left in raw mode.
     let saved_termios = (!args.detach && args.console_socket.is_none())
         .then(|| nix::sys::termios::tcgetattr(std::io::stdin()).ok())
         .flatten();
-    match container.request(&Request::Start) {
+    match crate::hooks::start(&container, || container.request(&Request::Start)) {
         Ok(Response::Ok) => {}
         other => {
             let _ = container.destroy();
@@ -128,12 +128,25 @@ pub fn forward_signals(
     }
 }
 
-/// Only the three standard descriptors reach the container so far.
-fn refuse_preserve_fds(n: i32) -> anyhow::Result<()> {
-    if n != 0 {
-        bail!("--preserve-fds {n}: passing extra descriptors is not supported yet");
+/// `--preserve-fds N`: this process's fds 3..3+N, which become the container init's fds
+/// 3.. (as runc passes them). Taken here and made close-on-exec, so that the gofer does
+/// not inherit them; `boot` gets duplicates.
+fn preserved_fds(n: i32) -> anyhow::Result<Vec<OwnedFd>> {
+    if !(0..=1024).contains(&n) {
+        bail!("--preserve-fds {n}: expected a count from 0 to 1024");
     }
-    Ok(())
+    let mut fds = Vec::new();
+    for fd in 3..n.saturating_add(3) {
+        let owned =
+            crate::host::take_inherited_fd(fd).with_context(|| format!("--preserve-fds {n}"))?;
+        nix::fcntl::fcntl(
+            &owned,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .with_context(|| format!("--preserve-fds {n}: fd {fd}"))?;
+        fds.push(owned);
+    }
+    Ok(fds)
 }
 
 /// The container's terminal (`process.terminal`).
@@ -203,7 +216,9 @@ fn create_container(
     pid_file: Option<&Path>,
     console_socket: Option<&Path>,
     own_tty: bool,
+    preserve_fds: i32,
 ) -> anyhow::Result<Created> {
+    let preserved = preserved_fds(preserve_fds)?;
     let root = Root::new(opts.root.clone());
     let dir = root.container_dir(id)?;
     let b = crate::bundle::load(bundle)?;
@@ -223,7 +238,9 @@ fn create_container(
         Err(e) => return Err(e).context(format!("cannot create {}", dir.display())),
     }
     let mut procs = Vec::new();
-    match start_sandbox(opts, id, &b, &dir, pid_file, console, &mut procs) {
+    match start_sandbox(
+        opts, id, &b, &dir, pid_file, console, &preserved, &mut procs,
+    ) {
         Ok(created) => Ok(created),
         Err(e) => {
             let hosts: Vec<HostProcess> = procs
@@ -238,6 +255,7 @@ fn create_container(
             if let Some(p) = pid_file {
                 let _ = std::fs::remove_file(p);
             }
+            crate::hooks::create_failed(&b, id);
             Err(e)
         }
     }
@@ -245,6 +263,7 @@ fn create_container(
 
 /// Start the gofer and the sandbox for bundle `b` in state directory `dir`; every process
 /// started is pushed on `procs` so that the caller can undo a failure.
+#[allow(clippy::too_many_arguments)]
 fn start_sandbox(
     opts: &crate::RuntimeOpts,
     id: &str,
@@ -252,6 +271,7 @@ fn start_sandbox(
     dir: &Path,
     pid_file: Option<&Path>,
     console: Option<Console>,
+    preserved: &[OwnedFd],
     procs: &mut Vec<Child>,
 ) -> anyhow::Result<Created> {
     let exe = std::env::current_exe().context("cannot find the carapace binary")?;
@@ -335,7 +355,16 @@ fn start_sandbox(
     if let Some(fd) = &console_inherited {
         boot.arg("--console-fd").arg(fd.as_raw_fd().to_string());
     }
+    // Duplicates without close-on-exec: `boot` inherits them, the gofer (already
+    // started) did not.
+    let mut preserved_inherited = Vec::new();
+    for fd in preserved {
+        let dup = nix::unistd::dup(fd).context("dup for boot")?;
+        boot.arg("--preserve-fd").arg(dup.as_raw_fd().to_string());
+        preserved_inherited.push(dup);
+    }
     let child = boot.spawn().context("cannot start the sandbox")?;
+    drop(preserved_inherited);
     drop(ready_inherited);
     drop(sentry_inherited);
     drop(console_inherited);
@@ -372,6 +401,7 @@ fn start_sandbox(
         pid: boot_proc,
         gofer: gofer_proc,
     };
+    crate::hooks::created(dir, &b.hooks, &saved)?;
     write_atomically(&dir.join("state.json"), &serde_json::to_vec(&saved)?)?;
     if let Some(p) = pid_file {
         write_atomically(p, boot_proc.pid.to_string().as_bytes())

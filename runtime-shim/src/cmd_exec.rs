@@ -27,10 +27,6 @@ pub fn exec(args: liboci_cli::Exec, opts: &crate::RuntimeOpts) -> anyhow::Result
             args.preserve_fds
         );
     }
-    // Accepted as runc accepts them, not applied yet (as for `create`'s process).
-    if !args.cap.is_empty() || args.no_new_privs {
-        tracing::warn!("exec: --cap and --no-new-privs are not applied yet");
-    }
     if args.apparmor.is_some() || args.process_label.is_some() || args.cgroup.is_some() {
         tracing::warn!("exec: --apparmor, --process-label and --cgroup are ignored");
     }
@@ -42,7 +38,8 @@ pub fn exec(args: liboci_cli::Exec, opts: &crate::RuntimeOpts) -> anyhow::Result
         // Its sentry is frozen and cannot answer.
         Status::Paused => bail!("cannot exec in a paused container"),
     }
-    let (req, console_size) = request_for(&args, &c.saved.bundle)?;
+    let (mut req, console_size) = request_for(&args, &c.saved.bundle)?;
+    crate::security::exec_flags(&mut req.security, &args.cap, args.no_new_privs)?;
     // Signals sent to the process that stands in for the exec'd one go to it, as with
     // runc; blocked now, while this process has one thread, so that the forwarder alone
     // takes them (a forked waiter inherits the mask).
@@ -217,10 +214,17 @@ fn request_for(
             bail!("--process and a command cannot be given together");
         }
         let text = std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
-        let p: oci_spec::runtime::Process = serde_json::from_slice(&text)
+        let value: serde_json::Value = serde_json::from_slice(&text)
             .with_context(|| format!("--process {}: malformed process", path.display()))?;
-        return process_request(&p, args.tty)
-            .with_context(|| format!("--process {}", path.display()));
+        let own = crate::security::from_process(&value, "")
+            .with_context(|| format!("--process {}", path.display()))?;
+        let p: oci_spec::runtime::Process = serde_json::from_value(value.clone())
+            .with_context(|| format!("--process {}: malformed process", path.display()))?;
+        let (mut req, size) = process_request(&p, args.tty)
+            .with_context(|| format!("--process {}", path.display()))?;
+        let container = crate::bundle::load(bundle)?.security;
+        req.security = Box::new(crate::security::for_exec(&value, own, container));
+        return Ok((req, size));
     }
     if args.command.is_empty() {
         bail!("exec: a command or --process is required");
@@ -266,6 +270,7 @@ fn request_for(
             additional_gids,
             umask: b.umask,
             terminal: args.tty,
+            security: Box::new(b.security.clone()),
         },
         None,
     ))
@@ -307,6 +312,7 @@ fn process_request(
             additional_gids: user.additional_gids().clone().unwrap_or_default(),
             umask,
             terminal: p.terminal().unwrap_or(false) || tty,
+            security: Default::default(),
         },
         crate::bundle::console_size(p)?,
     ))

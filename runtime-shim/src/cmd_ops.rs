@@ -22,7 +22,7 @@ fn expect_ok(r: Response) -> anyhow::Result<()> {
 pub fn start(args: liboci_cli::Start, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     let c = load(opts, &args.container_id)?;
     match c.status() {
-        Status::Created => expect_ok(c.request(&Request::Start)?)?,
+        Status::Created => expect_ok(crate::hooks::start(&c, || c.request(&Request::Start))?)?,
         Status::Running => bail!("cannot start an already running container"),
         Status::Paused => bail!("cannot start a paused container"),
         Status::Stopped => bail!("cannot start a container that has stopped"),
@@ -316,6 +316,7 @@ pub fn update(args: liboci_cli::Update, opts: &crate::RuntimeOpts) -> anyhow::Re
     r.cpu_shares = args.cpu_share.or(r.cpu_shares);
     r.pids_limit = args.pids_limit.or(r.pids_limit);
     cgroup_of(&c, &args.container_id)?.update(&r)?;
+    crate::spec_extras::update_view(&c, &r);
     Ok(0)
 }
 

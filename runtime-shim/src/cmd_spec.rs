@@ -39,13 +39,14 @@ pub fn features() -> anyhow::Result<u8> {
     let f = serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::container::OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+            "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "mode"],
         "linux": {
             "namespaces": [],
-            "capabilities": [],
+            "capabilities": crate::security::capability_names(),
             "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
-            "seccomp": {"enabled": false},
+            "seccomp": crate::security::seccomp_features(),
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
         },

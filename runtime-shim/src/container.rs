@@ -281,7 +281,13 @@ impl Container {
         if let Some(cg) = self.cgroup().filter(|cg| cg.is_frozen()) {
             cg.freeze(false)?;
         }
-        destroy(&self.dir, &[self.saved.pid, self.saved.gofer])
+        let hooks = crate::hooks::load(&self.dir);
+        destroy(&self.dir, &[self.saved.pid, self.saved.gofer])?;
+        if let Some(h) = hooks {
+            let st = crate::hooks::state(&self.saved, "stopped", 0);
+            crate::hooks::run_warn(&h, crate::hooks::Point::Poststop, &st);
+        }
+        Ok(())
     }
 }
 

@@ -19,9 +19,12 @@ mod cmd_spec;
 mod confine;
 mod console;
 mod container;
+mod hooks;
 mod host;
 mod json_log;
 mod netsetup;
+mod security;
+mod spec_extras;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -48,6 +48,10 @@ pub struct SandboxConfig {
     pub network: crate::net::NetworkMode,
     /// What runs application code (`--platform`).
     pub platform: crate::platform::Kind,
+    /// Capabilities, no_new_privs, rlimits and seccomp filter of the first process.
+    pub security: crate::security::ProcessSecurity,
+    /// maskedPaths, readonlyPaths, sysctl, cgroup limits, preserved fds (OCI).
+    pub oci: crate::fs::oci::OciSetup,
 }
 
 impl SandboxConfig {
@@ -75,6 +79,8 @@ impl SandboxConfig {
             console: None,
             network: crate::net::NetworkMode::None,
             platform: crate::platform::Kind::default(),
+            security: Default::default(),
+            oci: Default::default(),
         }
     }
 }
@@ -158,7 +164,7 @@ pub fn run(cfg: SandboxConfig) -> Result<ExitStatus, BootError> {
 
 /// Set the sandbox up to the point where its first process would run its first
 /// instruction: kernel, root filesystem and spec mounts, stdio, the program loaded.
-pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
+pub fn prepare(mut cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     // A no-op when the caller read them before confining this process.
     read_host_facts();
     crate::net::set_mode(cfg.network);
@@ -199,6 +205,9 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         })?;
     }
     let mut fs = FsContext::new(vfs);
+    crate::fs::oci::apply_paths(&fs, &cfg.oci, &memory_file)
+        .map_err(setup("maskedPaths/readonlyPaths"))?;
+    crate::fs::cgroup::set_limits(cfg.oci.cgroup);
     fs.umask = cfg.umask & 0o777;
     match fs.lookup(&fs.root, &cfg.cwd, true) {
         Ok(dir) if dir.inode().is_dir() => fs.cwd = dir,
@@ -211,16 +220,29 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         Some(host) => ProcessIo::Console(host),
         None => ProcessIo::Stdio(cfg.stdio),
     };
-    let (files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
+    let (mut files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
+    crate::fs::oci::preserve_fds(&mut files, std::mem::take(&mut cfg.oci.extra_fds))
+        .map_err(setup("--preserve-fds"))?;
+    if let Some(slave) = console.as_ref().and_then(|c| c.slave_path()) {
+        crate::fs::mount_console(&fs.vfs, &slave).map_err(setup("/dev/console"))?;
+    }
     let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
     }
+    crate::fs::oci::apply_sysctl(&kernel, &cfg.oci).map_err(setup("sysctl"))?;
     let kernel = Arc::new(kernel);
     let mut creds = Credentials::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();
     let strace_exec = cfg.strace.then(|| (cfg.argv.clone(), cfg.envp.len()));
-    let (init, path) = launch(&kernel, &fs, files, creds, cfg.argv, cfg.envp)?;
+    let (init, path) = launch(
+        &kernel,
+        &fs,
+        files,
+        creds,
+        (cfg.argv, cfg.envp),
+        &cfg.security,
+    )?;
     let strace_exec = strace_exec.map(|(argv, envc)| (path, argv, envc));
     Ok(Sandbox {
         kernel,
@@ -248,6 +270,7 @@ pub struct ProcessSpec {
     pub gid: u32,
     pub groups: Vec<u32>,
     pub umask: u32,
+    pub security: crate::security::ProcessSecurity,
 }
 
 /// Where a spawned process's standard I/O goes.
@@ -323,7 +346,14 @@ impl Spawner {
         creds.groups = spec.groups;
         // A parentless thread group with a fresh pid, leading a new session: what
         // `new_init` makes, now for a pid other than 1.
-        let (task, _) = launch(&self.kernel, &fs, files, creds, spec.argv, spec.envp)?;
+        let (task, _) = launch(
+            &self.kernel,
+            &fs,
+            files,
+            creds,
+            (spec.argv, spec.envp),
+            &spec.security,
+        )?;
         Ok((task, console))
     }
 }
@@ -375,19 +405,21 @@ fn process_files(
 
 /// Find `argv[0]` as `execvp` would, load it as a new process leading its own session
 /// (init, or an `exec`'d process), and make a terminal on its stdio its controlling
-/// terminal. Returns the task and the program's path.
+/// terminal, with the runtime's security attributes applied. Returns the task and the
+/// program's path.
 fn launch(
     kernel: &Arc<Kernel>,
     fs: &FsContext,
     files: crate::vfs::FdTable,
     creds: Credentials,
-    argv: Vec<Vec<u8>>,
-    envp: Vec<Vec<u8>>,
+    (argv, envp): (Vec<Vec<u8>>, Vec<Vec<u8>>),
+    security: &crate::security::ProcessSecurity,
 ) -> Result<(Task, Vec<u8>), BootError> {
     let argv0 = argv
         .first()
         .cloned()
         .ok_or(BootError::Setup("empty command".into()))?;
+    security.check().map_err(BootError::Setup)?;
     let vcreds: Creds = creds.fs_creds();
     let name = String::from_utf8_lossy(&argv0).into_owned();
     let path = find_program(fs, &vcreds, &argv0, &envp).map_err(|e| match e.errno {
@@ -401,7 +433,7 @@ fn launch(
             path: f.path,
         })
     };
-    let task = Task::new_init(
+    let mut task = Task::new_init(
         kernel.clone(),
         fs.clone(),
         files,
@@ -415,6 +447,7 @@ fn launch(
         Errno::ENOENT => BootError::NotFound(name.clone()),
         _ => BootError::CannotExecute(name, e),
     })?;
+    security.apply(&mut task).map_err(BootError::Setup)?;
     // A terminal on stdio (the host console, or a console pty) is the new session's
     // controlling terminal, with the process's group in the foreground.
     let ctty = (0..3).find_map(|fd| task.files().get(fd).ok().and_then(|f| f.tty()));

@@ -15,6 +15,7 @@ pub mod loader;
 pub mod mm;
 pub mod net;
 pub mod platform;
+pub mod security;
 pub mod strace;
 pub mod syscalls;
 pub mod vfs;

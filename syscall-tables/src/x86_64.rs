@@ -170,7 +170,7 @@ syscall_table! {
     123 SETFSGID setfsgid(fsgid: Gid) -> Int, Implemented "";
     124 GETSID getsid(pid: Pid) -> Pid, Implemented "";
     125 CAPGET capget(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets";
-    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; no ambient set";
+    126 CAPSET capset(hdrp: Struct("__user_cap_header_struct"), datap: Struct("__user_cap_data_struct")) -> Int, Partial "the caller's own sets; the ambient set shrinks to permitted and inheritable";
     127 RT_SIGPENDING rt_sigpending(set: Struct("sigset_t"), sigsetsize: Size) -> Int, Implemented "";
     128 RT_SIGTIMEDWAIT rt_sigtimedwait(set: Struct("sigset_t"), info: Struct("siginfo_t"), timeout: Struct("timespec"), sigsetsize: Size) -> Int, Implemented "";
     129 RT_SIGQUEUEINFO rt_sigqueueinfo(tgid: Pid, sig: Signal, info: Struct("siginfo_t")) -> Int, Implemented "";
@@ -201,7 +201,7 @@ syscall_table! {
     154 MODIFY_LDT modify_ldt(func: Int, ptr: Ptr, bytecount: ULong) -> Int, Unimplemented "";
     155 PIVOT_ROOT pivot_root(new_root: Path, put_old: Path) -> Int, Unimplemented "";
     156 _SYSCTL _sysctl(args: Struct("__sysctl_args")) -> Int, Unimplemented "";
-    157 PRCTL prctl(option: Flags(&f::PRCTL_OPTION), arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Partial "names, pdeath signal, dumpable, no_new_privs, subreaper, keepcaps, capability bounding set; no ambient set";
+    157 PRCTL prctl(option: Flags(&f::PRCTL_OPTION), arg2: Hex, arg3: Hex, arg4: Hex, arg5: Hex) -> Int, Partial "names, pdeath signal, dumpable, no_new_privs, subreaper, keepcaps, capability bounding and ambient sets, seccomp (PR_SET/GET_SECCOMP)";
     158 ARCH_PRCTL arch_prctl(code: Flags(&f::ARCH_PRCTL_CODE), addr: Hex) -> Int, Implemented "";
     159 ADJTIMEX adjtimex(buf: Struct("timex")) -> Int, Unimplemented "";
     160 SETRLIMIT setrlimit(resource: Flags(&f::RLIMIT), rlim: Struct("rlimit")) -> Int, Implemented "";
@@ -284,12 +284,12 @@ syscall_table! {
     237 MBIND mbind(addr: Ptr, len: Size, mode: Int, nodemask: Ptr, maxnode: ULong, flags: Hex) -> Int, Unimplemented "";
     238 SET_MEMPOLICY set_mempolicy(mode: Int, nodemask: Ptr, maxnode: ULong) -> Int, Unimplemented "";
     239 GET_MEMPOLICY get_mempolicy(mode: Ptr, nodemask: Ptr, maxnode: ULong, addr: Ptr, flags: Hex) -> Int, Unimplemented "";
-    240 MQ_OPEN mq_open(name: Str, oflag: Flags(&f::OPEN), mode: CreatMode(1), attr: Struct("mq_attr")) -> Fd, Unimplemented "";
-    241 MQ_UNLINK mq_unlink(name: Str) -> Int, Unimplemented "";
-    242 MQ_TIMEDSEND mq_timedsend(mqdes: Fd, msg_ptr: InBuf(2), msg_len: Size, msg_prio: UInt, abs_timeout: Struct("timespec")) -> Int, Unimplemented "";
-    243 MQ_TIMEDRECEIVE mq_timedreceive(mqdes: Fd, msg_ptr: OutBuf(2), msg_len: Size, msg_prio: Ptr, abs_timeout: Struct("timespec")) -> Size, Unimplemented "";
-    244 MQ_NOTIFY mq_notify(mqdes: Fd, sevp: Struct("sigevent")) -> Int, Unimplemented "";
-    245 MQ_GETSETATTR mq_getsetattr(mqdes: Fd, newattr: Struct("mq_attr"), oldattr: Struct("mq_attr")) -> Int, Unimplemented "";
+    240 MQ_OPEN mq_open(name: Str, oflag: Flags(&f::OPEN), mode: CreatMode(1), attr: Struct("mq_attr")) -> Fd, Partial "no RLIMIT_MSGQUEUE accounting";
+    241 MQ_UNLINK mq_unlink(name: Str) -> Int, Implemented "";
+    242 MQ_TIMEDSEND mq_timedsend(mqdes: Fd, msg_ptr: InBuf(2), msg_len: Size, msg_prio: UInt, abs_timeout: Struct("timespec")) -> Int, Implemented "";
+    243 MQ_TIMEDRECEIVE mq_timedreceive(mqdes: Fd, msg_ptr: OutBuf(2), msg_len: Size, msg_prio: Ptr, abs_timeout: Struct("timespec")) -> Size, Implemented "";
+    244 MQ_NOTIFY mq_notify(mqdes: Fd, sevp: Struct("sigevent")) -> Int, Partial "SIGEV_SIGNAL and SIGEV_NONE; SIGEV_THREAD (netlink) is EINVAL";
+    245 MQ_GETSETATTR mq_getsetattr(mqdes: Fd, newattr: Struct("mq_attr"), oldattr: Struct("mq_attr")) -> Int, Implemented "";
     246 KEXEC_LOAD kexec_load(entry: Hex, nr_segments: ULong, segments: Struct("kexec_segment"), flags: Hex) -> Int, Unimplemented "";
     247 WAITID waitid(idtype: Flags(&f::IDTYPE), id: Int, infop: Struct("siginfo_t"), options: Flags(&f::WAIT), rusage: Struct("rusage")) -> Int, Partial "no P_PIDFD; rusage is zeroed";
     248 ADD_KEY add_key(type: Str, description: Str, payload: InBuf(3), plen: Size, keyring: Int) -> Int, Unimplemented "";
@@ -361,7 +361,7 @@ syscall_table! {
     314 SCHED_SETATTR sched_setattr(pid: Pid, attr: Struct("sched_attr"), flags: Hex) -> Int, Unimplemented "";
     315 SCHED_GETATTR sched_getattr(pid: Pid, attr: Struct("sched_attr"), size: UInt, flags: Hex) -> Int, Unimplemented "";
     316 RENAMEAT2 renameat2(olddirfd: DirFd, oldpath: Path, newdirfd: DirFd, newpath: Path, flags: Flags(&f::RENAME)) -> Int, Implemented "";
-    317 SECCOMP seccomp(operation: Flags(&f::SECCOMP_OP), flags: Hex, args: Ptr) -> Int, Unimplemented "";
+    317 SECCOMP seccomp(operation: Flags(&f::SECCOMP_OP), flags: Hex, args: Ptr) -> Int, Implemented "classic-BPF filters run by the sentry; no SECCOMP_FILTER_FLAG_NEW_LISTENER (EINVAL), so USER_NOTIF fails with ENOSYS; no tracer, so TRACE fails with ENOSYS";
     318 GETRANDOM getrandom(buf: OutBuf(1), buflen: Size, flags: Flags(&f::GETRANDOM)) -> Size, Implemented "";
     319 MEMFD_CREATE memfd_create(name: Str, flags: Flags(&f::MEMFD)) -> Fd, Partial "tmpfs-backed, with seals; no MFD_HUGETLB";
     320 KEXEC_FILE_LOAD kexec_file_load(kernel_fd: Fd, initrd_fd: Fd, cmdline_len: ULong, cmdline: Str, flags: Hex) -> Int, Unimplemented "";

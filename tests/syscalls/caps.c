@@ -2,6 +2,7 @@
 #include "child.h"
 
 #include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 static int capget_(struct __user_cap_header_struct *h, struct __user_cap_data_struct *d)
@@ -51,6 +52,32 @@ int main(void)
         _exit(ok ? 0 : 1);
     }
     int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK_EXITED(st, 0);
+
+    /* The ambient set: only what is permitted and inheritable may be raised; dropping a
+     * capability from inheritable drops it from ambient. */
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        struct __user_cap_data_struct c[2];
+        int ok = capget_(&h, c) == 0;
+        c[0].inheritable = (1u << CAP_KILL) | (1u << CAP_FOWNER);
+        ok &= capset_(&h, c) == 0;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_KILL, 0, 0) == 0;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_KILL, 0, 0) == 0;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_FOWNER, 0, 0) == 0;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_KILL, 0, 0) == 1;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_CHOWN, 0, 0) == -1 && errno == EPERM;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, 999, 0, 0) == -1 && errno == EINVAL;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, CAP_FOWNER, 0, 0) == 0;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_FOWNER, 0, 0) == 0;
+        c[0].inheritable = 0;
+        ok &= capset_(&h, c) == 0;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_KILL, 0, 0) == 0;
+        ok &= prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0;
+        _exit(ok ? 0 : 1);
+    }
     CHECK_EQ(waitpid(pid, &st, 0), pid);
     CHECK_EXITED(st, 0);
     return check_done();

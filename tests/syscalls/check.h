@@ -187,4 +187,31 @@ static inline int write_file(const char *path, const void *data, size_t len)
     return n == (ssize_t)len ? 0 : -1;
 }
 
+/* Copies the file `from` to a new file `to` with `mode` (e.g. this program, to run it
+ * from somewhere else). */
+static inline int copy_file(const char *from, const char *to, mode_t mode)
+{
+    int in = open(from, O_RDONLY);
+    if (in < 0)
+        return -1;
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    char buf[65536];
+    ssize_t n;
+    int ok = 0;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, n) != n) {
+            ok = -1;
+            break;
+        }
+    if (n < 0)
+        ok = -1;
+    close(in);
+    close(out);
+    return ok;
+}
+
 #endif

@@ -60,18 +60,19 @@ static int readable(int fd)
     return poll(&p, 1, 5000) == 1;
 }
 
-/* Natively: a network namespace of our own where loopback is up and every group may make
- * ping sockets (the host's ping_group_range may allow none). In the sandbox the range
- * already allows every group; whatever these calls do there, nothing is checked. */
+/* A network namespace of our own (natively; the sandbox's is its own already) where
+ * loopback is up and every group may make ping sockets: Linux's default range, `1 0`,
+ * allows none. Whatever these calls do, nothing is checked. */
 static void setup(void)
 {
-    if (unshare(CLONE_NEWNET) != 0)
-        return;
+    int own = unshare(CLONE_NEWNET) == 0;
     int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY);
     if (fd >= 0) {
         (void)!write(fd, "0 2147483647", 12);
         close(fd);
     }
+    if (!own)
+        return;
     int s = socket(AF_INET, SOCK_DGRAM, 0);
     struct ifreq ifr = { 0 };
     strcpy(ifr.ifr_name, "lo");

@@ -13,6 +13,8 @@
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/mman.h>
 
 #define TMPFS_MAGIC 0x01021994
 
@@ -174,6 +176,62 @@ static void test_proc_and_sys(void)
     CHECK_OK(umount(tmp_path("src")));
 }
 
+/* nosuid, nodev and noexec: kept per mount, shown by statvfs and /proc/mounts, enforced
+ * on exec, executable mappings and device opens; a remount without them lifts them. */
+static void test_flags(void)
+{
+    const char *d = tmp_path("fl");
+    CHECK_OK(mkdir(d, 0755));
+    CHECK_OK(mount("none", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+    struct statvfs sv;
+    CHECK_OK(statvfs(d, &sv));
+    CHECK_EQ(sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_RDONLY),
+             ST_NOSUID | ST_NODEV | ST_NOEXEC);
+    char line[512];
+    int found = 0;
+    FILE *m = fopen("/proc/self/mounts", "r");
+    CHECK(m != NULL);
+    while (m && fgets(line, sizeof line, m))
+        if (strstr(line, d) && strstr(line, "nosuid") && strstr(line, "nodev") &&
+            strstr(line, "noexec"))
+            found = 1;
+    if (m)
+        fclose(m);
+    CHECK(found);
+
+    char prog[256], dev[256];
+    snprintf(prog, sizeof prog, "%s/prog", d);
+    snprintf(dev, sizeof dev, "%s/null", d);
+    CHECK_OK(copy_file("/proc/self/exe", prog, 0755));
+    CHECK_OK(mknod(dev, S_IFCHR | 0666, makedev(1, 3)));
+    CHECK_ERRNO(execl(prog, "prog", "exit7", (char *)NULL), EACCES);
+    int fd = CHECK_OK(open(prog, O_RDONLY));
+    CHECK(mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) == MAP_FAILED);
+    CHECK_EQ(errno, EPERM);
+    void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    CHECK(p != MAP_FAILED);
+    if (p != MAP_FAILED)
+        munmap(p, 4096);
+    close(fd);
+    CHECK_ERRNO(open(dev, O_RDWR), EACCES);
+
+    CHECK_OK(mount(NULL, d, NULL, MS_REMOUNT, NULL));
+    CHECK_OK(statvfs(d, &sv));
+    CHECK_EQ(sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC), 0);
+    fd = CHECK_OK(open(dev, O_RDWR));
+    CHECK_EQ(write(fd, "x", 1), 1);
+    close(fd);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(prog, "prog", "exit7", (char *)NULL);
+        _exit(99);
+    }
+    int st = wait_status(pid, 0);
+    CHECK_EXITED(st, 7);
+    CHECK_OK(umount(d));
+}
+
 static void test_errors(void)
 {
     CHECK_ERRNO(mount("none", tmp_path("missing"), "tmpfs", 0, NULL), ENOENT);
@@ -230,14 +288,17 @@ static void not_root(void *arg)
     CHECK_ERRNO(chroot(tmp_path("src")), EPERM);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "exit7") == 0)
+        return 7;
     (void)unshare(CLONE_NEWNS);
     (void)mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     check_tmpdir("mount");
     test_tmpfs();
     test_bind();
     test_proc_and_sys();
+    test_flags();
     test_errors();
     /* The mount that no_sys_admin must not be able to undo. */
     CHECK_OK(mount("none", tmp_path("dst"), "tmpfs", 0, NULL));

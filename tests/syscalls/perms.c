@@ -279,15 +279,7 @@ static void setid_exec(void *arg)
     (void)arg;
     char path[128];
     snprintf(path, sizeof path, "/var/tmp/carapace-perms-suid-%d", (int)getpid());
-    int in = CHECK_OK(open("/proc/self/exe", O_RDONLY));
-    int out = CHECK_OK(open(path, O_WRONLY | O_CREAT | O_TRUNC, 0700));
-    char buf[65536];
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, n) != n)
-            break;
-    close(in);
-    close(out);
+    CHECK_OK(copy_file("/proc/self/exe", path, 0700));
     CHECK_OK(chown(path, 0, G));
     CHECK_OK(chmod(path, 06755));
     struct statvfs sv;

@@ -556,6 +556,12 @@ static void test_child(void)
     int cfd = CHECK_OK(open(path, O_WRONLY));
     CHECK_ERRNO(write(cfd, "other", 5), EINVAL);
     close(cfd);
+    /* The main thread's children file lists it ("PID " each). */
+    char kids[256] = { 0 };
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    CHECK(slurp(path, kids, sizeof kids) > 0);
+    snprintf(name, sizeof name, "%d ", c);
+    CHECK(strstr(kids, name) != NULL);
     CHECK_EQ(write(go[1], "x", 1), 1);
     close(go[1]);
     /* Exited but not reaped: a zombie. */
@@ -573,6 +579,44 @@ static void test_child(void)
     snprintf(path, sizeof path, "/proc/%d/stat", c);
     CHECK_ERRNO(open(path, O_RDONLY), ENOENT);
     CHECK(!dir_has("/proc", name));
+}
+
+/* /proc/PID/mem: the offset is the address; reads and writes reach the memory of the
+ * process, and an unmapped address is EIO. */
+static volatile char mem_probe[64] = "before";
+
+static void test_mem(void)
+{
+    int fd = CHECK_OK(open("/proc/self/mem", O_RDWR));
+    char buf[16] = { 0 };
+    CHECK_EQ(pread(fd, buf, 6, (off_t)(uintptr_t)mem_probe), 6);
+    CHECK_STREQ(buf, "before");
+    CHECK_EQ(pwrite(fd, "after!", 6, (off_t)(uintptr_t)mem_probe), 6);
+    CHECK_EQ(memcmp((const char *)mem_probe, "after!", 6), 0);
+    /* A read across into an unmapped page stops at its start. */
+    char *two = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(two != MAP_FAILED);
+    CHECK_OK(munmap(two + 4096, 4096));
+    char big[64];
+    CHECK_EQ(pread(fd, big, sizeof big, (off_t)(uintptr_t)(two + 4096 - 16)), 16);
+    CHECK_ERRNO(pread(fd, big, sizeof big, (off_t)(uintptr_t)(two + 4096)), EIO);
+    munmap(two, 4096);
+    /* lseek takes any address, and read follows the offset. */
+    CHECK_EQ(lseek(fd, (off_t)(uintptr_t)mem_probe, SEEK_SET), (off_t)(uintptr_t)mem_probe);
+    memset(buf, 0, sizeof buf);
+    CHECK_EQ(read(fd, buf, 6), 6);
+    CHECK_STREQ(buf, "after!");
+    close(fd);
+    /* Another user's process's memory is out of reach without CAP_SYS_PTRACE. */
+    pid_t c = fork();
+    if (c == 0) {
+        if (setresuid(65534, 65534, 65534) != 0)
+            _exit(3);
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/mem", (int)getppid());
+        _exit(open(p, O_RDONLY) == -1 && errno == EACCES ? 0 : 4);
+    }
+    CHECK_EXITED(wait_status(c, 0), 0);
 }
 
 static void test_system_files(void)
@@ -739,6 +783,7 @@ int main(int argc, char **argv)
     test_maps();
     test_threads();
     test_child();
+    test_mem();
     test_system_files();
     test_process_files();
     test_sysfs();

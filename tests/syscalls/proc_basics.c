@@ -165,6 +165,17 @@ static void test_rlimits(void)
     CHECK_ERRNO(syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, BAD_PTR), EFAULT);
     CHECK_ERRNO(syscall(SYS_prlimit64, INT_MAX, RLIMIT_NOFILE, NULL, &old), ESRCH);
     CHECK_OK(setrlimit(RLIMIT_CORE, &core));
+
+    /* A lowered RLIMIT_NOFILE is enforced: descriptors at or above it are refused. */
+    struct rlimit few = { .rlim_cur = 20, .rlim_max = rl.rlim_max };
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &few));
+    CHECK_ERRNO(dup2(0, 20), EBADF);
+    CHECK_ERRNO(fcntl(0, F_DUPFD, 20), EINVAL);
+    CHECK_EQ(dup2(0, 19), 19);
+    close(19);
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
+    CHECK_EQ(dup2(0, 20), 20);
+    close(20);
 }
 
 static void test_getrandom(void)

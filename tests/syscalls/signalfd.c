@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 
 int main(void)
 {
@@ -38,6 +39,24 @@ int main(void)
     CHECK_EQ(read(fd, si, sizeof si[0]), (ssize_t)sizeof si[0]);
     CHECK_EQ(si[0].ssi_code, SI_QUEUE);
     CHECK_EQ(si[0].ssi_int, 4242);
+
+    /* A child's exit: SIGCHLD with its pid and exit status (ssi_status). */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    CHECK_OK(sigprocmask(SIG_BLOCK, &chld, NULL));
+    int cfd = CHECK_OK(signalfd(-1, &chld, 0));
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(42);
+    CHECK_EQ(read(cfd, si, sizeof si[0]), (ssize_t)sizeof si[0]);
+    CHECK_EQ(si[0].ssi_signo, SIGCHLD);
+    CHECK_EQ(si[0].ssi_code, CLD_EXITED);
+    CHECK_EQ((pid_t)si[0].ssi_pid, child);
+    CHECK_EQ(si[0].ssi_status, 42);
+    CHECK_EQ(waitpid(child, NULL, 0), child);
+    close(cfd);
 
     /* A new mask through the same fd: SIGUSR2 no longer reported. */
     sigset_t only1;

@@ -635,3 +635,36 @@ fn tiocsti_cannot_fake_terminal_input() {
     assert_exit(&run, 0);
     assert_eq!(run.stdout, "EIO\n", "{}", run.dump());
 }
+
+/// With a terminal, `/dev/console` is the console pty's slave bound over a file (as runc
+/// binds it): a character device of the devpts, writable, listed in `/proc/mounts`.
+/// Without one there is no `/dev/console`.
+#[test]
+fn dev_console_is_the_console_pty() {
+    let carapace = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
+    let carapace = carapace.to_str().unwrap_or("?");
+    let script = "stat -c 'major=%t' /dev/console; echo via-console > /dev/console; \
+                  grep -c ' /dev/console devpts ' /proc/mounts";
+    let mut cmd = std::process::Command::new("/usr/bin/python3");
+    cmd.args([
+        "-c",
+        "import pty, sys; pty.spawn(sys.argv[1:])",
+        carapace,
+        "do",
+        "--tty",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    let run = tests::run(cmd, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    for want in ["major=88", "via-console", "\n1"] {
+        assert!(run.stdout.contains(want), "no {want:?}\n{}", run.dump());
+    }
+    let run = sandboxed(
+        &[],
+        "/bin/sh",
+        &["-c", "test -e /dev/console || echo absent"],
+    );
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, "absent\n", "{}", run.dump());
+}

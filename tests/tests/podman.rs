@@ -155,6 +155,18 @@ fn podman_with_carapace_as_the_runtime() {
     );
     let release = p.ok(&["run", "--rm", IMAGE, "uname", "-r"]);
     assert_eq!(release.trim(), "4.4.0-carapace");
+    // podman's default seccomp profile and capability sets are in force inside.
+    let status = p.ok(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "grep",
+        "-E",
+        "^(Seccomp|CapBnd):",
+        "/proc/self/status",
+    ]);
+    assert!(status.contains("Seccomp:\t2\n"), "{status}");
+    assert!(!status.contains("CapBnd:\t000001ffffffffff"), "{status}");
     let r = p.run(&["run", "--rm", IMAGE, "sh", "-c", "echo err >&2; exit 7"]);
     assert_eq!(r.code(), Some(7), "{}", r.dump());
     assert!(r.stderr.contains("err"), "{}", r.dump());

@@ -32,6 +32,9 @@ pub enum Request {
     Wait,
     /// Start a new process in the running container (`carapace exec`).
     Exec(ExecRequest),
+    /// `carapace update`: the limits its cgroupfs shows; the fields set replace those
+    /// shown, the others stay.
+    UpdateCgroup(crate::fs::cgroup::Limits),
 }
 
 /// A process for `exec`. The descriptors come with the request: the new process's fds 0,
@@ -48,6 +51,9 @@ pub struct ExecRequest {
     pub umask: u32,
     #[serde(default)]
     pub terminal: bool,
+    /// Capabilities, no_new_privs, rlimits and seccomp filter of the new process.
+    #[serde(default)]
+    pub security: Box<crate::security::ProcessSecurity>,
 }
 
 /// Where the container is in its life, as `state` reports it.

@@ -242,6 +242,7 @@ fn exec(
         gid: req.gid,
         groups: req.additional_gids,
         umask: req.umask,
+        security: *req.security,
     };
     let mut reply = stream
         .try_clone()
@@ -273,7 +274,48 @@ fn exec(
         return Ok(());
     }
     let _ = started_tx.send(());
+    kill_when_client_goes(&shared.kernel, pid, stream);
     Ok(())
+}
+
+/// The `exec` client (the CLI, or its `--detach` waiter) stands in for the process on
+/// the host: containerd and conmon kill an exec by SIGKILLing that pid, which the client
+/// cannot catch and pass on. So when its connection closes before the process has
+/// exited, the process is killed (a client that got `Exited` closes it afterwards, and
+/// then there is nothing left to kill).
+fn kill_when_client_goes(kernel: &Arc<Kernel>, pid: i32, stream: &UnixStream) {
+    let Some(group) = kernel.pids().group(pid) else {
+        return;
+    };
+    let watch = match stream.try_clone() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("control socket: {e}: exec {pid} is not killed with its client");
+            return;
+        }
+    };
+    let kernel = kernel.clone();
+    let spawned = std::thread::Builder::new()
+        .name("exec-client".into())
+        .spawn(move || {
+            use std::io::Read;
+            let _ = watch.set_read_timeout(None);
+            let mut buf = [0u8; 64];
+            loop {
+                match (&watch).read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if group.state().exit_status.is_none() {
+                kernel.signal_group(&group, SigInfo::user(libc::SIGKILL, 0, 0));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("{e}: exec {pid} is not killed with its client");
+    }
 }
 
 fn handle(shared: &Shared, req: Request) -> Response {
@@ -338,6 +380,10 @@ fn handle(shared: &Shared, req: Request) -> Response {
             let mut pids: Vec<i32> = shared.kernel.pids().groups.keys().copied().collect();
             pids.sort_unstable();
             Response::Ps { pids }
+        }
+        Request::UpdateCgroup(l) => {
+            crate::fs::cgroup::update_limits(l);
+            Response::Ok
         }
         // Answered by the caller.
         Request::Wait | Request::Exec(_) => error("internal: wait"),

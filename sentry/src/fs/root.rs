@@ -5,9 +5,9 @@ use crate::error::Result;
 use crate::fs::gofer::{Client, GoferFs};
 use crate::fs::host::{HostConsole, HostFile};
 use crate::fs::overlay::OverlayFs;
-use crate::fs::{dev, devpts, proc, sys, tmpfs::Tmpfs};
+use crate::fs::{cgroup, dev, devpts, proc, sys, tmpfs::Tmpfs};
 use crate::mm::MemoryFile;
-use crate::vfs::{FdFlags, FdTable, Inode, Vfs, VfsPath};
+use crate::vfs::{FdFlags, FdTable, Inode, MountFlags, Vfs, VfsPath};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
@@ -102,13 +102,40 @@ pub fn new_vfs_with_root(
 ) -> Result<Arc<Vfs>> {
     let vfs = Vfs::new(fs_type, root, read_only);
     let r = vfs.root();
-    mount_at(&vfs, &r, b"tmp", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
-    if let Some(devp) = mount_at(&vfs, &r, b"dev", "devtmpfs", dev::new_devfs(mf)?)? {
-        mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
-        mount_at(&vfs, &devp, b"pts", "devpts", devpts::DevptsFs::new_root())?;
+    // With the flags runc and Docker give these mounts.
+    let flags = |nosuid, nodev, noexec| MountFlags {
+        nosuid,
+        nodev,
+        noexec,
+    };
+    let set = |p: Option<VfsPath>, f: MountFlags| {
+        if let Some(p) = &p {
+            p.mount.set_flags(f);
+        }
+        p
+    };
+    let tmp = mount_at(&vfs, &r, b"tmp", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
+    set(tmp, flags(true, true, false));
+    let devp = mount_at(&vfs, &r, b"dev", "devtmpfs", dev::new_devfs(mf)?)?;
+    if let Some(devp) = set(devp, flags(true, false, false)) {
+        let shm = mount_at(&vfs, &devp, b"shm", "tmpfs", Tmpfs::new_root(mf, 0o1777))?;
+        set(shm, MountFlags::KERNEL_FS);
+        let pts = mount_at(&vfs, &devp, b"pts", "devpts", devpts::DevptsFs::new_root())?;
+        set(pts, flags(true, false, true));
     }
-    mount_at(&vfs, &r, b"proc", "proc", proc::new_procfs())?;
-    mount_at_ro(&vfs, &r, b"sys", "sysfs", sys::new_sysfs())?;
+    let proc = mount_at(&vfs, &r, b"proc", "proc", proc::new_procfs())?;
+    set(proc, MountFlags::KERNEL_FS);
+    let sys = mount_at_ro(&vfs, &r, b"sys", "sysfs", sys::new_sysfs())?;
+    if let Some(sysp) = set(sys, MountFlags::KERNEL_FS) {
+        // The container's own cgroup, read-only, as runc mounts it for a container
+        // without CAP_SYS_ADMIN.
+        let fsdir = VfsPath {
+            dentry: sysp.dentry.lookup(b"fs")?,
+            mount: sysp.mount.clone(),
+        };
+        let cg = mount_at_ro(&vfs, &fsdir, b"cgroup", "cgroup2", cgroup::new_cgroupfs())?;
+        set(cg, MountFlags::KERNEL_FS);
+    }
     Ok(vfs)
 }
 
@@ -235,10 +262,12 @@ pub struct SpecMount {
     pub destination: Vec<u8>,
     pub fs: SpecFs,
     pub read_only: bool,
+    /// `nosuid`, `nodev`, `noexec` from its options.
+    pub flags: MountFlags,
 }
 
 /// Mount `m` on its destination, creating missing directories on a writable root.
-/// Filesystems the sentry does not have yet (proc, sysfs, devpts, mqueue, cgroup) leave
+/// Filesystems the sentry does not have yet (devpts elsewhere than `/dev/pts`) leave
 /// the mount point as an empty directory and are logged: the container still starts.
 pub fn mount_spec(
     vfs: &Arc<Vfs>,
@@ -255,6 +284,7 @@ pub fn mount_spec(
             | (SpecFs::Devpts, b"/dev/pts")
             | (SpecFs::Proc, b"/proc")
             | (SpecFs::Sysfs, b"/sys")
+            | (SpecFs::Cgroup, b"/sys/fs/cgroup")
     );
     if standard {
         return Ok(());
@@ -263,6 +293,8 @@ pub fn mount_spec(
         SpecFs::Tmpfs { mode } => ("tmpfs", Tmpfs::new_root(mf, *mode)),
         SpecFs::Proc => ("proc", proc::new_procfs()),
         SpecFs::Sysfs => ("sysfs", sys::new_sysfs()),
+        SpecFs::Cgroup => ("cgroup2", cgroup::new_cgroupfs()),
+        SpecFs::Mqueue => ("mqueue", crate::fs::mqueue::new_mqueuefs()),
         SpecFs::Bind { name, file } => {
             let staged =
                 staged.ok_or(crate::errno!(EINVAL, "bind mount without a staged gofer"))?;
@@ -277,17 +309,17 @@ pub fn mount_spec(
             };
             // A file is mounted on a file (as `mount --bind` allows), not only on a
             // directory.
-            vfs.mount_dentry(
+            let mount = vfs.mount_dentry(
                 &at,
                 "bind",
                 crate::vfs::Dentry::new_root(source),
                 m.read_only,
             )?;
+            mount.set_flags(m.flags);
             return Ok(());
         }
         other => {
-            // Every podman container asks for mqueue and cgroup: a debug-level note, not a
-            // warning on the container's stderr.
+            // A debug-level note, not a warning on the container's stderr.
             tracing::info!(
                 "{} is not implemented in the sentry yet: {dest} is left as an empty directory",
                 other.name()
@@ -297,7 +329,21 @@ pub fn mount_spec(
         }
     };
     let at = make_dirs(vfs, &m.destination)?;
-    vfs.mount(&at, fs_type, root, m.read_only)?;
+    vfs.mount(&at, fs_type, root, m.read_only)?
+        .set_flags(m.flags);
+    Ok(())
+}
+
+/// `/dev/console` for a sandbox with a console: the console pty's slave bound over an
+/// empty file, as runc binds it.
+pub fn mount_console(vfs: &Arc<Vfs>, slave: &VfsPath) -> Result<()> {
+    let at = make_file(vfs, b"/dev/console")?;
+    let m = vfs.mount_dentry(&at, "devpts", slave.dentry.clone(), false)?;
+    m.set_flags(MountFlags {
+        nosuid: true,
+        nodev: false,
+        noexec: true,
+    });
     Ok(())
 }
 

@@ -71,13 +71,29 @@ fn encode(info: &SigInfo) -> [u8; SIGNALFD_SIGINFO_SIZE] {
     put(0, &(info.signo as u32).to_le_bytes()); // ssi_signo
     put(4, &info.errno.to_le_bytes()); // ssi_errno
     put(8, &info.code.to_le_bytes()); // ssi_code
-    put(12, &(info.pid as u32).to_le_bytes()); // ssi_pid
-    put(16, &info.uid.to_le_bytes()); // ssi_uid
-    put(28, &(info.status as i32).to_le_bytes()); // ssi_status
-    put(48, &(info.status as u64).to_le_bytes()); // ssi_ptr
-    put(56, &info.addr.to_le_bytes()); // ssi_addr
-                                       // ssi_int is the sigval's int: the low half of the value.
-    put(44, &(info.status as i32).to_le_bytes());
+                                      // The rest by the kind of signal, as Linux's signalfd_copyinfo.
+    let fault = matches!(
+        info.signo,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
+    ) && info.code > 0;
+    if info.signo == libc::SIGSYS && info.code > 0 {
+        // seccomp's SIGSYS: `status` holds si_syscall and si_arch.
+        put(84, &(info.status as u32).to_le_bytes()); // ssi_syscall
+        put(88, &info.addr.to_le_bytes()); // ssi_call_addr
+        put(96, &((info.status >> 32) as u32).to_le_bytes()); // ssi_arch
+    } else if fault {
+        put(72, &info.addr.to_le_bytes()); // ssi_addr
+    } else {
+        put(12, &(info.pid as u32).to_le_bytes()); // ssi_pid
+        put(16, &info.uid.to_le_bytes()); // ssi_uid
+        if info.signo == libc::SIGCHLD {
+            put(40, &(info.status as i32).to_le_bytes()); // ssi_status
+        } else {
+            // The sigval: ssi_int is its int, the low half of the value.
+            put(44, &(info.status as i32).to_le_bytes()); // ssi_int
+            put(48, &(info.status as u64).to_le_bytes()); // ssi_ptr
+        }
+    }
     b
 }
 

@@ -192,6 +192,11 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     shared
         .nice
         .store(nice, std::sync::atomic::Ordering::Relaxed);
+    // seccomp filters and no_new_privs are inherited by every new thread and process.
+    shared.seccomp.inherit(&task.shared.seccomp);
+    shared
+        .no_new_privs
+        .store(task.no_new_privs(), Ordering::Release);
     // Until the child's thread publishes its own, /proc shows the parent's view of it.
     *lock(&shared.comm) = task.comm();
     *lock(&shared.proc) = lock(&task.shared.proc).clone();

@@ -17,6 +17,9 @@ pub struct Credentials {
     pub cap_inheritable: u64,
     /// The bounding set: what execve may grant (`PR_CAPBSET_DROP` shrinks it).
     pub cap_bounding: u64,
+    /// The ambient set: kept across `execve` of an unprivileged program
+    /// (`PR_CAP_AMBIENT`); always within permitted and inheritable.
+    pub cap_ambient: u64,
     /// `PR_SET_KEEPCAPS`: leaving uid 0 keeps the permitted set.
     pub keep_caps: bool,
 }
@@ -44,6 +47,7 @@ impl Credentials {
             cap_permitted: if uid == 0 { CAP_FULL } else { 0 },
             cap_inheritable: 0,
             cap_bounding: CAP_FULL,
+            cap_ambient: 0,
             keep_caps: false,
         }
     }
@@ -75,25 +79,30 @@ impl Credentials {
         self.fsuid = self.euid;
         self.sgid = self.egid;
         self.fsgid = self.egid;
+        // A set-ID execution cancels the ambient set.
+        if setuid.is_some() || setgid.is_some() {
+            self.cap_ambient = 0;
+        }
     }
 
-    /// The capability sets after `execve` of a file without file capabilities or
-    /// set-ID bits (`cap_bprm_creds_from_file`): root (real or effective uid 0) gets
-    /// the bounding set plus its inheritable capabilities, effective only for an
-    /// effective uid 0; anyone else keeps none (no ambient set). `PR_SET_KEEPCAPS`
-    /// does not survive exec.
+    /// The capability sets after `execve` of a file without file capabilities
+    /// (`cap_bprm_creds_from_file`): root (real or effective uid 0) gets the bounding
+    /// set plus its inheritable capabilities, all effective for an effective uid 0;
+    /// anyone else keeps only the ambient set, permitted and effective.
+    /// `PR_SET_KEEPCAPS` does not survive exec.
     pub fn exec_transform(&mut self) {
-        if self.ruid == 0 || self.euid == 0 {
-            self.cap_permitted = self.cap_bounding | self.cap_inheritable;
-            self.cap_effective = if self.euid == 0 {
-                self.cap_permitted
-            } else {
-                0
-            };
+        let root = self.ruid == 0 || self.euid == 0;
+        let base = if root {
+            self.cap_bounding | self.cap_inheritable
         } else {
-            self.cap_permitted = 0;
-            self.cap_effective = 0;
-        }
+            0
+        };
+        self.cap_permitted = base | self.cap_ambient;
+        self.cap_effective = if self.euid == 0 {
+            self.cap_permitted
+        } else {
+            self.cap_ambient
+        };
         self.keep_caps = false;
     }
 
@@ -120,6 +129,7 @@ impl Credentials {
                 self.cap_permitted = 0;
             }
             self.cap_effective = 0;
+            self.cap_ambient = 0;
         }
         if old.euid == 0 && euid != 0 {
             self.cap_effective = 0;
@@ -146,6 +156,7 @@ pub const CAP_SETPCAP: u32 = 8;
 pub const CAP_LINUX_IMMUTABLE: u32 = 9;
 pub const CAP_NET_BIND_SERVICE: u32 = 10;
 pub const CAP_KILL: u32 = 5;
+pub const CAP_SYS_PTRACE: u32 = 19;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_SYS_NICE: u32 = 23;
 pub const CAP_SYS_RESOURCE: u32 = 24;

@@ -9,6 +9,7 @@ mod deliver;
 pub mod futex;
 pub mod locks;
 pub mod process;
+pub mod seccomp;
 pub mod signal;
 pub mod task;
 pub mod timer;
@@ -126,6 +127,8 @@ impl Kernel {
             nice: AtomicI32::new(0),
             comm: Mutex::new(Vec::new()),
             proc: Mutex::new(Default::default()),
+            seccomp: Default::default(),
+            no_new_privs: AtomicBool::new(false),
         });
         tg.state().threads.push(shared.clone());
         let mut pids = self.pids();

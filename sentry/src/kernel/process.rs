@@ -111,6 +111,10 @@ pub struct TaskShared {
     pub comm: Mutex<Vec<u8>>,
     /// What `/proc` shows of the task's private state, published by its own thread.
     pub proc: Mutex<ProcView>,
+    /// seccomp(2) mode and filters (here so that TSYNC and `/proc` reach them).
+    pub seccomp: super::seccomp::TaskSeccomp,
+    /// `PR_SET_NO_NEW_PRIVS` (here so that seccomp's TSYNC can set it on other threads).
+    pub no_new_privs: AtomicBool,
 }
 
 /// The task-private state `/proc` shows to other tasks: a copy the task publishes when it

@@ -149,7 +149,11 @@ impl SigInfo {
             self.signo,
             libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
         ) && self.code > 0;
-        if fault {
+        if self.signo == libc::SIGSYS && self.code > 0 {
+            // _sigsys: si_call_addr, then si_syscall and si_arch (packed in `status`).
+            put(&mut b, 16, &self.addr.to_le_bytes());
+            put(&mut b, 24, &self.status.to_le_bytes());
+        } else if fault {
             put(&mut b, 16, &self.addr.to_le_bytes());
         } else {
             put(&mut b, 16, &self.pid.to_le_bytes());

@@ -104,7 +104,6 @@ pub struct Task {
     pub clear_child_tid: UserAddr,
     pub robust_list: (UserAddr, usize),
     pub dumpable: bool,
-    pub no_new_privs: bool,
     /// The path of the running executable (`/proc/self/exe`).
     pub exe_path: Vec<u8>,
     /// Set when the task has exited; the loop stops.
@@ -162,13 +161,19 @@ impl Task {
             clear_child_tid: seed.clear_child_tid,
             robust_list: (UserAddr(0), 0),
             dumpable: true,
-            no_new_privs: false,
             exe_path: seed.exe_path,
             exit_status: None,
             restart_syscall: None,
         };
         task.publish_proc();
         task
+    }
+
+    /// `PR_SET_NO_NEW_PRIVS` is set.
+    pub fn no_new_privs(&self) -> bool {
+        self.shared
+            .no_new_privs
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The thread's name (`comm`).
@@ -442,6 +447,14 @@ impl Task {
             .kernel
             .strace
             .then(|| crate::strace::entry(self, nr, &args));
+        if let super::seccomp::Verdict::Skip = super::seccomp::check_syscall(self, nr, &args) {
+            // Refused by a seccomp filter: rax holds its errno unless the task is gone.
+            if let Some(line) = entry {
+                let ret = self.exit_status.is_none().then_some(self.regs.rax as i64);
+                crate::strace::exit(self, nr, &args, &line, ret);
+            }
+            return;
+        }
         let result = syscalls::dispatch(self, nr, &args);
         if changes_proc_view(nr) {
             self.publish_proc();
@@ -561,6 +574,7 @@ fn changes_proc_view(nr: u64) -> bool {
             | nr::SETFSGID
             | nr::SETGROUPS
             | nr::CAPSET
+            | nr::PRCTL
             | nr::SETRLIMIT
             | nr::PRLIMIT64
             | nr::UNSHARE

@@ -61,6 +61,9 @@ fn open_program(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> Result<Exec
             return_errno!(EACCES);
         }
         check_permission(&st, &super::file::creds(task), MAY_EXEC)?;
+        if file.path().is_some_and(|p| p.mount.flags().noexec) {
+            return_errno!(EACCES);
+        }
         let mappable = file.mappable().ok_or(errno!(EACCES))?;
         let path = file
             .path()
@@ -81,9 +84,10 @@ fn open_program(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> Result<Exec
 /// The ids a set-user-ID or set-group-ID program runs with (`bprm_fill_uid`): the
 /// file's owner and group, unless `PR_SET_NO_NEW_PRIVS` forbids gaining privileges. A
 /// set-group-ID bit without group-execute is mandatory locking, not set-group-ID. A
-/// script's own bits never count (Linux ignores set-ID scripts): only an ELF file's.
+/// script's own bits never count (Linux ignores set-ID scripts): only an ELF file's. On
+/// a `nosuid` mount they do not count either.
 fn set_ids(task: &Task, program: &ExecFile) -> Result<(Option<u32>, Option<u32>)> {
-    if task.no_new_privs {
+    if task.no_new_privs() || program.file.path().is_some_and(|p| p.mount.flags().nosuid) {
         return Ok((None, None));
     }
     let mut magic = [0u8; 2];

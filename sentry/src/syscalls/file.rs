@@ -477,6 +477,7 @@ pub fn sys_close(task: &mut Task, fd: i32) -> Result<u64> {
             .locks
             .release_process(Some((st.dev, st.ino)), task.tgid);
     }
+    crate::fs::mqueue::closed_by(&*file, task.tgid);
     // The last reference may be dropped here, outside the table lock.
     drop(file);
     Ok(0)
@@ -721,9 +722,21 @@ pub(super) struct LinuxStatFs {
 
 /// `struct statfs` for a file at `path` (if it has one): the mount's read-only flag added.
 pub(super) fn linux_statfs(s: &StatFs, path: Option<&VfsPath>) -> LinuxStatFs {
-    let mut flags = s.flags;
-    if path.is_some_and(|p| p.mount.is_read_only()) {
-        flags |= libc::ST_RDONLY as i64;
+    // ST_VALID: f_flags is filled in (statvfs(3) relies on it since Linux 2.6.36).
+    const ST_VALID: i64 = 0x20;
+    let mut flags = s.flags | ST_VALID;
+    if let Some(p) = path {
+        let f = p.mount.flags();
+        for (set, bit) in [
+            (p.mount.is_read_only(), libc::ST_RDONLY),
+            (f.nosuid, libc::ST_NOSUID),
+            (f.nodev, libc::ST_NODEV),
+            (f.noexec, libc::ST_NOEXEC),
+        ] {
+            if set {
+                flags |= bit as i64;
+            }
+        }
     }
     LinuxStatFs {
         f_type: s.fs_type,

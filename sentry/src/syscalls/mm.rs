@@ -85,6 +85,9 @@ pub fn sys_mmap(
         if acc == libc::O_WRONLY as u32 {
             return_errno!(EACCES);
         }
+        if prot.exec && file.path().is_some_and(|p| p.mount.flags().noexec) {
+            return_errno!(EPERM);
+        }
         let mut may_write = acc == libc::O_RDWR as u32;
         if shared && prot.write && !may_write {
             return_errno!(EACCES);

@@ -13,9 +13,11 @@ pub mod inotify;
 pub mod lock;
 pub mod mm;
 pub mod mount;
+pub mod mqueue;
 pub mod pipe;
 pub mod poll;
 pub mod process;
+pub mod seccomp;
 pub mod signal;
 pub mod socket;
 pub mod splice;
@@ -259,6 +261,7 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::GETRLIMIT => process::sys_getrlimit(t, a.u32(0), a.ptr(1)),
         nr::SETRLIMIT => process::sys_setrlimit(t, a.u32(0), a.ptr(1)),
         nr::PRCTL => process::sys_prctl(t, a.i32(0), a.u64(1), a.u64(2)),
+        nr::SECCOMP => seccomp::sys_seccomp(t, a.u32(0), a.u32(1), a.ptr(2)),
 
         nr::FUTEX => futex::sys_futex(
             t,
@@ -329,6 +332,16 @@ pub fn dispatch(task: &mut Task, nr: u64, a: &SyscallArgs) -> Result<SyscallRetu
         nr::PIPE => pipe::sys_pipe(t, a.ptr(0)),
         nr::PIPE2 => pipe::sys_pipe2(t, a.ptr(0), a.i32(1)),
         nr::EVENTFD => pipe::sys_eventfd(t, a.u32(0)),
+        nr::MQ_OPEN => mqueue::sys_mq_open(t, a.ptr(0), a.i32(1), a.u32(2), a.ptr(3)),
+        nr::MQ_UNLINK => mqueue::sys_mq_unlink(t, a.ptr(0)),
+        nr::MQ_TIMEDSEND => {
+            mqueue::sys_mq_timedsend(t, a.fd(0), a.ptr(1), a.usize(2), a.u32(3), a.ptr(4))
+        }
+        nr::MQ_TIMEDRECEIVE => {
+            mqueue::sys_mq_timedreceive(t, a.fd(0), a.ptr(1), a.usize(2), a.ptr(3), a.ptr(4))
+        }
+        nr::MQ_NOTIFY => mqueue::sys_mq_notify(t, a.fd(0), a.ptr(1)),
+        nr::MQ_GETSETATTR => mqueue::sys_mq_getsetattr(t, a.fd(0), a.ptr(1), a.ptr(2)),
         nr::EVENTFD2 => pipe::sys_eventfd2(t, a.u32(0), a.i32(1)),
         nr::POLL => poll::sys_poll(t, a.ptr(0), a.u32(1), a.i32(2)),
         nr::PPOLL => poll::sys_ppoll(t, a.ptr(0), a.u32(1), a.ptr(2), a.ptr(3), a.usize(4)),

@@ -10,11 +10,14 @@ use crate::error::Result;
 use crate::fs::tmpfs::Tmpfs;
 use crate::kernel::Task;
 use crate::mm::UserAddr;
-use crate::vfs::{Inode, VfsPath};
+use crate::vfs::{Inode, MountFlags, VfsPath};
 use crate::{errno, return_errno};
 use std::sync::Arc;
 
 const MS_RDONLY: u64 = 1;
+const MS_NOSUID: u64 = 2;
+const MS_NODEV: u64 = 4;
+const MS_NOEXEC: u64 = 8;
 const MS_REMOUNT: u64 = 32;
 const MS_BIND: u64 = 4096;
 const MS_MOVE: u64 = 8192;
@@ -129,14 +132,20 @@ pub fn sys_mount(
         return_errno!(EPERM);
     }
     let read_only = flags & MS_RDONLY != 0;
+    let mount_flags = MountFlags {
+        nosuid: flags & MS_NOSUID != 0,
+        nodev: flags & MS_NODEV != 0,
+        noexec: flags & MS_NOEXEC != 0,
+    };
     let vfs = fs_ctx(task).vfs;
     if flags & MS_REMOUNT != 0 {
-        // Per-mount (with MS_BIND) or filesystem flags: either way, only read-only is
-        // kept here, and it is per mount.
+        // Per-mount (with MS_BIND) or filesystem flags: either way, read-only, nosuid,
+        // nodev and noexec are kept per mount here, replaced as a whole as Linux does.
         if !at.is_mount_root() {
             return_errno!(EINVAL);
         }
         at.mount.set_read_only(read_only);
+        at.mount.set_flags(mount_flags);
         return Ok(0);
     }
     if flags & MS_BIND != 0 {
@@ -178,7 +187,8 @@ pub fn sys_mount(
     if !at.inode().is_dir() {
         return_errno!(ENOTDIR);
     }
-    vfs.mount(&at, kind, root, read_only)?;
+    let m = vfs.mount(&at, kind, root, read_only)?;
+    m.set_flags(mount_flags);
     Ok(0)
 }
 

@@ -384,6 +384,9 @@ pub fn sys_prlimit64(
     }
     if let (Some(n), Some(s)) = (new_val, task.rlimits.0.get_mut(slot)) {
         *s = (n.cur, n.max);
+        if resource == libc::RLIMIT_NOFILE {
+            task.files().limit = u32::try_from(n.cur).unwrap_or(u32::MAX);
+        }
     }
     Ok(0)
 }
@@ -448,10 +451,12 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
             if arg2 != 1 {
                 return_errno!(EINVAL);
             }
-            task.no_new_privs = true;
+            task.shared
+                .no_new_privs
+                .store(true, std::sync::atomic::Ordering::Release);
             Ok(0)
         }
-        libc::PR_GET_NO_NEW_PRIVS => Ok(u64::from(task.no_new_privs)),
+        libc::PR_GET_NO_NEW_PRIVS => Ok(u64::from(task.no_new_privs())),
         libc::PR_SET_CHILD_SUBREAPER => {
             task.tg.state().child_subreaper = arg2 != 0;
             Ok(0)
@@ -461,7 +466,8 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
             task.write_obj(UserAddr(arg2), &v)?;
             Ok(0)
         }
-        libc::PR_GET_SECCOMP => Ok(0),
+        libc::PR_GET_SECCOMP => Ok(u64::from(task.shared.seccomp.mode())),
+        libc::PR_SET_SECCOMP => super::seccomp::sys_prctl_set_seccomp(task, arg2, _arg3),
         libc::PR_CAPBSET_READ => {
             if arg2 > u64::from(crate::kernel::creds::CAP_LAST_CAP) {
                 return_errno!(EINVAL);
@@ -486,8 +492,38 @@ pub fn sys_prctl(task: &mut Task, option: i32, arg2: u64, _arg3: u64) -> Result<
             task.creds.keep_caps = arg2 == 1;
             Ok(0)
         }
+        libc::PR_CAP_AMBIENT => cap_ambient(task, arg2, _arg3),
         libc::PR_GET_TIMERSLACK => Ok(0),
         libc::PR_SET_TIMERSLACK => Ok(0),
+        _ => return_errno!(EINVAL),
+    }
+}
+
+/// `prctl(PR_CAP_AMBIENT, op, cap)`: the ambient set (capabilities(7)). A capability
+/// may be raised only while it is permitted and inheritable.
+fn cap_ambient(task: &mut Task, op: u64, cap: u64) -> Result<u64> {
+    let c = &mut task.creds;
+    if op == libc::PR_CAP_AMBIENT_CLEAR_ALL as u64 {
+        c.cap_ambient = 0;
+        return Ok(0);
+    }
+    if cap > u64::from(crate::kernel::creds::CAP_LAST_CAP) {
+        return_errno!(EINVAL);
+    }
+    let bit = 1u64 << cap;
+    match op as i32 {
+        libc::PR_CAP_AMBIENT_IS_SET => Ok(u64::from(c.cap_ambient & bit != 0)),
+        libc::PR_CAP_AMBIENT_RAISE => {
+            if c.cap_permitted & c.cap_inheritable & bit == 0 {
+                return_errno!(EPERM);
+            }
+            c.cap_ambient |= bit;
+            Ok(0)
+        }
+        libc::PR_CAP_AMBIENT_LOWER => {
+            c.cap_ambient &= !bit;
+            Ok(0)
+        }
         _ => return_errno!(EINVAL),
     }
 }
@@ -584,6 +620,8 @@ pub fn sys_capset(task: &mut Task, hdr: UserAddr, data: UserAddr) -> Result<u64>
     c.cap_effective = e;
     c.cap_permitted = p;
     c.cap_inheritable = i;
+    // The ambient set never holds what is no longer permitted and inheritable.
+    c.cap_ambient &= p & i;
     Ok(0)
 }
 

@@ -30,8 +30,8 @@ pub use inode::{
     FALLOC_FL_PUNCH_HOLE, MAY_EXEC, MAY_READ, MAY_WRITE, XATTR_CREATE, XATTR_REPLACE,
     XATTR_SIZE_MAX,
 };
-pub use mount::{Mount, Vfs, VfsPath};
-pub use ops::{open_for_exec, remove_privs, ExecFile, OpenHow};
+pub use mount::{Mount, MountFlags, Vfs, VfsPath};
+pub use ops::{check_device_mount, open_for_exec, remove_privs, ExecFile, OpenHow};
 pub use path::{with_creds, Resolve, ResolveFlags, MAXSYMLINKS};
 pub use types::{dtype_of_mode, DirEntry, Stat, StatFs, Timespec};
 

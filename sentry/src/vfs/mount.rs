@@ -5,7 +5,7 @@ use super::inode::Inode;
 use crate::error::Result;
 use crate::return_errno;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One mounted filesystem.
@@ -20,6 +20,52 @@ pub struct Mount {
     /// every write check asks.
     pub read_only: bool,
     read_only_now: AtomicBool,
+    /// `MS_NOSUID`, `MS_NODEV` and `MS_NOEXEC` as they are now (set at mount time, changed
+    /// by a remount).
+    flags: AtomicU32,
+}
+
+/// The per-mount flags besides read-only that the sentry enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    /// Set-user-ID and set-group-ID bits do not count on `execve`.
+    pub nosuid: bool,
+    /// Device nodes cannot be opened (`EACCES`).
+    pub nodev: bool,
+    /// Programs cannot be executed (`EACCES`) nor files mapped executable (`EPERM`).
+    pub noexec: bool,
+}
+
+impl MountFlags {
+    const NOSUID: u32 = 1;
+    const NODEV: u32 = 2;
+    const NOEXEC: u32 = 4;
+
+    /// What Linux mounts proc and sysfs with.
+    pub const KERNEL_FS: MountFlags = MountFlags {
+        nosuid: true,
+        nodev: true,
+        noexec: true,
+    };
+
+    fn bits(self) -> u32 {
+        [
+            (self.nosuid, Self::NOSUID),
+            (self.nodev, Self::NODEV),
+            (self.noexec, Self::NOEXEC),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .fold(0, |acc, (_, bit)| acc | bit)
+    }
+
+    fn from_bits(b: u32) -> MountFlags {
+        MountFlags {
+            nosuid: b & Self::NOSUID != 0,
+            nodev: b & Self::NODEV != 0,
+            noexec: b & Self::NOEXEC != 0,
+        }
+    }
 }
 
 impl Mount {
@@ -37,7 +83,18 @@ impl Mount {
             mountpoint,
             read_only,
             read_only_now: AtomicBool::new(read_only),
+            flags: AtomicU32::new(0),
         }
+    }
+
+    /// Its nosuid/nodev/noexec flags now.
+    pub fn flags(&self) -> MountFlags {
+        MountFlags::from_bits(self.flags.load(Ordering::Relaxed))
+    }
+
+    /// Set them (a new mount's options, or a remount).
+    pub fn set_flags(&self, f: MountFlags) {
+        self.flags.store(f.bits(), Ordering::Relaxed);
     }
 
     /// Whether writes through this mount are refused (`EROFS`) now.
@@ -318,6 +375,7 @@ impl Vfs {
             // A place already covered in the copy (stacked mounts) keeps the first.
             if let Ok(copy) = self.mount_dentry(&at, child.fs_type, child.root.clone(), false) {
                 copy.set_read_only(child.is_read_only());
+                copy.set_flags(child.flags());
                 self.copy_from(before, child, &child.root, &copy);
             }
         }

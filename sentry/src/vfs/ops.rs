@@ -214,6 +214,7 @@ impl FsContext {
             // Only reachable with O_NOFOLLOW.
             return_errno!(ELOOP);
         }
+        check_device_mount(target, st.mode)?;
         let acc = flags & libc::O_ACCMODE as u32;
         let wants_write = acc != libc::O_RDONLY as u32 || has(flags, libc::O_TRUNC);
         let wants_read = acc != libc::O_WRONLY as u32;
@@ -550,6 +551,9 @@ impl FsContext {
             return_errno!(EACCES, "execve of a non-regular file");
         }
         check_permission(&st, creds, MAY_EXEC)?;
+        if p.mount.flags().noexec {
+            return_errno!(EACCES, "execve from a noexec mount");
+        }
         let file = self.open_resolved(&p, libc::O_RDONLY as u32, false, creds)?;
         let mappable = file
             .mappable()
@@ -560,6 +564,15 @@ impl FsContext {
             path: p.path_from(&self.root),
         })
     }
+}
+
+/// `may_open_dev`: device nodes on a `nodev` mount cannot be opened.
+pub fn check_device_mount(p: &VfsPath, mode: u32) -> Result<()> {
+    let fmt = mode & libc::S_IFMT;
+    if (fmt == libc::S_IFCHR || fmt == libc::S_IFBLK) && p.mount.flags().nodev {
+        return_errno!(EACCES, "device node on a nodev mount");
+    }
+    Ok(())
 }
 
 /// A program opened for `execve` and the ELF loader.

@@ -118,6 +118,11 @@ impl ConsoleBridge {
         self.slave.clone()
     }
 
+    /// The slave's node (`/dev/pts/N`), what `/dev/console` is bound to.
+    pub fn slave_path(&self) -> Option<crate::vfs::VfsPath> {
+        self.pty.slave_path.get().cloned()
+    }
+
     /// The pty's index (`/dev/pts/N`).
     pub fn index(&self) -> u32 {
         self.pty.index()

@@ -298,6 +298,7 @@ pub fn open_tty_device(
     if st.mode & libc::S_IFMT != libc::S_IFCHR || major(st.rdev) != TTYAUX_MAJOR {
         return Ok(None);
     }
+    crate::vfs::check_device_mount(p, st.mode)?;
     let want = match flags & libc::O_ACCMODE as u32 {
         a if a == libc::O_RDONLY as u32 => MAY_READ,
         a if a == libc::O_WRONLY as u32 => MAY_WRITE,

@@ -7,9 +7,11 @@
 //! `/proc/self` and the readers' view of paths come from it.
 #![deny(unsafe_code)]
 
+mod mem;
 pub mod node;
 mod pid;
 mod sys;
+pub mod sysctl;
 
 use crate::error::Result;
 use crate::kernel::task::current;

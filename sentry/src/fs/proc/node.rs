@@ -23,15 +23,31 @@ pub type Lister = Box<dyn Fn() -> Result<Entries> + Send + Sync>;
 pub type Finder = Box<dyn Fn(&[u8]) -> Result<Arc<dyn Inode>> + Send + Sync>;
 /// Where a magic link leads; gets the link's own place.
 pub type Magic = Box<dyn Fn(&VfsPath) -> Result<VfsPath> + Send + Sync>;
+/// Opens a file that is not a snapshot (`/proc/PID/mem`); gets the file's place and the
+/// open flags.
+pub type Opener = Box<dyn Fn(&VfsPath, u32) -> Result<Arc<dyn FileDescription>> + Send + Sync>;
 /// Whether the object a node shows still exists.
 pub type Alive = Arc<dyn Fn() -> bool + Send + Sync>;
 /// The owner (uid, gid) a node reports.
 pub type Owner = Arc<dyn Fn() -> (u32, u32) + Send + Sync>;
 
 pub enum Kind {
-    File { gen: Gen, write: Option<Writer> },
-    Dir { list: Lister, find: Option<Finder> },
-    Link { target: Gen, magic: Option<Magic> },
+    File {
+        gen: Gen,
+        write: Option<Writer>,
+    },
+    Dir {
+        list: Lister,
+        find: Option<Finder>,
+    },
+    Link {
+        target: Gen,
+        magic: Option<Magic>,
+    },
+    /// A file whose open makes its own description.
+    Special {
+        open: Opener,
+    },
 }
 
 /// One procfs/sysfs object.
@@ -120,6 +136,22 @@ impl Builder {
             Kind::File {
                 gen: Box::new(gen),
                 write: None,
+            },
+        )
+    }
+
+    /// A file whose descriptions are made by `open`, not generated contents.
+    pub fn special(
+        &self,
+        key: &str,
+        perm: u32,
+        open: impl Fn(&VfsPath, u32) -> Result<Arc<dyn FileDescription>> + Send + Sync + 'static,
+    ) -> Arc<dyn Inode> {
+        self.node(
+            key,
+            libc::S_IFREG | perm,
+            Kind::Special {
+                open: Box::new(open),
             },
         )
     }
@@ -310,6 +342,9 @@ impl Inode for Node {
 
     fn open(self: Arc<Self>, path: &VfsPath, flags: u32) -> Result<Arc<dyn FileDescription>> {
         self.check_alive()?;
+        if let Kind::Special { open } = &self.kind {
+            return open(path, flags);
+        }
         let Kind::File { gen, .. } = &self.kind else {
             return_errno!(ENXIO);
         };

@@ -222,7 +222,36 @@ fn entries(base: &Builder, t: Target, with_task: bool) -> Entries {
         ("uid_map", b.text(&k("uid_map"), ID_MAP)),
         ("gid_map", b.text(&k("gid_map"), ID_MAP)),
         ("ns", ns_dir(&b, t)),
+        (
+            "mem",
+            b.special(&k("mem"), 0o600, move |path, flags| {
+                let v = t.view()?;
+                may_attach(&v)?;
+                let mm = v.mm.ok_or(errno!(ENOENT))?;
+                Ok(Arc::new(super::mem::MemFile::new(mm, path, flags)) as Arc<dyn FileDescription>)
+            }),
+        ),
     ];
+    if !with_task {
+        // Linux lists the children each thread forked; the sandbox keeps children per
+        // process, so the main thread lists them all and the others none.
+        v.push((
+            "children",
+            b.file(&k("children"), 0o444, move || {
+                if t.tid.is_some_and(|tid| tid != t.tgid) {
+                    return Ok(Vec::new());
+                }
+                let g = t.group()?;
+                let mut pids: Vec<i32> = g.state().children.iter().map(|c| c.tgid).collect();
+                pids.sort_unstable();
+                Ok(pids
+                    .iter()
+                    .map(|p| format!("{p} "))
+                    .collect::<String>()
+                    .into_bytes())
+            }),
+        ));
+    }
     if with_task {
         let base = base.clone();
         v.push((
@@ -250,6 +279,22 @@ fn entries(base: &Builder, t: Target, with_task: bool) -> Entries {
     v.into_iter()
         .map(|(n, i)| (n.as_bytes().to_vec(), i))
         .collect()
+}
+
+/// `ptrace_may_access(PTRACE_MODE_ATTACH)` for `/proc/PID/mem`: the caller's ids all
+/// match the target's (its filesystem ids against the target's real, effective and saved
+/// ones), or it has `CAP_SYS_PTRACE`. (Dumpability is not checked.)
+fn may_attach(target: &ProcView) -> Result<()> {
+    let (_, me) = caller()?;
+    let me = lock(&me.proc).creds.clone();
+    let c = &target.creds;
+    let same = [c.ruid, c.euid, c.suid].iter().all(|&u| u == me.fsuid)
+        && [c.rgid, c.egid, c.sgid].iter().all(|&g| g == me.fsgid);
+    if same || me.has_cap(crate::kernel::creds::CAP_SYS_PTRACE) {
+        Ok(())
+    } else {
+        Err(errno!(EACCES))
+    }
 }
 
 /// The sandbox is not a user namespace of the host: its ids map to themselves.
@@ -737,6 +782,10 @@ struct Snap {
     caught: u64,
     /// The thread's nice value (`setpriority`).
     nice: i32,
+    /// `PR_SET_NO_NEW_PRIVS`, the seccomp mode and how many filters are attached.
+    no_new_privs: bool,
+    seccomp_mode: u8,
+    seccomp_filters: usize,
     view: ProcView,
     vm: VmStats,
 }
@@ -833,6 +882,11 @@ fn snap(t: Target) -> Result<Snap> {
         nice: th
             .as_ref()
             .map_or(0, |x| x.nice.load(std::sync::atomic::Ordering::Relaxed)),
+        no_new_privs: th
+            .as_ref()
+            .is_some_and(|x| x.no_new_privs.load(std::sync::atomic::Ordering::Relaxed)),
+        seccomp_mode: th.as_ref().map_or(0, |x| x.seccomp.mode()),
+        seccomp_filters: th.as_ref().map_or(0, |x| x.seccomp.filter_count()),
         view,
         vm,
     })
@@ -1010,10 +1064,10 @@ fn status(t: Target) -> Result<Vec<u8>> {
     let _ = writeln!(o, "CapPrm:\t{:016x}", c.cap_permitted);
     let _ = writeln!(o, "CapEff:\t{:016x}", c.cap_effective);
     let _ = writeln!(o, "CapBnd:\t{:016x}", c.cap_bounding);
-    let _ = writeln!(o, "CapAmb:\t{:016x}", 0);
-    let _ = writeln!(o, "NoNewPrivs:\t0");
-    let _ = writeln!(o, "Seccomp:\t0");
-    let _ = writeln!(o, "Seccomp_filters:\t0");
+    let _ = writeln!(o, "CapAmb:\t{:016x}", c.cap_ambient);
+    let _ = writeln!(o, "NoNewPrivs:\t{}", u8::from(s.no_new_privs));
+    let _ = writeln!(o, "Seccomp:\t{}", s.seccomp_mode);
+    let _ = writeln!(o, "Seccomp_filters:\t{}", s.seccomp_filters);
     let _ = writeln!(o, "Speculation_Store_Bypass:\tthread vulnerable");
     let _ = writeln!(o, "SpeculationIndirectBranch:\tconditional enabled");
     let n = super::host_facts().ncpus.min(64);
@@ -1091,11 +1145,19 @@ fn mounts(t: Target, info: bool) -> Result<Vec<u8>> {
         };
         let at = String::from_utf8_lossy(&at).replace(' ', "\\040");
         let rw = if m.is_read_only() { "ro" } else { "rw" };
-        let opts = match m.fs_type {
-            "proc" | "sysfs" => format!("{rw},nosuid,nodev,noexec,relatime"),
-            "tmpfs" | "devtmpfs" => format!("{rw},nosuid,nodev"),
-            _ => format!("{rw},relatime"),
-        };
+        let f = m.flags();
+        let mut opts = rw.to_string();
+        for (set, name) in [
+            (f.nosuid, "nosuid"),
+            (f.nodev, "nodev"),
+            (f.noexec, "noexec"),
+        ] {
+            if set {
+                opts.push(',');
+                opts.push_str(name);
+            }
+        }
+        opts.push_str(",relatime");
         if info {
             let dev = root.inode().stat().map(|s| s.dev).unwrap_or(0);
             let parent = m.mountpoint.as_ref().map_or(m.id, |p| p.mount.id);

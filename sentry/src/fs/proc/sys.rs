@@ -10,6 +10,9 @@ use std::sync::Arc;
 /// Linux's limit on the host name (`__NEW_UTS_LEN`).
 const HOST_NAME_MAX: usize = 64;
 
+/// `CAP_NET_ADMIN` (capabilities(7)).
+const CAP_NET_ADMIN: u32 = 12;
+
 fn line(s: &str) -> Vec<u8> {
     format!("{s}\n").into_bytes()
 }
@@ -108,42 +111,73 @@ pub fn proc_sys(b: &Builder, facts: &HostFacts) -> Arc<dyn Inode> {
             ("mmap_min_addr", t("vm/mmap_min_addr", "65536")),
         ],
     );
+    // Root may change them (the files are 0644), as in Linux's IPC namespace.
+    let mq_entries: Vec<(&str, Arc<dyn Inode>)> = super::sysctl::MqParam::ALL
+        .iter()
+        .map(|&(p, name)| {
+            let param = super::sysctl::Owned::Mqueue(p);
+            let node = b.file_rw(
+                &format!("sys/fs/mqueue/{name}"),
+                0o644,
+                move || Ok(super::sysctl::get(&caller()?.0, param)),
+                move |buf| super::sysctl::set(&caller()?.0, param, buf),
+            );
+            (name, node)
+        })
+        .collect();
+    let mqueue = b.static_dir("sys/fs/mqueue", mq_entries);
     let fs = b.static_dir(
         "sys/fs",
         vec![
+            ("mqueue", mqueue),
             ("file-max", t("fs/file-max", "9223372036854775807")),
             ("nr_open", t("fs/nr_open", "1048576")),
             ("pipe-max-size", t("fs/pipe-max-size", "1048576")),
         ],
     );
-    let (ping_lo, ping_hi) = crate::net::inet::icmp::PING_GROUP_RANGE;
+    // The network parameters the sentry owns (see `sysctl`): root may change them.
+    let net_param = |key: &str, p: super::sysctl::Owned| {
+        b.file_rw(
+            &format!("sys/net/ipv4/{key}"),
+            0o644,
+            move || Ok(super::sysctl::get(&caller()?.0, p)),
+            move |buf| {
+                let (k, t) = caller()?;
+                let privileged = crate::kernel::process::lock(&t.proc)
+                    .creds
+                    .has_cap(CAP_NET_ADMIN);
+                if !privileged {
+                    return_errno!(EPERM);
+                }
+                super::sysctl::set(&k, p, buf)
+            },
+        )
+    };
+    let ipv4 = b.static_dir(
+        "sys/net/ipv4",
+        vec![
+            (
+                "ping_group_range",
+                net_param("ping_group_range", super::sysctl::Owned::PingGroupRange),
+            ),
+            (
+                "ip_unprivileged_port_start",
+                net_param(
+                    "ip_unprivileged_port_start",
+                    super::sysctl::Owned::UnprivilegedPortStart,
+                ),
+            ),
+        ],
+    );
     let net = b.static_dir(
         "sys/net",
         vec![
+            ("ipv4", ipv4),
             (
                 "core",
                 b.static_dir(
                     "sys/net/core",
                     vec![("somaxconn", t("net/core/somaxconn", "4096"))],
-                ),
-            ),
-            (
-                "ipv4",
-                b.static_dir(
-                    "sys/net/ipv4",
-                    vec![
-                        (
-                            "ping_group_range",
-                            t(
-                                "net/ipv4/ping_group_range",
-                                &format!("{ping_lo}\t{ping_hi}"),
-                            ),
-                        ),
-                        (
-                            "ip_local_port_range",
-                            t("net/ipv4/ip_local_port_range", "32768\t60999"),
-                        ),
-                    ],
                 ),
             ),
         ],

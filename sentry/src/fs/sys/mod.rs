@@ -1,9 +1,8 @@
 //! sysfs: the little of `/sys` programs probe. The CPU topology (`online`, `possible`,
-//! `present` and a `cpuN` directory per CPU, from the host's CPU count) and an empty
-//! `/sys/fs/cgroup`.
+//! `present` and a `cpuN` directory per CPU, from the host's CPU count) and
+//! `/sys/fs/cgroup`, where the sandbox's cgroupfs (`fs::cgroup`) is mounted.
 //!
-//! Missing: a cgroup hierarchy under `/sys/fs/cgroup` (controllers, `cgroup.procs`,
-//! limits), `/sys/class`, `/sys/devices` beyond the CPUs, `/sys/kernel`, `/sys/block`.
+//! Missing: `/sys/class`, `/sys/devices` beyond the CPUs, `/sys/kernel`, `/sys/block`.
 #![deny(unsafe_code)]
 
 use crate::fs::proc::node::Builder;

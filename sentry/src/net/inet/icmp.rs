@@ -30,9 +30,6 @@ use smoltcp::wire::{IpAddress, Ipv4Address};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// What the sandbox's `/proc/sys/net/ipv4/ping_group_range` says: every group may make
-/// ping sockets, as distributions configure it.
-pub const PING_GROUP_RANGE: (u32, u32) = (0, 2_147_483_647);
 /// `CAP_NET_RAW`.
 const CAP_NET_RAW: u32 = 13;
 /// `SOL_RAW` and its `ICMP_FILTER` option.
@@ -99,7 +96,8 @@ impl IcmpSocket {
             return_errno!(EPERM);
         }
         if !raw {
-            let (lo, hi) = PING_GROUP_RANGE;
+            // The sandbox's `net.ipv4.ping_group_range` (Linux's default `1 0`: nobody).
+            let (lo, hi) = crate::fs::proc::sysctl::ping_group_range();
             let creds = &task.creds;
             let ok = std::iter::once(creds.egid)
                 .chain(creds.groups.iter().copied())

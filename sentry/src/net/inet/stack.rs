@@ -40,8 +40,6 @@ use std::time::{Duration, Instant};
 
 /// `/proc/sys/net/ipv4/ip_local_port_range`.
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
-/// Ports below this need `CAP_NET_BIND_SERVICE`.
-const PROT_SOCK: u16 = 1024;
 /// How long a closed connection may wait for its peer (`tcp_fin_timeout`).
 const FIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Linux's `tcp_keepalive_time`, `_intvl` and `_probes`.
@@ -477,7 +475,10 @@ impl Stack {
                 return_errno!(EADDRNOTAVAIL);
             }
         }
-        if port != 0 && port < PROT_SOCK && !privileged {
+        if port != 0
+            && u32::from(port) < crate::fs::proc::sysctl::unprivileged_port_start()
+            && !privileged
+        {
             return_errno!(EACCES);
         }
         self.bind_to(id, addr, port)
