@@ -19,6 +19,8 @@ CARAPACE_PACKAGES=(
     iproute2          # ip addr/link/route inside the sandbox over its netlink
     podman            # tests/tests/podman.rs: podman with carapace as its runtime (and umoci, skopeo)
     protobuf-compiler # tests/tests/cri.rs: protoc, to build the k8s-cri crate (the CRI client)
+    curl              # tests/tests/net_sandbox.rs: a client outside the sandbox
+    redis-server redis-tools nginx wrk  # bench net: servers in the sandbox, clients outside
 )
 
 missing=()

@@ -12,6 +12,7 @@
 mod bundle;
 mod chart;
 mod exec;
+mod net;
 mod prepare;
 mod report;
 mod runtime;
@@ -34,7 +35,8 @@ const CARAPACE_PLATFORMS: &[&str] = &["ptrace", "systrap", "kvm"];
 #[derive(Parser, Debug)]
 #[command(about = "Runs the same workloads natively, under runc, runsc and carapace")]
 struct Args {
-    /// Workloads to run: `all`, a group (`micro`, `lifecycle`, `apps`) or workload names.
+    /// Workloads to run: `all`, a group (`micro`, `lifecycle`, `apps`) or workload names;
+    /// or `net` alone: servers in the sandbox, clients outside (`net.rs`).
     #[arg(default_value = "all")]
     workloads: Vec<String>,
     /// Fewer rounds, shorter measurements, smaller files (about 3 minutes).
@@ -96,7 +98,12 @@ fn run(args: Args) -> Result<(), String> {
         return Ok(());
     }
     let started = Instant::now();
-    let selected = workloads::select(&args.workloads)?;
+    let net_only = args.workloads.iter().any(|w| w == "net");
+    let selected = if net_only {
+        Vec::new()
+    } else {
+        workloads::select(&args.workloads)?
+    };
     let quick = args.quick;
     let rounds = args.rounds.unwrap_or(if quick { 3 } else { 5 }).max(1);
     let mut params = Params {
@@ -119,6 +126,15 @@ fn run(args: Args) -> Result<(), String> {
     let out_dir = args.out.clone().unwrap_or_else(|| target.join("bench"));
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    // Servers in the sandbox, clients outside: a run of its own (`net.rs`).
+    if net_only {
+        let binary = match &args.carapace {
+            Some(path) if path.is_file() => Ok(path.clone()),
+            Some(path) => Err(format!("no carapace binary at {}", path.display())),
+            None => prepare::build_carapace(&root),
+        };
+        return net::run(binary, quick, &out_dir, &args.runtimes);
+    }
     // The programs live on the host's disk, never under /tmp (a tmpfs in every sandbox).
     eprintln!("compiling workloads…");
     let work = prepare::work_dir(&target.join("bench/work"), params.mib)?;

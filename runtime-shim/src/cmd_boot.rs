@@ -43,11 +43,20 @@ pub fn run(args: BootArgs, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     // The sentry is pid 1 of its own pid namespace, in a child of this process; this
     // process (the pid `create` records) waits for it and ends the way it ended.
     sentry::boot::read_host_facts();
+    // The network namespace and interface, while this process can still see them.
+    let (network, link) = match crate::netsetup::prepare_oci(&args.bundle, opts.network) {
+        Ok((mode, taken)) => (mode, taken.map(|t| (t.fd, t.desc))),
+        Err(e) => {
+            let _ = writeln!(ready, "{e:#}");
+            return Ok(1);
+        }
+    };
     if let Some(child) = crate::confine::fork_into_pid_namespace()? {
         drop(ready);
+        drop(link);
         return Ok(crate::host::exit_like(wait_sentry(child)?));
     }
-    let (sandbox, control) = match setup(&args, opts) {
+    let (sandbox, control) = match setup(&args, opts, network, link) {
         Ok(s) => s,
         Err(e) => {
             // `create` prints it; a failed write means `create` is gone already.
@@ -93,6 +102,8 @@ fn wait_sentry(pid: nix::unistd::Pid) -> anyhow::Result<ExitStatus> {
 fn setup(
     args: &BootArgs,
     opts: &crate::RuntimeOpts,
+    network: sentry::net::NetworkMode,
+    link: Option<(OwnedFd, sentry::net::inet::packet::LinkDesc)>,
 ) -> anyhow::Result<(sentry::boot::Sandbox, ControlServer)> {
     let gofer = crate::host::take_inherited_fd(args.gofer_fd).context("--gofer-fd")?;
     let bundle = crate::bundle::load(&args.bundle)?;
@@ -116,8 +127,16 @@ fn setup(
         .context("cannot create the control socket")?;
     // Before any thread exists: namespaces need a single thread, and seccomp filters apply
     // to the threads created after them.
-    crate::confine::sentry(crate::confine::seccomp::Mode::from_env(), false)
-        .context("confining the sentry")?;
+    cfg.network = network;
+    crate::confine::sentry(
+        crate::confine::seccomp::Mode::from_env(),
+        network == sentry::net::NetworkMode::Host,
+    )
+    .context("confining the sentry")?;
+    if let Some((fd, desc)) = link {
+        sentry::net::inet::packet::attach(fd, desc)
+            .map_err(|e| anyhow::anyhow!("--network=sandbox: {e}"))?;
+    }
     let sandbox = sentry::boot::prepare(cfg).map_err(|e| match e {
         BootError::NotFound(cmd) => {
             anyhow::anyhow!("exec: {cmd:?}: executable file not found in $PATH")

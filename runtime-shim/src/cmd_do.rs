@@ -7,6 +7,7 @@ use anyhow::Context;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::termios::SetArg;
 use sentry::boot::{BootError, SandboxConfig};
+use sentry::net::inet::packet::LinkDesc;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::process::Stdio;
@@ -39,8 +40,10 @@ pub struct DoArgs {
     #[arg(long)]
     tty: bool,
     /// Where the sandbox's TCP/IP sockets live: `none` (the sentry's own stack, loopback
-    /// only) or `host` (host sockets held by the sentry, in this network namespace).
-    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    /// only), `sandbox` (the sentry's stack on this network namespace's interface, which
+    /// it takes over until the command ends: its addresses leave the host) or `host`
+    /// (host sockets held by the sentry, in this network namespace).
+    #[arg(long, default_value = "none", value_parser = ["none", "sandbox", "host"])]
     network: String,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
@@ -110,28 +113,55 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         sentry::fs::RootOverlay::Memory
     };
     cfg.console = console;
-    cfg.network = if args.network == "host" {
-        sentry::net::NetworkMode::Host
+    cfg.network = match args.network.as_str() {
+        "host" => sentry::net::NetworkMode::Host,
+        "sandbox" => sentry::net::NetworkMode::Sandbox,
+        _ => sentry::net::NetworkMode::None,
+    };
+    let taken = if cfg.network == sentry::net::NetworkMode::Sandbox {
+        match crate::netsetup::take_over() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                stop_gofer(gofer);
+                return Err(e);
+            }
+        }
     } else {
-        sentry::net::NetworkMode::None
+        None
     };
     cfg.platform = sentry::platform::Kind::from_name(&args.platform).unwrap_or_default();
     // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
     // confines itself first; this process only waits for it and passes its status on.
     sentry::boot::read_host_facts();
+    let (link, removed) = match taken {
+        Some(t) => (Some((t.fd, t.desc)), Some(t.removed)),
+        None => (None, None),
+    };
     let sentry = match crate::confine::fork_into_pid_namespace() {
         Ok(Some(pid)) => {
-            // Its copies of the gofer socket and stdio belong to the sentry now.
+            // Its copies of the gofer socket, stdio and packet socket belong to the
+            // sentry now.
             drop(cfg);
+            drop(link);
+            if removed.is_some() {
+                crate::netsetup::wait_ending_sentry_on_signal(pid);
+            }
             pid
         }
-        Ok(None) => sentry_main(cfg),
+        Ok(None) => sentry_main(cfg, link),
         Err(e) => {
             stop_gofer(gofer);
+            if let Some(r) = &removed {
+                r.restore();
+            }
             return Err(e);
         }
     };
     let status = wait_sentry(sentry);
+    // The namespace outlives the sandbox: the interface gets its addresses back.
+    if let Some(r) = &removed {
+        r.restore();
+    }
     if let Some(t) = &saved_termios {
         // The sentry gives the terminal its settings back itself; this is for when it
         // could not (killed), so the user's shell is not left in raw mode.
@@ -143,10 +173,15 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
 }
 
 /// The sentry's side of the fork: confine, run the sandbox, exit with its status.
-fn sentry_main(cfg: SandboxConfig) -> ! {
+fn sentry_main(cfg: SandboxConfig, link: Option<(OwnedFd, LinkDesc)>) -> ! {
     let host_network = cfg.network == sentry::net::NetworkMode::Host;
-    let code = match crate::confine::sentry(crate::confine::seccomp::Mode::from_env(), host_network)
-    {
+    let confined = crate::confine::sentry(crate::confine::seccomp::Mode::from_env(), host_network)
+        .and_then(|()| match link {
+            Some((fd, desc)) => sentry::net::inet::packet::attach(fd, desc)
+                .map_err(|e| anyhow::anyhow!("--network=sandbox: {e}")),
+            None => Ok(()),
+        });
+    let code = match confined {
         Ok(()) => match report(sentry::boot::run(cfg)) {
             Ok(code) => code,
             Err(e) => {

@@ -23,6 +23,7 @@ mod container;
 mod hooks;
 mod host;
 mod json_log;
+mod netsetup;
 mod security;
 mod spec_extras;
 
@@ -49,6 +50,12 @@ struct Cli {
     /// Print every syscall the container makes (to the container's stderr).
     #[arg(long)]
     strace: bool,
+    /// Where the container's TCP/IP sockets live: `sandbox` (the sentry's stack on the
+    /// interface of the container's network namespace, which it takes over), `none`
+    /// (loopback only) or `host` (host sockets in that namespace). Default: `sandbox`
+    /// when the spec names a network namespace with an interface, else `none`.
+    #[arg(long, value_enum)]
+    network: Option<netsetup::Network>,
     /// Write the sandbox's debug log to this file (implies --debug).
     #[arg(long)]
     debug_log: Option<PathBuf>,
@@ -111,6 +118,7 @@ pub struct RuntimeOpts {
     pub overlay: Overlay,
     pub strace: bool,
     pub platform: String,
+    pub network: Option<netsetup::Network>,
     log: Option<PathBuf>,
     log_format: LogFormat,
     debug: bool,
@@ -139,6 +147,9 @@ impl RuntimeOpts {
         });
         if self.strace {
             cmd.arg("--strace");
+        }
+        if let Some(n) = self.network {
+            cmd.arg("--network").arg(n.name());
         }
     }
 }
@@ -237,6 +248,7 @@ fn main() -> ExitCode {
         overlay: cli.overlay,
         strace: cli.strace,
         platform: cli.platform.clone(),
+        network: cli.network,
         log: log_file
             .as_deref()
             .and_then(|l| std::path::absolute(l).ok()),

@@ -9,10 +9,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <linux/bpf.h>
 #include <linux/kexec.h>
 #include <linux/keyctl.h>
 #include <linux/perf_event.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -179,7 +181,19 @@ static void kernel_module(void)
 static void raw_sockets(void)
 {
     report("raw-packet-socket", socket(AF_PACKET, SOCK_RAW, 0), "AF_PACKET socket");
-    report("raw-inet-socket", socket(AF_INET, SOCK_RAW, 1 /* ICMP */), "raw IP socket");
+    /* A raw IP socket that writes whole packets, headers included: never made. */
+    report("raw-inet-socket", socket(AF_INET, SOCK_RAW, IPPROTO_RAW), "raw IP socket");
+    /* Raw ICMP sockets are the sandbox's own (ping works inside), never host sockets;
+     * with --network=none nothing leaves through one. */
+    int s = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    struct sockaddr_in to = { .sin_family = AF_INET };
+    to.sin_addr.s_addr = htonl(0x08080808);
+    unsigned char echo[8] = { 8, 0, 0xf7, 0xff, 0, 0, 0, 0 };
+    report("raw-icmp-outside",
+           s < 0 ? -1 : sendto(s, echo, sizeof echo, 0, (struct sockaddr *)&to, sizeof to),
+           "sent ICMP to 8.8.8.8");
+    if (s >= 0)
+        close(s);
 }
 
 /* The "shocker" escape: open_by_handle_at with a forged handle to the host root. */

@@ -57,6 +57,7 @@ fn every_escape_attempt_fails() {
         "init-module",
         "raw-packet-socket",
         "raw-inet-socket",
+        "raw-icmp-outside",
         "open-by-handle-at",
         "iopl",
         "write-host-root",

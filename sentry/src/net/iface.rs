@@ -1,18 +1,29 @@
 //! The sandbox's network interfaces, addresses and routes as the application sees them
 //! (netlink's `RTM_GETLINK`/`RTM_GETADDR`/`RTM_GETROUTE` and the `SIOCGIF*` ioctls).
 //! With `--network=none` that is the loopback interface alone, configured as Linux
-//! configures `lo` in a new network namespace once it is up.
+//! configures `lo` in a new network namespace once it is up; with `--network=sandbox` the
+//! interface the sandbox took over follows it (`inet/packet.rs`), with its addresses and
+//! the routes Linux shows for them.
 #![deny(unsafe_code)]
 
-use smoltcp::wire::IpAddress;
+use super::inet::packet::{LinkDesc, LINK_INDEX};
+use smoltcp::wire::{IpAddress, Ipv4Cidr};
 
 /// `IFF_*` interface flags.
 pub const IFF_UP: u32 = 0x1;
+pub const IFF_BROADCAST: u32 = 0x2;
 pub const IFF_LOOPBACK: u32 = 0x8;
+pub const IFF_MULTICAST: u32 = 0x1000;
 pub const IFF_RUNNING: u32 = 0x40;
 pub const IFF_LOWER_UP: u32 = 0x10000;
 /// `ARPHRD_LOOPBACK`.
 pub const ARPHRD_LOOPBACK: u16 = 772;
+/// `ARPHRD_ETHER`.
+pub const ARPHRD_ETHER: u16 = 1;
+/// `IF_OPER_UP`.
+const IF_OPER_UP: u8 = 6;
+/// `RT_SCOPE_UNIVERSE`.
+pub const RT_SCOPE_UNIVERSE: u8 = 0;
 /// `RT_SCOPE_*`.
 pub const RT_SCOPE_HOST: u8 = 254;
 pub const RT_SCOPE_LINK: u8 = 253;
@@ -52,13 +63,15 @@ pub struct Route {
     /// `RTN_LOCAL` (2), `RTN_BROADCAST` (3), `RTN_UNICAST` (1).
     pub rtype: u8,
     pub prefsrc: Option<IpAddress>,
+    /// `RTA_GATEWAY`.
+    pub gateway: Option<IpAddress>,
     pub oif: u32,
 }
 
 const LO: u32 = 1;
 
 pub fn interfaces() -> Vec<Iface> {
-    vec![Iface {
+    let mut v = vec![Iface {
         index: LO,
         name: "lo",
         flags: IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP,
@@ -68,11 +81,33 @@ pub fn interfaces() -> Vec<Iface> {
         txqlen: 1000,
         qdisc: "noqueue",
         operstate: 0,
-    }]
+    }];
+    if let Some(l) = link() {
+        v.push(Iface {
+            index: LINK_INDEX,
+            name: &l.name,
+            flags: IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP,
+            mtu: l.mtu,
+            arphrd: ARPHRD_ETHER,
+            hwaddr: l.mac,
+            txqlen: 1000,
+            qdisc: "noqueue",
+            operstate: IF_OPER_UP,
+        });
+    }
+    v
+}
+
+/// The link of `--network=sandbox`, if this sandbox has one.
+fn link() -> Option<&'static LinkDesc> {
+    if super::mode() != super::NetworkMode::Sandbox {
+        return None;
+    }
+    super::inet::packet::desc()
 }
 
 pub fn addresses() -> Vec<IfAddr> {
-    vec![
+    let mut v = vec![
         IfAddr {
             index: LO,
             addr: IpAddress::v4(127, 0, 0, 1),
@@ -89,23 +124,72 @@ pub fn addresses() -> Vec<IfAddr> {
             flags: IFA_F_PERMANENT,
             label: "lo",
         },
-    ]
+    ];
+    if let Some(l) = link() {
+        for (a, prefix) in &l.addrs {
+            v.push(IfAddr {
+                index: LINK_INDEX,
+                addr: IpAddress::Ipv4(*a),
+                prefix: *prefix,
+                scope: RT_SCOPE_UNIVERSE,
+                flags: IFA_F_PERMANENT,
+                label: &l.name,
+            });
+        }
+    }
+    v
 }
 
-/// The kernel's routes for `lo` (`ip route show table all` in a fresh namespace).
+/// The kernel's routes for `lo` (`ip route show table all` in a fresh namespace), and
+/// for the link: its subnets, the routes read from the namespace, and the local table's
+/// entries for its addresses.
 pub fn routes() -> Vec<Route> {
     let lo4 = IpAddress::v4(127, 0, 0, 1);
-    let local = |dst, dst_len, rtype, scope, prefsrc| Route {
+    let route = |table, dst, dst_len, rtype, scope, prefsrc, oif| Route {
         dst,
         dst_len,
-        table: 255,
+        table,
         protocol: 2,
         scope,
         rtype,
         prefsrc,
-        oif: LO,
+        gateway: None,
+        oif,
     };
-    vec![
+    let local =
+        |dst, dst_len, rtype, scope, prefsrc| route(255, dst, dst_len, rtype, scope, prefsrc, LO);
+    let mut v = Vec::new();
+    if let Some(l) = link() {
+        for r in &l.routes {
+            v.push(Route {
+                // RTPROT_BOOT for what was configured; RTPROT_KERNEL for subnets.
+                protocol: if r.gateway.is_some() { 3 } else { 2 },
+                gateway: r.gateway.map(IpAddress::Ipv4),
+                prefsrc: if r.gateway.is_none() {
+                    l.addrs
+                        .iter()
+                        .find(|(a, p)| Ipv4Cidr::new(*a, *p).contains_addr(&r.dst))
+                        .map(|(a, _)| IpAddress::Ipv4(*a))
+                } else {
+                    None
+                },
+                ..route(
+                    254,
+                    IpAddress::Ipv4(r.dst),
+                    r.dst_len,
+                    1,
+                    if r.gateway.is_some() {
+                        RT_SCOPE_UNIVERSE
+                    } else {
+                        RT_SCOPE_LINK
+                    },
+                    None,
+                    LINK_INDEX,
+                )
+            });
+        }
+    }
+    v.extend([
         local(IpAddress::v4(127, 0, 0, 0), 8, 2, RT_SCOPE_HOST, Some(lo4)),
         local(lo4, 32, 2, RT_SCOPE_HOST, Some(lo4)),
         local(
@@ -115,8 +199,32 @@ pub fn routes() -> Vec<Route> {
             RT_SCOPE_LINK,
             Some(lo4),
         ),
-        local(IpAddress::v6(0, 0, 0, 0, 0, 0, 0, 1), 128, 2, 0, None),
-    ]
+    ]);
+    if let Some(l) = link() {
+        for (a, p) in &l.addrs {
+            let me = IpAddress::Ipv4(*a);
+            v.push(route(255, me, 32, 2, RT_SCOPE_HOST, Some(me), LINK_INDEX));
+            if let Some(b) = Ipv4Cidr::new(*a, *p).broadcast() {
+                v.push(route(
+                    255,
+                    IpAddress::Ipv4(b),
+                    32,
+                    3,
+                    RT_SCOPE_LINK,
+                    Some(me),
+                    LINK_INDEX,
+                ));
+            }
+        }
+    }
+    v.push(local(
+        IpAddress::v6(0, 0, 0, 0, 0, 0, 0, 1),
+        128,
+        2,
+        0,
+        None,
+    ));
+    v
 }
 
 pub fn by_index(index: u32) -> Option<Iface> {

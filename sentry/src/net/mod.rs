@@ -15,6 +15,7 @@ pub mod iface;
 pub mod ifreq;
 pub mod inet;
 pub mod netlink;
+pub mod procnet;
 pub mod unix;
 
 use crate::error::Result;
@@ -34,6 +35,9 @@ pub enum NetworkMode {
     None,
     /// Host sockets held by the sentry (hostinet).
     Host,
+    /// The sentry's own stack attached to an interface of the network namespace the
+    /// sandbox runs in, through a packet socket (`inet/packet.rs`).
+    Sandbox,
 }
 
 static MODE: OnceLock<NetworkMode> = OnceLock::new();

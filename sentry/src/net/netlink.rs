@@ -61,6 +61,7 @@ const IFA_FLAGS: u16 = 8;
 
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_PREFSRC: u16 = 7;
 const RTA_TABLE: u16 = 15;
@@ -156,7 +157,12 @@ impl Writer {
         self.attr_str(IFLA_QDISC, i.qdisc);
         self.attr(IFLA_CARRIER, &[1]);
         self.attr(IFLA_ADDRESS, &i.hwaddr);
-        self.attr(IFLA_BROADCAST, &[0; 6]);
+        let brd = if i.arphrd == iface::ARPHRD_ETHER {
+            [0xff; 6]
+        } else {
+            [0; 6]
+        };
+        self.attr(IFLA_BROADCAST, &brd);
         self.finish(at);
     }
 
@@ -190,7 +196,13 @@ impl Writer {
         ]);
         self.bytes(&0u32.to_ne_bytes());
         self.attr(RTA_TABLE, &u32::from(r.table).to_ne_bytes());
-        self.attr(RTA_DST, &dst);
+        // A default route has no destination attribute (`ip route` prints "default").
+        if r.dst_len > 0 {
+            self.attr(RTA_DST, &dst);
+        }
+        if let Some(gw) = &r.gateway {
+            self.attr(RTA_GATEWAY, &ip_bytes(gw).1);
+        }
         if let Some(src) = &r.prefsrc {
             self.attr(RTA_PREFSRC, &ip_bytes(src).1);
         }

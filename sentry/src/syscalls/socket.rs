@@ -125,7 +125,15 @@ pub fn sys_socket(task: &mut Task, domain: i32, ty: i32, protocol: i32) -> Resul
         libc::AF_INET | libc::AF_INET6 => {
             inet::check_type(base, protocol)?;
             match crate::net::mode() {
-                NetworkMode::None => inet::InetSocket::new(task, domain, base, nonblock),
+                NetworkMode::None | NetworkMode::Sandbox => {
+                    if inet::icmp::is_icmp(domain, base, protocol) {
+                        inet::icmp::IcmpSocket::new(task, base, nonblock)?
+                    } else if protocol == libc::IPPROTO_ICMP {
+                        return_errno!(EPROTONOSUPPORT);
+                    } else {
+                        inet::InetSocket::new(task, domain, base, nonblock)
+                    }
+                }
                 NetworkMode::Host => {
                     hostinet::HostSocket::new(task, domain, base, protocol, nonblock)?
                 }
@@ -139,7 +147,9 @@ pub fn sys_socket(task: &mut Task, domain: i32, ty: i32, protocol: i32) -> Resul
                 return_errno!(EPROTONOSUPPORT);
             }
             match crate::net::mode() {
-                NetworkMode::None => netlink::NetlinkSocket::new(task, base, nonblock),
+                NetworkMode::None | NetworkMode::Sandbox => {
+                    netlink::NetlinkSocket::new(task, base, nonblock)
+                }
                 // The host's interfaces; the sentry has no capability to change them.
                 NetworkMode::Host => {
                     hostinet::HostSocket::new(task, domain, base, protocol, nonblock)?

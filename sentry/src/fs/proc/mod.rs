@@ -238,6 +238,16 @@ fn static_entries(b: &Builder, facts: &'static HostFacts) -> Vec<(Vec<u8>, Arc<d
         }),
     ));
     v.push(("loadavg", b.file("loadavg", 0o444, loadavg)));
+    // The sandbox's sockets and interfaces (Linux makes this `self/net`, per namespace;
+    // the sandbox has one).
+    let net: Vec<(&str, Arc<dyn Inode>)> = crate::net::procnet::FILES
+        .iter()
+        .map(|&(name, make)| {
+            let node: Arc<dyn Inode> = b.file(&format!("net/{name}"), 0o444, move || Ok(make()));
+            (name, node)
+        })
+        .collect();
+    v.push(("net", b.static_dir("net", net)));
     v.push((
         "version",
         b.text(

@@ -18,8 +18,8 @@ const UTS_LEN: usize = 64;
 pub enum Owned {
     Hostname,
     Domainname,
-    /// `net.ipv4.ping_group_range`: kept and shown; the sentry has no ICMP sockets, so
-    /// it allows nothing more whatever its value.
+    /// `net.ipv4.ping_group_range`: the groups that may make ping sockets
+    /// (`net/inet/icmp.rs`).
     PingGroupRange,
     /// `net.ipv4.ip_unprivileged_port_start`: the first port binding needs no
     /// `CAP_NET_BIND_SERVICE`.

@@ -3,6 +3,8 @@
 //! only the loopback interface: processes of the sandbox reach each other over 127.0.0.1
 //! and ::1, and nothing outside. No host socket is ever made for the application.
 //!
+//! ICMP sockets (ping and raw) are in `icmp.rs`.
+//!
 //! Not done: `MSG_OOB` (`EOPNOTSUPP`); UDP multicast and broadcast; `IP_RECVERR` (ICMP
 //! errors reach only connected UDP sockets, as `ECONNREFUSED`); `SO_LINGER` with a timeout
 //! does not make `close` wait; `TIME_WAIT` is not kept, so a port is free again at once;
@@ -12,6 +14,8 @@
 
 pub mod addr;
 mod device;
+pub mod icmp;
+pub mod packet;
 pub mod stack;
 
 pub use device::LO_MTU;
@@ -73,8 +77,9 @@ pub fn check_type(ty: i32, protocol: i32) -> Result<i32> {
             Ok(libc::IPPROTO_TCP)
         }
         libc::SOCK_DGRAM if protocol == 0 || protocol == libc::IPPROTO_UDP => Ok(libc::IPPROTO_UDP),
+        // ICMP: ping and raw sockets (`icmp.rs`); other raw sockets are not made.
+        libc::SOCK_DGRAM | libc::SOCK_RAW if protocol == libc::IPPROTO_ICMP => Ok(protocol),
         libc::SOCK_STREAM | libc::SOCK_DGRAM => Err(errno!(EPROTONOSUPPORT)),
-        // Raw sockets and ICMP need the host network or a later stack.
         libc::SOCK_RAW => Err(errno!(EPROTONOSUPPORT)),
         _ => Err(errno!(ESOCKTNOSUPPORT)),
     }
@@ -100,7 +105,7 @@ impl InetSocket {
             },
             queue,
             flags: StatusFlags::new(status(nonblock)),
-            ino: super::new_ino(),
+            ino: stack::peek(|st| st.ino_of(id)).unwrap_or_else(super::new_ino),
             uid: task.creds.euid,
             gid: task.creds.egid,
             created: Timespec::now(),
@@ -462,22 +467,8 @@ impl Socket for InetSocket {
 
 /// `struct tcp_info`'s first byte is the state (Linux's numbering); the rest is zero.
 fn tcp_info(state: Option<smoltcp::socket::tcp::State>) -> Vec<u8> {
-    use smoltcp::socket::tcp::State as S;
-    let n: u8 = match state {
-        Some(S::Established) => 1,
-        Some(S::SynSent) => 2,
-        Some(S::SynReceived) => 3,
-        Some(S::FinWait1) => 4,
-        Some(S::FinWait2) => 5,
-        Some(S::TimeWait) => 6,
-        Some(S::Closed) | None => 7,
-        Some(S::CloseWait) => 8,
-        Some(S::LastAck) => 9,
-        Some(S::Listen) => 10,
-        Some(S::Closing) => 11,
-    };
     let mut v = vec![0u8; 104];
-    v[0] = n;
+    v[0] = state.map_or(7, stack::linux_tcp_state);
     v
 }
 

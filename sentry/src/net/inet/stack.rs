@@ -56,6 +56,8 @@ const UDP_PACKETS: usize = 256;
 /// stands in for that (256 KiB: loopback throughput doubled over 64 KiB).
 const TCP_BUF_MIN: usize = 256 * 1024;
 const TCP_BUF_MAX: usize = 4 * 1024 * 1024;
+/// How many times one pump asks smoltcp for more to send on the link.
+const EGRESS_ROUNDS: usize = 256;
 /// TCP's default `SO_SNDBUF` and `SO_RCVBUF` (`tcp_wmem[1]`, `tcp_rmem[1]`).
 pub const TCP_SNDBUF: usize = 16384;
 pub const TCP_RCVBUF: usize = 131_072;
@@ -142,6 +144,8 @@ pub struct Entry {
     pub peer: Option<IpEndpoint>,
     /// What waiters last saw: readiness, queued bytes each way.
     sig: (u32, usize, usize),
+    /// The socket's inode number (`/proc/net/tcp`, the fd's `socket:[N]`).
+    pub ino: u64,
 }
 
 impl Entry {
@@ -173,6 +177,10 @@ pub struct Stack {
     dev: Loopback,
     sockets: SocketSet<'static>,
     entries: HashMap<u64, Entry>,
+    /// ICMP sockets (`icmp.rs`).
+    pub(super) icmp: HashMap<u64, super::icmp::IcmpEntry>,
+    /// ICMP sockets that got a packet during this pump.
+    icmp_woken: Vec<Arc<WaitQueue>>,
     /// Connections whose file is closed, with when to give up on them.
     dying: Vec<(SocketHandle, Instant)>,
     next_id: u64,
@@ -189,21 +197,47 @@ fn random_u64() -> u64 {
 
 impl Stack {
     fn new() -> Stack {
-        let mut dev = Loopback::default();
+        let mut dev = Loopback {
+            link: super::packet::Wire::attached(),
+            ..Loopback::default()
+        };
         let mut cfg = Config::new(HardwareAddress::Ip);
         cfg.random_seed = random_u64();
         let epoch = Instant::now();
         let mut iface = Interface::new(cfg, &mut dev, smoltcp::time::Instant::from_micros(0));
         iface.update_ip_addrs(|a| {
+            // 127.0.0.1 first: smoltcp's own choice of a source address is the first IPv4
+            // one; for the link's destinations `source_for` chooses.
             let _ = a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
             let _ = a.push(IpCidr::new(IpAddress::v6(0, 0, 0, 0, 0, 0, 0, 1), 128));
+            for c in dev.link.iter().flat_map(|w| w.addrs()) {
+                if a.push(IpCidr::Ipv4(c)).is_err() {
+                    tracing::warn!("netstack: too many addresses; {c} left out");
+                }
+            }
         });
+        // smoltcp sends only where it has a route; the device picks the next hop itself.
+        for (dst, gw) in dev.link.iter().flat_map(|w| w.gateways()) {
+            let route = smoltcp::iface::Route {
+                cidr: IpCidr::Ipv4(dst),
+                via_router: IpAddress::Ipv4(gw),
+                preferred_until: None,
+                expires_at: None,
+            };
+            iface.routes_mut().update(|r| {
+                if r.push(route).is_err() {
+                    tracing::warn!("netstack: too many routes; {dst} left out");
+                }
+            });
+        }
         let span = u64::from(EPHEMERAL.end() - EPHEMERAL.start());
         Stack {
             iface,
             dev,
             sockets: SocketSet::new(Vec::new()),
             entries: HashMap::new(),
+            icmp: HashMap::new(),
+            icmp_woken: Vec::new(),
             dying: Vec::new(),
             next_id: 1,
             next_port: EPHEMERAL.start() + (random_u64() % span) as u16,
@@ -222,6 +256,66 @@ impl Stack {
         self.entries.get_mut(&id).ok_or(errno!(EBADF))
     }
 
+    /// The inode number the socket was given.
+    pub fn ino_of(&self, id: u64) -> Option<u64> {
+        self.entries.get(&id).map(|e| e.ino)
+    }
+
+    /// The TCP and UDP sockets as `/proc/net/{tcp,udp}{,6}` list them.
+    pub fn rows(&self) -> Vec<SockRow> {
+        let mut v: Vec<SockRow> = self
+            .entries
+            .values()
+            .map(|e| {
+                let mut row = SockRow {
+                    family: e.family,
+                    tcp: e.proto == Proto::Tcp,
+                    local: e.local.unwrap_or((None, 0)),
+                    remote: None,
+                    state: 7,
+                    txq: 0,
+                    rxq: 0,
+                    uid: e.uid,
+                    ino: e.ino,
+                };
+                match &e.tcp {
+                    TcpConn::Listen { ready, .. } => {
+                        row.state = 10;
+                        row.rxq = ready.len();
+                    }
+                    TcpConn::Conn { handle, .. } => {
+                        let s = self.tcp(*handle);
+                        row.state = linux_tcp_state(s.state());
+                        row.remote = s.remote_endpoint();
+                        if let Some(l) = s.local_endpoint() {
+                            row.local = (Some(l.addr), l.port);
+                        }
+                        row.txq = s.send_queue();
+                        row.rxq = s.recv_queue();
+                    }
+                    TcpConn::Idle => {}
+                }
+                if let Some(h) = e.udp {
+                    let s = self.sockets.get::<udp::Socket>(h);
+                    row.txq = s.send_queue();
+                    row.rxq = s.recv_queue();
+                    if e.peer.is_some() {
+                        row.state = 1;
+                        row.remote = e.peer;
+                    }
+                }
+                row
+            })
+            .collect();
+        v.sort_by_key(|r| r.ino);
+        v
+    }
+
+    /// Packets and bytes looped back, and the link's counters.
+    pub fn dev_counts(&self) -> ((u64, u64), Option<super::packet::LinkCounts>) {
+        (self.dev.lo_count, self.dev.link.as_ref().map(|w| w.counts))
+    }
+
     pub fn opts_of(&self, id: u64) -> Option<&CommonOpts> {
         self.entries.get(&id).map(|e| &e.opts)
     }
@@ -236,9 +330,15 @@ impl Stack {
 
     // ---- creation and ports ----
 
-    pub fn create(&mut self, family: i32, proto: Proto, uid: u32) -> (u64, Arc<WaitQueue>) {
+    /// A fresh socket id.
+    pub(super) fn new_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        id
+    }
+
+    pub fn create(&mut self, family: i32, proto: Proto, uid: u32) -> (u64, Arc<WaitQueue>) {
+        let id = self.new_id();
         let queue = Arc::new(WaitQueue::new());
         let mut opts = CommonOpts::default();
         if proto == Proto::Tcp {
@@ -264,6 +364,7 @@ impl Stack {
                 udp: None,
                 peer: None,
                 sig: (0, 0, 0),
+                ino: crate::net::new_ino(),
             },
         );
         (id, queue)
@@ -311,6 +412,48 @@ impl Stack {
     /// An address the sandbox owns (bind's `EADDRNOTAVAIL` otherwise).
     fn is_local(&self, a: IpAddress) -> bool {
         self.iface.has_ip_addr(a)
+    }
+
+    /// The source address for packets to `remote` that leave through the link (`None`:
+    /// smoltcp's choice, right for loopback).
+    fn source_for(&self, remote: IpAddress) -> Option<IpAddress> {
+        let w = self.dev.link.as_ref()?;
+        if self.is_local(remote) && !w.reaches(remote) {
+            // Loopback, or one of the link's own addresses: talk to it from itself.
+            return matches!(remote, IpAddress::Ipv4(v4) if !v4.is_loopback()).then_some(remote);
+        }
+        w.source_for(remote)
+    }
+
+    /// An address of the sandbox.
+    pub(super) fn owns(&self, a: IpAddress) -> bool {
+        self.is_local(a)
+    }
+
+    /// Whether the link reaches `a`.
+    pub(super) fn reaches(&self, a: IpAddress) -> bool {
+        self.dev.link.as_ref().is_some_and(|w| w.reaches(a))
+    }
+
+    /// The source address for a packet to `dst` (`None`: loopback's).
+    pub(super) fn source_address(&self, dst: IpAddress) -> Option<IpAddress> {
+        self.source_for(dst)
+    }
+
+    /// Put a finished IP packet on the device, as smoltcp would.
+    pub(super) fn transmit_ip(&mut self, packet: Vec<u8>) {
+        match self.dev.link.as_mut() {
+            Some(w) if !w.stays_local(&packet) => w.send(packet),
+            _ => self.dev.queue.push_back(packet),
+        }
+    }
+
+    /// Frames waiting on the link join the receive queue (the link's thread calls this
+    /// through [`with`], which then runs the stack on them).
+    pub fn receive_link(&mut self) {
+        if let Some(w) = self.dev.link.as_mut() {
+            w.receive(&mut self.dev.queue);
+        }
     }
 
     pub fn bind(&mut self, id: u64, p: Parsed, privileged: bool) -> Result<()> {
@@ -479,7 +622,8 @@ impl Stack {
         if e.family == libc::AF_INET6 && e.v6only && matches!(a, IpAddress::Ipv4(_)) {
             return_errno!(ENETUNREACH);
         }
-        if !self.is_local(a) {
+        let outside = self.dev.link.as_ref().is_some_and(|w| w.reaches(a));
+        if !self.is_local(a) && !outside {
             return_errno!(ENETUNREACH);
         }
         Ok(a)
@@ -540,7 +684,7 @@ impl Stack {
         }
         let mut s = Stack::new_tcp(e);
         let local = IpListenEndpoint {
-            addr: laddr,
+            addr: laddr.or_else(|| self.source_for(remote)),
             port: lport,
         };
         s.connect(self.iface.context(), IpEndpoint::new(remote, port), local)
@@ -722,7 +866,7 @@ impl Stack {
         }
         let meta = udp::UdpMetadata {
             endpoint: dest,
-            local_address: local,
+            local_address: local.or_else(|| self.source_for(dest.addr)),
             meta: Default::default(),
         };
         match self
@@ -874,7 +1018,7 @@ impl Stack {
             if let Some(h) = e.conn_handle() {
                 a = self.tcp(h).local_endpoint().map(|l| l.addr);
             } else if let Some(p) = e.peer {
-                a = Some(p.addr);
+                a = Some(self.source_for(p.addr).unwrap_or(p.addr));
             }
         }
         Ok(addr::encode(e.family, a, port))
@@ -1281,8 +1425,34 @@ impl Stack {
     fn pump(&mut self) -> Vec<(Arc<WaitQueue>, u32)> {
         loop {
             let now = self.now();
-            self.iface
-                .poll_egress(now, &mut self.dev, &mut self.sockets);
+            // smoltcp sends at most one segment per socket per call. On loopback the
+            // segment comes straight back and the loop runs again; what goes out on the
+            // link does not, so keep asking while sockets have more (a window's worth).
+            let rounds = if self.dev.link.is_some() {
+                EGRESS_ROUNDS
+            } else {
+                1
+            };
+            for _ in 0..rounds {
+                let r = self
+                    .iface
+                    .poll_egress(now, &mut self.dev, &mut self.sockets);
+                if r == smoltcp::iface::PollResult::None {
+                    break;
+                }
+            }
+            let Some(head) = self.dev.queue.front() else {
+                break;
+            };
+            // ICMP sockets get their copy before smoltcp answers (`icmp.rs`).
+            if head.first().is_some_and(|b| b >> 4 == 4)
+                && head.get(9) == Some(&(libc::IPPROTO_ICMP as u8))
+                && !self.icmp.is_empty()
+            {
+                let whole = head.clone();
+                let woken = self.deliver_icmp(&whole);
+                self.icmp_woken.extend(woken);
+            }
             let Some(head) = self.dev.queue.front() else {
                 break;
             };
@@ -1301,7 +1471,11 @@ impl Stack {
             return self.pump();
         }
         let ids: Vec<u64> = self.entries.keys().copied().collect();
-        let mut wakes = Vec::new();
+        let mut wakes: Vec<(Arc<WaitQueue>, u32)> = self
+            .icmp_woken
+            .drain(..)
+            .map(|q| (q, events::IN | events::OUT))
+            .collect();
         for id in ids {
             let sig = self.sig(id);
             if let Some(e) = self.entries.get_mut(&id) {
@@ -1326,6 +1500,38 @@ impl Stack {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+/// One socket as `/proc/net/tcp` and friends show it.
+pub struct SockRow {
+    pub family: i32,
+    pub tcp: bool,
+    pub local: (Option<IpAddress>, u16),
+    pub remote: Option<IpEndpoint>,
+    /// Linux's `TCP_*` state number (UDP: 7 unconnected, 1 connected).
+    pub state: u8,
+    pub txq: usize,
+    pub rxq: usize,
+    pub uid: u32,
+    pub ino: u64,
+}
+
+/// Linux's numbering of TCP states (`include/net/tcp_states.h`).
+pub fn linux_tcp_state(s: tcp::State) -> u8 {
+    use tcp::State as S;
+    match s {
+        S::Established => 1,
+        S::SynSent => 2,
+        S::SynReceived => 3,
+        S::FinWait1 => 4,
+        S::FinWait2 => 5,
+        S::TimeWait => 6,
+        S::Closed => 7,
+        S::CloseWait => 8,
+        S::LastAck => 9,
+        S::Listen => 10,
+        S::Closing => 11,
     }
 }
 
