@@ -145,6 +145,7 @@ fn sandbox_config(
     cfg.mounts = b.mounts.clone();
     cfg.gofer_staged = true;
     cfg.platform = sentry::platform::Kind::from_name(&opts.platform).unwrap_or_default();
+    cfg.systrap_patch = opts.systrap_patch;
     cfg
 }
 

@@ -17,6 +17,9 @@ pub struct DoArgs {
     /// `systrap` (seccomp traps handed to the sentry through shared memory).
     #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
     platform: String,
+    /// systrap: rewrite hot syscall sites so that they stop trapping (`on`, `off`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    systrap_patch: String,
     /// Print every syscall the application makes, with decoded arguments and results.
     #[arg(long)]
     strace: bool,
@@ -116,6 +119,7 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         sentry::net::NetworkMode::None
     };
     cfg.platform = sentry::platform::Kind::from_name(&args.platform).unwrap_or_default();
+    cfg.systrap_patch = args.systrap_patch == "on";
     // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
     // confines itself first; this process only waits for it and passes its status on.
     sentry::boot::read_host_facts();

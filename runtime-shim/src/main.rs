@@ -38,6 +38,9 @@ struct Cli {
     /// The platform that runs application code.
     #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
     platform: String,
+    /// systrap: rewrite hot syscall sites so that they stop trapping (`on`, `off`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    systrap_patch: String,
     /// How a writable container root takes writes: `memory` (an overlay in sandbox
     /// memory; the bundle's rootfs never changes) or `none` (written through the gofer).
     #[arg(long, value_enum, default_value = "memory")]
@@ -104,6 +107,7 @@ pub struct RuntimeOpts {
     pub overlay: Overlay,
     pub strace: bool,
     pub platform: String,
+    pub systrap_patch: bool,
     log: Option<PathBuf>,
     log_format: LogFormat,
     debug: bool,
@@ -126,6 +130,8 @@ impl RuntimeOpts {
     /// Give `boot` the sandbox's flags.
     pub fn pass_runtime(&self, cmd: &mut std::process::Command) {
         cmd.arg("--platform").arg(&self.platform);
+        cmd.arg("--systrap-patch")
+            .arg(if self.systrap_patch { "on" } else { "off" });
         cmd.arg("--overlay").arg(match self.overlay {
             Overlay::Memory => "memory",
             Overlay::None => "none",
@@ -230,6 +236,7 @@ fn main() -> ExitCode {
         overlay: cli.overlay,
         strace: cli.strace,
         platform: cli.platform.clone(),
+        systrap_patch: cli.systrap_patch == "on",
         log: log_file
             .as_deref()
             .and_then(|l| std::path::absolute(l).ok()),

@@ -48,6 +48,8 @@ pub struct SandboxConfig {
     pub network: crate::net::NetworkMode,
     /// What runs application code (`--platform`).
     pub platform: crate::platform::Kind,
+    /// systrap's syscall patching (`--systrap-patch`).
+    pub systrap_patch: bool,
 }
 
 impl SandboxConfig {
@@ -75,6 +77,7 @@ impl SandboxConfig {
             console: None,
             network: crate::net::NetworkMode::None,
             platform: crate::platform::Kind::default(),
+            systrap_patch: true,
         }
     }
 }
@@ -212,7 +215,11 @@ pub fn prepare(cfg: SandboxConfig) -> Result<Sandbox, BootError> {
         None => ProcessIo::Stdio(cfg.stdio),
     };
     let (files, console) = process_files(&fs, io, cfg.uid, cfg.gid)?;
-    let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
+    let kernel = Kernel::new(
+        cfg.platform.create_with(cfg.systrap_patch),
+        memory_file,
+        cfg.strace,
+    );
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
     }

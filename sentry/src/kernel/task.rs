@@ -380,7 +380,12 @@ impl Task {
                 }
             };
             match exit {
-                Exit::Syscall => self.handle_syscall(),
+                Exit::Syscall => {
+                    if self.ctx.wants_patch() {
+                        self.patch_syscall_site();
+                    }
+                    self.handle_syscall()
+                }
                 Exit::Fault {
                     addr,
                     mapped,
@@ -431,6 +436,31 @@ impl Task {
         match prot {
             Some(p) if p.read && !p.write => 2,
             _ => 0,
+        }
+    }
+
+    /// Let the platform rewrite the syscall site that just trapped so that it stops
+    /// trapping (systrap's syscall patching); a site it cannot patch keeps trapping.
+    fn patch_syscall_site(&mut self) {
+        let Some(start) = self.regs.rip.checked_sub(7) else {
+            return;
+        };
+        let mut code = [0u8; 7];
+        {
+            let mut mm = self.mm();
+            if !mm.patching_live() || mm.copy_in(UserAddr(start), &mut code).is_err() {
+                return;
+            }
+        }
+        if let Some(p) = self.ctx.plan_patch(&self.regs, &code) {
+            match self.mm().apply_patch(&p) {
+                Ok(()) => tracing::debug!(
+                    "patched the syscall site at {:#x} (syscall {})",
+                    p.addr,
+                    self.regs.orig_rax
+                ),
+                Err(e) => tracing::debug!("syscall site {:#x} not patched: {e}", p.addr),
+            }
         }
     }
 

@@ -193,6 +193,41 @@ impl MemoryFile {
         }
     }
 
+    /// Atomically replace the bytes `old` at `off` with `new` (syscall patching: other
+    /// threads may be running that code). They must lie in one aligned 8-byte word;
+    /// `EAGAIN` if the bytes there are not `old`.
+    pub fn replace_bytes(&self, off: u64, old: &[u8], new: &[u8]) -> Result<()> {
+        let word_off = off & !7;
+        let at = (off - word_off) as usize;
+        let end = at.checked_add(old.len()).ok_or(errno!(EINVAL))?;
+        if old.len() != new.len() || end > 8 {
+            return Err(errno!(EINVAL));
+        }
+        let p = self.ptr(word_off, 8)?;
+        // SAFETY: `p` is 8-byte aligned and inside our live shared mapping (checked by
+        // `ptr`); AtomicU64 has the same layout as u64, and every access here is atomic.
+        let word = unsafe { &*(p as *const std::sync::atomic::AtomicU64) };
+        let mut cur = word.load(std::sync::atomic::Ordering::SeqCst);
+        loop {
+            let mut bytes = cur.to_le_bytes();
+            if bytes.get(at..end) != Some(old) {
+                return Err(errno!(EAGAIN, "code changed under the patch"));
+            }
+            if let Some(dst) = bytes.get_mut(at..end) {
+                dst.copy_from_slice(new);
+            }
+            match word.compare_exchange(
+                cur,
+                u64::from_le_bytes(bytes),
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
     /// Copy one frame to another (copy-on-write, private file pages).
     pub fn copy_frame(&self, from: u64, to: u64) -> Result<()> {
         let src = self.ptr(from, PAGE_SIZE as usize)?;
@@ -228,5 +263,29 @@ impl Drop for MemoryFile {
         unsafe {
             libc::munmap(self.base.cast(), FILE_SIZE as usize);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_bytes_swaps_within_one_word_only_if_unchanged() {
+        let mf = MemoryFile::new().unwrap();
+        let f = mf.allocate(1).unwrap();
+        mf.write(f, &[0x90, 0xb8, 0x27, 0, 0, 0, 0x0f, 0x05]).unwrap();
+        mf.replace_bytes(f + 1, &[0xb8, 0x27, 0, 0, 0], &[0xff, 0x24, 0x25, 8, 0])
+            .unwrap();
+        let mut b = [0u8; 8];
+        mf.read(f, &mut b).unwrap();
+        assert_eq!(b, [0x90, 0xff, 0x24, 0x25, 8, 0, 0x0f, 0x05]);
+        // Not what is there: refused, nothing written.
+        let r = mf.replace_bytes(f + 1, &[0xb8, 0x27, 0, 0, 0], &[1, 2, 3, 4, 5]);
+        assert!(r.is_err());
+        // Crossing the word: refused.
+        assert!(mf.replace_bytes(f + 6, &[0x0f, 0x05, 0, 0], &[1, 2, 3, 4]).is_err());
+        mf.read(f, &mut b).unwrap();
+        assert_eq!(b, [0x90, 0xff, 0x24, 0x25, 8, 0, 0x0f, 0x05]);
     }
 }
