@@ -5,7 +5,8 @@
  * and r11), the flags, rcx = the return address, and the vector registers around a
  * signal delivered on the way back; JIT code rewritten after it ran (RW -> RX -> RW);
  * fork after patching; signals interrupting a blocked call made from a patched site,
- * with and without SA_RESTART. Natively nothing is patched, and every check holds. */
+ * with and without SA_RESTART; a signal sent while the target returns from a patched
+ * call, which must still interrupt the plain code that follows. Natively nothing is patched, and every check holds. */
 #include "child.h"
 
 #include <pthread.h>
@@ -319,6 +320,69 @@ static void test_interrupt(void)
     close(p[1]);
 }
 
+/* ---- a signal sent while the target is on its way back from a patched call ---- */
+
+static volatile sig_atomic_t kicked;
+static atomic_int kick_round;
+static pid_t kick_target;
+
+static void on_kick(int sig)
+{
+    (void)sig;
+    kicked = 1;
+}
+
+static void *kicker(void *arg)
+{
+    int rounds = (int)(long)arg;
+    for (int r = 1; r <= rounds; r++) {
+        while (atomic_load(&kick_round) < r)
+            ;
+        syscall(SYS_tgkill, getpid(), kick_target, SIGUSR2);
+    }
+    return NULL;
+}
+
+static void test_kick_race(void)
+{
+    enum { ROUNDS = 300 };
+    struct sigaction sa = {.sa_handler = on_kick};
+    sigemptyset(&sa.sa_mask);
+    CHECK_OK(sigaction(SIGUSR2, &sa, NULL));
+    kick_target = gettid();
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, kicker, (void *)(long)ROUNDS), 0);
+    int lost = 0;
+    for (int r = 1; r <= ROUNDS; r++) {
+        kicked = 0;
+        atomic_store(&kick_round, r);
+        for (int i = 0; i < 20 && !kicked; i++)
+            site_getpid();
+        /* No syscall until the handler ran: the signal must interrupt plain code. */
+        for (long spin = 0; !kicked && spin < 4000000000L; spin++)
+            __asm__ volatile("" ::: "memory");
+        lost += !kicked;
+    }
+    CHECK_EQ(lost, 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    signal(SIGUSR2, SIG_DFL);
+}
+
+/* ---- the jump table is not the program's to write ---- */
+
+static void write_table(void *arg)
+{
+    (void)arg;
+    no_core_files();
+    *(volatile long *)0x050f0000 = 1; /* unmapped natively; the read-only table here */
+    _exit(0);
+}
+
+static void test_table_write(void)
+{
+    CHECK_KILLED(run_in_child(write_table, NULL), SIGSEGV);
+}
+
 int main(void)
 {
     test_threads();
@@ -328,5 +392,7 @@ int main(void)
     test_jit();
     test_fork();
     test_interrupt();
+    test_kick_race();
+    test_table_write();
     return check_done();
 }

@@ -274,7 +274,8 @@ mod tests {
     fn replace_bytes_swaps_within_one_word_only_if_unchanged() {
         let mf = MemoryFile::new().unwrap();
         let f = mf.allocate(1).unwrap();
-        mf.write(f, &[0x90, 0xb8, 0x27, 0, 0, 0, 0x0f, 0x05]).unwrap();
+        mf.write(f, &[0x90, 0xb8, 0x27, 0, 0, 0, 0x0f, 0x05])
+            .unwrap();
         mf.replace_bytes(f + 1, &[0xb8, 0x27, 0, 0, 0], &[0xff, 0x24, 0x25, 8, 0])
             .unwrap();
         let mut b = [0u8; 8];
@@ -284,7 +285,9 @@ mod tests {
         let r = mf.replace_bytes(f + 1, &[0xb8, 0x27, 0, 0, 0], &[1, 2, 3, 4, 5]);
         assert!(r.is_err());
         // Crossing the word: refused.
-        assert!(mf.replace_bytes(f + 6, &[0x0f, 0x05, 0, 0], &[1, 2, 3, 4]).is_err());
+        assert!(mf
+            .replace_bytes(f + 6, &[0x0f, 0x05, 0, 0], &[1, 2, 3, 4])
+            .is_err());
         mf.read(f, &mut b).unwrap();
         assert_eq!(b, [0x90, 0xff, 0x24, 0x25, 8, 0, 0x0f, 0x05]);
     }

@@ -559,6 +559,7 @@ impl SlotMap {
             self.write_u64(off, 0);
         }
         self.write_u64(stub::SELF, addr);
+        self.write_u64(stub::PENDING_KICK, 0);
         // A new thread shares its creator's CPU at first: no spinning until `switch`
         // decides otherwise.
         self.word(stub::SPIN).store(0, Ordering::Relaxed);
@@ -1023,6 +1024,9 @@ impl SystrapContext {
             regs.orig_rax = regs.rax;
             return Exit::Syscall;
         }
+        if kind == stub::K_FAST_INT {
+            return Exit::Interrupted;
+        }
         let kind = kind as i32;
         let code = self.siginfo_i32(8);
         let addr = self.slot.read_u64(stub::SIGINFO + 16);
@@ -1172,7 +1176,13 @@ impl Context for SystrapContext {
         self.last_short = posted.elapsed() <= window;
         self.read_regs(regs);
         let exit = self.exit(regs);
-        self.fp_fresh = self.last_kind != stub::K_FAST;
+        // After a fast stop the FP state is still in the CPU (and stays there through
+        // an interrupted fast return).
+        self.fp_fresh = match self.last_kind {
+            stub::K_FAST => false,
+            stub::K_FAST_INT => self.fp_fresh,
+            _ => true,
+        };
         Ok(exit)
     }
 
@@ -1218,7 +1228,7 @@ impl Context for SystrapContext {
         }
         self.slot.write_bytes(stub::FP, &out);
         // A signal stop's return loads it from the frame; a fast stop's, from the slot.
-        if self.last_kind == stub::K_FAST {
+        if matches!(self.last_kind, stub::K_FAST | stub::K_FAST_INT) {
             self.slot.word(stub::FP_RESTORE).store(1, Ordering::Relaxed);
         }
         Ok(())

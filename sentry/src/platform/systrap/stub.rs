@@ -64,6 +64,8 @@ pub const SETUP: usize = 512;
 /// the first thread runs); the application's rsp is kept just above it.
 pub const FAST_STACK: usize = 0xf00;
 pub const FAST_RSP: usize = 0xf08;
+/// A kick came while the stub was in the patched-site path: report it before returning.
+pub const PENDING_KICK: usize = 0xf10;
 pub const FP: usize = 0x1000;
 pub const FP_MAX: usize = 0x8000 - FP;
 /// The alternate signal stack: the upper half of the slot.
@@ -83,6 +85,9 @@ pub const S_XSAVE: u32 = 5;
 
 /// `KIND` of a stop from a patched syscall site (not a signal number).
 pub const K_FAST: u32 = 0x100;
+/// `KIND` of a stop the patched-site path makes for a kick instead of returning into the
+/// application (the slot's registers are the ones it was to return to).
+pub const K_FAST_INT: u32 = 0x101;
 
 /// Syscall patching. A site `mov $nr,%eax; syscall` (b8 imm32 0f 05) becomes
 /// `jmp *TABLE+8i` (ff 24 25 imm32) whose 32-bit address ends in the bytes 0f 05: the
@@ -170,16 +175,40 @@ std::arch::global_asm!(
     ".globl carapace_systrap_handler",
     ".hidden carapace_systrap_handler",
     "carapace_systrap_handler:",
-    // A kick that lands in the stub's own code (the patched-site path, before it
-    // reports) is dropped: that path is about to stop in the sentry anyway, and the
-    // slot is its to fill.
+    // A kick can land in the patched-site path (only there are handled signals not
+    // blocked in the stub's own code). In its tail, the application's registers are all
+    // in the slot: the kick is taken as if it came a moment later, in the application,
+    // and the return goes through this frame. Anywhere else it is noted and the path
+    // reports it before it next returns into the application.
     "cmp edi, {kick}",
     "jne 31f",
     "mov rax, [rdx + {uc_mcontext} + 128]",
     "movabs rcx, {stub_base}",
-    "sub rax, rcx",
-    "cmp rax, {image_len}",
+    "mov r8, rax",
+    "sub r8, rcx",
+    "cmp r8, {image_len}",
     "jae 31f",
+    "mov rbx, rsp",
+    "and rbx, -{slot}",
+    "lea rcx, [rip + carapace_systrap_fast_tail]",
+    "cmp rax, rcx",
+    "jb 32f",
+    "lea rcx, [rip + carapace_systrap_fast_end]",
+    "cmp rax, rcx",
+    "jae 32f",
+    "mov r8, rdi",
+    "mov r9, rsi",
+    "mov r10, rdx",
+    "lea rsi, [rbx + {gregs}]",
+    "lea rdi, [rdx + {uc_mcontext}]",
+    "mov ecx, {gregs_len}",
+    "rep movsb",
+    "mov rdi, r8",
+    "mov rsi, r9",
+    "mov rdx, r10",
+    "jmp 31f",
+    "32:",
+    "mov dword ptr [rbx + {pending_kick}], 1",
     "ret",
     "31:",
     "mov rbx, rsp",
@@ -401,11 +430,18 @@ std::arch::global_asm!(
     ".hidden carapace_systrap_fast_return",
     "carapace_systrap_fast_return:",
     "cmp dword ptr [rbx + {fp_restore}], 0",
-    "je 19f",
-    "mov dword ptr [rbx + {fp_restore}], 0",
+    "je carapace_systrap_fast_tail",
     "mov eax, -1",
     "mov edx, -1",
     "xrstor64 [rbx + {fp}]",
+    "mov dword ptr [rbx + {fp_restore}], 0",
+    // The tail: from here a kick is taken in the application (see the handler).
+    "carapace_systrap_fast_tail:",
+    "cmp dword ptr [rbx + {pending_kick}], 0",
+    "je 19f",
+    "mov dword ptr [rbx + {pending_kick}], 0",
+    "mov dword ptr [rbx + {kind}], {k_fast_int}",
+    "jmp carapace_systrap_report",
     "19:",
     "lea rsp, [rbx + {fast_stack}]",
     "push 0x2b",
@@ -432,6 +468,7 @@ std::arch::global_asm!(
     "mov rcx, [rbx + {gregs} + 112]",
     "mov rbx, [rbx + {gregs} + 88]",
     "iretq",
+    "carapace_systrap_fast_end:",
     ".globl carapace_systrap_end",
     ".hidden carapace_systrap_end",
     "carapace_systrap_end:",
@@ -474,6 +511,8 @@ std::arch::global_asm!(
     entry_mask = const PATCH_ENTRIES - 1,
     patch_data = const PATCH_DATA,
     k_fast = const K_FAST,
+    k_fast_int = const K_FAST_INT,
+    pending_kick = const PENDING_KICK,
     fp_restore = const FP_RESTORE,
 );
 
