@@ -6,7 +6,8 @@
  * signal delivered on the way back; JIT code rewritten after it ran (RW -> RX -> RW);
  * fork after patching; signals interrupting a blocked call made from a patched site,
  * with and without SA_RESTART; a signal sent while the target returns from a patched
- * call, which must still interrupt the plain code that follows. Natively nothing is patched, and every check holds. */
+ * call, which must still interrupt the plain code that follows; glibc's syscall(), whose
+ * site loads the sixth argument from the stack. Natively nothing is patched, and every check holds. */
 #include "child.h"
 
 #include <pthread.h>
@@ -368,6 +369,34 @@ static void test_kick_race(void)
     signal(SIGUSR2, SIG_DFL);
 }
 
+/* ---- glibc's syscall(): the number in rax, the sixth argument loaded from the stack ---- */
+
+static void test_syscall_wrapper(void)
+{
+    int fd = memfd_create("patching", 0);
+    CHECK(fd >= 0);
+    char page[4096];
+    memset(page, 'a', sizeof page);
+    CHECK_EQ(write(fd, page, sizeof page), 4096);
+    memset(page, 'b', sizeof page);
+    CHECK_EQ(write(fd, page, sizeof page), 4096);
+    long bad = 0;
+    for (int i = 0; i < 500; i++) {
+        bad += syscall(SYS_getpid) != getpid();
+        /* The offset (the sixth argument) is the one syscall() loads from the stack. */
+        long off = (i % 2) * 4096;
+        char *p = (char *)syscall(SYS_mmap, NULL, 4096, PROT_READ, MAP_SHARED, fd, off);
+        if (p == MAP_FAILED) {
+            bad++;
+            continue;
+        }
+        bad += p[0] != (i % 2 ? 'b' : 'a');
+        bad += syscall(SYS_munmap, p, 4096) != 0;
+    }
+    CHECK_EQ(bad, 0);
+    close(fd);
+}
+
 /* ---- the jump table is not the program's to write ---- */
 
 static void write_table(void *arg)
@@ -393,6 +422,7 @@ int main(void)
     test_fork();
     test_interrupt();
     test_kick_race();
+    test_syscall_wrapper();
     test_table_write();
     return check_done();
 }

@@ -10,10 +10,11 @@ pub mod systrap;
 /// The platforms `--platform` can name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kind {
-    /// The correctness baseline, and the default until systrap has a record of full
-    /// test runs as clean as ptrace's (see issue 10's report).
-    #[default]
+    /// The correctness baseline: `PTRACE_SYSEMU`, a ptrace stop per syscall.
     Ptrace,
+    /// The default: seccomp traps handed over through shared memory, hot syscall sites
+    /// patched so that they stop trapping.
+    #[default]
     Systrap,
 }
 
@@ -159,6 +160,14 @@ pub trait AddressSpace: Send {
     fn release_patch_table(&mut self) {}
 }
 
+/// `r9 = *(u64 *)addr`, which a patched site (`site`) left to the kernel: it must happen
+/// before the syscall, and a fault there is the application's, at `site`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackLoad {
+    pub addr: u64,
+    pub site: u64,
+}
+
 /// A rewrite of application code that makes a syscall site stop trapping: `old` (the bytes
 /// at `addr` now) becomes `new`, of the same length.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,8 +208,14 @@ pub trait Context: Send {
         false
     }
     /// The patch that makes the syscall site ending at `regs.rip` stop trapping, given the
-    /// 7 bytes of code before `rip`; None keeps the site as it is.
-    fn plan_patch(&mut self, _regs: &Regs, _code: &[u8]) -> Option<Patch> {
+    /// 7 bytes of code before `rip` and the 8 at `rsp + 8` (if readable); None keeps the
+    /// site as it is.
+    fn plan_patch(&mut self, _regs: &Regs, _code: &[u8], _stack: Option<u64>) -> Option<Patch> {
+        None
+    }
+    /// After an [`Exit::Syscall`] from a patched site that replaced a load from the stack:
+    /// the load, for the kernel to make before it serves the call.
+    fn take_stack_load(&mut self) -> Option<StackLoad> {
         None
     }
 }

@@ -883,6 +883,8 @@ pub struct SystrapContext {
     last_kind: u32,
     /// The slot holds the FP state of the last stop.
     fp_fresh: bool,
+    /// The load a `K_FAST_LOAD` stop leaves to the sentry.
+    stack_load: Option<super::StackLoad>,
 }
 
 impl SystrapContext {
@@ -904,6 +906,7 @@ impl SystrapContext {
             switches: 0,
             last_kind: 0,
             fp_fresh: true,
+            stack_load: None,
         };
         ctx.bind_cpus(false);
         ctx
@@ -1020,8 +1023,14 @@ impl SystrapContext {
     fn exit(&mut self, regs: &mut Regs) -> Exit {
         let kind = self.slot.word(stub::KIND).load(Ordering::Relaxed);
         self.last_kind = kind;
-        if kind == stub::K_FAST {
+        if kind == stub::K_FAST || kind == stub::K_FAST_LOAD {
             regs.orig_rax = regs.rax;
+            if kind == stub::K_FAST_LOAD {
+                self.stack_load = Some(super::StackLoad {
+                    addr: regs.rsp.wrapping_add(8),
+                    site: regs.rip.wrapping_sub(7),
+                });
+            }
             return Exit::Syscall;
         }
         if kind == stub::K_FAST_INT {
@@ -1094,17 +1103,26 @@ impl SystrapContext {
 /// `code`): the site's address, or None. The number must be the one the trap reported
 /// (so the `mov` is what ran, not a jump to the `syscall`), and the site must lie in one
 /// page (one frame to write).
-fn plan_site(ret: u64, nr: u64, code: &[u8]) -> Option<u64> {
+///
+/// Two shapes: `mov $nr,%eax; syscall` (b8 imm32 0f 05), the entry's number being `nr`;
+/// and glibc's `syscall()`, `mov 8(%rsp),%r9; syscall` (4c 8b 4c 24 08 0f 05), whose
+/// number is in rax ([`stub::NR_IN_RAX`]) and whose load the sentry replays — r9 must hold
+/// what `stack` (the 8 bytes at rsp+8) says, or the load did not run.
+fn plan_site(ret: u64, regs: &Regs, code: &[u8], stack: Option<u64>) -> Option<(u64, u64)> {
     let site = ret.checked_sub(7)?;
     let c = code.get(..7)?;
-    if c[0] != 0xb8 || c[5] != 0x0f || c[6] != 0x05 {
+    if c[5] != 0x0f || c[6] != 0x05 || site / 4096 != (ret - 1) / 4096 {
         return None;
     }
-    let imm = u32::from_le_bytes([c[1], c[2], c[3], c[4]]);
-    if u64::from(imm) != nr || site / 4096 != (ret - 1) / 4096 {
-        return None;
+    let nr = regs.orig_rax;
+    if c[0] == 0xb8 {
+        let imm = u32::from_le_bytes([c[1], c[2], c[3], c[4]]);
+        return (u64::from(imm) == nr).then_some((site, nr));
     }
-    Some(site)
+    if c[..5] == [0x4c, 0x8b, 0x4c, 0x24, 0x08] && stack == Some(regs.r9) {
+        return Some((site, stub::NR_IN_RAX));
+    }
+    None
 }
 
 fn u32_at(b: &[u8], off: usize) -> Option<u32> {
@@ -1179,7 +1197,7 @@ impl Context for SystrapContext {
         // After a fast stop the FP state is still in the CPU (and stays there through
         // an interrupted fast return).
         self.fp_fresh = match self.last_kind {
-            stub::K_FAST => false,
+            stub::K_FAST | stub::K_FAST_LOAD => false,
             stub::K_FAST_INT => self.fp_fresh,
             _ => true,
         };
@@ -1228,7 +1246,10 @@ impl Context for SystrapContext {
         }
         self.slot.write_bytes(stub::FP, &out);
         // A signal stop's return loads it from the frame; a fast stop's, from the slot.
-        if matches!(self.last_kind, stub::K_FAST | stub::K_FAST_INT) {
+        if matches!(
+            self.last_kind,
+            stub::K_FAST | stub::K_FAST_LOAD | stub::K_FAST_INT
+        ) {
             self.slot.word(stub::FP_RESTORE).store(1, Ordering::Relaxed);
         }
         Ok(())
@@ -1238,7 +1259,11 @@ impl Context for SystrapContext {
         self.space.patch.is_some() && self.last_kind == libc::SIGSYS as u32
     }
 
-    fn plan_patch(&mut self, regs: &Regs, code: &[u8]) -> Option<super::Patch> {
+    fn take_stack_load(&mut self) -> Option<super::StackLoad> {
+        self.stack_load.take()
+    }
+
+    fn plan_patch(&mut self, regs: &Regs, code: &[u8], stack: Option<u64>) -> Option<super::Patch> {
         let patch = self.space.patch.as_ref()?;
         if !self.space.table_live.load(Ordering::Relaxed) {
             return None;
@@ -1247,8 +1272,8 @@ impl Context for SystrapContext {
         if !pt::lock(&self.space.tried).insert(ret) {
             return None;
         }
-        let site = plan_site(ret, regs.orig_rax, code)?;
-        let i = patch.entry(regs.orig_rax, ret)?;
+        let (site, nr) = plan_site(ret, regs, code, stack)?;
+        let i = patch.entry(nr, ret)?;
         Some(super::Patch {
             addr: site,
             old: code.get(..5)?.to_vec(),
@@ -1288,14 +1313,25 @@ mod tests {
     }
 
     #[test]
-    fn only_mov_syscall_sites_matching_the_number_are_planned() {
+    fn only_known_shapes_matching_the_state_are_planned() {
+        // SAFETY: user_regs_struct is plain integers; all zero is a valid value.
+        let mut r: Regs = unsafe { std::mem::zeroed() };
+        r.orig_rax = 0x27;
         let site = [0xb8, 0x27, 0, 0, 0, 0x0f, 0x05];
-        assert_eq!(plan_site(0x401007, 0x27, &site), Some(0x401000));
-        assert_eq!(plan_site(0x401007, 0x28, &site), None);
-        assert_eq!(plan_site(0x401003, 0x27, &site), None); // crosses a page
+        assert_eq!(plan_site(0x401007, &r, &site, None), Some((0x401000, 0x27)));
+        assert_eq!(plan_site(0x401003, &r, &site, None), None); // crosses a page
+        assert_eq!(plan_site(3, &r, &site, None), None);
         let other = [0x89, 0xf0, 0x90, 0x90, 0x90, 0x0f, 0x05];
-        assert_eq!(plan_site(0x401007, 0x27, &other), None);
-        assert_eq!(plan_site(3, 0x27, &site), None);
+        assert_eq!(plan_site(0x401007, &r, &other, None), None);
+        // syscall(): only if r9 is what the load would have read.
+        let wrapper = [0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05];
+        r.r9 = 77;
+        let want = Some((0x401000, stub::NR_IN_RAX));
+        assert_eq!(plan_site(0x401007, &r, &wrapper, Some(77)), want);
+        assert_eq!(plan_site(0x401007, &r, &wrapper, Some(78)), None);
+        assert_eq!(plan_site(0x401007, &r, &wrapper, None), None);
+        r.orig_rax = 0x28;
+        assert_eq!(plan_site(0x401007, &r, &site, None), None);
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub const FAST_STACK: usize = 0xf00;
 pub const FAST_RSP: usize = 0xf08;
 /// A kick came while the stub was in the patched-site path: report it before returning.
 pub const PENDING_KICK: usize = 0xf10;
+/// The application's rax on entry to the patched-site path.
+pub const FAST_RAX: usize = 0xf18;
 pub const FP: usize = 0x1000;
 pub const FP_MAX: usize = 0x8000 - FP;
 /// The alternate signal stack: the upper half of the slot.
@@ -88,6 +90,11 @@ pub const K_FAST: u32 = 0x100;
 /// `KIND` of a stop the patched-site path makes for a kick instead of returning into the
 /// application (the slot's registers are the ones it was to return to).
 pub const K_FAST_INT: u32 = 0x101;
+/// `KIND` of a fast stop from a `mov 8(%rsp),%r9; syscall` site (glibc's `syscall()`):
+/// the number is rax, and r9 is still to be loaded from the stack.
+pub const K_FAST_LOAD: u32 = 0x102;
+/// The entry number of a site whose number is in rax.
+pub const NR_IN_RAX: u64 = u64::MAX;
 
 /// Syscall patching. A site `mov $nr,%eax; syscall` (b8 imm32 0f 05) becomes
 /// `jmp *TABLE+8i` (ff 24 25 imm32) whose 32-bit address ends in the bytes 0f 05: the
@@ -385,6 +392,7 @@ std::arch::global_asm!(
     ".globl carapace_systrap_fast",
     ".hidden carapace_systrap_fast",
     "carapace_systrap_fast:",
+    "mov gs:[{fast_rax}], rax",
     "mov gs:[{fast_rsp}], rsp",
     "mov rsp, gs:[{self_}]",
     "lea rsp, [rsp + {fast_stack}]",
@@ -410,6 +418,14 @@ std::arch::global_asm!(
     "add r11, rcx",
     "mov rax, [r11]",
     "mov rcx, [r11 + 8]",
+    "mov dword ptr [rbx + {kind}], {k_fast}",
+    // Entry number -1: the number is in rax (glibc's syscall()), and the sentry replays
+    // the `mov 8(%rsp),%r9` the patch replaced.
+    "cmp rax, -1",
+    "jne 20f",
+    "mov rax, [rbx + {fast_rax}]",
+    "mov dword ptr [rbx + {kind}], {k_fast_load}",
+    "20:",
     // As after a syscall: rax the number (orig_rax), rcx the return address, r11 the flags.
     "mov [rbx + {gregs} + 104], rax",
     "mov [rbx + {gregs} + 112], rcx",
@@ -421,7 +437,6 @@ std::arch::global_asm!(
     "mov [rbx + {gregs} + 120], r11",
     "movabs r11, 0x002b000000000033", // cs, gs, fs, ss as in a signal frame
     "mov [rbx + {gregs} + 144], r11",
-    "mov dword ptr [rbx + {kind}], {k_fast}",
     "xor r12d, r12d",
     "jmp carapace_systrap_report",
     // RUN after a fast stop: the FP state if the sentry changed it, then every register
@@ -512,6 +527,8 @@ std::arch::global_asm!(
     patch_data = const PATCH_DATA,
     k_fast = const K_FAST,
     k_fast_int = const K_FAST_INT,
+    k_fast_load = const K_FAST_LOAD,
+    fast_rax = const FAST_RAX,
     pending_kick = const PENDING_KICK,
     fp_restore = const FP_RESTORE,
 );
