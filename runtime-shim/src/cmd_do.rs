@@ -13,9 +13,9 @@ use std::process::Stdio;
 
 #[derive(clap::Args)]
 pub struct DoArgs {
-    /// The platform that runs application code: `ptrace` (the correctness baseline) or
-    /// `systrap` (seccomp traps handed to the sentry through shared memory).
-    #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
+    /// The platform that runs application code: `systrap` (seccomp traps handed to the
+    /// sentry through shared memory; the default) or `ptrace` (the correctness baseline).
+    #[arg(long, env = "CARAPACE_PLATFORM", default_value = "systrap", value_parser = ["ptrace", "systrap"])]
     platform: String,
     /// systrap: rewrite hot syscall sites so that they stop trapping (`on`, `off`).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]

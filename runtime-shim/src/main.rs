@@ -36,7 +36,7 @@ struct Cli {
     #[command(flatten)]
     global: liboci_cli::GlobalOpts,
     /// The platform that runs application code.
-    #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
+    #[arg(long, env = "CARAPACE_PLATFORM", default_value = "systrap", value_parser = ["ptrace", "systrap"])]
     platform: String,
     /// systrap: rewrite hot syscall sites so that they stop trapping (`on`, `off`).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
