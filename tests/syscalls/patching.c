@@ -32,9 +32,17 @@ __asm__(".text\n"
         "call_mid:\n"
         "  mov %rdi, %rax\n"
         "  jmp site_getpid_syscall\n"
-        /* A site whose first five bytes cross an 8-byte word: it stays trapping. */
+        /* A site whose first five bytes cross an 8-byte word (patched in one 16-byte
+         * compare-and-swap), and one that crosses a 16-byte block (it stays trapping). */
         ".balign 16\n"
         "  .byte 0x90, 0x90, 0x90, 0x90, 0x90, 0x90\n"
+        ".globl site_word_cross\n"
+        "site_word_cross:\n"
+        "  mov $39, %eax\n"
+        "  syscall\n"
+        "  ret\n"
+        ".balign 16\n"
+        "  .byte 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90\n"
         ".globl site_unaligned\n"
         "site_unaligned:\n"
         "  mov $39, %eax\n"
@@ -101,6 +109,7 @@ __asm__(".text\n"
 long site_getpid(void);
 long call_mid(long nr);
 long site_unaligned(void);
+long site_word_cross(void);
 long site_read(long fd, void *buf, long n);
 long kill_keep_xmm(long pid, long sig, void *xmm);
 long regs_across(void);
@@ -125,6 +134,8 @@ static void *hammer(void *arg)
         if (getpid() != main_pid)
             bad++;
         if (site_unaligned() != main_pid)
+            bad++;
+        if (site_word_cross() != main_pid)
             bad++;
     }
     return (void *)bad;

@@ -20,8 +20,8 @@ impl MemoryManager {
     }
 
     /// Make `p`: only in private, executable, non-writable memory (program and library
-    /// text), only where the changed bytes share one aligned 8-byte word, so that one
-    /// atomic store flips them for every thread running that code. Anything else is an
+    /// text), only where the changed bytes share one aligned 16-byte block, so that one
+    /// atomic compare-and-swap flips them for every thread running that code. Anything else is an
     /// error and the site keeps trapping.
     pub fn apply_patch(&mut self, p: &Patch) -> Result<()> {
         let len = p.old.len() as u64;
@@ -29,8 +29,8 @@ impl MemoryManager {
             return_errno!(EINVAL);
         }
         let end = p.addr.checked_add(len).ok_or(errno!(EFAULT))?;
-        if (p.addr & !7) + 8 < end {
-            return_errno!(EINVAL, "site straddles an 8-byte word");
+        if (p.addr & !15) + 16 < end {
+            return_errno!(EINVAL, "site straddles a 16-byte block");
         }
         let (_, vma) = self.find_vma(p.addr).ok_or(errno!(EFAULT))?;
         let private = matches!(vma.backing, Backing::Anon | Backing::File { .. });
