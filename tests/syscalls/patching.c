@@ -4,12 +4,13 @@
  * site with another number in eax; registers the syscall ABI preserves (all but rax, rcx
  * and r11), the flags, rcx = the return address, and the vector registers around a
  * signal delivered on the way back; JIT code rewritten after it ran (RW -> RX -> RW);
- * fork after patching; signals interrupting a blocked call made from a patched site,
+ * fork after patching; a program with a gs base of its own (and its fork); signals interrupting a blocked call made from a patched site,
  * with and without SA_RESTART; a signal sent while the target returns from a patched
  * call, which must still interrupt the plain code that follows; glibc's syscall(), whose
  * site loads the sixth argument from the stack. Natively nothing is patched, and every check holds. */
 #include "child.h"
 
+#include <asm/prctl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -285,6 +286,43 @@ static void test_fork(void)
     CHECK_EQ(site_getpid(), parent);
 }
 
+/* ---- a program that sets a gs base of its own (patched sites find their way through
+ * gs in the sandbox: they must all go back to plain syscalls, in forks too) ---- */
+
+static long gs_area[64];
+
+static void gs_calls(void *arg)
+{
+    (void)arg;
+    pid_t me = (pid_t)syscall(SYS_getpid);
+    long bad = 0;
+    for (int i = 0; i < 2000; i++) {
+        bad += site_getpid() != me;
+        bad += getpid() != me;
+        bad += syscall(SYS_getpid) != me;
+        bad += regs_across() != 0;
+    }
+    CHECK_EQ(bad, 0);
+    unsigned long gs = 0;
+    CHECK_EQ(syscall(SYS_arch_prctl, ARCH_GET_GS, &gs), 0);
+    CHECK_EQ(gs, (unsigned long)gs_area);
+}
+
+static void gs_child(void *arg)
+{
+    CHECK_EQ(syscall(SYS_arch_prctl, ARCH_SET_GS, gs_area), 0);
+    gs_calls(arg);
+    CHECK_EXITED(run_in_child(gs_calls, NULL), 0);
+}
+
+static void test_gs(void)
+{
+    for (int i = 0; i < 100; i++)
+        site_getpid();
+    CHECK_EXITED(run_in_child(gs_child, NULL), 0);
+    CHECK_EQ(site_getpid(), getpid());
+}
+
 /* ---- signals interrupting a blocked call from a patched site ---- */
 
 static int pipe_w = -1;
@@ -431,6 +469,7 @@ int main(void)
     test_fp_signal();
     test_jit();
     test_fork();
+    test_gs();
     test_interrupt();
     test_kick_race();
     test_syscall_wrapper();

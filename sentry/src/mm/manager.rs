@@ -984,6 +984,7 @@ impl MemoryManager {
             brk: self.brk,
             exec_layout: self.exec_layout.clone(),
             patched: self.patched.clone(),
+            patching: self.patching_live(),
         })
     }
 
@@ -997,6 +998,11 @@ impl MemoryManager {
         mm.brk = forked.brk;
         mm.exec_layout = std::mem::take(&mut forked.exec_layout);
         mm.patched = std::mem::take(&mut forked.patched);
+        // Patching stopped in the parent (a gs base of its own, which the child keeps)
+        // stays stopped in the child.
+        if !forked.patching {
+            mm.unpatch_all();
+        }
         // The child's stub has a jump table of its own: it stays only if nothing of the
         // application's is where it is.
         let ranges: Vec<(u64, u64)> = mm.vmas.iter().map(|(s, v)| (*s, v.end)).collect();
@@ -1018,6 +1024,7 @@ pub struct ForkedMm {
     brk: u64,
     exec_layout: ExecLayout,
     patched: BTreeMap<u64, patch::PatchedSite>,
+    patching: bool,
 }
 
 impl Drop for ForkedMm {
