@@ -118,17 +118,18 @@ long regs_across(void);
 /* ---- many threads on one site ---- */
 
 #define THREADS 8
-#define CALLS 20000
+#define CALLS 10000
 
-static atomic_int go;
+static pthread_barrier_t start;
 static pid_t main_pid;
 
 static void *hammer(void *arg)
 {
     long bad = 0;
     (void)arg;
-    while (!atomic_load(&go))
-        ;
+    /* All start at once, so that the first calls of each site trap and get patched
+     * while the other threads run them. */
+    pthread_barrier_wait(&start);
     for (int i = 0; i < CALLS; i++) {
         if (site_getpid() != main_pid)
             bad++;
@@ -146,9 +147,10 @@ static void test_threads(void)
 {
     pthread_t t[THREADS];
     main_pid = getpid();
+    CHECK_EQ(pthread_barrier_init(&start, NULL, THREADS + 1), 0);
     for (int i = 0; i < THREADS; i++)
         CHECK_EQ(pthread_create(&t[i], NULL, hammer, NULL), 0);
-    atomic_store(&go, 1);
+    pthread_barrier_wait(&start);
     long bad = 0;
     for (int i = 0; i < THREADS; i++) {
         void *r;
@@ -385,6 +387,8 @@ static void on_kick(int sig)
 static void *kicker(void *arg)
 {
     int rounds = (int)(long)arg;
+    /* Spinning, not blocking: the signal must go out while the target is still in its
+     * few patched calls (a blocked kicker wakes too late to hit them). */
     for (int r = 1; r <= rounds; r++) {
         while (atomic_load(&kick_round) < r)
             ;
