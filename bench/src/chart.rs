@@ -36,6 +36,7 @@ fn color(runtime: &str) -> RGBColor {
         "runsc" => RGBColor(230, 126, 34),
         "carapace-ptrace" => RGBColor(39, 174, 96),
         "carapace-systrap" => RGBColor(22, 118, 64),
+        "carapace-systrap-nopatch" => RGBColor(120, 200, 150),
         _ => RGBColor(41, 128, 185),
     }
 }

@@ -30,7 +30,8 @@ use runtime::{Carapace, Native, OciCli, Runtime};
 use workloads::{Measure, Params, Workload, WORKLOADS};
 
 /// Carapace platforms, in the order they appear; the ones not built yet say so.
-const CARAPACE_PLATFORMS: &[&str] = &["ptrace", "systrap", "kvm"];
+/// `systrap-nopatch` is systrap with syscall patching off (`--systrap-patch=off`).
+const CARAPACE_PLATFORMS: &[&str] = &["ptrace", "systrap", "systrap-nopatch", "kvm"];
 
 #[derive(Parser, Debug)]
 #[command(about = "Runs the same workloads natively, under runc, runsc and carapace")]
@@ -46,7 +47,8 @@ struct Args {
     #[arg(long)]
     rounds: Option<u32>,
     /// Runtimes to compare (repeatable): native, runc, runsc, carapace (every platform) or
-    /// carapace-ptrace, carapace-systrap, carapace-kvm. Default: all of them.
+    /// carapace-ptrace, carapace-systrap, carapace-systrap-nopatch, carapace-kvm. Default:
+    /// all of them.
     #[arg(long = "runtime", value_name = "NAME")]
     runtimes: Vec<String>,
     /// Where results.json, results.md and chart.png go (default: target/bench).

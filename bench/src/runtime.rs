@@ -306,21 +306,30 @@ pub struct Carapace {
     name: String,
     binary: Result<PathBuf, String>,
     platform: String,
+    /// Flags of the platform's variant (`systrap-nopatch`: `--systrap-patch=off`).
+    extra: Vec<String>,
 }
 
 impl Carapace {
-    pub fn new(binary: Result<PathBuf, String>, platform: &str) -> Carapace {
+    pub fn new(binary: Result<PathBuf, String>, variant: &str) -> Carapace {
+        let (platform, extra) = match variant {
+            "systrap-nopatch" => ("systrap", vec!["--systrap-patch=off".to_string()]),
+            p => (p, Vec::new()),
+        };
         Carapace {
-            name: format!("carapace-{platform}"),
+            name: format!("carapace-{variant}"),
             binary,
             platform: platform.to_string(),
+            extra,
         }
     }
 
     fn command(&self, argv: &[String]) -> Result<Command, String> {
         let binary = self.binary.as_ref().map_err(String::clone)?;
         let mut cmd = Command::new(binary);
-        cmd.args(["do", "--platform", &self.platform]).args(argv);
+        cmd.args(["do", "--platform", &self.platform])
+            .args(&self.extra)
+            .args(argv);
         Ok(cmd)
     }
 }
@@ -389,6 +398,10 @@ mod tests {
             rt.probe(),
             Err("no-such-runtime-xyz not installed: apt-get install no-such-runtime-xyz".into())
         );
+        let n = Carapace::new(Err("not built".into()), "systrap-nopatch");
+        assert_eq!(n.name(), "carapace-systrap-nopatch");
+        assert_eq!(n.platform, "systrap");
+        assert_eq!(n.extra, ["--systrap-patch=off"]);
         let c = Carapace::new(Err("not built".into()), "ptrace");
         assert_eq!(c.probe(), Err("not built".into()));
         assert_eq!(c.name(), "carapace-ptrace");

@@ -173,6 +173,7 @@ fn sandbox_config(
     cfg.gofer_staged = true;
     cfg.platform = sentry::platform::Kind::from_name(&opts.platform).unwrap_or_default();
     cfg.security = b.security.clone();
+    cfg.systrap_patch = opts.systrap_patch;
     cfg
 }
 

@@ -14,10 +14,13 @@ use std::process::Stdio;
 
 #[derive(clap::Args)]
 pub struct DoArgs {
-    /// The platform that runs application code: `ptrace` (the correctness baseline) or
-    /// `systrap` (seccomp traps handed to the sentry through shared memory).
-    #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
+    /// The platform that runs application code: `systrap` (seccomp traps handed to the
+    /// sentry through shared memory; the default) or `ptrace` (the correctness baseline).
+    #[arg(long, env = "CARAPACE_PLATFORM", default_value = "systrap", value_parser = ["ptrace", "systrap"])]
     platform: String,
+    /// systrap: rewrite hot syscall sites so that they stop trapping (`on`, `off`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    systrap_patch: String,
     /// Print every syscall the application makes, with decoded arguments and results.
     #[arg(long)]
     strace: bool,
@@ -130,6 +133,7 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
         None
     };
     cfg.platform = sentry::platform::Kind::from_name(&args.platform).unwrap_or_default();
+    cfg.systrap_patch = args.systrap_patch == "on";
     // The sentry runs as pid 1 of a new pid namespace, in a child of this process that
     // confines itself first; this process only waits for it and passes its status on.
     sentry::boot::read_host_facts();

@@ -51,7 +51,7 @@ pub fn features() -> anyhow::Result<u8> {
             "selinux": {"enabled": false},
         },
         "annotations": {
-            "org.carapace.platforms": "ptrace",
+            "org.carapace.platforms": "systrap,ptrace",
             "org.carapace.mountTypes": "tmpfs,proc,sysfs,devpts,mqueue,cgroup",
         },
     });

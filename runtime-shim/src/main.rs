@@ -41,8 +41,11 @@ struct Cli {
     #[command(flatten)]
     global: liboci_cli::GlobalOpts,
     /// The platform that runs application code.
-    #[arg(long, default_value = "ptrace", value_parser = ["ptrace", "systrap"])]
+    #[arg(long, env = "CARAPACE_PLATFORM", default_value = "systrap", value_parser = ["ptrace", "systrap"])]
     platform: String,
+    /// systrap: rewrite hot syscall sites so that they stop trapping (`on`, `off`).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    systrap_patch: String,
     /// How a writable container root takes writes: `memory` (an overlay in sandbox
     /// memory; the bundle's rootfs never changes) or `none` (written through the gofer).
     #[arg(long, value_enum, default_value = "memory")]
@@ -119,6 +122,7 @@ pub struct RuntimeOpts {
     pub strace: bool,
     pub platform: String,
     pub network: Option<netsetup::Network>,
+    pub systrap_patch: bool,
     log: Option<PathBuf>,
     log_format: LogFormat,
     debug: bool,
@@ -141,6 +145,8 @@ impl RuntimeOpts {
     /// Give `boot` the sandbox's flags.
     pub fn pass_runtime(&self, cmd: &mut std::process::Command) {
         cmd.arg("--platform").arg(&self.platform);
+        cmd.arg("--systrap-patch")
+            .arg(if self.systrap_patch { "on" } else { "off" });
         cmd.arg("--overlay").arg(match self.overlay {
             Overlay::Memory => "memory",
             Overlay::None => "none",
@@ -249,6 +255,7 @@ fn main() -> ExitCode {
         strace: cli.strace,
         platform: cli.platform.clone(),
         network: cli.network,
+        systrap_patch: cli.systrap_patch == "on",
         log: log_file
             .as_deref()
             .and_then(|l| std::path::absolute(l).ok()),

@@ -54,6 +54,8 @@ pub struct SandboxConfig {
     pub security: crate::security::ProcessSecurity,
     /// maskedPaths, readonlyPaths, sysctl, cgroup limits, preserved fds (OCI).
     pub oci: crate::fs::oci::OciSetup,
+    /// systrap's syscall patching (`--systrap-patch`).
+    pub systrap_patch: bool,
 }
 
 impl SandboxConfig {
@@ -83,6 +85,7 @@ impl SandboxConfig {
             platform: crate::platform::Kind::default(),
             security: Default::default(),
             oci: Default::default(),
+            systrap_patch: true,
         }
     }
 }
@@ -229,7 +232,11 @@ pub fn prepare(mut cfg: SandboxConfig) -> Result<Sandbox, BootError> {
     if let Some(slave) = console.as_ref().and_then(|c| c.slave_path()) {
         crate::fs::mount_console(&fs.vfs, &slave).map_err(setup("/dev/console"))?;
     }
-    let kernel = Kernel::new(cfg.platform.create(), memory_file, cfg.strace);
+    let kernel = Kernel::new(
+        cfg.platform.create_with(cfg.systrap_patch),
+        memory_file,
+        cfg.strace,
+    );
     if let Ok(mut h) = kernel.hostname.lock() {
         *h = cfg.hostname;
     }

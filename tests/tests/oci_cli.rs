@@ -392,6 +392,15 @@ fn run_propagates_exit_codes_and_stdio() {
     let r = run_in(&f, "e0");
     assert_eq!(r.code(), Some(0), "{}", r.dump());
     f.assert_nothing_left("e0");
+
+    // The platform flags reach the sandbox (an unknown value would fail `boot`).
+    let bundle = f.bundle();
+    let b = bundle.to_str().unwrap_or("?");
+    for flags in [["--platform", "ptrace"], ["--systrap-patch", "off"]] {
+        let r = f.carapace(&[flags[0], flags[1], "run", "--bundle", b, "pf"]);
+        assert_eq!(r.code(), Some(0), "{flags:?}: {}", r.dump());
+        f.assert_nothing_left("pf");
+    }
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //!   platform: the hand-over between application threads and the sentry under load must
 //!   neither hang nor crash nor lose a signal. Runs 5 s per platform; the 60 s run
 //!   is `CARAPACE_STRESS_SECS=60 cargo test -p tests --test platforms`.
+//! - systrap's syscall patching: a hot `mov $nr,%eax; syscall` site is rewritten (the debug
+//!   log says so), and `--systrap-patch=off` leaves every site trapping.
 //! - systrap's confinement of its stubs: application code that jumps to the stub's own
 //!   `syscall` instruction (the only place the stub's seccomp filter lets host calls
 //!   through) with a call the stub never makes, or with other flags, is killed.
@@ -27,10 +29,17 @@ fn threads_signals_on_every_platform() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let arg = secs.to_string();
-    for platform in ["ptrace", "systrap"] {
+    for platform in ["ptrace", "systrap", "systrap --systrap-patch=off"] {
         let mut cmd =
             std::process::Command::new(tests::carapace().unwrap_or_else(|e| panic!("{e}")));
-        cmd.args(["do", &format!("--platform={platform}")])
+        cmd.arg("do")
+            .args(platform.split(' ').enumerate().map(|(i, a)| {
+                if i == 0 {
+                    format!("--platform={a}")
+                } else {
+                    a.to_string()
+                }
+            }))
             .arg(&bin)
             .arg(&arg)
             .current_dir("/");
@@ -46,6 +55,28 @@ fn threads_signals_on_every_platform() {
         );
         eprintln!("{platform}: {}", run.stderr.trim());
     }
+}
+
+#[test]
+fn systrap_patches_hot_syscall_sites_unless_told_not_to() {
+    let bin = program("getpid_loop");
+    let dir = tests::c_build_dir().unwrap_or_else(|e| panic!("{e}"));
+    let patched = |flags: &[&str], tag: &str| {
+        let log = dir.join(format!("getpid_loop-{tag}.log"));
+        let _ = std::fs::remove_file(&log);
+        let log_flag = format!("--debug-log={}", log.display());
+        let mut all = vec!["--platform=systrap", log_flag.as_str()];
+        all.extend_from_slice(flags);
+        let run = tests::run_sandboxed(&all, &bin, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(run.code(), Some(0), "{tag}: {}", run.dump());
+        assert_eq!(tests::parse_summary(&run.stdout), Some((1, 0)), "{tag}");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("patched the syscall site") && l.contains("(syscall 39)"))
+            .count()
+    };
+    assert!(patched(&[], "on") >= 1, "getpid's site was not patched");
+    assert_eq!(patched(&["--systrap-patch=off"], "off"), 0);
 }
 
 #[test]

@@ -385,7 +385,28 @@ impl Task {
                 }
             };
             match exit {
-                Exit::Syscall => self.handle_syscall(),
+                Exit::Syscall => {
+                    if self.ctx.wants_patch() {
+                        self.patch_syscall_site();
+                    }
+                    if let Some(load) = self.ctx.take_stack_load() {
+                        // The instruction a patched site replaced, before the call.
+                        let mut b = [0u8; 8];
+                        if self.copy_in(UserAddr(load.addr), &mut b).is_err() {
+                            self.regs.rip = load.site;
+                            self.regs.rax = self.regs.orig_rax;
+                            let info = super::signal::SigInfo::fault(
+                                libc::SIGSEGV,
+                                super::signal::code::SEGV_MAPERR,
+                                load.addr,
+                            );
+                            self.force_signal(info);
+                            continue;
+                        }
+                        self.regs.r9 = u64::from_le_bytes(b);
+                    }
+                    self.handle_syscall()
+                }
                 Exit::Fault {
                     addr,
                     mapped,
@@ -436,6 +457,36 @@ impl Task {
         match prot {
             Some(p) if p.read && !p.write => 2,
             _ => 0,
+        }
+    }
+
+    /// Let the platform rewrite the syscall site that just trapped so that it stops
+    /// trapping (systrap's syscall patching); a site it cannot patch keeps trapping.
+    fn patch_syscall_site(&mut self) {
+        let Some(start) = self.regs.rip.checked_sub(7) else {
+            return;
+        };
+        let mut code = [0u8; 7];
+        let mut stack = [0u8; 8];
+        let stack = {
+            let mut mm = self.mm();
+            if !mm.patching_live() || mm.copy_in(UserAddr(start), &mut code).is_err() {
+                return;
+            }
+            let at = UserAddr(self.regs.rsp.wrapping_add(8));
+            mm.copy_in(at, &mut stack)
+                .ok()
+                .map(|()| u64::from_le_bytes(stack))
+        };
+        if let Some(p) = self.ctx.plan_patch(&self.regs, &code, stack) {
+            match self.mm().apply_patch(&p) {
+                Ok(()) => tracing::debug!(
+                    "patched the syscall site at {:#x} (syscall {})",
+                    p.addr,
+                    self.regs.orig_rax
+                ),
+                Err(e) => tracing::debug!("syscall site {:#x} not patched: {e}", p.addr),
+            }
         }
     }
 

@@ -12,6 +12,8 @@ use crate::{errno, return_errno};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+mod patch;
+
 /// The signal an unresolvable fault raises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultSignal {
@@ -130,6 +132,9 @@ pub struct MemoryManager {
     mmap_top: u64,
     /// Where `execve` put argv, envp and the auxiliary vector (`/proc/PID/cmdline`…).
     pub exec_layout: ExecLayout,
+    /// Syscall sites the platform had rewritten (see `patch.rs`): address → (original
+    /// bytes, patched bytes).
+    patched: BTreeMap<u64, patch::PatchedSite>,
 }
 
 /// The parts of the initial stack `/proc` shows, as Linux keeps them in `mm_struct`.
@@ -158,6 +163,7 @@ impl MemoryManager {
             stack_top,
             mmap_top,
             exec_layout: ExecLayout::default(),
+            patched: BTreeMap::new(),
         }
     }
 
@@ -248,6 +254,7 @@ impl MemoryManager {
 
     /// Drop the frames of populated pages in `[start, end)`.
     fn release_pages(&mut self, start: u64, end: u64) {
+        self.forget_patches(start, end);
         let gone: Vec<(u64, u64)> = self
             .pages
             .range(start..end)
@@ -322,6 +329,7 @@ impl MemoryManager {
             }
         };
         let end = start + len;
+        self.claim_patch_table(start, end);
         self.vmas.insert(
             start,
             Vma {
@@ -383,6 +391,10 @@ impl MemoryManager {
         if prot.write && self.vmas_in(addr, end).any(|(_, v)| !v.may_write()) {
             return_errno!(EACCES);
         }
+        if prot.write {
+            // Code about to be written sees its own bytes again.
+            self.unpatch_range(addr, end);
+        }
         self.split_at(addr);
         self.split_at(end);
         for (_, vma) in self.vmas.range_mut(addr..end) {
@@ -404,6 +416,7 @@ impl MemoryManager {
             if !self.range_is_free(old_end, new_end) || new_end > self.mmap_top {
                 return self.brk;
             }
+            self.claim_patch_table(old_end, new_end);
             // Extend the heap VMA, or start it.
             let heap = self
                 .vmas
@@ -432,7 +445,26 @@ impl MemoryManager {
     }
 
     /// `mremap(2)` for the cases programs use: shrink in place, grow in place, or move.
+    /// Patched sites in the old range trap again (their return addresses would move).
     pub fn mremap(
+        &mut self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        may_move: bool,
+        fixed_to: Option<u64>,
+    ) -> Result<u64> {
+        if let Some(end) = page_up(old_len).and_then(|l| old.checked_add(l)) {
+            self.unpatch_range(old, end);
+        }
+        let to = self.mremap_inner(old, old_len, new_len, may_move, fixed_to)?;
+        if let Some(end) = page_up(new_len).and_then(|l| to.checked_add(l)) {
+            self.claim_patch_table(to, end);
+        }
+        Ok(to)
+    }
+
+    fn mremap_inner(
         &mut self,
         old: u64,
         old_len: u64,
@@ -951,6 +983,8 @@ impl MemoryManager {
             brk_start: self.brk_start,
             brk: self.brk,
             exec_layout: self.exec_layout.clone(),
+            patched: self.patched.clone(),
+            patching: self.patching_live(),
         })
     }
 
@@ -963,6 +997,18 @@ impl MemoryManager {
         mm.brk_start = forked.brk_start;
         mm.brk = forked.brk;
         mm.exec_layout = std::mem::take(&mut forked.exec_layout);
+        mm.patched = std::mem::take(&mut forked.patched);
+        // Patching stopped in the parent (a gs base of its own, which the child keeps)
+        // stays stopped in the child.
+        if !forked.patching {
+            mm.unpatch_all();
+        }
+        // The child's stub has a jump table of its own: it stays only if nothing of the
+        // application's is where it is.
+        let ranges: Vec<(u64, u64)> = mm.vmas.iter().map(|(s, v)| (*s, v.end)).collect();
+        for (s, e) in ranges {
+            mm.claim_patch_table(s, e);
+        }
         mm
     }
 }
@@ -977,6 +1023,8 @@ pub struct ForkedMm {
     brk_start: u64,
     brk: u64,
     exec_layout: ExecLayout,
+    patched: BTreeMap<u64, patch::PatchedSite>,
+    patching: bool,
 }
 
 impl Drop for ForkedMm {

@@ -193,6 +193,41 @@ impl MemoryFile {
         }
     }
 
+    /// Atomically replace the bytes `old` at `off` with `new` (syscall patching: other
+    /// threads may be running that code). They must lie in one aligned 16-byte block (one
+    /// locked compare-and-swap, which the CPU's instruction fetch, in aligned 16-byte
+    /// blocks, sees whole); `EAGAIN` if the bytes there are not `old`.
+    pub fn replace_bytes(&self, off: u64, old: &[u8], new: &[u8]) -> Result<()> {
+        let block_off = off & !15;
+        let at = (off - block_off) as usize;
+        let end = at.checked_add(old.len()).ok_or(errno!(EINVAL))?;
+        if old.len() != new.len() || end > 16 {
+            return Err(errno!(EINVAL));
+        }
+        let p = self.ptr(block_off, 16)?;
+        let mut buf = [0u8; 16];
+        // SAFETY: `p..p+16` lies in our live shared mapping (checked by `ptr`); a torn
+        // read here only makes the compare-and-swap below fail and retry.
+        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), 16) };
+        let mut cur = u128::from_le_bytes(buf);
+        loop {
+            let mut bytes = cur.to_le_bytes();
+            if bytes.get(at..end) != Some(old) {
+                return Err(errno!(EAGAIN, "code changed under the patch"));
+            }
+            if let Some(dst) = bytes.get_mut(at..end) {
+                dst.copy_from_slice(new);
+            }
+            // SAFETY: `p` is 16-byte aligned (the mapping is page aligned, `block_off` a
+            // multiple of 16) and inside our live shared mapping.
+            let seen = unsafe { cas16(p.cast(), cur, u128::from_le_bytes(bytes)) };
+            if seen == cur {
+                return Ok(());
+            }
+            cur = seen;
+        }
+    }
+
     /// Copy one frame to another (copy-on-write, private file pages).
     pub fn copy_frame(&self, from: u64, to: u64) -> Result<()> {
         let src = self.ptr(from, PAGE_SIZE as usize)?;
@@ -228,5 +263,64 @@ impl Drop for MemoryFile {
         unsafe {
             libc::munmap(self.base.cast(), FILE_SIZE as usize);
         }
+    }
+}
+
+/// `lock cmpxchg16b`: replace the 16 bytes at `p` with `new` if they are `old`; returns
+/// what was there.
+///
+/// # Safety
+/// `p` must be valid for reads and writes of 16 bytes and 16-byte aligned.
+unsafe fn cas16(p: *mut u128, old: u128, new: u128) -> u128 {
+    let mut lo = old as u64;
+    let mut hi = (old >> 64) as u64;
+    // SAFETY: the caller vouches for `p`. rbx cannot be named as an operand (LLVM keeps
+    // it), so the new low half is swapped into it around the instruction and back.
+    unsafe {
+        std::arch::asm!(
+            "xchg {nlo}, rbx",
+            "lock cmpxchg16b xmmword ptr [{p}]",
+            "mov rbx, {nlo}",
+            p = in(reg) p,
+            nlo = inout(reg) new as u64 => _,
+            in("rcx") (new >> 64) as u64,
+            inout("rax") lo,
+            inout("rdx") hi,
+            options(nostack),
+        );
+    }
+    (u128::from(hi) << 64) | u128::from(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_bytes_swaps_within_one_block_only_if_unchanged() {
+        let mf = MemoryFile::new().unwrap();
+        let f = mf.allocate(1).unwrap();
+        mf.write(f, &[0x90, 0xb8, 0x27, 0, 0, 0, 0x0f, 0x05])
+            .unwrap();
+        mf.replace_bytes(f + 1, &[0xb8, 0x27, 0, 0, 0], &[0xff, 0x24, 0x25, 8, 0])
+            .unwrap();
+        let mut b = [0u8; 8];
+        mf.read(f, &mut b).unwrap();
+        assert_eq!(b, [0x90, 0xff, 0x24, 0x25, 8, 0, 0x0f, 0x05]);
+        // Not what is there: refused, nothing written.
+        let r = mf.replace_bytes(f + 1, &[0xb8, 0x27, 0, 0, 0], &[1, 2, 3, 4, 5]);
+        assert!(r.is_err());
+        // Across an 8-byte word inside a 16-byte block: fine.
+        mf.replace_bytes(f + 6, &[0x0f, 0x05, 0, 0], &[1, 2, 3, 4])
+            .unwrap();
+        let mut c = [0u8; 16];
+        mf.read(f, &mut c).unwrap();
+        assert_eq!(&c[..10], &[0x90, 0xff, 0x24, 0x25, 8, 0, 1, 2, 3, 4]);
+        // Across a 16-byte block: refused, nothing written.
+        assert!(mf
+            .replace_bytes(f + 14, &[0, 0, 0, 0], &[5, 6, 7, 8])
+            .is_err());
+        mf.read(f, &mut c).unwrap();
+        assert_eq!(&c[10..], &[0; 6]);
     }
 }

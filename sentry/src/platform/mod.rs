@@ -10,10 +10,11 @@ pub mod systrap;
 /// The platforms `--platform` can name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kind {
-    /// The correctness baseline, and the default until systrap has a record of full
-    /// test runs as clean as ptrace's (see issue 10's report).
-    #[default]
+    /// The correctness baseline: `PTRACE_SYSEMU`, a ptrace stop per syscall.
     Ptrace,
+    /// The default: seccomp traps handed over through shared memory, hot syscall sites
+    /// patched so that they stop trapping.
+    #[default]
     Systrap,
 }
 
@@ -35,9 +36,14 @@ impl Kind {
 
     /// A new instance of the platform.
     pub fn create(self) -> Box<dyn Platform> {
+        self.create_with(true)
+    }
+
+    /// The same; `patch_syscalls` is systrap's syscall patching (`--systrap-patch`).
+    pub fn create_with(self, patch_syscalls: bool) -> Box<dyn Platform> {
         match self {
             Kind::Ptrace => Box::new(ptrace::PtracePlatform::new()),
-            Kind::Systrap => Box::new(systrap::SystrapPlatform::new()),
+            Kind::Systrap => Box::new(systrap::SystrapPlatform::with_patching(patch_syscalls)),
         }
     }
 }
@@ -144,6 +150,31 @@ pub trait AddressSpace: Send {
     fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<()>;
     /// The highest address (exclusive) the application may use.
     fn max_user_address(&self) -> u64;
+    /// The range the platform's syscall-patching jump table occupies in the application's
+    /// half, while it does: the memory manager keeps patched sites only while nothing of
+    /// the application's is mapped there.
+    fn patch_table(&self) -> Option<(u64, u64)> {
+        None
+    }
+    /// The application maps something over the jump table (no patched site is left).
+    fn release_patch_table(&mut self) {}
+}
+
+/// `r9 = *(u64 *)addr`, which a patched site (`site`) left to the kernel: it must happen
+/// before the syscall, and a fault there is the application's, at `site`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackLoad {
+    pub addr: u64,
+    pub site: u64,
+}
+
+/// A rewrite of application code that makes a syscall site stop trapping: `old` (the bytes
+/// at `addr` now) becomes `new`, of the same length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Patch {
+    pub addr: u64,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
 }
 
 /// A stub thread prepared by the parent task's host thread, to be adopted by the new
@@ -172,6 +203,21 @@ pub trait Context: Send {
     fn cpu_time(&self) -> std::time::Duration;
     /// The same clock, readable from other threads (process clocks, CPU timers).
     fn cpu_clock(&self) -> Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
+    /// After an [`Exit::Syscall`]: whether the site might be worth patching (cheap).
+    fn wants_patch(&self) -> bool {
+        false
+    }
+    /// The patch that makes the syscall site ending at `regs.rip` stop trapping, given the
+    /// 7 bytes of code before `rip` and the 8 at `rsp + 8` (if readable); None keeps the
+    /// site as it is.
+    fn plan_patch(&mut self, _regs: &Regs, _code: &[u8], _stack: Option<u64>) -> Option<Patch> {
+        None
+    }
+    /// After an [`Exit::Syscall`] from a patched site that replaced a load from the stack:
+    /// the load, for the kernel to make before it serves the call.
+    fn take_stack_load(&mut self) -> Option<StackLoad> {
+        None
+    }
 }
 
 /// A way to run application code.

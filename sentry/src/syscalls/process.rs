@@ -283,6 +283,10 @@ pub fn sys_arch_prctl(task: &mut Task, code: i32, addr: u64) -> Result<u64> {
             if code == ARCH_SET_FS {
                 task.regs.fs_base = addr;
             } else {
+                if addr != 0 {
+                    // The platform's patched syscall sites find their way through gs.
+                    task.mm().unpatch_all();
+                }
                 task.regs.gs_base = addr;
             }
             Ok(0)

@@ -105,15 +105,90 @@ const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
 
 pub struct SystrapPlatform {
     stub_exe: OnceLock<OwnedFd>,
+    /// Syscall patching's shared state, made with the first address space (None: off).
+    patch: OnceLock<Option<Arc<PatchArea>>>,
+    patching: bool,
+}
+
+/// The jump table and entry data of syscall patching, in the MemoryFile, shared by every
+/// address space of the sandbox: entry `i` is one (number, return address) pair, so a
+/// forked child, whose code holds the parent's patched sites, finds the same entries.
+struct PatchArea {
+    mf: Arc<MemoryFile>,
+    table_off: u64,
+    data_off: u64,
+    entries: Mutex<std::collections::HashMap<(u64, u64), u64>>,
+}
+
+impl PatchArea {
+    fn new(mf: &Arc<MemoryFile>) -> Result<PatchArea> {
+        let table_off = mf.allocate(stub::PATCH_TABLE_LEN / 4096)?;
+        let data_off = mf.allocate(stub::PATCH_DATA_LEN / 4096)?;
+        let mut table = Vec::with_capacity(stub::PATCH_TABLE_LEN as usize);
+        for i in 0..stub::PATCH_ENTRIES {
+            table.extend_from_slice(&stub::thunk(i).to_le_bytes());
+        }
+        mf.write(table_off, &table)?;
+        Ok(PatchArea {
+            mf: mf.clone(),
+            table_off,
+            data_off,
+            entries: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// The entry for `nr` returning to `ret`, made if needed (None: the table is full).
+    fn entry(&self, nr: u64, ret: u64) -> Option<u64> {
+        let mut e = pt::lock(&self.entries);
+        if let Some(i) = e.get(&(nr, ret)) {
+            return Some(*i);
+        }
+        let i = e.len() as u64;
+        if i >= stub::PATCH_ENTRIES {
+            return None;
+        }
+        // Written before any site can use it (the site is patched after this returns).
+        let mut d = [0u8; 16];
+        d[..8].copy_from_slice(&nr.to_le_bytes());
+        d[8..].copy_from_slice(&ret.to_le_bytes());
+        self.mf.write(self.data_off + i * 16, &d).ok()?;
+        e.insert((nr, ret), i);
+        Some(i)
+    }
 }
 
 impl SystrapPlatform {
     pub fn new() -> SystrapPlatform {
+        Self::with_patching(true)
+    }
+
+    /// `patching`: rewrite hot syscall sites so that they stop trapping (see
+    /// [`stub::PATCH_TABLE`]); off, every syscall takes the seccomp trap.
+    pub fn with_patching(patching: bool) -> SystrapPlatform {
         pt::sandbox_cpus();
         spin();
         SystrapPlatform {
             stub_exe: OnceLock::new(),
+            patch: OnceLock::new(),
+            patching,
         }
+    }
+
+    fn patch_area(&self, mf: &Arc<MemoryFile>) -> Option<Arc<PatchArea>> {
+        self.patch
+            .get_or_init(|| {
+                if !self.patching {
+                    return None;
+                }
+                match PatchArea::new(mf) {
+                    Ok(p) => Some(Arc::new(p)),
+                    Err(e) => {
+                        tracing::warn!("systrap: no syscall patching: {e}");
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     fn stub_exe(&self) -> Result<&OwnedFd> {
@@ -170,6 +245,9 @@ impl Platform for SystrapPlatform {
         register_stub(pid);
         let space = Arc::new(Space {
             id: NEXT_SPACE.fetch_add(1, Ordering::Relaxed),
+            patch: self.patch_area(memory_file),
+            table_live: std::sync::atomic::AtomicBool::new(false),
+            tried: Mutex::new(std::collections::HashSet::new()),
             ctl,
             slots: Mutex::new(Slots {
                 mapped: 1,
@@ -227,7 +305,7 @@ impl Platform for SystrapPlatform {
                 mapped = true;
             }
             let slot = SlotMap::map(&space.ctl, index)?;
-            slot.reset();
+            slot.reset(addr);
             let ret = parent
                 .slot
                 .clone_thread(parent.pid, addr + stub::SLOT_SIZE - 64)?;
@@ -297,7 +375,7 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
     )?;
     pt::check_injected(ret)?;
     let slot = SlotMap::map(&space.ctl, 0)?;
-    slot.reset();
+    slot.reset(base);
 
     // The data the calls point to, in the slot's set-up area.
     let setup = stub::SETUP;
@@ -336,7 +414,7 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
     slot.write_u64(prog + 8, at(insns));
 
     let top = 0x7fff_ffff_f000u64;
-    let code_end = STUB_BASE + 0x1000;
+    let code_end = stub::IMAGE_END;
     let slot_end = base + stub::SLOT_SIZE;
     let mut calls: Vec<(i64, [u64; 6])> = vec![
         // Nothing of the exec'd image but the code page stays (stack, vDSO, vvar).
@@ -344,7 +422,40 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
         (libc::SYS_munmap, [code_end, base - code_end, 0, 0, 0, 0]),
         (libc::SYS_munmap, [slot_end, top - slot_end, 0, 0, 0, 0]),
         (libc::SYS_sigaltstack, [at(altstack), 0, 0, 0, 0, 0]),
+        // The patched-site path finds the slot through gs.
+        (libc::SYS_arch_prctl, [0x1001, base, 0, 0, 0, 0]),
     ];
+    if let Some(p) = &space.patch {
+        let ro = Prot {
+            read: true,
+            write: false,
+            exec: false,
+        }
+        .bits() as u64;
+        calls.push((
+            libc::SYS_mmap,
+            [
+                stub::PATCH_TABLE,
+                stub::PATCH_TABLE_LEN,
+                ro,
+                flags,
+                STUB_MEMFD,
+                p.table_off,
+            ],
+        ));
+        calls.push((
+            libc::SYS_mmap,
+            [
+                stub::PATCH_DATA,
+                stub::PATCH_DATA_LEN,
+                ro,
+                flags,
+                STUB_MEMFD,
+                p.data_off,
+            ],
+        ));
+        space.table_live.store(true, Ordering::Relaxed);
+    }
     for sig in HANDLED {
         calls.push((libc::SYS_rt_sigaction, [sig as u64, at(act), 0, 8, 0, 0]));
     }
@@ -356,7 +467,7 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
         libc::SYS_seccomp,
         [libc::SECCOMP_SET_MODE_FILTER as u64, 0, at(prog), 0, 0, 0],
     ));
-    if batch + calls.len() * 56 > stub::FP {
+    if batch + calls.len() * 56 > stub::FAST_STACK - 0x100 {
         return Err(errno!(E2BIG, "stub set-up does not fit its slot"));
     }
     for (i, (nr, args)) in calls.iter().enumerate() {
@@ -392,6 +503,12 @@ thread_local! {
 /// One address space: the slots memfd and who is in it.
 struct Space {
     id: u64,
+    /// Syscall patching, if on.
+    patch: Option<Arc<PatchArea>>,
+    /// The jump table is mapped in the stub (the application has nothing there).
+    table_live: std::sync::atomic::AtomicBool,
+    /// Sites already considered for patching (each is tried once).
+    tried: Mutex<std::collections::HashSet<u64>>,
     ctl: OwnedFd,
     slots: Mutex<Slots>,
     /// Every stub thread (process) in it.
@@ -435,11 +552,14 @@ impl SlotMap {
         Ok(SlotMap { ptr: p.cast() })
     }
 
-    /// Clear the header of a slot about to get a new thread.
-    fn reset(&self) {
+    /// Clear the header of a slot about to get a new thread; `addr` is where the stub
+    /// has it.
+    fn reset(&self, addr: u64) {
         for off in (0..stub::SIGINFO).step_by(8) {
             self.write_u64(off, 0);
         }
+        self.write_u64(stub::SELF, addr);
+        self.write_u64(stub::PENDING_KICK, 0);
         // A new thread shares its creator's CPU at first: no spinning until `switch`
         // decides otherwise.
         self.word(stub::SPIN).store(0, Ordering::Relaxed);
@@ -666,6 +786,29 @@ impl SystrapAddressSpace {
         });
         slot.command(pid, nr, args).map(|_| ())
     }
+
+    /// Apply `f` to the parts of `[addr, addr + len)` outside the live jump table: the
+    /// application has nothing there (or the table would be gone), and the table must
+    /// stay while patched sites use it.
+    fn outside_table(
+        &self,
+        addr: u64,
+        len: u64,
+        mut f: impl FnMut(u64, u64) -> Result<()>,
+    ) -> Result<()> {
+        let end = addr.saturating_add(len);
+        let (t0, t1) = (stub::PATCH_TABLE, stub::PATCH_TABLE + stub::PATCH_TABLE_LEN);
+        if !self.space.table_live.load(Ordering::Relaxed) || end <= t0 || addr >= t1 {
+            return f(addr, len);
+        }
+        if addr < t0 {
+            f(addr, t0 - addr)?;
+        }
+        if end > t1 {
+            f(t1, end - t1)?;
+        }
+        Ok(())
+    }
 }
 
 impl AddressSpace for SystrapAddressSpace {
@@ -683,11 +826,26 @@ impl AddressSpace for SystrapAddressSpace {
     }
 
     fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
-        self.command(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
+        self.outside_table(addr, len, |a, l| {
+            self.command(libc::SYS_munmap, [a, l, 0, 0, 0, 0])
+        })
     }
 
     fn protect(&mut self, addr: u64, len: u64, prot: Prot) -> Result<()> {
-        self.command(libc::SYS_mprotect, [addr, len, prot.bits() as u64, 0, 0, 0])
+        self.outside_table(addr, len, |a, l| {
+            self.command(libc::SYS_mprotect, [a, l, prot.bits() as u64, 0, 0, 0])
+        })
+    }
+
+    fn patch_table(&self) -> Option<(u64, u64)> {
+        self.space
+            .table_live
+            .load(Ordering::Relaxed)
+            .then_some((stub::PATCH_TABLE, stub::PATCH_TABLE + stub::PATCH_TABLE_LEN))
+    }
+
+    fn release_patch_table(&mut self) {
+        self.space.table_live.store(false, Ordering::Relaxed);
     }
 
     fn max_user_address(&self) -> u64 {
@@ -720,6 +878,13 @@ pub struct SystrapContext {
     /// The application's last run ended within the spin window.
     last_short: bool,
     switches: u32,
+    /// How the last stop came: 0 a signal (the slot has the FP state), or from a patched
+    /// site (`stub::K_FAST`, the FP state is still in the CPU until asked for).
+    last_kind: u32,
+    /// The slot holds the FP state of the last stop.
+    fp_fresh: bool,
+    /// The load a `K_FAST_LOAD` stop leaves to the sentry.
+    stack_load: Option<super::StackLoad>,
 }
 
 impl SystrapContext {
@@ -739,6 +904,9 @@ impl SystrapContext {
             max_active: 0,
             last_short: true,
             switches: 0,
+            last_kind: 0,
+            fp_fresh: true,
+            stack_load: None,
         };
         ctx.bind_cpus(false);
         ctx
@@ -806,7 +974,15 @@ impl SystrapContext {
             self.fs_base = Some(r.fs_base);
         }
         if self.gs_base != Some(r.gs_base) {
-            self.slot.write_u64(stub::GS_BASE, r.gs_base);
+            // The patched-site path finds the slot through gs while the application has
+            // none of its own (Linux programs leave gs alone; one that sets it loses the
+            // patched sites, see `MemoryManager::unpatch_all`).
+            let real = if r.gs_base == 0 {
+                slot_addr(self.index)
+            } else {
+                r.gs_base
+            };
+            self.slot.write_u64(stub::GS_BASE, real);
             self.slot.word(stub::GS_DIRTY).store(1, Ordering::Relaxed);
             self.gs_base = Some(r.gs_base);
         }
@@ -844,8 +1020,23 @@ impl SystrapContext {
     }
 
     /// Why the stub stopped, from the slot it just filled.
-    fn exit(&self, regs: &mut Regs) -> Exit {
-        let kind = self.slot.word(stub::KIND).load(Ordering::Relaxed) as i32;
+    fn exit(&mut self, regs: &mut Regs) -> Exit {
+        let kind = self.slot.word(stub::KIND).load(Ordering::Relaxed);
+        self.last_kind = kind;
+        if kind == stub::K_FAST || kind == stub::K_FAST_LOAD {
+            regs.orig_rax = regs.rax;
+            if kind == stub::K_FAST_LOAD {
+                self.stack_load = Some(super::StackLoad {
+                    addr: regs.rsp.wrapping_add(8),
+                    site: regs.rip.wrapping_sub(7),
+                });
+            }
+            return Exit::Syscall;
+        }
+        if kind == stub::K_FAST_INT {
+            return Exit::Interrupted;
+        }
+        let kind = kind as i32;
         let code = self.siginfo_i32(8);
         let addr = self.slot.read_u64(stub::SIGINFO + 16);
         match kind {
@@ -880,6 +1071,16 @@ impl SystrapContext {
         }
     }
 
+    /// After a fast stop, have the stub save the FP state into the slot (once).
+    fn fetch_fp(&mut self) -> Result<()> {
+        if !self.fp_fresh {
+            self.slot.post(stub::S_XSAVE);
+            self.slot.wait_stopped(self.pid)?;
+            self.fp_fresh = true;
+        }
+        Ok(())
+    }
+
     /// The frame's FP area and the size of its XSAVE state (without the trailing magic).
     fn fp_area(&self) -> Result<(Vec<u8>, usize)> {
         let len = self.slot.word(stub::FP_LEN).load(Ordering::Relaxed) as usize;
@@ -896,6 +1097,32 @@ impl SystrapContext {
         };
         Ok((b, size))
     }
+}
+
+/// Where a patchable `mov $nr,%eax; syscall` ends at `ret` (the 7 bytes before it are
+/// `code`): the site's address, or None. The number must be the one the trap reported
+/// (so the `mov` is what ran, not a jump to the `syscall`), and the site must lie in one
+/// page (one frame to write).
+///
+/// Two shapes: `mov $nr,%eax; syscall` (b8 imm32 0f 05), the entry's number being `nr`;
+/// and glibc's `syscall()`, `mov 8(%rsp),%r9; syscall` (4c 8b 4c 24 08 0f 05), whose
+/// number is in rax ([`stub::NR_IN_RAX`]) and whose load the sentry replays — r9 must hold
+/// what `stack` (the 8 bytes at rsp+8) says, or the load did not run.
+fn plan_site(ret: u64, regs: &Regs, code: &[u8], stack: Option<u64>) -> Option<(u64, u64)> {
+    let site = ret.checked_sub(7)?;
+    let c = code.get(..7)?;
+    if c[5] != 0x0f || c[6] != 0x05 || site / 4096 != (ret - 1) / 4096 {
+        return None;
+    }
+    let nr = regs.orig_rax;
+    if c[0] == 0xb8 {
+        let imm = u32::from_le_bytes([c[1], c[2], c[3], c[4]]);
+        return (u64::from(imm) == nr).then_some((site, nr));
+    }
+    if c[..5] == [0x4c, 0x8b, 0x4c, 0x24, 0x08] && stack == Some(regs.r9) {
+        return Some((site, stub::NR_IN_RAX));
+    }
+    None
 }
 
 fn u32_at(b: &[u8], off: usize) -> Option<u32> {
@@ -966,16 +1193,26 @@ impl Context for SystrapContext {
         self.slot.wait_stopped_within(self.pid, limit)?;
         self.last_short = posted.elapsed() <= window;
         self.read_regs(regs);
-        Ok(self.exit(regs))
+        let exit = self.exit(regs);
+        // After a fast stop the FP state is still in the CPU (and stays there through
+        // an interrupted fast return).
+        self.fp_fresh = match self.last_kind {
+            stub::K_FAST | stub::K_FAST_LOAD => false,
+            stub::K_FAST_INT => self.fp_fresh,
+            _ => true,
+        };
+        Ok(exit)
     }
 
     fn fp_state(&mut self) -> Result<FpState> {
+        self.fetch_fp()?;
         let (mut b, size) = self.fp_area()?;
         b.truncate(size);
         Ok(FpState(b))
     }
 
     fn set_fp_state(&mut self, state: &FpState) -> Result<()> {
+        self.fetch_fp()?;
         let (cur, size) = self.fp_area()?;
         let new = &state.0;
         if new.len() < 512 {
@@ -1008,7 +1245,40 @@ impl Context for SystrapContext {
             }
         }
         self.slot.write_bytes(stub::FP, &out);
+        // A signal stop's return loads it from the frame; a fast stop's, from the slot.
+        if matches!(
+            self.last_kind,
+            stub::K_FAST | stub::K_FAST_LOAD | stub::K_FAST_INT
+        ) {
+            self.slot.word(stub::FP_RESTORE).store(1, Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    fn wants_patch(&self) -> bool {
+        self.space.patch.is_some() && self.last_kind == libc::SIGSYS as u32
+    }
+
+    fn take_stack_load(&mut self) -> Option<super::StackLoad> {
+        self.stack_load.take()
+    }
+
+    fn plan_patch(&mut self, regs: &Regs, code: &[u8], stack: Option<u64>) -> Option<super::Patch> {
+        let patch = self.space.patch.as_ref()?;
+        if !self.space.table_live.load(Ordering::Relaxed) {
+            return None;
+        }
+        let ret = regs.rip;
+        if !pt::lock(&self.space.tried).insert(ret) {
+            return None;
+        }
+        let (site, nr) = plan_site(ret, regs, code, stack)?;
+        let i = patch.entry(nr, ret)?;
+        Some(super::Patch {
+            addr: site,
+            old: code.get(..5)?.to_vec(),
+            new: stub::patch_bytes(i).to_vec(),
+        })
     }
 
     fn interrupter(&self) -> Arc<dyn Fn() + Send + Sync> {
@@ -1040,6 +1310,28 @@ mod tests {
     fn slots_fit_below_the_top_of_user_space() {
         assert!(slot_addr(stub::MAX_SLOTS) <= 0x7fff_ffff_f000);
         assert_eq!(stub::SLOTS_BASE % stub::SLOT_SIZE, 0);
+    }
+
+    #[test]
+    fn only_known_shapes_matching_the_state_are_planned() {
+        // SAFETY: user_regs_struct is plain integers; all zero is a valid value.
+        let mut r: Regs = unsafe { std::mem::zeroed() };
+        r.orig_rax = 0x27;
+        let site = [0xb8, 0x27, 0, 0, 0, 0x0f, 0x05];
+        assert_eq!(plan_site(0x401007, &r, &site, None), Some((0x401000, 0x27)));
+        assert_eq!(plan_site(0x401003, &r, &site, None), None); // crosses a page
+        assert_eq!(plan_site(3, &r, &site, None), None);
+        let other = [0x89, 0xf0, 0x90, 0x90, 0x90, 0x0f, 0x05];
+        assert_eq!(plan_site(0x401007, &r, &other, None), None);
+        // syscall(): only if r9 is what the load would have read.
+        let wrapper = [0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05];
+        r.r9 = 77;
+        let want = Some((0x401000, stub::NR_IN_RAX));
+        assert_eq!(plan_site(0x401007, &r, &wrapper, Some(77)), want);
+        assert_eq!(plan_site(0x401007, &r, &wrapper, Some(78)), None);
+        assert_eq!(plan_site(0x401007, &r, &wrapper, None), None);
+        r.orig_rax = 0x28;
+        assert_eq!(plan_site(0x401007, &r, &site, None), None);
     }
 
     #[test]

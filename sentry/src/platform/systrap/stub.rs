@@ -47,6 +47,11 @@ pub const GS_BASE: usize = 104;
 /// Set by the sentry while the stub and its host thread are on different CPUs (so that
 /// spinning on either side can pay); the stub does not read it.
 pub const SPLIT: usize = 112;
+/// Set by the sentry when the FP state in the slot must be loaded on a patched-site
+/// return (it changed it after a fast stop).
+pub const FP_RESTORE: usize = 116;
+/// The slot's own address in the stub, for the patched-site path (it finds it through gs).
+pub const SELF: usize = 120;
 pub const SIGINFO: usize = 128;
 pub const GREGS: usize = 256;
 /// Bytes of `struct sigcontext` copied: r8 … cr2 (23 words), not the fpstate pointer.
@@ -55,6 +60,14 @@ pub const GREGS_LEN: usize = 184;
 const CHILD_SCRATCH: usize = 448;
 /// Scratch space the sentry uses to set the first thread up (sigaction, filter).
 pub const SETUP: usize = 512;
+/// The patched-site path's own stack grows down from here (the set-up area is free once
+/// the first thread runs); the application's rsp is kept just above it.
+pub const FAST_STACK: usize = 0xf00;
+pub const FAST_RSP: usize = 0xf08;
+/// A kick came while the stub was in the patched-site path: report it before returning.
+pub const PENDING_KICK: usize = 0xf10;
+/// The application's rax on entry to the patched-site path.
+pub const FAST_RAX: usize = 0xf18;
 pub const FP: usize = 0x1000;
 pub const FP_MAX: usize = 0x8000 - FP;
 /// The alternate signal stack: the upper half of the slot.
@@ -69,6 +82,39 @@ pub const S_RUN: u32 = 2;
 pub const S_CMD: u32 = 3;
 /// The sentry asks for a new stub thread (`clone(CMD_ARGS[0], CMD_ARGS[1])`).
 pub const S_CLONE: u32 = 4;
+/// The sentry asks for the FP state after a fast stop (`XSAVE` into the slot).
+pub const S_XSAVE: u32 = 5;
+
+/// `KIND` of a stop from a patched syscall site (not a signal number).
+pub const K_FAST: u32 = 0x100;
+/// `KIND` of a stop the patched-site path makes for a kick instead of returning into the
+/// application (the slot's registers are the ones it was to return to).
+pub const K_FAST_INT: u32 = 0x101;
+/// `KIND` of a fast stop from a `mov 8(%rsp),%r9; syscall` site (glibc's `syscall()`):
+/// the number is rax, and r9 is still to be loaded from the stack.
+pub const K_FAST_LOAD: u32 = 0x102;
+/// The entry number of a site whose number is in rax.
+pub const NR_IN_RAX: u64 = u64::MAX;
+
+/// Syscall patching. A site `mov $nr,%eax; syscall` (b8 imm32 0f 05) becomes
+/// `jmp *TABLE+8i` (ff 24 25 imm32) whose 32-bit address ends in the bytes 0f 05: the
+/// `syscall` instruction stays where it was, so code that jumps straight to it (or a
+/// thread that was between the two instructions) still traps as before. `TABLE+8i` holds
+/// the address of thunk `i` in the stub image (`mov $i,%ecx; jmp fast`); the fast path
+/// reads the number and the return address of entry `i` from the data area, hands the
+/// registers over through the slot like the signal handler, and returns with `iretq`.
+pub const PATCH_TABLE: u64 = 0x050f_0000;
+/// How many sites (distinct number and return address pairs) can be patched.
+pub const PATCH_ENTRIES: u64 = 0x2000;
+pub const PATCH_TABLE_LEN: u64 = PATCH_ENTRIES * 8;
+/// Thunks: 16 bytes each, right after the code page.
+pub const THUNKS: u64 = STUB_BASE + 0x1000;
+const THUNK_SIZE: u64 = 16;
+/// The end of the stub image (code page and thunks).
+pub const IMAGE_END: u64 = THUNKS + PATCH_ENTRIES * THUNK_SIZE;
+/// Per-entry data (nr, return address), written by the sentry, read-only in the stub.
+pub const PATCH_DATA: u64 = STUB_BASE + 0x4_0000;
+pub const PATCH_DATA_LEN: u64 = PATCH_ENTRIES * 16;
 
 /// `AUDIT_ARCH_X86_64` (linux/audit.h): EM_X86_64 | 64-bit | little endian.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -136,6 +182,42 @@ std::arch::global_asm!(
     ".globl carapace_systrap_handler",
     ".hidden carapace_systrap_handler",
     "carapace_systrap_handler:",
+    // A kick can land in the patched-site path (only there are handled signals not
+    // blocked in the stub's own code). In its tail, the application's registers are all
+    // in the slot: the kick is taken as if it came a moment later, in the application,
+    // and the return goes through this frame. Anywhere else it is noted and the path
+    // reports it before it next returns into the application.
+    "cmp edi, {kick}",
+    "jne 31f",
+    "mov rax, [rdx + {uc_mcontext} + 128]",
+    "movabs rcx, {stub_base}",
+    "mov r8, rax",
+    "sub r8, rcx",
+    "cmp r8, {image_len}",
+    "jae 31f",
+    "mov rbx, rsp",
+    "and rbx, -{slot}",
+    "lea rcx, [rip + carapace_systrap_fast_tail]",
+    "cmp rax, rcx",
+    "jb 32f",
+    "lea rcx, [rip + carapace_systrap_fast_end]",
+    "cmp rax, rcx",
+    "jae 32f",
+    "mov r8, rdi",
+    "mov r9, rsi",
+    "mov r10, rdx",
+    "lea rsi, [rbx + {gregs}]",
+    "lea rdi, [rdx + {uc_mcontext}]",
+    "mov ecx, {gregs_len}",
+    "rep movsb",
+    "mov rdi, r8",
+    "mov rsi, r9",
+    "mov rdx, r10",
+    "jmp 31f",
+    "32:",
+    "mov dword ptr [rbx + {pending_kick}], 1",
+    "ret",
+    "31:",
     "mov rbx, rsp",
     "and rbx, -{slot}",
     "mov r12, rdx",
@@ -162,8 +244,10 @@ std::arch::global_asm!(
     "mov [rbx + {fp_len}], ecx",
     "lea rdi, [rbx + {fp}]",
     "rep movsb",
-    // Report: the slot is complete; wake the sentry if it sleeps.
+    // Report: the slot is complete; wake the sentry if it sleeps. r12 is the
+    // frame's ucontext, or 0 on the patched-site path.
     "4:",
+    "carapace_systrap_report:",
     "mov dword ptr [rbx + {state}], {stopped}",
     "mfence",
     "cmp dword ptr [rbx + {sentry_sleeping}], 0",
@@ -208,6 +292,8 @@ std::arch::global_asm!(
     "je 11f",
     "cmp eax, {clone}",
     "je 12f",
+    "cmp eax, {xsave}",
+    "je 18f",
     "ud2",
     // RUN: fs/gs base if the sentry changed them, then registers and FP state back into
     // the frame, and return through the restorer.
@@ -228,6 +314,8 @@ std::arch::global_asm!(
     "mov eax, 158",
     "syscall",
     "14:",
+    "test r12, r12",
+    "jz carapace_systrap_fast_return",
     "lea rsi, [rbx + {gregs}]",
     "lea rdi, [r12 + {uc_mcontext}]",
     "mov ecx, {gregs_len}",
@@ -287,7 +375,115 @@ std::arch::global_asm!(
     "mov r10d, 8",
     "mov eax, 14",
     "syscall",
+    "mov edi, 0x1001", // ARCH_SET_GS: the patched-site path finds the slot through gs
+    "mov rsi, rbx",
+    "mov eax, 158",
+    "syscall",
     "jmp carapace_systrap_park",
+    // XSAVE: the FP state of a fast stop, for the sentry (the path does not save it).
+    "18:",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xsave64 [rbx + {fp}]",
+    "jmp 4b",
+    // The patched-site path, entered from a thunk: ecx is the entry; rax, rcx and r11
+    // are free (the syscall it replaces clobbers them). gs is the slot.
+    ".balign 16",
+    ".globl carapace_systrap_fast",
+    ".hidden carapace_systrap_fast",
+    "carapace_systrap_fast:",
+    "mov gs:[{fast_rax}], rax",
+    "mov gs:[{fast_rsp}], rsp",
+    "mov rsp, gs:[{self_}]",
+    "lea rsp, [rsp + {fast_stack}]",
+    "pushfq",
+    "mov rax, rsp",
+    "and rax, -{slot}",
+    "mov [rax + {gregs}], r8",
+    "mov [rax + {gregs} + 8], r9",
+    "mov [rax + {gregs} + 16], r10",
+    "mov [rax + {gregs} + 32], r12",
+    "mov [rax + {gregs} + 40], r13",
+    "mov [rax + {gregs} + 48], r14",
+    "mov [rax + {gregs} + 56], r15",
+    "mov [rax + {gregs} + 64], rdi",
+    "mov [rax + {gregs} + 72], rsi",
+    "mov [rax + {gregs} + 80], rbp",
+    "mov [rax + {gregs} + 88], rbx",
+    "mov [rax + {gregs} + 96], rdx",
+    "mov rbx, rax",
+    "and ecx, {entry_mask}",
+    "shl ecx, 4",
+    "movabs r11, {patch_data}",
+    "add r11, rcx",
+    "mov rax, [r11]",
+    "mov rcx, [r11 + 8]",
+    "mov dword ptr [rbx + {kind}], {k_fast}",
+    // Entry number -1: the number is in rax (glibc's syscall()), and the sentry replays
+    // the `mov 8(%rsp),%r9` the patch replaced.
+    "cmp rax, -1",
+    "jne 20f",
+    "mov rax, [rbx + {fast_rax}]",
+    "mov dword ptr [rbx + {kind}], {k_fast_load}",
+    "20:",
+    // As after a syscall: rax the number (orig_rax), rcx the return address, r11 the flags.
+    "mov [rbx + {gregs} + 104], rax",
+    "mov [rbx + {gregs} + 112], rcx",
+    "mov [rbx + {gregs} + 128], rcx",
+    "mov r11, [rsp]",
+    "mov [rbx + {gregs} + 24], r11",
+    "mov [rbx + {gregs} + 136], r11",
+    "mov r11, [rbx + {fast_rsp}]",
+    "mov [rbx + {gregs} + 120], r11",
+    "movabs r11, 0x002b000000000033", // cs, gs, fs, ss as in a signal frame
+    "mov [rbx + {gregs} + 144], r11",
+    "xor r12d, r12d",
+    "jmp carapace_systrap_report",
+    // RUN after a fast stop: the FP state if the sentry changed it, then every register
+    // from the slot; iretq sets rip, rsp and the flags at once.
+    ".globl carapace_systrap_fast_return",
+    ".hidden carapace_systrap_fast_return",
+    "carapace_systrap_fast_return:",
+    "cmp dword ptr [rbx + {fp_restore}], 0",
+    "je carapace_systrap_fast_tail",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xrstor64 [rbx + {fp}]",
+    "mov dword ptr [rbx + {fp_restore}], 0",
+    // The tail: from here a kick is taken in the application (see the handler).
+    "carapace_systrap_fast_tail:",
+    "cmp dword ptr [rbx + {pending_kick}], 0",
+    "je 19f",
+    "mov dword ptr [rbx + {pending_kick}], 0",
+    "mov dword ptr [rbx + {kind}], {k_fast_int}",
+    "jmp carapace_systrap_report",
+    "19:",
+    "lea rsp, [rbx + {fast_stack}]",
+    "push 0x2b",
+    "push qword ptr [rbx + {gregs} + 120]",
+    "mov rax, [rbx + {gregs} + 136]",
+    "and eax, 0x50dd5", // the flags a user may set (Linux's FIX_EFLAGS)
+    "or eax, 0x202",
+    "push rax",
+    "push 0x33",
+    "push qword ptr [rbx + {gregs} + 128]",
+    "mov r8, [rbx + {gregs}]",
+    "mov r9, [rbx + {gregs} + 8]",
+    "mov r10, [rbx + {gregs} + 16]",
+    "mov r11, [rbx + {gregs} + 24]",
+    "mov r12, [rbx + {gregs} + 32]",
+    "mov r13, [rbx + {gregs} + 40]",
+    "mov r14, [rbx + {gregs} + 48]",
+    "mov r15, [rbx + {gregs} + 56]",
+    "mov rdi, [rbx + {gregs} + 64]",
+    "mov rsi, [rbx + {gregs} + 72]",
+    "mov rbp, [rbx + {gregs} + 80]",
+    "mov rdx, [rbx + {gregs} + 96]",
+    "mov rax, [rbx + {gregs} + 104]",
+    "mov rcx, [rbx + {gregs} + 112]",
+    "mov rbx, [rbx + {gregs} + 88]",
+    "iretq",
+    "carapace_systrap_fast_end:",
     ".globl carapace_systrap_end",
     ".hidden carapace_systrap_end",
     "carapace_systrap_end:",
@@ -320,6 +516,21 @@ std::arch::global_asm!(
     cmd_ret = const CMD_RET,
     scratch = const CHILD_SCRATCH,
     altstack = const ALTSTACK,
+    kick = const super::KICK_SIGNAL,
+    stub_base = const STUB_BASE,
+    image_len = const IMAGE_END - STUB_BASE,
+    xsave = const S_XSAVE,
+    fast_rsp = const FAST_RSP,
+    fast_stack = const FAST_STACK,
+    self_ = const SELF,
+    entry_mask = const PATCH_ENTRIES - 1,
+    patch_data = const PATCH_DATA,
+    k_fast = const K_FAST,
+    k_fast_int = const K_FAST_INT,
+    k_fast_load = const K_FAST_LOAD,
+    fast_rax = const FAST_RAX,
+    pending_kick = const PENDING_KICK,
+    fp_restore = const FP_RESTORE,
 );
 
 extern "C" {
@@ -329,6 +540,7 @@ extern "C" {
     static carapace_systrap_batch: u8;
     static carapace_systrap_restorer: u8;
     static carapace_systrap_handler: u8;
+    static carapace_systrap_fast: u8;
     static carapace_systrap_end: u8;
 }
 
@@ -340,6 +552,7 @@ struct Code {
     batch: u64,
     restorer: u64,
     handler: u64,
+    fast: u64,
 }
 
 fn code() -> Code {
@@ -357,6 +570,7 @@ fn code() -> Code {
         batch: at(std::ptr::addr_of!(carapace_systrap_batch)),
         restorer: at(std::ptr::addr_of!(carapace_systrap_restorer)),
         handler: at(std::ptr::addr_of!(carapace_systrap_handler)),
+        fast: at(std::ptr::addr_of!(carapace_systrap_fast)),
     }
 }
 
@@ -374,6 +588,8 @@ pub struct Sites {
     pub batch: u64,
     pub restorer: u64,
     pub handler: u64,
+    /// The patched-site path the thunks jump to.
+    pub fast: u64,
 }
 
 pub fn sites() -> Sites {
@@ -384,6 +600,7 @@ pub fn sites() -> Sites {
         batch: STUB_BASE + CODE_OFFSET + c.batch,
         restorer: STUB_BASE + CODE_OFFSET + c.restorer,
         handler: STUB_BASE + CODE_OFFSET + c.handler,
+        fast: STUB_BASE + CODE_OFFSET + c.fast,
     }
 }
 
@@ -393,7 +610,33 @@ pub fn image() -> Vec<u8> {
     let pad = CODE_OFFSET.saturating_sub(super::super::ptrace::stub::CODE_OFFSET);
     let mut code = vec![0xccu8; pad as usize];
     code.extend_from_slice(c.bytes);
+    // The thunks start on the next page: `mov $i,%ecx; jmp fast`.
+    let header = super::super::ptrace::stub::CODE_OFFSET;
+    code.resize((THUNKS - STUB_BASE - header) as usize, 0xcc);
+    let fast = sites().fast;
+    for i in 0..PATCH_ENTRIES {
+        let at = THUNKS + i * THUNK_SIZE;
+        let rel = fast.wrapping_sub(at + 10) as u32;
+        code.push(0xb9);
+        code.extend_from_slice(&(i as u32).to_le_bytes());
+        code.push(0xe9);
+        code.extend_from_slice(&rel.to_le_bytes());
+        code.extend_from_slice(&[0xcc; (THUNK_SIZE - 10) as usize]);
+    }
     super::super::ptrace::stub::elf_image(&code, CODE_OFFSET)
+}
+
+/// The jump-table entry `i` points to: its thunk.
+pub fn thunk(i: u64) -> u64 {
+    THUNKS + i * THUNK_SIZE
+}
+
+/// The 5 bytes that replace `mov $nr,%eax` at a site using entry `i` (`jmp *TABLE+8i`,
+/// whose address's upper bytes are the `syscall` that follows).
+pub fn patch_bytes(i: u64) -> [u8; 5] {
+    let addr = (PATCH_TABLE + i * 8) as u32;
+    let b = addr.to_le_bytes();
+    [0xff, 0x24, 0x25, b[0], b[1]]
 }
 
 /// The seccomp filter of every stub thread: system calls made from the stub's own code
@@ -476,14 +719,36 @@ mod tests {
     #[test]
     fn code_fits_the_page_and_sites_are_inside() {
         let img = image();
-        assert!(img.len() < 0x1000);
+        assert!(CODE_OFFSET as usize + code().bytes.len() <= 0x1000);
+        assert_eq!(img.len() as u64, IMAGE_END - STUB_BASE);
         let s = sites();
-        for a in [s.inject, s.park, s.batch, s.restorer, s.handler] {
-            assert!(a > STUB_BASE + CODE_OFFSET && a < STUB_BASE + img.len() as u64);
+        for a in [s.inject, s.park, s.batch, s.restorer, s.handler, s.fast] {
+            assert!(a > STUB_BASE + CODE_OFFSET && a < STUB_BASE + 0x1000);
         }
         let off = (s.inject - STUB_BASE) as usize;
         assert_eq!(&img[off..off + 3], &[0x0f, 0x05, 0xcc]);
         assert_eq!(img[(s.park - STUB_BASE) as usize], 0xcc);
+    }
+
+    #[test]
+    fn patched_bytes_keep_the_syscall_and_thunks_reach_the_fast_path() {
+        // The table's addresses all end in 0f 05 (little endian): the syscall stays.
+        assert_eq!(PATCH_TABLE >> 16, 0x050f);
+        const { assert!(PATCH_TABLE + PATCH_TABLE_LEN <= 0x0510_0000) };
+        let p = patch_bytes(PATCH_ENTRIES - 1);
+        let addr = u32::from_le_bytes([p[3], p[4], 0x0f, 0x05]) as u64;
+        assert_eq!(addr, PATCH_TABLE + (PATCH_ENTRIES - 1) * 8);
+        let img = image();
+        let t = (thunk(5) - STUB_BASE) as usize;
+        assert_eq!(img[t], 0xb9);
+        assert_eq!(u32::from_le_bytes(img[t + 1..t + 5].try_into().unwrap()), 5);
+        assert_eq!(img[t + 5], 0xe9);
+        let rel = i32::from_le_bytes(img[t + 6..t + 10].try_into().unwrap());
+        assert_eq!(
+            (thunk(5) + 10).wrapping_add(rel as i64 as u64),
+            sites().fast
+        );
+        const { assert!(PATCH_DATA >= IMAGE_END) };
     }
 
     #[test]
