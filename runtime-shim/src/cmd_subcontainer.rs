@@ -269,19 +269,30 @@ pub struct WaitArgs {
 /// of a pid namespace).
 pub fn wait(args: WaitArgs) -> anyhow::Result<u8> {
     let _ = nix::unistd::setsid();
-    let mut s = crate::container::connect(&args.control)
-        .with_context(|| format!("cannot reach {}", args.control.display()))?;
+    let killed = sentry::kernel::ExitStatus::Signaled {
+        signo: libc::SIGKILL,
+        core: false,
+    };
+    // A waiter slow to start (a loaded machine) may find the sentry gone already: its
+    // socket refuses or the write fails. That is the same end as losing it later.
+    let mut s = match crate::container::connect(&args.control) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot reach {}: {e}", args.control.display());
+            return Ok(crate::host::exit_like(killed));
+        }
+    };
     let mut line = serde_json::to_vec(&Request::Wait)?;
     line.push(b'\n');
-    s.write_all(&line).context("control socket: write")?;
+    if let Err(e) = s.write_all(&line) {
+        tracing::warn!("control socket: write: {e}");
+        return Ok(crate::host::exit_like(killed));
+    }
     let mut answer = String::new();
     let n = BufReader::new(s).read_line(&mut answer).unwrap_or(0);
     let status = match serde_json::from_str::<Response>(&answer) {
         Ok(Response::Exited { wait_status }) if n > 0 => from_wait_status(wait_status),
-        _ => sentry::kernel::ExitStatus::Signaled {
-            signo: libc::SIGKILL,
-            core: false,
-        },
+        _ => killed,
     };
     Ok(crate::host::exit_like(status))
 }

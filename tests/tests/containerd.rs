@@ -197,15 +197,24 @@ impl Containerd {
             .filter(|(_, cmd)| cmd.contains(" boot ") && cmd.contains(&state))
             .map(|(pid, _)| pid)
             .collect();
-        boots.iter().copied().find(|pid| {
+        let ppid = |pid: i32| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit(')')
+            stat.rsplit(')')
                 .next()
                 .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok());
-            ppid.is_some_and(|p| boots.contains(&p))
-        })
+                .and_then(|p| p.parse::<i32>().ok())
+        };
+        // Stubs the sentry forks carry the same command line until they exec: the
+        // sentry is the child of the `boot` that is not itself a child of one.
+        let top: Vec<i32> = boots
+            .iter()
+            .copied()
+            .filter(|pid| !ppid(*pid).is_some_and(|p| boots.contains(&p)))
+            .collect();
+        boots
+            .iter()
+            .copied()
+            .find(|pid| ppid(*pid).is_some_and(|p| top.contains(&p)))
     }
 
     /// The processes (other than containerd) whose command line names the directory:

@@ -463,11 +463,25 @@ impl Cri {
     }
 
     fn stop_and_remove_pod(&self, pod: &str) {
-        let id = pod.to_string();
-        self.call(|mut cl| async move {
-            cl.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id })
-                .await
-        });
+        // kubelet retries StopPodSandbox until it succeeds; so does this. After a disaster
+        // containerd may still be processing the exits (its shim already gone) and fail
+        // the first attempt ("ttrpc: closed").
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let id = pod.to_string();
+            let r = self.try_call(|mut cl| async move {
+                cl.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id })
+                    .await
+            });
+            match r {
+                Ok(_) => break,
+                Err(s) if Instant::now() < deadline => {
+                    eprintln!("StopPodSandbox failed, retrying: {s}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(s) => panic!("CRI call failed: {s}\n{}", self.log()),
+            }
+        }
         let id = pod.to_string();
         self.call(|mut cl| async move {
             cl.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
@@ -518,10 +532,17 @@ impl Cri {
             .filter(|(_, cmd)| cmd.contains(" boot "))
             .map(|(pid, _)| *pid)
             .collect();
+        // `boot` forks the sentry; the sentry forks stubs, which carry the same command
+        // line until they exec. A sentry is a child of a `boot` that is not itself one.
+        let top: Vec<i32> = boots
+            .iter()
+            .copied()
+            .filter(|pid| !ppid(*pid).is_some_and(|p| boots.contains(&p)))
+            .collect();
         boots
             .iter()
             .copied()
-            .filter(|pid| ppid(*pid).is_some_and(|p| boots.contains(&p)))
+            .filter(|pid| ppid(*pid).is_some_and(|p| top.contains(&p)))
             .collect()
     }
 
@@ -699,7 +720,17 @@ fn a_pod_of_two_containers_runs_in_one_sentry() {
     // Both containers in the pod's one sentry; a gofer for each container and the pause;
     // one shim for the pod.
     assert_eq!(c.sentries().len(), 1, "{:#?}", c.leftovers());
-    assert_eq!(c.gofers().len(), 3, "{:#?}", c.gofers());
+    assert_eq!(
+        c.gofers().len(),
+        3,
+        "{:#?}\none: {:?} {}\ntwo: {:?} {}\n{}",
+        c.gofers(),
+        c.container_status(&one),
+        c.log_file(&pod_config, "one"),
+        c.container_status(&two),
+        c.log_file(&pod_config, "two"),
+        c.log()
+    );
     assert_eq!(c.shims().len(), 1, "{:#?}", c.shims());
 
     // UpdateContainerResources reaches `carapace update` through the shim: the

@@ -466,6 +466,21 @@ impl shim::Shim for Service {
             .unwrap_or_else(|| opts.id.clone());
         let (_pid, address) = shim::spawn(opts, &grouping, Vec::new())?;
         shim::synchronous::util::write_address(&address)?;
+        // Answer containerd and exit here rather than return: on return the crate drops
+        // its signal iterator, closing the read end of signal-hook's wake-up pipe before
+        // the handlers are unregistered. A SIGCHLD in that window makes the handler's
+        // `send` fail with EPIPE and raise SIGPIPE, whose own handler sends again: the
+        // process spins forever and containerd's create hangs (seen under load in the
+        // CRI tests, caught with gdb).
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(address.as_bytes())
+            .and_then(|()| out.flush())
+            .is_ok()
+        {
+            std::process::exit(0);
+        }
         Ok(address)
     }
 
