@@ -6,212 +6,15 @@
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+
 use tests::Run;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A temporary directory holding a busybox bundle (`bundle/`, with `carapace spec`'s
-/// config.json) and a private state root (`root/`). Dropping it kills whatever carapace
-/// processes still name it and removes it.
-struct Fixture {
-    dir: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "carapace-oci-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let rootfs = dir.join("bundle/rootfs");
-        for d in ["bin", "etc", "tmp"] {
-            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
-        }
-        let busybox = Path::new("/bin/busybox");
-        assert!(
-            busybox.exists(),
-            "/bin/busybox is missing: install busybox-static (scripts/deps.sh)"
-        );
-        std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
-        let list = Command::new(busybox)
-            .arg("--list")
-            .output()
-            .expect("busybox --list");
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
-                    .expect("applet symlink");
-            }
-        }
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
-            .expect("passwd");
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").expect("group");
-        let f = Fixture { dir };
-        let spec = f.carapace(&["spec", "--bundle", f.bundle().to_str().unwrap_or("?")]);
-        assert_eq!(spec.code(), Some(0), "{}", spec.dump());
-        f
-    }
-
-    fn bundle(&self) -> PathBuf {
-        self.dir.join("bundle")
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.join("root")
-    }
-
-    fn config(&self) -> Value {
-        let text = std::fs::read(self.bundle().join("config.json")).expect("read config");
-        serde_json::from_slice(&text).expect("config.json is JSON")
-    }
-
-    fn set_config(&self, v: &Value) {
-        std::fs::write(self.bundle().join("config.json"), v.to_string()).expect("write config");
-    }
-
-    /// Set `process.args` (and apply `edit` to the rest of the config).
-    fn with_args(&self, args: &[&str], edit: impl FnOnce(&mut Value)) {
-        let mut c = self.config();
-        c["process"]["args"] = json!(args);
-        edit(&mut c);
-        self.set_config(&c);
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let bin = tests::carapace().unwrap_or_else(|e| panic!("{e}"));
-        let mut cmd = Command::new(bin);
-        cmd.arg("--root").arg(self.root()).args(args);
-        cmd
-    }
-
-    /// Run a carapace command that does not leave a container holding its output.
-    fn carapace(&self, args: &[&str]) -> Run {
-        tests::run(self.command(args), TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// `create` with the container's stdio on files (`<id>.out`, `<id>.err`): the
-    /// container keeps them open after `create` returns, as runc's does.
-    fn create(&self, id: &str, extra: &[&str]) -> (std::process::ExitStatus, String) {
-        let out = std::fs::File::create(self.stdio_file(id, "out")).expect("out");
-        let err = std::fs::File::create(self.stdio_file(id, "err")).expect("err");
-        let bundle = self.bundle();
-        let mut args = vec!["create", "--bundle", bundle.to_str().unwrap_or("?")];
-        args.extend_from_slice(extra);
-        args.push(id);
-        let status = self
-            .command(&args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .status()
-            .expect("run carapace create");
-        (status, self.output(id, "err"))
-    }
-
-    fn output(&self, id: &str, which: &str) -> String {
-        std::fs::read_to_string(self.stdio_file(id, which)).unwrap_or_default()
-    }
-
-    /// Where `create` puts container `id`'s stdout (`out`) or stderr (`err`); ids that
-    /// are not file names (the bad ones) are made into one.
-    fn stdio_file(&self, id: &str, which: &str) -> PathBuf {
-        let name = id.replace(['/', '.'], "_");
-        self.dir.join(format!("stdio-{name}.{which}"))
-    }
-
-    fn state(&self, id: &str) -> Value {
-        let r = self.carapace(&["state", id]);
-        assert_eq!(r.code(), Some(0), "{}", r.dump());
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("state JSON: {e}\n{}", r.dump()))
-    }
-
-    /// Carapace processes (not zombies) whose command line names this fixture.
-    fn live_processes(&self) -> Vec<String> {
-        let me = self.dir.to_string_lossy().into_owned();
-        let mut found = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let p = e.path();
-            let Ok(cmdline) = std::fs::read(p.join("cmdline")) else {
-                continue;
-            };
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
-            if cmdline.contains(&me) && !zombie {
-                found.push(format!("{}: {cmdline}", e.file_name().to_string_lossy()));
-            }
-        }
-        found
-    }
-
-    /// Nothing of container `id` is left: no state directory, no process.
-    fn assert_nothing_left(&self, id: &str) {
-        assert!(
-            !self.root().join(id).exists(),
-            "state directory of {id} left behind"
-        );
-        // SIGKILLed processes take a moment to be gone; wait for that, bounded.
-        let mut left = self.live_processes();
-        for _ in 0..500 {
-            if left.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-            left = self.live_processes();
-        }
-        assert!(left.is_empty(), "processes left behind: {left:#?}");
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        // A test that failed half-way: delete what it left, cgroups included.
-        if let Ok(entries) = std::fs::read_dir(self.root()) {
-            for e in entries.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                let _ = self.command(&["delete", "--force", &id]).output();
-            }
-        }
-        for p in self.live_processes() {
-            if let Some(pid) = p.split(':').next() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn pid_alive(pid: i64) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty()
-        && !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|s| s.trim_start().starts_with('Z'))
-}
-
-/// Wait (bounded) until `cond` holds; no timing is asserted, only the outcome.
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..2000 {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
+#[path = "support/oci_fixture.rs"]
+mod oci_fixture;
+use oci_fixture::{eventually, pid_alive, Fixture, TIMEOUT};
 #[test]
 fn lifecycle_create_start_kill_delete() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(&["sh", "-c", "echo started; exec sleep 1000"], |_| {});
     let pid_file = f.dir.join("pid");
     let (status, err) = f.create("c1", &["--pid-file", pid_file.to_str().unwrap_or("?")]);
@@ -297,7 +100,7 @@ fn lifecycle_create_start_kill_delete() {
 fn pid_exits_as_init_exits() {
     // The `--pid-file` process is what conmon and containerd wait on: it must end with
     // init's status, a signal included.
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(&["sleep", "1000"], |_| {});
     let (status, err) = f.create("k", &[]);
     assert!(status.success(), "{err}");
@@ -342,7 +145,7 @@ fn pid_exits_as_init_exits() {
 
 #[test]
 fn kill_and_delete_force_on_a_running_container() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(
         &[
             "sh",
@@ -377,7 +180,7 @@ fn run_in(f: &Fixture, id: &str) -> Run {
 
 #[test]
 fn run_propagates_exit_codes_and_stdio() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(
         &["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"],
         |_| {},
@@ -405,7 +208,7 @@ fn run_propagates_exit_codes_and_stdio() {
 
 #[test]
 fn run_honours_the_process_fields() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     let script = "echo $FOO; pwd; id -u; id -g; id -G; umask; hostname; echo x > /data/f && ls -ld /data; touch /rootfile";
     f.with_args(&["sh", "-c", script], |c| {
         c["process"]["env"] = json!(["PATH=/bin", "FOO=bar"]);
@@ -435,7 +238,7 @@ fn run_honours_the_process_fields() {
 
 #[test]
 fn bind_mounts_from_the_spec() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     // A directory read-write and a file read-only, both served by the gofer.
     let data = f.dir.join("data");
     std::fs::create_dir_all(&data).expect("mkdir data");
@@ -471,7 +274,7 @@ fn bind_mounts_from_the_spec() {
 
 #[test]
 fn symlinks_in_the_image_resolve_inside_the_sandbox() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     let rootfs = f.bundle().join("rootfs");
     std::os::unix::fs::symlink("/etc/shadow", rootfs.join("etc/abs")).expect("symlink");
     std::os::unix::fs::symlink("../../../../../../etc/shadow", rootfs.join("etc/rel"))
@@ -493,7 +296,7 @@ fn resources_become_host_cgroups() {
         eprintln!("SKIPPED: no cgroup hierarchy at /sys/fs/cgroup");
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     let id = format!("cg{}", std::process::id());
     f.with_args(&["sh", "-c", "echo started; exec sleep 1000"], |c| {
         c["linux"]["resources"] = json!({
@@ -565,7 +368,7 @@ fn pause_resume_and_update() {
         eprintln!("SKIPPED: no freezer cgroup at /sys/fs/cgroup");
         return;
     }
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     // Counts while it runs: the count stands still while paused.
     f.with_args(
         &[
@@ -616,7 +419,7 @@ fn create_fails(f: &Fixture, id: &str, needle: &str) {
 
 #[test]
 fn bad_bundles_fail_clearly_and_leave_nothing() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     let good = f.config();
 
     std::fs::write(f.bundle().join("config.json"), "{ not json").expect("write");
@@ -673,7 +476,7 @@ fn bad_bundles_fail_clearly_and_leave_nothing() {
 
 #[test]
 fn unknown_and_duplicate_ids() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     for cmd in [
         &["state", "nope"][..],
         &["start", "nope"],
@@ -726,7 +529,7 @@ fn unknown_and_duplicate_ids() {
 
 #[test]
 fn spec_features_and_global_flags() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     let again = f.carapace(&["spec", "--bundle", f.bundle().to_str().unwrap_or("?")]);
     assert_ne!(again.code(), Some(0));
     assert!(again.stderr.contains("exists"), "{}", again.dump());
@@ -778,7 +581,7 @@ fn unix_sockets_on(path: &Path) -> usize {
 
 #[test]
 fn wait_reports_init_status() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(&["sh", "-c", "exit 3"], |_| {});
     let (status, err) = f.create("w", &[]);
     assert!(status.success(), "{err}");
@@ -810,7 +613,7 @@ fn wait_reports_init_status() {
 
 #[test]
 fn run_forwards_signals_to_init() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(
         &[
             "sh",
@@ -851,7 +654,7 @@ fn run_forwards_signals_to_init() {
 
 #[test]
 fn writable_root_goes_to_memory_or_through_the_gofer() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(&["sh", "-c", "echo data > /written && cat /written"], |c| {
         c["root"]["readonly"] = json!(false);
     });
@@ -888,7 +691,7 @@ fn writable_root_goes_to_memory_or_through_the_gofer() {
 
 #[test]
 fn kill_all_and_annotations() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     // Init catches TERM (the trap interrupts its first `wait`); its child has the default
     // action once it says so (a fresh shell, not a fork of init still holding the trap):
     // `kill --all TERM` reaches both, so the second `wait` returns too.
@@ -930,7 +733,7 @@ fn console_socket_helper() -> PathBuf {
 
 #[test]
 fn terminal_over_the_console_socket() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(
         &[
             "sh",
@@ -1005,7 +808,7 @@ fn helper(name: &str) -> PathBuf {
 
 #[test]
 fn exec_in_a_running_container() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(&["sleep", "1000"], |c| {
         c["process"]["env"] = json!(["PATH=/bin", "FROM_SPEC=1"]);
     });
@@ -1189,7 +992,7 @@ fn exec_in_a_running_container() {
 /// "terminal" that is not one is not bridged.
 #[test]
 fn exec_requests_are_checked() {
-    let f = Fixture::new();
+    let f = Fixture::new("oci");
     f.with_args(&["sleep", "1000"], |_| {});
     let (status, err) = f.create("q", &[]);
     assert!(status.success(), "create failed: {err}");
