@@ -13,6 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tests::Run;
 
+#[path = "support/host_procs.rs"]
+mod host_procs;
+
 const TIMEOUT: Duration = Duration::from_secs(120);
 const IMAGE: &str = "localhost/carapace-busybox:latest";
 const RUNTIME: &str = "io.containerd.carapace.v1";
@@ -188,7 +191,7 @@ impl Containerd {
         }
     }
 
-    /// The sentry of container `id`: the `boot` process whose parent is also its `boot`.
+    /// The sentry of container `id`: the child of its `boot` (see `host_procs::sentries`).
     fn sentry_of(&self, id: &str) -> Option<i32> {
         let state = format!("carapace-root/{id} ");
         let boots: Vec<i32> = self
@@ -197,90 +200,24 @@ impl Containerd {
             .filter(|(_, cmd)| cmd.contains(" boot ") && cmd.contains(&state))
             .map(|(pid, _)| pid)
             .collect();
-        let ppid = |pid: i32| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok())
-        };
-        // Stubs the sentry forks carry the same command line until they exec: the
-        // sentry is the child of the `boot` that is not itself a child of one.
-        let top: Vec<i32> = boots
-            .iter()
-            .copied()
-            .filter(|pid| !ppid(*pid).is_some_and(|p| boots.contains(&p)))
-            .collect();
-        boots
-            .iter()
-            .copied()
-            .find(|pid| ppid(*pid).is_some_and(|p| top.contains(&p)))
+        host_procs::sentries(&boots).first().copied()
     }
 
     /// The processes (other than containerd) whose command line names the directory:
     /// shims (their socket), sandboxes (their root and bundle).
     fn leftovers(&self) -> Vec<(i32, String)> {
-        let me = std::process::id() as i32;
         let daemon = self.daemon.as_ref().map_or(-1, |d| d.id() as i32);
-        let needle = self.dir.display().to_string();
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if pid == me || pid == daemon {
-                continue;
-            }
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&needle) {
-                out.push((pid, cmdline));
-            }
-        }
-        out
+        host_procs::naming(&self.dir.display().to_string(), daemon)
     }
 
     fn mounts(&self) -> Vec<String> {
-        let needle = self.dir.display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&needle))
-            .map(str::to_string)
-            .collect()
+        host_procs::mounts_under(&self.dir.display().to_string())
     }
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &d.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while matches!(d.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        for (pid, _) in self.leftovers() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        // A cgroup cannot be removed while its processes are still dying.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.leftovers().is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let mut mounts = self.mounts();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
+        host_procs::tear_down(self.daemon.take(), || self.leftovers(), || self.mounts());
         // carapace's cgroups are /NAMESPACE/ID (ctr's cgroupsPath): the IDs a failed run
         // left, then the namespace's own.
         for ctl in std::fs::read_dir("/sys/fs/cgroup")

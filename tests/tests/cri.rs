@@ -24,6 +24,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
+#[path = "support/host_procs.rs"]
+mod host_procs;
+
 const TIMEOUT: Duration = Duration::from_secs(120);
 const HANDLER: &str = "carapace";
 const PAUSE_IMAGE: &str = "localhost/carapace-pause:latest";
@@ -498,52 +501,20 @@ impl Cri {
     /// The processes (other than containerd) whose command line names the directory:
     /// shims (their socket and bundle), sentries and gofers (their root and bundle).
     fn leftovers(&self) -> Vec<(i32, String)> {
-        let me = std::process::id() as i32;
         let daemon = self.daemon.as_ref().map_or(-1, |d| d.id() as i32);
-        let needle = self.dir.display().to_string();
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if pid == me || pid == daemon {
-                continue;
-            }
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&needle) && !zombie {
-                out.push((pid, cmdline));
-            }
-        }
-        out
+        host_procs::naming(&self.dir.display().to_string(), daemon)
     }
 
-    /// Sentries: `boot` processes whose parent is a `boot` (the one `create` started,
-    /// which forks the sentry into its pid namespace).
+    /// Sentries: the children of the `boot` processes `create` started (which fork the
+    /// sentry into its pid namespace), not the stubs those fork.
     fn sentries(&self) -> Vec<i32> {
-        let procs = self.leftovers();
-        let boots: Vec<i32> = procs
-            .iter()
+        let boots: Vec<i32> = self
+            .leftovers()
+            .into_iter()
             .filter(|(_, cmd)| cmd.contains(" boot "))
-            .map(|(pid, _)| *pid)
+            .map(|(pid, _)| pid)
             .collect();
-        // `boot` forks the sentry; the sentry forks stubs, which carry the same command
-        // line until they exec. A sentry is a child of a `boot` that is not itself one.
-        let top: Vec<i32> = boots
-            .iter()
-            .copied()
-            .filter(|pid| !ppid(*pid).is_some_and(|p| boots.contains(&p)))
-            .collect();
-        boots
-            .iter()
-            .copied()
-            .filter(|pid| ppid(*pid).is_some_and(|p| top.contains(&p)))
-            .collect()
+        host_procs::sentries(&boots)
     }
 
     fn gofers(&self) -> Vec<(i32, String)> {
@@ -562,14 +533,7 @@ impl Cri {
     }
 
     fn mounts(&self) -> Vec<String> {
-        let needle = self.dir.display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&needle))
-            .map(str::to_string)
-            .collect()
+        host_procs::mounts_under(&self.dir.display().to_string())
     }
 
     /// Waits (bounded) until no sandbox process of the test is left (shims may stay a
@@ -612,45 +576,10 @@ impl Cri {
     }
 }
 
-fn ppid(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 impl Drop for Cri {
     fn drop(&mut self) {
         self.client = None;
-        if let Some(mut d) = self.daemon.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &d.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while matches!(d.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        for (pid, _) in self.leftovers() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.leftovers().is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let mut mounts = self.mounts();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
+        host_procs::tear_down(self.daemon.take(), || self.leftovers(), || self.mounts());
         // carapace's cgroups: the CRI gives none (no cgroup parent), so /carapace/ID.
         for ctl in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
