@@ -155,7 +155,31 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
             kernel.platform.prepare_thread(&mut *task.ctx)?,
         )
     } else {
-        ChildMemory::Forked(task.mm().fork()?)
+        // Alone: no other task (nor a /proc/PID/mem writer) holds the memory, so nothing
+        // writes it while it is copied. Only /proc's view of this task may hold it too.
+        let in_view = lock(&task.shared.proc)
+            .mm
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, &task.mm));
+        let alone = Arc::strong_count(&task.mm) == 1 + usize::from(in_view);
+        // Held until the host copy is made: no other thread may change the parent's
+        // mappings in between, or the child would inherit them.
+        let mut mm = lock(&task.mm);
+        let forked = mm.fork(alone)?;
+        // A host copy of the parent's stub where the platform can: the child starts with
+        // its mappings instead of faulting each area in.
+        let token = match kernel
+            .platform
+            .fork_process(&mut *task.ctx, &forked.host_fixups())
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!("fork: no host copy of the address space ({e})");
+                None
+            }
+        };
+        drop(mm);
+        ChildMemory::Forked(forked, token)
     };
     let fp = task.ctx.fp_state()?;
     let mut regs = task.regs;
@@ -277,8 +301,9 @@ struct SeedParts {
 enum ChildMemory {
     /// The parent's address space, entered through a stub the parent prepared.
     Shared(Arc<Mutex<MemoryManager>>, crate::platform::ThreadToken),
-    /// A copy-on-write copy, in a fresh stub.
-    Forked(crate::mm::ForkedMm),
+    /// A copy (copy-on-write, or copied), in a host copy of the parent's stub if the
+    /// platform made one, else in a fresh stub.
+    Forked(crate::mm::ForkedMm, Option<crate::platform::ProcessToken>),
 }
 
 /// On the child's host thread: its own stub, its memory, the parent's FP state.
@@ -286,10 +311,24 @@ fn start_child(p: SeedParts, memory: ChildMemory, fp: crate::platform::FpState) 
     let platform = &p.kernel.platform;
     let (mm, mut ctx) = match memory {
         ChildMemory::Shared(mm, token) => (mm, platform.adopt_thread(token)?),
-        ChildMemory::Forked(forked) => {
-            let (aspace, ctx) = platform.new_process(&p.kernel.memory_file)?;
+        ChildMemory::Forked(forked, token) => {
+            let adopted = token.and_then(|t| {
+                platform
+                    .adopt_process(t)
+                    .map_err(|e| tracing::debug!("fork: the host copy failed ({e})"))
+                    .ok()
+            });
+            let (aspace, ctx, inherited) = match adopted {
+                Some((aspace, ctx)) => (aspace, ctx, true),
+                None => {
+                    let (aspace, ctx) = platform.new_process(&p.kernel.memory_file)?;
+                    (aspace, ctx, false)
+                }
+            };
             (
-                Arc::new(Mutex::new(MemoryManager::from_fork(forked, aspace))),
+                Arc::new(Mutex::new(MemoryManager::from_fork(
+                    forked, aspace, inherited,
+                ))),
                 ctx,
             )
         }

@@ -109,6 +109,16 @@ const ANON_FAULT_AROUND: u64 = 256;
 /// Pages copied from a file around a fault in a private file mapping.
 const FILE_FAULT_AROUND: u64 = 16;
 
+/// A fork copies the parent's writable private memory at once when it has at most this
+/// many pages of it, instead of sharing it copy-on-write: a copy costs well under a
+/// microsecond, a copy-on-write fault (in the parent or the child) a round trip to the
+/// sentry, tens of microseconds, and a small process forking touches much of its
+/// writable memory again soon (its stack, its data, the heap).
+const EAGER_FORK_PAGES: usize = 256;
+
+/// At most this many mappings (runs of pages) are made for a forked child up front.
+const PREMAP_RUNS: usize = 512;
+
 /// Default `RLIMIT_STACK`: the main stack is mapped at this size from the start.
 pub const STACK_SIZE: u64 = 8 << 20;
 /// Space kept free below the stack before `mmap` allocations start.
@@ -902,29 +912,24 @@ impl MemoryManager {
             ..prot
         };
         let mut run: Option<(u64, u64, u64, bool)> = None; // (addr, len, frame, cow)
-        let pages: Vec<(u64, u64, bool)> = self
-            .pages
-            .range(lo..hi)
-            .map(|(a, f)| (*a, *f, self.cow.contains(a)))
-            .collect();
-        for (a, f, cow) in pages {
+        let mut maps = Vec::new();
+        for (a, f) in self.pages.range(lo..hi) {
+            let (a, f, cow) = (*a, *f, self.cow.contains(a));
             run = match run {
                 Some((ra, rl, rf, rc)) if ra + rl == a && rf + rl == f && rc == cow => {
                     Some((ra, rl + PAGE_SIZE, rf, rc))
                 }
                 Some((ra, rl, rf, rc)) => {
-                    self.aspace
-                        .map(ra, rl, if rc { read_only } else { prot }, rf)?;
+                    maps.push((ra, rl, if rc { read_only } else { prot }, rf));
                     Some((a, PAGE_SIZE, f, cow))
                 }
                 None => Some((a, PAGE_SIZE, f, cow)),
             };
         }
         if let Some((ra, rl, rf, rc)) = run {
-            self.aspace
-                .map(ra, rl, if rc { read_only } else { prot }, rf)?;
+            maps.push((ra, rl, if rc { read_only } else { prot }, rf));
         }
-        Ok(())
+        self.aspace.map_many(&maps)
     }
 
     /// Give `page` a frame of its own (the first write after `fork`). If the other side
@@ -950,46 +955,146 @@ impl MemoryManager {
         Ok(frame)
     }
 
-    /// The child's half of `fork`: the same VMAs, and every populated page shared —
-    /// copy-on-write for private memory, plainly for `MAP_SHARED` memory. The parent's
-    /// writable private pages leave its stub, so its next write faults and copies too.
-    pub fn fork(&mut self) -> Result<ForkedMm> {
-        let mut pages = BTreeMap::new();
-        let mut cow = BTreeSet::new();
-        let mut unmap = Vec::new();
-        for (start, vma) in &self.vmas {
-            for (a, f) in self.pages.range(*start..vma.end) {
-                self.mf.inc_ref(*f);
-                pages.insert(*a, *f);
-                if !vma.shared {
-                    cow.insert(*a);
+    /// The child's half of `fork`: the same VMAs, and every populated page. Shared
+    /// memory is shared; other read-only pages are shared copy-on-write. Writable private
+    /// memory is copied now if there is little of it (see [`EAGER_FORK_PAGES`]);
+    /// otherwise it is shared copy-on-write too, and the parent's writable private pages
+    /// leave its stub, so that its next write faults and copies.
+    ///
+    /// `alone`: no other thread uses this memory (it cannot change while it is copied).
+    pub fn fork(&mut self, alone: bool) -> Result<ForkedMm> {
+        // The writable private pages, and which of them hold data (the others are still
+        // holes of the MemoryFile: populated around a fault but never written).
+        let mut data = BTreeSet::new();
+        let mut eager = alone;
+        if alone {
+            let writable: Vec<(u64, u64)> = self
+                .vmas
+                .iter()
+                .filter(|(_, v)| !v.shared && v.prot.write)
+                .flat_map(|(s, v)| self.pages.range(*s..v.end).map(|(a, f)| (*a, *f)))
+                .collect();
+            let mut i = 0;
+            while i < writable.len() && eager {
+                // A run of pages whose frames are contiguous too: one query.
+                let mut n = 1;
+                while let (Some(a), Some(b)) = (writable.get(i + n - 1), writable.get(i + n)) {
+                    if b.0 != a.0 + PAGE_SIZE || b.1 != a.1 + PAGE_SIZE {
+                        break;
+                    }
+                    n += 1;
                 }
+                let Some((va, frame)) = writable.get(i).copied() else {
+                    break;
+                };
+                let held = self.mf.holds_data(frame, n as u64)?;
+                for (k, h) in held.into_iter().enumerate() {
+                    if h {
+                        data.insert(va + k as u64 * PAGE_SIZE);
+                    }
+                }
+                eager = data.len() <= EAGER_FORK_PAGES;
+                i += n;
             }
-            if !vma.shared && vma.prot.write {
-                unmap.push((*start, vma.end - *start));
-            }
         }
-        for a in &cow {
-            self.cow.insert(*a);
-        }
-        for (a, len) in unmap {
-            self.aspace.unmap(a, len)?;
-        }
-        Ok(ForkedMm {
+        // Built as it goes: on an error its drop gives the frames back.
+        let mut child = ForkedMm {
             mf: self.mf.clone(),
             vmas: self.vmas.clone(),
-            pages,
-            cow,
+            pages: BTreeMap::new(),
+            cow: BTreeSet::new(),
             brk_start: self.brk_start,
             brk: self.brk,
             exec_layout: self.exec_layout.clone(),
             patched: self.patched.clone(),
             patching: self.patching_live(),
-        })
+            copied: eager,
+        };
+        let mut unmap = Vec::new();
+        for (start, vma) in &self.vmas {
+            let private_write = !vma.shared && vma.prot.write;
+            for (a, f) in self.pages.range(*start..vma.end) {
+                if eager && private_write {
+                    let held = data.contains(a);
+                    // An anonymous page never written is zeros: the child gets a frame
+                    // when it first touches it, as for any new anonymous memory.
+                    if !held && matches!(vma.backing, Backing::Anon) {
+                        continue;
+                    }
+                    let new = self.mf.allocate(1)?;
+                    child.pages.insert(*a, new);
+                    if held {
+                        self.mf.copy_frame(*f, new)?;
+                    }
+                    continue;
+                }
+                self.mf.inc_ref(*f);
+                child.pages.insert(*a, *f);
+                if !vma.shared {
+                    child.cow.insert(*a);
+                }
+            }
+            if private_write && !eager {
+                unmap.push((*start, vma.end - *start));
+            }
+        }
+        for a in &child.cow {
+            self.cow.insert(*a);
+        }
+        for (a, len) in unmap {
+            self.aspace.unmap(a, len)?;
+        }
+        Ok(child)
+    }
+
+    /// Map what the child of a fork inherited into its new stub, as much as
+    /// [`PREMAP_RUNS`] allows, so that it does not fault on each page it touches first (a
+    /// fault costs a round trip to the sentry; many mappings go in one).
+    fn premap(&mut self) {
+        if !self.aspace.batches_maps() {
+            return;
+        }
+        let vmas: Vec<(u64, u64, Prot)> =
+            self.vmas.iter().map(|(s, v)| (*s, v.end, v.prot)).collect();
+        let read_only = |p: Prot| Prot { write: false, ..p };
+        let mut maps: Vec<(u64, u64, Prot, u64)> = Vec::new();
+        for (start, end, prot) in vmas {
+            if prot == Prot::NONE {
+                continue;
+            }
+            for (a, f) in self.pages.range(start..end) {
+                let p = if self.cow.contains(a) {
+                    read_only(prot)
+                } else {
+                    prot
+                };
+                match maps.last_mut() {
+                    Some((ra, rl, rp, rf)) if *ra + *rl == *a && *rf + *rl == *f && *rp == p => {
+                        *rl += PAGE_SIZE;
+                    }
+                    _ => {
+                        if maps.len() >= PREMAP_RUNS {
+                            break;
+                        }
+                        maps.push((*a, PAGE_SIZE, p, *f));
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.aspace.map_many(&maps) {
+            tracing::debug!("fork: premapping the child failed ({e}); it faults instead");
+        }
     }
 
     /// The child's memory manager, in the address space its own thread created.
-    pub fn from_fork(mut forked: ForkedMm, aspace: Box<dyn AddressSpace>) -> MemoryManager {
+    ///
+    /// `inherited`: the address space is a host copy of the parent's (with
+    /// [`ForkedMm::host_fixups`] made), so it has the child's mappings already.
+    pub fn from_fork(
+        mut forked: ForkedMm,
+        aspace: Box<dyn AddressSpace>,
+        inherited: bool,
+    ) -> MemoryManager {
         let mut mm = MemoryManager::new(forked.mf.clone(), aspace);
         mm.vmas = std::mem::take(&mut forked.vmas);
         mm.pages = std::mem::take(&mut forked.pages);
@@ -1009,6 +1114,9 @@ impl MemoryManager {
         for (s, e) in ranges {
             mm.claim_patch_table(s, e);
         }
+        if !inherited {
+            mm.premap();
+        }
         mm
     }
 }
@@ -1025,6 +1133,57 @@ pub struct ForkedMm {
     exec_layout: ExecLayout,
     patched: BTreeMap<u64, patch::PatchedSite>,
     patching: bool,
+    /// Writable private memory was copied (not shared copy-on-write).
+    copied: bool,
+}
+
+impl ForkedMm {
+    /// What a copy of the parent's host mappings needs to be the child's: its writable
+    /// private memory is the child's own when it was copied (else the parent's had left
+    /// its stub already, and everything else it maps is the child's as much as its own).
+    pub fn host_fixups(&self) -> Vec<crate::platform::MapOp> {
+        use crate::platform::MapOp;
+        let mut ops = Vec::new();
+        if !self.copied {
+            return ops;
+        }
+        for (start, vma) in &self.vmas {
+            if vma.shared || !vma.prot.write {
+                continue;
+            }
+            ops.push(MapOp::Unmap {
+                addr: *start,
+                len: vma.end - *start,
+            });
+            let mut run: Option<(u64, u64, u64)> = None;
+            for (a, f) in self.pages.range(*start..vma.end) {
+                run = match run {
+                    Some((ra, rl, rf)) if ra + rl == *a && rf + rl == *f => {
+                        Some((ra, rl + PAGE_SIZE, rf))
+                    }
+                    Some((ra, rl, rf)) => {
+                        ops.push(MapOp::Map {
+                            addr: ra,
+                            len: rl,
+                            prot: vma.prot,
+                            offset: rf,
+                        });
+                        Some((*a, PAGE_SIZE, *f))
+                    }
+                    None => Some((*a, PAGE_SIZE, *f)),
+                };
+            }
+            if let Some((ra, rl, rf)) = run {
+                ops.push(MapOp::Map {
+                    addr: ra,
+                    len: rl,
+                    prot: vma.prot,
+                    offset: rf,
+                });
+            }
+        }
+        ops
+    }
 }
 
 impl Drop for ForkedMm {
@@ -1131,8 +1290,8 @@ mod tests {
             .unwrap();
         parent.copy_out(UserAddr(a), b"parent").unwrap();
         parent.handle_fault(a, false, 0).unwrap();
-        let forked = parent.fork().unwrap();
-        let mut child = MemoryManager::from_fork(forked, Box::new(NoStub));
+        let forked = parent.fork(true).unwrap();
+        let mut child = MemoryManager::from_fork(forked, Box::new(NoStub), false);
         // A page first touched after fork, from either side, is the same page.
         child
             .copy_out(UserAddr(a + 3 * PAGE_SIZE), b"child")
@@ -1155,24 +1314,56 @@ mod tests {
         assert_eq!(mf.allocated_bytes(), 0);
     }
 
+    /// A new private anonymous read-write mapping of `pages` pages.
+    fn anon_rw(m: &mut MemoryManager, pages: u64) -> u64 {
+        m.mmap(
+            0,
+            pages * PAGE_SIZE,
+            Prot::RW,
+            false,
+            false,
+            false,
+            Backing::Anon,
+            String::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_small_fork_copies_what_holds_data_and_shares_nothing_writable() {
+        let mf = Arc::new(MemoryFile::new().unwrap());
+        let mut parent = mm(&mf);
+        let a = anon_rw(&mut parent, 8);
+        parent.handle_fault(a, false, 0).unwrap();
+        parent.copy_out(UserAddr(a), b"parent").unwrap();
+        // Fault-around gave every page a frame; only the first holds data, and only it
+        // is copied: the child's others are new memory, given frames when touched.
+        assert_eq!(parent.pages.len(), 8);
+        let used = mf.allocated_bytes();
+        let mut child =
+            MemoryManager::from_fork(parent.fork(true).unwrap(), Box::new(NoStub), false);
+        assert!(parent.cow.is_empty() && child.cow.is_empty());
+        assert_eq!(child.pages.len(), 1);
+        assert_eq!(mf.allocated_bytes(), used + PAGE_SIZE);
+        // Copies: a write on either side stays there, without any fault.
+        child.copy_out(UserAddr(a), b"C").unwrap();
+        parent.copy_out(UserAddr(a + 7 * PAGE_SIZE), b"P").unwrap();
+        assert_eq!(read(&mut parent, a, 6), b"parent");
+        assert_eq!(read(&mut child, a, 6), b"Carent");
+        assert_eq!(read(&mut child, a + 7 * PAGE_SIZE, 1), b"\0");
+        drop(child);
+        drop(parent);
+        assert_eq!(mf.allocated_bytes(), 0);
+    }
+
     #[test]
     fn a_second_write_fault_on_a_page_already_copied_is_retried() {
         let mf = Arc::new(MemoryFile::new().unwrap());
         let mut parent = mm(&mf);
-        let a = parent
-            .mmap(
-                0,
-                PAGE_SIZE,
-                Prot::RW,
-                false,
-                false,
-                false,
-                Backing::Anon,
-                String::new(),
-            )
-            .unwrap();
+        let a = anon_rw(&mut parent, 1);
         parent.copy_out(UserAddr(a), b"x").unwrap();
-        let child = MemoryManager::from_fork(parent.fork().unwrap(), Box::new(NoStub));
+        // Another thread uses the memory: copy-on-write.
+        let child = MemoryManager::from_fork(parent.fork(false).unwrap(), Box::new(NoStub), false);
         // Two threads wrote the copy-on-write page at once: both faults were reported
         // before either was handled. The first copies the page; the second is stale.
         parent.handle_fault(a, true, 0).unwrap();

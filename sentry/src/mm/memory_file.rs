@@ -228,6 +228,39 @@ impl MemoryFile {
         }
     }
 
+    /// Which of the `pages` frames from `off` hold data: a frame never written (or given
+    /// back) is a hole and reads as zeros, so a copy of it is just a fresh frame.
+    pub fn holds_data(&self, off: u64, pages: u64) -> Result<Vec<bool>> {
+        let len = pages.checked_mul(PAGE_SIZE).ok_or(errno!(EINVAL))?;
+        let end = off.checked_add(len).ok_or(errno!(EINVAL))?;
+        let mut out = vec![false; pages as usize];
+        let mut at = off;
+        while at < end {
+            let data = match nix::unistd::lseek(&self.fd, at as i64, nix::unistd::Whence::SeekData)
+            {
+                Ok(d) => d as u64,
+                // No data at or after `at`.
+                Err(nix::errno::Errno::ENXIO) => break,
+                Err(e) => return Err(e.into()),
+            };
+            if data >= end {
+                break;
+            }
+            let hole =
+                nix::unistd::lseek(&self.fd, data as i64, nix::unistd::Whence::SeekHole)? as u64;
+            let stop = hole.min(end);
+            let mut p = data & !(PAGE_SIZE - 1);
+            while p < stop {
+                if let Some(slot) = out.get_mut(((p - off) / PAGE_SIZE) as usize) {
+                    *slot = true;
+                }
+                p += PAGE_SIZE;
+            }
+            at = stop.max(at + PAGE_SIZE);
+        }
+        Ok(out)
+    }
+
     /// Copy one frame to another (copy-on-write, private file pages).
     pub fn copy_frame(&self, from: u64, to: u64) -> Result<()> {
         let src = self.ptr(from, PAGE_SIZE as usize)?;

@@ -144,6 +144,18 @@ pub trait AddressSpace: Send {
     /// Map `len` bytes of the MemoryFile at `file_offset` to `addr` with `prot`, replacing
     /// whatever was there. `addr`, `len` and `file_offset` are page aligned.
     fn map(&mut self, addr: u64, len: u64, prot: Prot, file_offset: u64) -> Result<()>;
+    /// Whether `map_many` makes many mappings for about the cost of one.
+    fn batches_maps(&self) -> bool {
+        false
+    }
+    /// Several `map`s (address, length, protection, file offset), in order; a platform
+    /// that can make them in one round trip does.
+    fn map_many(&mut self, maps: &[(u64, u64, Prot, u64)]) -> Result<()> {
+        for (addr, len, prot, off) in maps {
+            self.map(*addr, *len, *prot, *off)?;
+        }
+        Ok(())
+    }
     /// Remove any mapping in `[addr, addr + len)`.
     fn unmap(&mut self, addr: u64, len: u64) -> Result<()>;
     /// Change the protection of mapped pages in `[addr, addr + len)`.
@@ -182,6 +194,29 @@ pub struct Patch {
 pub struct ThreadToken {
     pub host_tid: i32,
     pub space: u64,
+    /// Platform-private bookkeeping carried across.
+    pub members: Box<dyn std::any::Any + Send>,
+}
+
+/// A change to the mappings a forked address space inherited ([`Platform::fork_process`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapOp {
+    /// As [`AddressSpace::map`].
+    Map {
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        offset: u64,
+    },
+    Unmap {
+        addr: u64,
+        len: u64,
+    },
+}
+
+/// A copy of a process's address space made on the parent task's host thread, to be
+/// adopted by the child's (`Platform::fork_process` → `Platform::adopt_process`).
+pub struct ProcessToken {
     /// Platform-private bookkeeping carried across.
     pub members: Box<dyn std::any::Any + Send>,
 }
@@ -233,6 +268,24 @@ pub trait Platform: Send + Sync {
 
     /// A new task in the address space `ctx` runs in (threads, `CLONE_VM`), first half:
     /// called on the parent task's host thread.
+    /// For `fork`: a new address space that starts with the host mappings the address
+    /// space of `ctx` has now, changed by `fixups`, and a stub thread in it, parked. None
+    /// when the platform cannot (the child then gets [`Platform::new_process`] and maps its
+    /// memory as it faults).
+    fn fork_process(
+        &self,
+        _ctx: &mut dyn Context,
+        _fixups: &[MapOp],
+    ) -> Result<Option<ProcessToken>> {
+        Ok(None)
+    }
+    /// On the child's host thread: the address space and context `fork_process` made.
+    fn adopt_process(
+        &self,
+        _token: ProcessToken,
+    ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
+        Err(crate::errno!(ENOSYS))
+    }
     fn prepare_thread(&self, ctx: &mut dyn Context) -> Result<ThreadToken>;
 
     /// Second half, on the new task's host thread: the context it will run.

@@ -30,9 +30,69 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The MemoryFile's and the slots memfd's descriptors inside every stub.
+/// The MemoryFile's and the slots file's descriptors inside every stub.
 const STUB_MEMFD: u64 = 0;
-const STUB_CTLFD: u64 = 1;
+const STUB_CTLFD: u64 = stub::CTLFD;
+
+/// The slots of one address space are a region of this size in the slots file (every
+/// slot it can have: `MAX_SLOTS * SLOT_SIZE` fits).
+const REGION: u64 = 1 << 40;
+/// How many address spaces can live at once.
+const MAX_REGIONS: u64 = 1 << 16;
+
+/// The one memfd every slot of the sandbox lives in: one region per address space, so
+/// that a stub forked from the zygote, which has only the zygote's descriptors, can map
+/// its own. A stub can thus map another address space's slots, as it can map any of the
+/// sandbox's memory through the MemoryFile: the stubs are one trust domain, the
+/// application's, and the host kernel is the boundary.
+struct SlotsFile {
+    fd: OwnedFd,
+    /// The next region never used, and the ones given back.
+    regions: Mutex<(u64, Vec<u64>)>,
+}
+
+static SLOTS_FILE: OnceLock<SlotsFile> = OnceLock::new();
+
+fn slots_file() -> Result<&'static SlotsFile> {
+    if let Some(f) = SLOTS_FILE.get() {
+        return Ok(f);
+    }
+    let fd = nix::sys::memfd::memfd_create(
+        c"carapace-systrap-slots",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )?;
+    let fd = dup_above_stdio(&fd)?;
+    // Sparse: only the pages of slots in use take memory.
+    nix::unistd::ftruncate(&fd, (REGION * MAX_REGIONS) as i64)?;
+    Ok(SLOTS_FILE.get_or_init(|| SlotsFile {
+        fd,
+        regions: Mutex::new((0, Vec::new())),
+    }))
+}
+
+impl SlotsFile {
+    /// A free region's offset in the file.
+    fn take_region(&self) -> Result<u64> {
+        let mut r = pt::lock(&self.regions);
+        if let Some(base) = r.1.pop() {
+            return Ok(base);
+        }
+        if r.0 >= MAX_REGIONS {
+            return Err(errno!(EAGAIN, "too many address spaces"));
+        }
+        r.0 += 1;
+        Ok((r.0 - 1) * REGION)
+    }
+
+    /// Give a region back, its first `len` bytes freed.
+    fn give_region(&self, base: u64, len: u64) {
+        let punch = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+            | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        if len == 0 || nix::fcntl::fallocate(&self.fd, punch, base as i64, len as i64).is_ok() {
+            pt::lock(&self.regions).1.push(base);
+        }
+    }
+}
 
 /// How a new stub thread is cloned: a process of its own sharing the address space (so
 /// a fault or kill of one leaves the others), the sentry's child so that it can be reaped.
@@ -108,6 +168,140 @@ pub struct SystrapPlatform {
     /// Syscall patching's shared state, made with the first address space (None: off).
     patch: OnceLock<Option<Arc<PatchArea>>>,
     patching: bool,
+    /// Address spaces made so far.
+    made: AtomicU64,
+    zygote: Arc<Mutex<ZygoteState>>,
+    factory: OnceLock<Factory>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The host thread every stub process is exec'd on. A process's parent, for
+/// `PR_SET_PDEATHSIG`, is the thread that made it, and the stubs forked from a stub
+/// (`CLONE_PARENT`) have that same parent: so it must be a thread that never exits,
+/// not the task's, or a stub would die with the task that made its ancestor.
+struct Factory {
+    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Factory {
+    fn start() -> Result<Factory> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("systrap-stubs".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+                // The stubs it made are still its children: it stays.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .map_err(|_| errno!(EAGAIN, "cannot start the stub thread"))?;
+        Ok(Factory {
+            jobs: Mutex::new(tx),
+        })
+    }
+
+    /// Run `job` on the factory thread without waiting.
+    fn submit(&self, job: Job) -> Result<()> {
+        pt::lock(&self.jobs)
+            .send(job)
+            .map_err(|_| errno!(EAGAIN, "the stub thread is gone"))
+    }
+
+    /// Run `f` on the factory thread and wait for its result.
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(Box::new(move || {
+            let _ = tx.send(f());
+        }))?;
+        rx.recv()
+            .map_err(|_| errno!(EAGAIN, "the stub thread is gone"))?
+    }
+}
+
+/// The stub new address spaces are forked from (see [`Zygote`]).
+enum ZygoteState {
+    /// Not wanted yet: the sandbox has had one process.
+    None,
+    Starting,
+    Ready(Arc<Zygote>),
+    Failed,
+}
+
+/// A stub that runs no application: set up once like any first stub (signal handlers,
+/// signal stack, jump table, seccomp filter), then parked. A new address space is a fork
+/// of it (`S_FORK`) that maps a slot of its own and parks: about a tenth of the cost of
+/// exec'ing a stub and setting it up, which is most of an `execve` here (the exec'ing
+/// fork copies the sentry's page tables). Its children are the sentry's (`CLONE_PARENT`),
+/// with the [`Factory`] thread for their parent, and die with it (`PR_SET_PDEATHSIG`).
+struct Zygote {
+    pid: Pid,
+    /// Its address space: dropped, it kills the zygote.
+    _aspace: SystrapAddressSpace,
+    slot: Mutex<SlotMap>,
+    /// A fork failed: exec stubs instead.
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl Zygote {
+    /// A new address space and its first thread, parked.
+    fn fork(&self, patch: Option<Arc<PatchArea>>) -> Result<(SystrapAddressSpace, SystrapContext)> {
+        if self.broken.load(Ordering::Relaxed) {
+            return Err(errno!(EAGAIN, "the zygote is broken"));
+        }
+        let space = Space::new(patch)?;
+        // From here on the address space's drop kills the new stub on any error.
+        let aspace = SystrapAddressSpace {
+            space: space.clone(),
+        };
+        let slot = SlotMap::map(&space, 0)?;
+        slot.reset(stub::SLOTS_BASE);
+        let ret = {
+            let z = pt::lock(&self.slot);
+            z.write_u64(stub::CMD_ARGS, space.base);
+            z.write_u64(stub::CMD_ARGS + 8, u64::from(std::process::id()));
+            z.post(stub::S_FORK);
+            z.wait_stopped(self.pid)?;
+            let ret = z.read_u64(stub::CMD_RET) as i64;
+            pt::check_injected(ret)?;
+            ret
+        };
+        let pid = Pid::from_raw(i32::try_from(ret).map_err(|_| errno!(EAGAIN))?);
+        // As for a new thread: only a child of ours that is no stub yet.
+        if pid.as_raw() <= 0 || !alive(pid) || !register_stub(pid) {
+            return Err(errno!(EAGAIN, "the zygote reported a bad process id"));
+        }
+        pt::lock(&space.members).push(pid);
+        if space.patch.is_some() {
+            space.table_live.store(true, Ordering::Relaxed);
+        }
+        let ctx = SystrapContext::new(pid, slot, 0, space);
+        ctx.wait_parked()?;
+        Ok((aspace, ctx))
+    }
+}
+
+/// Exec a stub and set it up: its pid, address space and first slot (not yet parked).
+fn make_stub(
+    exe: i32,
+    patch: Option<Arc<PatchArea>>,
+    memory_file: &Arc<MemoryFile>,
+) -> Result<(Pid, SystrapAddressSpace, SlotMap)> {
+    let ctl = slots_file()?;
+    let space = Space::new(patch)?;
+    let pid = pt::spawn_stub(exe, memory_file.fd().as_raw_fd(), Some(ctl.fd.as_raw_fd()))?;
+    register_stub(pid);
+    pt::lock(&space.members).push(pid);
+    // From here on the address space's drop kills the stub on any error.
+    let aspace = SystrapAddressSpace {
+        space: space.clone(),
+    };
+    let slot = set_up_first_stub(pid, &space)?;
+    Ok((pid, aspace, slot))
 }
 
 /// The jump table and entry data of syscall patching, in the MemoryFile, shared by every
@@ -171,7 +365,72 @@ impl SystrapPlatform {
             stub_exe: OnceLock::new(),
             patch: OnceLock::new(),
             patching,
+            made: AtomicU64::new(0),
+            zygote: Arc::new(Mutex::new(ZygoteState::None)),
+            factory: OnceLock::new(),
         }
+    }
+
+    fn factory(&self) -> Result<&Factory> {
+        if let Some(f) = self.factory.get() {
+            return Ok(f);
+        }
+        let f = Factory::start()?;
+        Ok(self.factory.get_or_init(|| f))
+    }
+
+    /// Exec a stub and set it up, on the factory thread.
+    fn make_stub(
+        &self,
+        memory_file: &Arc<MemoryFile>,
+    ) -> Result<(Pid, SystrapAddressSpace, SlotMap)> {
+        let exe = self.stub_exe()?.as_raw_fd();
+        let patch = self.patch_area(memory_file);
+        let mf = memory_file.clone();
+        self.factory()?.run(move || make_stub(exe, patch, &mf))
+    }
+
+    /// The zygote, if it is ready. The sandbox's first process does without: the zygote
+    /// is started (in the background) when a second address space is wanted.
+    fn zygote(&self, memory_file: &Arc<MemoryFile>, made: u64) -> Option<Arc<Zygote>> {
+        if made == 0 {
+            return None;
+        }
+        let mut st = pt::lock(&self.zygote);
+        match &*st {
+            ZygoteState::Ready(z) if !z.broken.load(Ordering::Relaxed) => return Some(z.clone()),
+            ZygoteState::None => {}
+            _ => return None,
+        }
+        let exe = self.stub_exe().ok()?.as_raw_fd();
+        let factory = self.factory().ok()?;
+        *st = ZygoteState::Starting;
+        drop(st);
+        let patch = self.patch_area(memory_file);
+        let mf = memory_file.clone();
+        let state = self.zygote.clone();
+        let spawned = factory.submit(Box::new(move || {
+            let made = make_stub(exe, patch, &mf).and_then(|(pid, aspace, slot)| {
+                check_parked(&slot, pid)?;
+                Ok(Zygote {
+                    pid,
+                    _aspace: aspace,
+                    slot: Mutex::new(slot),
+                    broken: std::sync::atomic::AtomicBool::new(false),
+                })
+            });
+            *pt::lock(&state) = match made {
+                Ok(z) => ZygoteState::Ready(Arc::new(z)),
+                Err(e) => {
+                    tracing::warn!("systrap: no zygote ({e}); stubs are exec'd");
+                    ZygoteState::Failed
+                }
+            };
+        }));
+        if spawned.is_err() {
+            *pt::lock(&self.zygote) = ZygoteState::Failed;
+        }
+        None
     }
 
     fn patch_area(&self, mf: &Arc<MemoryFile>) -> Option<Arc<PatchArea>> {
@@ -231,36 +490,121 @@ impl Platform for SystrapPlatform {
         &self,
         memory_file: &Arc<MemoryFile>,
     ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
-        let ctl = nix::sys::memfd::memfd_create(
-            c"carapace-systrap-slots",
-            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-        )?;
-        let ctl = dup_above_stdio(&ctl)?;
-        nix::unistd::ftruncate(&ctl, stub::SLOT_SIZE as i64)?;
-        let pid = pt::spawn_stub(
-            self.stub_exe()?.as_raw_fd(),
-            memory_file.fd().as_raw_fd(),
-            Some(ctl.as_raw_fd()),
-        )?;
-        register_stub(pid);
-        let space = Arc::new(Space {
-            id: NEXT_SPACE.fetch_add(1, Ordering::Relaxed),
-            patch: self.patch_area(memory_file),
-            table_live: std::sync::atomic::AtomicBool::new(false),
-            tried: Mutex::new(std::collections::HashSet::new()),
-            ctl,
-            slots: Mutex::new(Slots {
-                mapped: 1,
-                free: Vec::new(),
-            }),
-            members: Mutex::new(vec![pid]),
-        });
+        let made = self.made.fetch_add(1, Ordering::Relaxed);
+        if let Some(z) = self.zygote(memory_file, made) {
+            match z.fork(self.patch_area(memory_file)) {
+                Ok((aspace, ctx)) => return Ok((Box::new(aspace), Box::new(ctx))),
+                Err(e) => {
+                    // Forks keep failing this way too if the zygote is gone: exec from
+                    // now on.
+                    tracing::warn!("systrap: the zygote failed ({e}); stubs are exec'd");
+                    z.broken.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let (pid, aspace, slot) = self.make_stub(memory_file)?;
+        let ctx = SystrapContext::new(pid, slot, 0, aspace.space.clone());
+        ctx.wait_parked()?;
+        Ok((Box::new(aspace), Box::new(ctx)))
+    }
+
+    fn fork_process(
+        &self,
+        ctx: &mut dyn Context,
+        fixups: &[super::MapOp],
+    ) -> Result<Option<super::ProcessToken>> {
+        let parent = ctx
+            .as_any()
+            .downcast_ref::<SystrapContext>()
+            .ok_or(errno!(EINVAL))?;
+        let index = parent.index;
+        let own = slot_addr(index);
+        let own_end = own + stub::SLOT_SIZE;
+        // The child's set-up: none of the parent's other slots, then the fix-ups.
+        let mut calls: Vec<(i64, [u64; 6])> = Vec::with_capacity(fixups.len() + 2);
+        if own > stub::SLOTS_BASE {
+            calls.push((
+                libc::SYS_munmap,
+                [stub::SLOTS_BASE, own - stub::SLOTS_BASE, 0, 0, 0, 0],
+            ));
+        }
+        calls.push((libc::SYS_munmap, [own_end, USER_TOP - own_end, 0, 0, 0, 0]));
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        for op in fixups {
+            calls.push(match *op {
+                super::MapOp::Map {
+                    addr,
+                    len,
+                    prot,
+                    offset,
+                } => (
+                    libc::SYS_mmap,
+                    [addr, len, prot.bits() as u64, flags, STUB_MEMFD, offset],
+                ),
+                super::MapOp::Unmap { addr, len } => (libc::SYS_munmap, [addr, len, 0, 0, 0, 0]),
+            });
+        }
+        if calls.len() > stub::BATCH_MAX {
+            return Ok(None);
+        }
+        let space = Space::new(parent.space.patch.clone())?;
+        {
+            let mut slots = pt::lock(&space.slots);
+            slots.mapped = index + 1;
+            slots.free = (0..index).map(|i| (i, false)).collect();
+        }
+        space.table_live.store(
+            parent.space.table_live.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        // From here on the address space's drop kills the new stub on any error.
         let aspace = SystrapAddressSpace {
             space: space.clone(),
         };
-        // From here on the address space's drop kills the stub on any error.
-        let slot = set_up_first_stub(pid, &space)?;
-        let ctx = SystrapContext::new(pid, slot, 0, space);
+        let slot = SlotMap::map(&space, index)?;
+        slot.reset(own);
+        slot.write_batch(&calls);
+        let p = &parent.slot;
+        // The child starts on the parent stub's CPU: the parent must sleep, not spin,
+        // once it has forked.
+        p.word(stub::SPIN).store(0, Ordering::Relaxed);
+        p.write_u64(stub::CMD_ARGS, space.base + index * stub::SLOT_SIZE);
+        p.write_u64(stub::CMD_ARGS + 8, u64::from(std::process::id()));
+        p.post(stub::S_FORK);
+        p.wait_stopped(parent.pid)?;
+        let ret = p.read_u64(stub::CMD_RET) as i64;
+        pt::check_injected(ret)?;
+        let pid = Pid::from_raw(i32::try_from(ret).map_err(|_| errno!(EAGAIN))?);
+        // As for a new thread: only a child of ours that is no stub yet.
+        if pid.as_raw() <= 0 || !alive(pid) || !register_stub(pid) {
+            return Err(errno!(EAGAIN, "stub reported a bad process id"));
+        }
+        pt::lock(&space.members).push(pid);
+        Ok(Some(super::ProcessToken {
+            members: Box::new(NewProcess {
+                pid,
+                aspace,
+                slot,
+                index,
+            }),
+        }))
+    }
+
+    fn adopt_process(
+        &self,
+        token: super::ProcessToken,
+    ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
+        let p = token
+            .members
+            .downcast::<NewProcess>()
+            .map_err(|_| errno!(EINVAL))?;
+        let NewProcess {
+            pid,
+            aspace,
+            slot,
+            index,
+        } = *p;
+        let ctx = SystrapContext::new(pid, slot, index, aspace.space.clone());
         ctx.wait_parked()?;
         Ok((Box::new(aspace), Box::new(ctx)))
     }
@@ -286,11 +630,6 @@ impl Platform for SystrapPlatform {
         let made = (|| {
             let addr = slot_addr(index);
             if !in_stub {
-                let end = (index + 1) * stub::SLOT_SIZE;
-                let size = nix::sys::stat::fstat(&space.ctl)?.st_size as u64;
-                if size < end {
-                    nix::unistd::ftruncate(&space.ctl, end as i64)?;
-                }
                 let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
                 let prot = Prot::RW.bits() as u64;
                 let args = [
@@ -299,12 +638,12 @@ impl Platform for SystrapPlatform {
                     prot,
                     flags,
                     STUB_CTLFD,
-                    addr - stub::SLOTS_BASE,
+                    space.base + (addr - stub::SLOTS_BASE),
                 ];
                 parent.slot.command(parent.pid, libc::SYS_mmap, args)?;
                 mapped = true;
             }
-            let slot = SlotMap::map(&space.ctl, index)?;
+            let slot = SlotMap::map(&space, index)?;
             slot.reset(addr);
             let ret = parent
                 .slot
@@ -345,11 +684,33 @@ impl Platform for SystrapPlatform {
     }
 }
 
+/// A process made by `fork_process`, carried to `adopt_process`.
+struct NewProcess {
+    pid: Pid,
+    aspace: SystrapAddressSpace,
+    slot: SlotMap,
+    index: u64,
+}
+
+/// The top of user space: the end of what a stub can map.
+const USER_TOP: u64 = 0x7fff_ffff_f000;
+
 /// A thread prepared by `prepare_thread`, carried to `adopt_thread`.
 struct NewThread {
     space: Arc<Space>,
     slot: SlotMap,
     index: u64,
+}
+
+/// Wait for a new stub thread to report from its park, set up.
+fn check_parked(slot: &SlotMap, pid: Pid) -> Result<()> {
+    slot.wait_stopped(pid)?;
+    let kind = slot.word(stub::KIND).load(Ordering::Relaxed) as i32;
+    let rip = slot.read_u64(stub::GREGS + 8 * 16);
+    if kind != libc::SIGTRAP || rip != stub::sites().park + 1 {
+        return Err(errno!(EAGAIN, "stub failed to set itself up"));
+    }
+    Ok(())
 }
 
 fn slot_addr(index: u64) -> u64 {
@@ -371,10 +732,10 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
         sites.inject,
         sites.inject + 3,
         libc::SYS_mmap,
-        [base, stub::SLOT_SIZE, prot, flags, STUB_CTLFD, 0],
+        [base, stub::SLOT_SIZE, prot, flags, STUB_CTLFD, space.base],
     )?;
     pt::check_injected(ret)?;
-    let slot = SlotMap::map(&space.ctl, 0)?;
+    let slot = SlotMap::map(space, 0)?;
     slot.reset(base);
 
     // The data the calls point to, in the slot's set-up area.
@@ -398,7 +759,7 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
     // The filter: traps for the application, a short list for the stub's own code.
     let prog = setup + 128;
     let insns = setup + 256;
-    let batch = setup + 512;
+    let batch = setup + 768;
     let filter = stub::filter(CLONE_FLAGS);
     if insns + filter.len() * 8 > batch {
         return Err(errno!(E2BIG, "stub filter does not fit its slot"));
@@ -413,7 +774,7 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
     slot.write_u64(prog, filter.len() as u64);
     slot.write_u64(prog + 8, at(insns));
 
-    let top = 0x7fff_ffff_f000u64;
+    let top = USER_TOP;
     let code_end = stub::IMAGE_END;
     let slot_end = base + stub::SLOT_SIZE;
     let mut calls: Vec<(i64, [u64; 6])> = vec![
@@ -491,6 +852,36 @@ fn set_up_first_stub(pid: Pid, space: &Space) -> Result<SlotMap> {
 
 static NEXT_SPACE: AtomicU64 = AtomicU64::new(1);
 
+impl Space {
+    /// A new address space with a region of the slots file, and no stub yet.
+    fn new(patch: Option<Arc<PatchArea>>) -> Result<Arc<Space>> {
+        let base = slots_file()?.take_region()?;
+        Ok(Arc::new(Space {
+            id: NEXT_SPACE.fetch_add(1, Ordering::Relaxed),
+            patch,
+            table_live: std::sync::atomic::AtomicBool::new(false),
+            tried: Mutex::new(std::collections::HashSet::new()),
+            base,
+            slots: Mutex::new(Slots {
+                mapped: 1,
+                free: Vec::new(),
+            }),
+            members: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+impl Drop for Space {
+    fn drop(&mut self) {
+        // Its stubs are killed (by the address space's and contexts' drops): nothing
+        // runs in the region any more.
+        let mapped = pt::lock(&self.slots).mapped;
+        if let Some(f) = SLOTS_FILE.get() {
+            f.give_region(self.base, mapped.saturating_mul(stub::SLOT_SIZE));
+        }
+    }
+}
+
 /// How many systrap contexts (tasks) exist.
 static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -509,7 +900,8 @@ struct Space {
     table_live: std::sync::atomic::AtomicBool,
     /// Sites already considered for patching (each is tried once).
     tried: Mutex<std::collections::HashSet<u64>>,
-    ctl: OwnedFd,
+    /// Where its slots are in the slots file.
+    base: u64,
     slots: Mutex<Slots>,
     /// Every stub thread (process) in it.
     members: Mutex<Vec<Pid>>,
@@ -532,8 +924,13 @@ struct SlotMap {
 unsafe impl Send for SlotMap {}
 
 impl SlotMap {
-    fn map(ctl: &OwnedFd, index: u64) -> Result<SlotMap> {
-        let off = i64::try_from(index * stub::SLOT_SIZE).map_err(|_| errno!(EINVAL))?;
+    fn map(space: &Space, index: u64) -> Result<SlotMap> {
+        let ctl = &slots_file()?.fd;
+        let off = index
+            .checked_mul(stub::SLOT_SIZE)
+            .and_then(|o| o.checked_add(space.base))
+            .and_then(|o| i64::try_from(o).ok())
+            .ok_or(errno!(EINVAL))?;
         // SAFETY: a fresh shared mapping of the memfd chosen by the kernel; nothing else
         // in the sentry uses that range.
         let p = unsafe {
@@ -680,6 +1077,33 @@ impl SlotMap {
         Ok(ret)
     }
 
+    /// Put a batch of at most `BATCH_MAX` calls in the slot, for `S_BATCH` or a new
+    /// process's set-up.
+    fn write_batch(&self, calls: &[(i64, [u64; 6])]) {
+        let calls = calls.get(..stub::BATCH_MAX).unwrap_or(calls);
+        for (i, (nr, args)) in calls.iter().enumerate() {
+            let at = stub::BATCH + i * 56;
+            self.write_u64(at, *nr as u64);
+            for (j, a) in args.iter().enumerate() {
+                self.write_u64(at + 8 + 8 * j, *a);
+            }
+        }
+        self.write_u64(stub::CMD_ARGS, calls.len() as u64);
+    }
+
+    /// Have the (stopped) stub make a list of host syscalls, in as few round trips as
+    /// fit; stops at the first that fails.
+    fn batch(&self, pid: Pid, calls: &[(i64, [u64; 6])]) -> Result<()> {
+        for chunk in calls.chunks(stub::BATCH_MAX) {
+            self.word(stub::SPIN).store(0, Ordering::Relaxed);
+            self.write_batch(chunk);
+            self.post(stub::S_BATCH);
+            self.wait_stopped(pid)?;
+            pt::check_injected(self.read_u64(stub::CMD_RET) as i64)?;
+        }
+        Ok(())
+    }
+
     /// Have the (stopped) stub clone a new stub thread whose stack starts at `stack`.
     fn clone_thread(&self, pid: Pid, stack: u64) -> Result<i64> {
         self.write_u64(stub::CMD_ARGS, CLONE_FLAGS);
@@ -787,6 +1211,15 @@ impl SystrapAddressSpace {
         slot.command(pid, nr, args).map(|_| ())
     }
 
+    fn batch(&self, calls: &[(i64, [u64; 6])]) -> Result<()> {
+        let (pid, slot) = my_stub(self.space.id)?;
+        // SAFETY: as in `command`.
+        let slot = std::mem::ManuallyDrop::new(SlotMap {
+            ptr: slot as *mut u8,
+        });
+        slot.batch(pid, calls)
+    }
+
     /// Apply `f` to the parts of `[addr, addr + len)` outside the live jump table: the
     /// application has nothing there (or the table would be gone), and the table must
     /// stay while patched sites use it.
@@ -823,6 +1256,30 @@ impl AddressSpace for SystrapAddressSpace {
             file_offset,
         ];
         self.command(libc::SYS_mmap, args)
+    }
+
+    fn batches_maps(&self) -> bool {
+        true
+    }
+
+    fn map_many(&mut self, maps: &[(u64, u64, Prot, u64)]) -> Result<()> {
+        if maps.len() < 2 {
+            for (addr, len, prot, off) in maps {
+                self.map(*addr, *len, *prot, *off)?;
+            }
+            return Ok(());
+        }
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let calls: Vec<(i64, [u64; 6])> = maps
+            .iter()
+            .map(|(addr, len, prot, off)| {
+                (
+                    libc::SYS_mmap,
+                    [*addr, *len, prot.bits() as u64, flags, STUB_MEMFD, *off],
+                )
+            })
+            .collect();
+        self.batch(&calls)
     }
 
     fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
@@ -951,13 +1408,7 @@ impl SystrapContext {
 
     /// Wait for a new stub thread to report from its park, set up.
     fn wait_parked(&self) -> Result<()> {
-        self.slot.wait_stopped(self.pid)?;
-        let kind = self.slot.word(stub::KIND).load(Ordering::Relaxed) as i32;
-        let rip = self.slot.read_u64(stub::GREGS + 8 * 16);
-        if kind != libc::SIGTRAP || rip != stub::sites().park + 1 {
-            return Err(errno!(EAGAIN, "stub failed to set itself up"));
-        }
-        Ok(())
+        check_parked(&self.slot, self.pid)
     }
 
     fn write_regs(&mut self, r: &Regs) {

@@ -84,6 +84,28 @@ pub const S_CMD: u32 = 3;
 pub const S_CLONE: u32 = 4;
 /// The sentry asks for the FP state after a fast stop (`XSAVE` into the slot).
 pub const S_XSAVE: u32 = 5;
+/// The sentry asks a stub thread for a new stub process, a copy of its address space
+/// (see [`FORK_FLAGS`]): `CMD_ARGS[0]` is where the child's slot is in the slots file (it
+/// maps it where the thread's own is), `CMD_ARGS[1]` the sentry's pid; `CMD_RET` the
+/// child's pid. The child then makes the batch of calls the sentry left in its slot
+/// (`CMD_ARGS[0]` of the child's slot: how many) and parks.
+pub const S_FORK: u32 = 6;
+/// The sentry asks for a list of host syscalls (mappings), `CMD_ARGS[0]` of them at
+/// [`BATCH`], each a number and six arguments; `CMD_RET` is 0, or the first error (the
+/// rest are not made).
+pub const S_BATCH: u32 = 7;
+/// Where a batch's calls are: the set-up area, free once the first thread runs (the
+/// patched-site path's stack above it holds a word or two).
+pub const BATCH: usize = SETUP;
+/// How many calls a batch holds.
+pub const BATCH_MAX: usize = (FAST_STACK - 0x100 - BATCH) / 56;
+
+/// How the zygote forks: a copy of its address space (its code, jump table and slot
+/// mapping, all small), the sentry's child so that it can be reaped. The signal
+/// handlers, signal stack, gs base and seccomp filter come with it.
+pub const FORK_FLAGS: u64 = libc::CLONE_PARENT as u64;
+/// Where the stub's descriptor of the slots file is.
+pub const CTLFD: u64 = 1;
 
 /// `KIND` of a stop from a patched syscall site (not a signal number).
 pub const K_FAST: u32 = 0x100;
@@ -294,6 +316,10 @@ std::arch::global_asm!(
     "je 12f",
     "cmp eax, {xsave}",
     "je 18f",
+    "cmp eax, {fork}",
+    "je 22f",
+    "cmp eax, {batch_state}",
+    "je 25f",
     "ud2",
     // RUN: fs/gs base if the sentry changed them, then registers and FP state back into
     // the frame, and return through the restorer.
@@ -368,6 +394,95 @@ std::arch::global_asm!(
     "xor esi, esi",
     "mov eax, 131",
     "syscall",
+    "call 43f",
+    "mov edi, 0x1001", // ARCH_SET_GS: the patched-site path finds the slot through gs
+    "mov rsi, rbx",
+    "mov eax, 158",
+    "syscall",
+    "jmp carapace_systrap_park",
+    // FORK: a new stub process, a copy of this one's address space.
+    "22:",
+    "mov r14, [rbx + {cmd_args}]",
+    "mov r15, [rbx + {cmd_args} + 8]",
+    "mov edi, {fork_flags}",
+    "xor esi, esi",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "xor r8d, r8d",
+    "mov eax, 56",
+    "syscall",
+    "test rax, rax",
+    "jz 23f",
+    "mov [rbx + {cmd_ret}], rax",
+    "jmp 4b",
+    // The child: its stack is in the forking thread's slot, which it still shares, so
+    // before it touches memory it puts its own slot (r14 in the slots file) there.
+    "23:",
+    "mov rdi, rbx",
+    "mov esi, {slot}",
+    "mov edx, 3", // PROT_READ | PROT_WRITE
+    "mov r10d, 0x11", // MAP_SHARED | MAP_FIXED
+    "mov r8d, {ctlfd}",
+    "mov r9, r14",
+    "mov eax, 9",
+    "syscall",
+    "cmp rax, rbx",
+    "jne 24f",
+    "lea rsp, [rbx + {slot} - 64]",
+    // Die with the sentry, and not be left behind if it is already gone.
+    "mov edi, 1", // PR_SET_PDEATHSIG
+    "mov esi, 9",
+    "mov eax, 157",
+    "syscall",
+    "mov eax, 110", // getppid
+    "syscall",
+    "cmp rax, r15",
+    "jne 24f",
+    // No blocked signals (it was forked inside a handler).
+    "call 43f",
+    // The mapping changes the sentry left in its slot (a batch), then park. A failure
+    // reports as SIGILL instead of the park: the sentry gives the child up.
+    "call 40f",
+    "test rax, rax",
+    "jz carapace_systrap_park",
+    "ud2",
+    "24:",
+    "mov edi, 127",
+    "mov eax, 231",
+    "syscall",
+    "ud2",
+    // BATCH: the listed host syscalls, stopping at the first error.
+    "25:",
+    "call 40f",
+    "mov [rbx + {cmd_ret}], rax",
+    "jmp 4b",
+    // Make the batch in the slot (`CMD_ARGS[0]` calls at `BATCH`): rax is 0, or the
+    // first error (the rest are not made).
+    "40:",
+    "lea r14, [rbx + {batch_area}]",
+    "mov r15, [rbx + {cmd_args}]",
+    "xor eax, eax",
+    "41:",
+    "test r15, r15",
+    "jz 42f",
+    "mov rax, [r14]",
+    "mov rdi, [r14 + 8]",
+    "mov rsi, [r14 + 16]",
+    "mov rdx, [r14 + 24]",
+    "mov r10, [r14 + 32]",
+    "mov r8, [r14 + 40]",
+    "mov r9, [r14 + 48]",
+    "syscall",
+    "cmp rax, -4095",
+    "jae 42f",
+    "xor eax, eax",
+    "add r14, 56",
+    "dec r15",
+    "jmp 41b",
+    "42:",
+    "ret",
+    // Block no signal (a new thread or process starts inside a handler's mask).
+    "43:",
     "mov qword ptr [rbx + {scratch} + 24], 0",
     "mov edi, 2", // SIG_SETMASK
     "lea rsi, [rbx + {scratch} + 24]",
@@ -375,11 +490,7 @@ std::arch::global_asm!(
     "mov r10d, 8",
     "mov eax, 14",
     "syscall",
-    "mov edi, 0x1001", // ARCH_SET_GS: the patched-site path finds the slot through gs
-    "mov rsi, rbx",
-    "mov eax, 158",
-    "syscall",
-    "jmp carapace_systrap_park",
+    "ret",
     // XSAVE: the FP state of a fast stop, for the sentry (the path does not save it).
     "18:",
     "mov eax, -1",
@@ -520,6 +631,11 @@ std::arch::global_asm!(
     stub_base = const STUB_BASE,
     image_len = const IMAGE_END - STUB_BASE,
     xsave = const S_XSAVE,
+    fork = const S_FORK,
+    batch_state = const S_BATCH,
+    batch_area = const BATCH,
+    fork_flags = const FORK_FLAGS,
+    ctlfd = const CTLFD,
     fast_rsp = const FAST_RSP,
     fast_stack = const FAST_STACK,
     self_ = const SELF,
@@ -661,20 +777,29 @@ pub fn filter(clone_flags: u64) -> Vec<libc::sock_filter> {
         st(LD_ABS, 0, 0, 0),
     ];
     // (nr, argument to check, its value)
-    let checked: [(i64, u32, u32); 2] = [
+    let checked: [(i64, u32, u32); 4] = [
         (
             libc::SYS_mmap,
             3,
             (libc::MAP_SHARED | libc::MAP_FIXED) as u32,
         ),
         (libc::SYS_clone, 0, clone_flags as u32),
+        // A zygote's child: the same address space copied.
+        (libc::SYS_clone, 0, FORK_FLAGS as u32),
+        (libc::SYS_prctl, 0, libc::PR_SET_PDEATHSIG as u32),
     ];
-    for (nr, arg, val) in checked {
-        // Not this call: skip its argument check, the number is still loaded.
+    // A call may have several allowed values; one that matches none falls through to
+    // the list below, which does not name it: kill.
+    for (i, (nr, arg, val)) in checked.into_iter().enumerate() {
+        if i > 0 {
+            f.push(st(LD_ABS, 0, 0, 0));
+        }
+        // Not this call: skip its argument check.
         f.push(st(JEQ, 0, 2, nr as u32));
         f.push(st(LD_ABS, 0, 0, arg_lo(arg)));
-        f.push(st(JEQ, 0xfd, 0xfe, val));
+        f.push(st(JEQ, 0xfd, 0, val));
     }
+    f.push(st(LD_ABS, 0, 0, 0));
     let plain = [
         libc::SYS_futex,
         libc::SYS_rt_sigreturn,
@@ -683,6 +808,9 @@ pub fn filter(clone_flags: u64) -> Vec<libc::sock_filter> {
         libc::SYS_sigaltstack,
         libc::SYS_rt_sigprocmask,
         libc::SYS_arch_prctl,
+        // A zygote's child checks it still has the sentry for a parent, or leaves.
+        libc::SYS_getppid,
+        libc::SYS_exit_group,
     ];
     for nr in plain {
         f.push(st(JEQ, 0xfd, 0, nr as u32));
@@ -759,6 +887,64 @@ mod tests {
                 assert!(i + 1 + (ins.jt as usize) < f.len());
                 assert!(i + 1 + (ins.jf as usize) < f.len());
             }
+        }
+    }
+
+    #[test]
+    fn filter_allows_only_the_stubs_own_calls() {
+        use crate::kernel::seccomp::{run, Insn, SeccompData};
+        let flags = 0x100;
+        let prog: Vec<Insn> = filter(flags)
+            .iter()
+            .map(|i| Insn {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        let stub_ip = sites().handler;
+        let verdict = |nr: i64, a0: u64, ip: u64| {
+            let mut args = [0u64; 6];
+            args[0] = a0;
+            if nr == libc::SYS_mmap {
+                args[3] = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+            }
+            let d = SeccompData {
+                nr: nr as i32,
+                arch: AUDIT_ARCH_X86_64,
+                instruction_pointer: ip,
+                args,
+            };
+            run(&prog, &d)
+        };
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let kill = libc::SECCOMP_RET_KILL_PROCESS;
+        let trap = libc::SECCOMP_RET_TRAP;
+        assert_eq!(verdict(libc::SYS_clone, flags, stub_ip), allow);
+        assert_eq!(verdict(libc::SYS_clone, FORK_FLAGS, stub_ip), allow);
+        assert_eq!(verdict(libc::SYS_clone, 0x11, stub_ip), kill);
+        assert_eq!(
+            verdict(libc::SYS_prctl, libc::PR_SET_PDEATHSIG as u64, stub_ip),
+            allow
+        );
+        assert_eq!(
+            verdict(libc::SYS_prctl, libc::PR_SET_NAME as u64, stub_ip),
+            kill
+        );
+        assert_eq!(verdict(libc::SYS_mmap, 0, stub_ip), allow);
+        assert_eq!(verdict(libc::SYS_getppid, 0, stub_ip), allow);
+        assert_eq!(verdict(libc::SYS_futex, 0, stub_ip), allow);
+        assert_eq!(verdict(libc::SYS_getpid, 0, stub_ip), kill);
+        assert_eq!(verdict(libc::SYS_openat, 0, stub_ip), kill);
+        // The application's calls, the same ones included, all trap.
+        for nr in [
+            libc::SYS_clone,
+            libc::SYS_getpid,
+            libc::SYS_mmap,
+            libc::SYS_prctl,
+        ] {
+            assert_eq!(verdict(nr, FORK_FLAGS, 0x40_1000), trap);
         }
     }
 }
