@@ -158,8 +158,15 @@ fn if_inet6() -> Vec<u8> {
     let mut out = String::new();
     for a in iface::addresses() {
         let IpAddress::Ipv6(v) = a.addr else { continue };
-        // IPV6_ADDR_LOOPBACK is 0x10 in this file's scope column.
-        let scope = if v.is_loopback() { 0x10 } else { 0 };
+        // IPV6_ADDR_LOOPBACK is 0x10 in this file's scope column, IPV6_ADDR_LINKLOCAL
+        // 0x20.
+        let scope = if v.is_loopback() {
+            0x10
+        } else if crate::net::inet::packet::is_link_local(v) {
+            0x20
+        } else {
+            0
+        };
         let hex: String = v.octets().iter().map(|b| format!("{b:02x}")).collect();
         out.push_str(&format!(
             "{hex} {:02x} {:02x} {scope:02x} {:02x} {:>8}\n",
