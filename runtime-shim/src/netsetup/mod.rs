@@ -654,6 +654,41 @@ mod tests {
     }
 
     #[test]
+    fn addresses_and_neighbour_discovery_groups() {
+        let v4 = ip(libc::AF_INET as u8, &[10, 0, 0, 2]);
+        assert_eq!(v4, Some("10.0.0.2".parse().unwrap()));
+        let mut b = [0u8; 16];
+        b[0] = 0xfe;
+        b[1] = 0x80;
+        b[13] = 0x12;
+        b[14] = 0x34;
+        b[15] = 0x56;
+        let ll = ip(libc::AF_INET6 as u8, &b).unwrap();
+        assert!(link_local(&ll));
+        // Wrong lengths and families are nothing.
+        assert_eq!(ip(libc::AF_INET as u8, &b), None);
+        assert_eq!(ip(libc::AF_INET6 as u8, &[1, 2, 3, 4]), None);
+        assert_eq!(ip(libc::AF_PACKET as u8, &[1, 2, 3, 4]), None);
+        let mut desc = LinkDesc {
+            name: "eth0".into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1500,
+            addrs: vec![(v4.unwrap(), 24)],
+            routes: Vec::new(),
+        };
+        assert!(ndisc_groups(&desc).is_empty());
+        desc.addrs.push((ll, 64));
+        desc.addrs.push(("fd00::12:3456".parse().unwrap(), 64));
+        assert_eq!(
+            ndisc_groups(&desc),
+            vec![
+                [0x33, 0x33, 0, 0, 0, 1],
+                [0x33, 0x33, 0xff, 0x12, 0x34, 0x56]
+            ]
+        );
+    }
+
+    #[test]
     fn the_namespace_can_be_read() {
         // Every namespace has at least `lo`.
         let mut nl = Rtnl::open().unwrap();
