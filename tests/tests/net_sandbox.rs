@@ -628,19 +628,22 @@ fn the_application_gets_no_host_socket() {
     if !have_python() {
         return;
     }
-    let (outside, out_addr) = (p.outside.clone(), p.out_addr.clone());
+    let (outside, out_addr, out6) = (p.outside.clone(), p.out_addr.clone(), p.out6.clone());
+    // Dual-stack: IPv4 and IPv6 clients reach it.
     let (_, ready) = p.start(
         &outside,
         PYTHON,
-        &["-c", HTTP_SERVER_PY, &out_addr, "/usr/lib/python3.11"],
+        &["-c", HTTP_SERVER_PY, "::", "/usr/lib/python3.11"],
     );
     let port = port_of(&ready);
-    // Sockets of every kind the stack has, open at once, one of them connected outside.
+    // Sockets of every kind the stack has, open at once, two of them connected outside
+    // (over IPv4 and over IPv6).
     let script = r#"
 import socket, sys, time
 keep = []
 l = socket.socket(); l.bind(("0.0.0.0", 0)); l.listen(); keep.append(l)
-c = socket.create_connection((sys.argv[1], int(sys.argv[2]))); keep.append(c)
+c = socket.create_connection((sys.argv[1], int(sys.argv[3]))); keep.append(c)
+c6 = socket.create_connection((sys.argv[2], int(sys.argv[3]))); keep.append(c6)
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 0)); keep.append(u)
 u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); keep.append(u6)
 keep.append(socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
@@ -650,8 +653,9 @@ keep.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
 print("ready", len(keep), flush=True)
 time.sleep(600)
 "#;
-    let (pid, ready) = p.start_sandboxed("sandbox", PYTHON, &["-c", script, &out_addr, &port]);
-    assert_eq!(ready, "ready 7");
+    let (pid, ready) =
+        p.start_sandboxed("sandbox", PYTHON, &["-c", script, &out_addr, &out6, &port]);
+    assert_eq!(ready, "ready 8");
     // `ip netns exec` became `carapace do`; the sentry and the gofer are its children,
     // and the application's stubs the sentry's.
     let procs = family(pid);
