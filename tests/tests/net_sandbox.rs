@@ -36,6 +36,8 @@ struct Pair {
     far6: String,
     /// The outside's end of the pair (the scope of link-local addresses there).
     out_dev: String,
+    /// The sandbox's end of the pair.
+    inside_dev: String,
     children: Vec<Child>,
 }
 
@@ -80,6 +82,7 @@ fn pair() -> Option<Pair> {
         out6: v6(&format!("fd00:{:x}:{:x}::1", pid % 65536, n)),
         far6: v6(&format!("fd01:{:x}:{:x}::1", pid % 65536, n)),
         out_dev: vo.clone(),
+        inside_dev: vi.clone(),
         children: Vec::new(),
     };
     // From here on, Drop removes whatever was made.
@@ -440,6 +443,17 @@ fn ipv6_addresses_and_routes_inside() {
     let row = |a: &str| table.lines().find(|l| l.starts_with(&hex(a))).unwrap_or("");
     assert!(row(&p.in6).contains(" 02 40 00 80 "), "{table}");
     assert!(row("fe80::2").contains(" 02 40 20 80 "), "{table}");
+    // /proc/net/ipv6_route: the default route through the link-local router.
+    let r = p.sandboxed("sandbox", "/bin/cat", &["/proc/net/ipv6_route"]);
+    let table = ok(&r);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&format!("{} 00 ", hex("::")))
+                && l.contains(&hex("fe80::1"))
+                && l.ends_with(&format!(" {}", p.inside_dev))),
+        "{table}"
+    );
 }
 
 /// A UDP echo server on `argv[1]` (IPv6 if it has a colon): "ready PORT", then each
