@@ -1,7 +1,8 @@
 //! End-to-end: `--network=sandbox` between two network namespaces joined by a veth pair
-//! made here (addresses only on that pair). The sandbox runs in one namespace and takes
-//! its interface over; ordinary programs run in the other. A server in the sandbox is
-//! reached from outside and the other way round (HTTP, UDP, ping); in `--network=none`
+//! made here (addresses only on that pair, IPv4 and IPv6). The sandbox runs in one
+//! namespace and takes its interface over; ordinary programs run in the other. A server in
+//! the sandbox is reached from outside and the other way round (HTTP, UDP, ping, over IPv4
+//! and over IPv6 with the sandbox's own neighbour discovery); in `--network=none`
 //! nothing outside is reachable; and the sentry's host descriptors hold no socket for the
 //! application, only the packet endpoint. Each test makes its own pair and removes it
 //! (and every process it started) when it ends, failing or not.
@@ -20,12 +21,23 @@ const PYTHON: &str = "/usr/bin/python3";
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Two namespaces and the veth pair between them: the sandbox's side `10.N.M.2/24` with a
-/// default route through the outside's `10.N.M.1/24`.
+/// default route through the outside's `10.N.M.1/24`; and over IPv6 `fd00:N:M::2/64` and
+/// `fe80::2/64`, with a default route through the outside's link-local `fe80::1`, whose
+/// side also has `fd00:N:M::1/64` (on the sandbox's prefix) and `fd01:N:M::1/64` (only
+/// reached through that router). The IPv6 addresses are added without duplicate address
+/// detection (usable at once) and the kernel makes no link-local addresses of its own.
 struct Pair {
     inside: String,
     outside: String,
     in_addr: String,
     out_addr: String,
+    in6: String,
+    out6: String,
+    far6: String,
+    /// The outside's end of the pair (the scope of link-local addresses there).
+    out_dev: String,
+    /// The sandbox's end of the pair.
+    inside_dev: String,
     children: Vec<Child>,
 }
 
@@ -59,15 +71,21 @@ fn pair() -> Option<Pair> {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
     let tag = format!("{}{n}", pid % 100_000);
+    let (vi, vo) = (format!("cvi{tag}"), format!("cvo{tag}"));
     let p = Pair {
         inside: format!("cnsi{tag}"),
         outside: format!("cnso{tag}"),
         in_addr: format!("10.{}.{}.2", 100 + pid % 100, n % 250),
         out_addr: format!("10.{}.{}.1", 100 + pid % 100, n % 250),
+        // Written as Linux and Python print them, to compare with what they print.
+        in6: v6(&format!("fd00:{:x}:{:x}::2", pid % 65536, n)),
+        out6: v6(&format!("fd00:{:x}:{:x}::1", pid % 65536, n)),
+        far6: v6(&format!("fd01:{:x}:{:x}::1", pid % 65536, n)),
+        out_dev: vo.clone(),
+        inside_dev: vi.clone(),
         children: Vec::new(),
     };
     // From here on, Drop removes whatever was made.
-    let (vi, vo) = (format!("cvi{tag}"), format!("cvo{tag}"));
     let setup = || -> Result<(), String> {
         ip(&["netns", "add", &p.inside])?;
         ip(&["netns", "add", &p.outside])?;
@@ -75,8 +93,22 @@ fn pair() -> Option<Pair> {
             "link", "add", &vi, "netns", &p.inside, "type", "veth", "peer", "name", &vo, "netns",
             &p.outside,
         ])?;
-        for (ns, dev, addr) in [(&p.inside, &vi, &p.in_addr), (&p.outside, &vo, &p.out_addr)] {
+        let sides = [
+            (&p.inside, &vi, &p.in_addr, vec![p.in6.as_str(), "fe80::2"]),
+            (
+                &p.outside,
+                &vo,
+                &p.out_addr,
+                vec![p.out6.as_str(), p.far6.as_str(), "fe80::1"],
+            ),
+        ];
+        for (ns, dev, addr, addrs6) in sides {
+            ip(&["-n", ns, "link", "set", dev, "addrgenmode", "none"])?;
             ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
+            for a in addrs6 {
+                let a = format!("{a}/64");
+                ip(&["-n", ns, "-6", "addr", "add", &a, "dev", dev, "nodad"])?;
+            }
             ip(&["-n", ns, "link", "set", dev, "up"])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
@@ -88,12 +120,22 @@ fn pair() -> Option<Pair> {
             "default",
             "via",
             &p.out_addr,
+        ])?;
+        ip(&[
+            "-n", &p.inside, "-6", "route", "add", "default", "via", "fe80::1", "dev", &vi,
         ])
     };
     if let Err(e) = setup() {
         panic!("setting up the namespaces: {e}");
     }
     Some(p)
+}
+
+/// An IPv6 address in its canonical text form (RFC 5952).
+fn v6(a: &str) -> String {
+    a.parse::<std::net::Ipv6Addr>()
+        .unwrap_or_else(|e| panic!("{a}: {e}"))
+        .to_string()
 }
 
 fn nix_is_root() -> bool {
@@ -201,13 +243,16 @@ else:
 print(len(body), body == open(want, "rb").read())
 "#;
 
-/// A quiet HTTP server on `argv[1]` serving `argv[2]`; prints "ready PORT".
+/// A quiet HTTP server on `argv[1]` (IPv6 if it has a colon) serving `argv[2]`; prints
+/// "ready PORT".
 const HTTP_SERVER_PY: &str = r#"
-import http.server, functools, sys
+import http.server, functools, socket, sys
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 handler = functools.partial(Quiet, directory=sys.argv[2])
-srv = http.server.ThreadingHTTPServer((sys.argv[1], 0), handler)
+srv = Server((sys.argv[1], 0), handler)
 print("ready", srv.server_address[1], flush=True)
 srv.serve_forever()
 "#;
@@ -277,10 +322,145 @@ fn urllib_in_the_sandbox_fetches_from_outside() {
     assert!(ok(&r).contains(&p.in_addr), "{}", r.dump());
 }
 
-/// A UDP echo server: "ready PORT", then each datagram goes back upper-cased.
+#[test]
+fn http_server_in_the_sandbox_is_reached_over_ipv6() {
+    let Some(mut p) = pair() else { return };
+    if !have_python() {
+        return;
+    }
+    let (_, ready) = p.start_sandboxed(
+        "sandbox",
+        PYTHON,
+        &["-c", HTTP_SERVER_PY, "::", "/usr/lib/python3.11"],
+    );
+    let port = port_of(&ready);
+    let outside = p.outside.clone();
+    let size = std::fs::metadata(FILE).map(|m| m.len()).unwrap_or(0);
+    // At its global address, and at its link-local one (the outside kernel resolves
+    // both with neighbour solicitations the sandbox answers).
+    for host in [p.in6.clone(), format!("fe80::2%{}", p.out_dev)] {
+        let url = format!("http://[{host}]:{port}/http/server.py");
+        let r = p.exec(&outside, PYTHON, &["-c", FETCH_PY, &url, FILE]);
+        assert_eq!(ok(&r), format!("{size} True"), "{url}: {}", r.dump());
+    }
+    if Path::new("/usr/bin/curl").exists() {
+        let url = format!("http://[{}]:{port}/http/server.py", p.in6);
+        let r = p.exec(
+            &outside,
+            "curl",
+            &["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url],
+        );
+        assert_eq!(ok(&r), "200", "{}", r.dump());
+    }
+    // The outside learnt the sandbox's link-layer address from its advertisements.
+    let r = p.exec(&outside, "ip", &["-6", "neigh", "show", &p.in6]);
+    assert!(ok(&r).contains("lladdr"), "{}", r.dump());
+    // smoltcp answers echo requests to the sandbox's IPv6 addresses.
+    if Path::new("/bin/busybox").exists() {
+        let r = p.exec(&outside, "/bin/busybox", &["ping6", "-c1", "-W5", &p.in6]);
+        assert!(ok(&r).contains("1 packets received"), "{}", r.dump());
+    }
+}
+
+#[test]
+fn clients_in_the_sandbox_fetch_over_ipv6() {
+    let Some(mut p) = pair() else { return };
+    if !have_python() {
+        return;
+    }
+    let outside = p.outside.clone();
+    let (_, ready) = p.start(
+        &outside,
+        PYTHON,
+        &["-c", HTTP_SERVER_PY, "::", "/usr/lib/python3.11"],
+    );
+    let port = port_of(&ready);
+    let size = std::fs::metadata(FILE).map(|m| m.len()).unwrap_or(0);
+    // On the sandbox's prefix (the neighbour resolved directly), and beyond it (through
+    // the default route's link-local router).
+    for host in [p.out6.clone(), p.far6.clone()] {
+        let url = format!("http://[{host}]:{port}/http/server.py");
+        let r = p.sandboxed("sandbox", PYTHON, &["-c", FETCH_PY, &url, FILE]);
+        assert_eq!(ok(&r), format!("{size} True"), "{url}: {}", r.dump());
+    }
+    if Path::new("/usr/bin/curl").exists() {
+        let url = format!("http://[{}]:{port}/http/server.py", p.far6);
+        let r = p.sandboxed(
+            "sandbox",
+            "/usr/bin/curl",
+            &["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url],
+        );
+        assert_eq!(ok(&r), "200", "{}", r.dump());
+    }
+    // The interface got its IPv6 addresses and its default route back.
+    let inside = p.inside.clone();
+    let r = p.exec(&inside, "ip", &["-6", "addr"]);
+    let addrs = ok(&r);
+    assert!(addrs.contains(&format!("inet6 {}/64", p.in6)), "{addrs}");
+    assert!(addrs.contains("inet6 fe80::2/64"), "{addrs}");
+    let r = p.exec(&inside, "ip", &["-6", "route"]);
+    assert!(ok(&r).contains("default via fe80::1"), "{}", r.dump());
+}
+
+#[test]
+fn ipv6_addresses_and_routes_inside() {
+    let Some(p) = pair() else { return };
+    let Some(ip_bin) = ["/usr/sbin/ip", "/sbin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|b| Path::new(b).exists())
+    else {
+        eprintln!("SKIPPED: iproute2's ip is not at a known path");
+        return;
+    };
+    // iproute2's own `ip` in the sandbox, over netlink (RTM_GETADDR/RTM_GETROUTE for
+    // AF_INET6).
+    let r = p.sandboxed("sandbox", ip_bin, &["-6", "addr"]);
+    let addrs = ok(&r);
+    assert!(
+        addrs.contains(&format!("inet6 {}/64 scope global", p.in6)),
+        "{addrs}"
+    );
+    assert!(addrs.contains("inet6 fe80::2/64 scope link"), "{addrs}");
+    assert!(addrs.contains("inet6 ::1/128 scope host"), "{addrs}");
+    let r = p.sandboxed("sandbox", ip_bin, &["-6", "route"]);
+    let routes = ok(&r);
+    assert!(routes.contains("default via fe80::1"), "{routes}");
+    let mut net = p.in6.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    net[8..].fill(0);
+    let prefix = format!("{}/64", std::net::Ipv6Addr::from(net));
+    assert!(routes.contains(&prefix), "{prefix}: {routes}");
+    // /proc/net/if_inet6: the global address of scope 00, the link-local of scope 20.
+    let r = p.sandboxed("sandbox", "/bin/cat", &["/proc/net/if_inet6"]);
+    let table = ok(&r);
+    let hex = |a: &str| -> String {
+        a.parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let row = |a: &str| table.lines().find(|l| l.starts_with(&hex(a))).unwrap_or("");
+    assert!(row(&p.in6).contains(" 02 40 00 80 "), "{table}");
+    assert!(row("fe80::2").contains(" 02 40 20 80 "), "{table}");
+    // /proc/net/ipv6_route: the default route through the link-local router.
+    let r = p.sandboxed("sandbox", "/bin/cat", &["/proc/net/ipv6_route"]);
+    let table = ok(&r);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&format!("{} 00 ", hex("::")))
+                && l.contains(&hex("fe80::1"))
+                && l.ends_with(&format!(" {}", p.inside_dev))),
+        "{table}"
+    );
+}
+
+/// A UDP echo server on `argv[1]` (IPv6 if it has a colon): "ready PORT", then each
+/// datagram goes back upper-cased.
 const UDP_ECHO_PY: &str = r#"
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 0))
 print("ready", s.getsockname()[1], flush=True)
 while True:
@@ -290,7 +470,7 @@ while True:
 
 const UDP_CLIENT_PY: &str = r#"
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(1)
 for i in range(60):
     s.sendto(b"hello %d" % i, (sys.argv[1], int(sys.argv[2])))
@@ -325,6 +505,31 @@ fn udp_both_ways() {
         &["-c", UDP_CLIENT_PY, &in_addr, &port_of(&ready)],
     );
     assert_eq!(ok(&r), "HELLO True");
+}
+
+#[test]
+fn udp_both_ways_over_ipv6() {
+    let Some(mut p) = pair() else { return };
+    if !have_python() {
+        return;
+    }
+    let (outside, out6, in6) = (p.outside.clone(), p.out6.clone(), p.in6.clone());
+    // Outside server on the sandbox's prefix, sandboxed client.
+    let (_, ready) = p.start(&outside, PYTHON, &["-c", UDP_ECHO_PY, "::"]);
+    let r = p.sandboxed(
+        "sandbox",
+        PYTHON,
+        &["-c", UDP_CLIENT_PY, &out6, &port_of(&ready)],
+    );
+    assert_eq!(ok(&r), "HELLO True", "{}", r.dump());
+    // Sandboxed server, outside client: the reply comes from the address asked.
+    let (_, ready) = p.start_sandboxed("sandbox", PYTHON, &["-c", UDP_ECHO_PY, "::"]);
+    let r = p.exec(
+        &outside,
+        PYTHON,
+        &["-c", UDP_CLIENT_PY, &in6, &port_of(&ready)],
+    );
+    assert_eq!(ok(&r), "HELLO True", "{}", r.dump());
 }
 
 #[test]
@@ -437,19 +642,22 @@ fn the_application_gets_no_host_socket() {
     if !have_python() {
         return;
     }
-    let (outside, out_addr) = (p.outside.clone(), p.out_addr.clone());
+    let (outside, out_addr, out6) = (p.outside.clone(), p.out_addr.clone(), p.out6.clone());
+    // Dual-stack: IPv4 and IPv6 clients reach it.
     let (_, ready) = p.start(
         &outside,
         PYTHON,
-        &["-c", HTTP_SERVER_PY, &out_addr, "/usr/lib/python3.11"],
+        &["-c", HTTP_SERVER_PY, "::", "/usr/lib/python3.11"],
     );
     let port = port_of(&ready);
-    // Sockets of every kind the stack has, open at once, one of them connected outside.
+    // Sockets of every kind the stack has, open at once, two of them connected outside
+    // (over IPv4 and over IPv6).
     let script = r#"
 import socket, sys, time
 keep = []
 l = socket.socket(); l.bind(("0.0.0.0", 0)); l.listen(); keep.append(l)
-c = socket.create_connection((sys.argv[1], int(sys.argv[2]))); keep.append(c)
+c = socket.create_connection((sys.argv[1], int(sys.argv[3]))); keep.append(c)
+c6 = socket.create_connection((sys.argv[2], int(sys.argv[3]))); keep.append(c6)
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 0)); keep.append(u)
 u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); keep.append(u6)
 keep.append(socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
@@ -459,8 +667,9 @@ keep.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
 print("ready", len(keep), flush=True)
 time.sleep(600)
 "#;
-    let (pid, ready) = p.start_sandboxed("sandbox", PYTHON, &["-c", script, &out_addr, &port]);
-    assert_eq!(ready, "ready 7");
+    let (pid, ready) =
+        p.start_sandboxed("sandbox", PYTHON, &["-c", script, &out_addr, &out6, &port]);
+    assert_eq!(ready, "ready 8");
     // `ip netns exec` became `carapace do`; the sentry and the gofer are its children,
     // and the application's stubs the sentry's.
     let procs = family(pid);

@@ -1,5 +1,5 @@
 //! The host calls of `--network=sandbox` setup that nix has no safe form for: a packet
-//! socket bound to one interface.
+//! socket bound to one interface, and its multicast memberships.
 
 use anyhow::Context;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -70,6 +70,36 @@ fn setsockopt_int(
     };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Make the packet socket a member of the Ethernet multicast group `mac` on interface
+/// `index` (`PACKET_ADD_MEMBERSHIP`, `PACKET_MR_MULTICAST`): the interface then passes
+/// frames sent to it, for as long as the socket lives.
+pub fn join_multicast(fd: &OwnedFd, index: u32, mac: [u8; 6]) -> anyhow::Result<()> {
+    let ifindex = libc::c_int::try_from(index).context("interface index")?;
+    let mut address = [0u8; 8];
+    address[..6].copy_from_slice(&mac);
+    let mreq = libc::packet_mreq {
+        mr_ifindex: ifindex,
+        mr_type: libc::PACKET_MR_MULTICAST as libc::c_ushort,
+        mr_alen: 6,
+        mr_address: address,
+    };
+    // SAFETY: the option value is a packet_mreq that lives across the call, of the size
+    // passed; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            (&mreq as *const libc::packet_mreq).cast(),
+            std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).context("PACKET_ADD_MEMBERSHIP");
     }
     Ok(())
 }

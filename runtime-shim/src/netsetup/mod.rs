@@ -2,10 +2,14 @@
 //! in (`NETLINK_ROUTE`), take its interface over, and open the packet socket the sentry
 //! moves frames through (see `sentry/src/net/inet/packet.rs`).
 //!
-//! Taking over means what runsc does: the interface's addresses are removed from the host
-//! interface, so the host kernel no longer answers for them (the sentry does), and routes
-//! through it go with them. [`Taken::restore`] puts both back (for `carapace do`, whose
-//! namespace outlives the sandbox).
+//! Taking over means what runsc does: the interface's addresses (IPv4 and IPv6, link-local
+//! ones too) are removed from the host interface, so the host kernel no longer answers for
+//! them (the sentry does, ARP and neighbour discovery included), and routes through it go
+//! with them. The packet socket joins the Ethernet multicast groups of neighbour discovery
+//! (the solicited-node groups of the IPv6 addresses, which the host interface leaves with
+//! them, and all-nodes), so that a NIC that filters multicast still passes them.
+//! [`Removed::restore`] puts addresses and routes back (for `carapace do`, whose namespace
+//! outlives the sandbox).
 
 mod host;
 
@@ -15,7 +19,7 @@ use nix::sys::socket::{
     SockType,
 };
 use sentry::net::inet::packet::{LinkDesc, LinkRoute};
-use std::net::Ipv4Addr as Ipv4Address;
+use std::net::{IpAddr as IpAddress, Ipv4Addr as Ipv4Address, Ipv6Addr as Ipv6Address};
 use std::os::fd::OwnedFd;
 
 const NLMSG_HDRLEN: usize = 16;
@@ -39,6 +43,8 @@ const IFLA_MTU: u16 = 4;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_CACHEINFO: u16 = 6;
+/// `IFA_F_DADFAILED`: another node on the link has the address.
+const IFA_F_DADFAILED: u8 = 0x08;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -96,9 +102,22 @@ fn attr_bytes(ty: u16, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-fn ipv4(b: &[u8]) -> Option<Ipv4Address> {
-    let a: [u8; 4] = b.try_into().ok()?;
-    Some(Ipv4Address::from(a))
+/// An address of `family` (`AF_INET`/`AF_INET6`) from its bytes.
+fn ip(family: u8, b: &[u8]) -> Option<IpAddress> {
+    if family == libc::AF_INET as u8 {
+        let a: [u8; 4] = b.try_into().ok()?;
+        Some(IpAddress::V4(Ipv4Address::from(a)))
+    } else if family == libc::AF_INET6 as u8 {
+        let a: [u8; 16] = b.try_into().ok()?;
+        Some(IpAddress::V6(Ipv6Address::from(a)))
+    } else {
+        None
+    }
+}
+
+/// An IPv6 address of link-local scope.
+fn link_local(a: &IpAddress) -> bool {
+    matches!(a, IpAddress::V6(v6) if sentry::net::inet::packet::is_link_local(*v6))
 }
 
 impl Rtnl {
@@ -246,9 +265,10 @@ fn links(nl: &mut Rtnl) -> anyhow::Result<Vec<Link>> {
 }
 
 /// An address of the interface: what `RTM_GETADDR` said, kept whole to delete it and to
-/// give it back.
+/// give it back. `ip` is `None` for what the sandbox does not serve (other families, an
+/// IPv6 address that failed duplicate address detection).
 struct Addr {
-    v4: Option<(Ipv4Address, u8)>,
+    ip: Option<(IpAddress, u8)>,
     body: Vec<u8>,
 }
 
@@ -258,18 +278,20 @@ fn addrs_of(nl: &mut Rtnl, index: u32) -> anyhow::Result<Vec<Addr>> {
         if m.ty != RTM_NEWADDR || u32_at(&m.body, 4) != Some(index) {
             continue;
         }
-        let (family, prefix) = match (m.body.first(), m.body.get(1)) {
-            (Some(f), Some(p)) => (*f, *p),
+        let (family, prefix, flags) = match (m.body.first(), m.body.get(1), m.body.get(2)) {
+            (Some(f), Some(p), Some(fl)) => (*f, *p, *fl),
             _ => continue,
         };
-        let mut v4 = None;
-        if family == libc::AF_INET as u8 {
-            let a = attrs(m.body.get(8..).unwrap_or(&[]));
-            let local = a.iter().find(|(t, _)| *t == IFA_LOCAL);
-            let addr = local.or_else(|| a.iter().find(|(t, _)| *t == IFA_ADDRESS));
-            v4 = addr.and_then(|(_, p)| ipv4(p)).map(|ip| (ip, prefix));
-        }
-        out.push(Addr { v4, body: m.body });
+        let a = attrs(m.body.get(8..).unwrap_or(&[]));
+        // IPv4 has the interface's own address in IFA_LOCAL (IFA_ADDRESS is the peer's
+        // on a point-to-point link); IPv6 only IFA_ADDRESS.
+        let local = a.iter().find(|(t, _)| *t == IFA_LOCAL);
+        let addr = local.or_else(|| a.iter().find(|(t, _)| *t == IFA_ADDRESS));
+        let ip = addr
+            .and_then(|(_, p)| ip(family, p))
+            .filter(|_| flags & IFA_F_DADFAILED == 0)
+            .map(|ip| (ip, prefix));
+        out.push(Addr { ip, body: m.body });
     }
     Ok(out)
 }
@@ -281,9 +303,15 @@ struct RouteMsg {
 }
 
 fn routes_of(nl: &mut Rtnl, index: u32) -> anyhow::Result<Vec<RouteMsg>> {
+    let mut out = routes_of_family(nl, index, libc::AF_INET as u8)?;
+    out.extend(routes_of_family(nl, index, libc::AF_INET6 as u8)?);
+    Ok(out)
+}
+
+fn routes_of_family(nl: &mut Rtnl, index: u32, family: u8) -> anyhow::Result<Vec<RouteMsg>> {
     let mut out = Vec::new();
-    for m in nl.dump(RTM_GETROUTE, libc::AF_INET as u8, 12)? {
-        if m.ty != RTM_NEWROUTE {
+    for m in nl.dump(RTM_GETROUTE, family, 12)? {
+        if m.ty != RTM_NEWROUTE || m.body.first() != Some(&family) {
             continue;
         }
         let (Some(&dst_len), Some(&table), Some(&rtype)) =
@@ -304,15 +332,20 @@ fn routes_of(nl: &mut Rtnl, index: u32) -> anyhow::Result<Vec<RouteMsg>> {
         if table != RT_TABLE_MAIN || rtype != RTN_UNICAST || oif != Some(index) {
             continue;
         }
+        let unspecified = if family == libc::AF_INET as u8 {
+            IpAddress::V4(Ipv4Address::UNSPECIFIED)
+        } else {
+            IpAddress::V6(Ipv6Address::UNSPECIFIED)
+        };
         let dst = a
             .iter()
             .find(|(t, _)| *t == RTA_DST)
-            .and_then(|(_, p)| ipv4(p))
-            .unwrap_or(Ipv4Address::UNSPECIFIED);
+            .and_then(|(_, p)| ip(family, p))
+            .unwrap_or(unspecified);
         let gateway = a
             .iter()
             .find(|(t, _)| *t == RTA_GATEWAY)
-            .and_then(|(_, p)| ipv4(p));
+            .and_then(|(_, p)| ip(family, p));
         out.push(RouteMsg {
             route: LinkRoute {
                 dst,
@@ -326,8 +359,8 @@ fn routes_of(nl: &mut Rtnl, index: u32) -> anyhow::Result<Vec<RouteMsg>> {
 }
 
 /// The interface `--network=sandbox` takes: the first one that is up, Ethernet-like
-/// and has an IPv4 address. `None` when the namespace has only loopback (or nothing
-/// usable).
+/// and has an IPv4 address or an IPv6 one beyond link-local (which every interface with
+/// IPv6 has). `None` when the namespace has only loopback (or nothing usable).
 fn choose(nl: &mut Rtnl) -> anyhow::Result<Option<(Link, Vec<Addr>)>> {
     let mut candidates = Vec::new();
     for l in links(nl)? {
@@ -335,7 +368,10 @@ fn choose(nl: &mut Rtnl) -> anyhow::Result<Option<(Link, Vec<Addr>)>> {
             continue;
         }
         let addrs = addrs_of(nl, l.index)?;
-        if addrs.iter().any(|a| a.v4.is_some()) {
+        if addrs
+            .iter()
+            .any(|a| a.ip.is_some_and(|(ip, _)| !link_local(&ip)))
+        {
             candidates.push((l, addrs));
         }
     }
@@ -454,7 +490,7 @@ pub fn take_over() -> anyhow::Result<Taken> {
     let Some((link, addrs)) = choose(&mut nl)? else {
         bail!(
             "--network=sandbox: this network namespace has no interface that is up with an \
-             IPv4 address (use --network=none for loopback only)"
+             IPv4 or global IPv6 address (use --network=none for loopback only)"
         );
     };
     let routes = routes_of(&mut nl, link.index)?;
@@ -464,9 +500,19 @@ pub fn take_over() -> anyhow::Result<Taken> {
         name: link.name.clone(),
         mac: link.mac,
         mtu: link.mtu,
-        addrs: addrs.iter().filter_map(|a| a.v4).collect(),
+        addrs: addrs.iter().filter_map(|a| a.ip).collect(),
         routes: routes.iter().map(|r| r.route.clone()).collect(),
     };
+    for group in ndisc_groups(&desc) {
+        // veth passes every frame anyway; a NIC that filters multicast needs this, or
+        // the sandbox never hears its neighbours ask for it.
+        if let Err(e) = host::join_multicast(&fd, link.index, group) {
+            tracing::warn!(
+                "--network=sandbox: {}: joining multicast {group:02x?}: {e:#}",
+                link.name
+            );
+        }
+    }
     let mut removed = Removed {
         name: link.name.clone(),
         addrs: Vec::new(),
@@ -481,6 +527,25 @@ pub fn take_over() -> anyhow::Result<Taken> {
     }
     tracing::debug!("--network=sandbox: took over {desc:?}");
     Ok(Taken { fd, desc, removed })
+}
+
+/// The Ethernet multicast addresses neighbour discovery reaches the link's IPv6
+/// addresses at (RFC 2464 §7): all-nodes (`ff02::1`) and each address's solicited-node
+/// group (`ff02::1:ffXX:XXXX`).
+fn ndisc_groups(desc: &LinkDesc) -> Vec<[u8; 6]> {
+    let mut out = Vec::new();
+    for (a, _) in &desc.addrs {
+        let IpAddress::V6(v6) = a else { continue };
+        if out.is_empty() {
+            out.push([0x33, 0x33, 0, 0, 0, 1]);
+        }
+        let o = v6.octets();
+        let g = [0x33, 0x33, 0xff, o[13], o[14], o[15]];
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    out
 }
 
 /// Wait until the sentry has ended (without reaping it). Meanwhile a termination signal
@@ -586,6 +651,41 @@ mod tests {
         // Truncated or nonsense lengths end the walk instead of panicking.
         assert!(attrs(&[8, 0, 1, 0, 1]).is_empty());
         assert!(attrs(&[0, 0, 0, 0]).is_empty());
+    }
+
+    #[test]
+    fn addresses_and_neighbour_discovery_groups() {
+        let v4 = ip(libc::AF_INET as u8, &[10, 0, 0, 2]);
+        assert_eq!(v4, Some("10.0.0.2".parse().unwrap()));
+        let mut b = [0u8; 16];
+        b[0] = 0xfe;
+        b[1] = 0x80;
+        b[13] = 0x12;
+        b[14] = 0x34;
+        b[15] = 0x56;
+        let ll = ip(libc::AF_INET6 as u8, &b).unwrap();
+        assert!(link_local(&ll));
+        // Wrong lengths and families are nothing.
+        assert_eq!(ip(libc::AF_INET as u8, &b), None);
+        assert_eq!(ip(libc::AF_INET6 as u8, &[1, 2, 3, 4]), None);
+        assert_eq!(ip(libc::AF_PACKET as u8, &[1, 2, 3, 4]), None);
+        let mut desc = LinkDesc {
+            name: "eth0".into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1500,
+            addrs: vec![(v4.unwrap(), 24)],
+            routes: Vec::new(),
+        };
+        assert!(ndisc_groups(&desc).is_empty());
+        desc.addrs.push((ll, 64));
+        desc.addrs.push(("fd00::12:3456".parse().unwrap(), 64));
+        assert_eq!(
+            ndisc_groups(&desc),
+            vec![
+                [0x33, 0x33, 0, 0, 0, 1],
+                [0x33, 0x33, 0xff, 0x12, 0x34, 0x56]
+            ]
+        );
     }
 
     #[test]

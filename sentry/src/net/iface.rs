@@ -6,7 +6,7 @@
 //! the routes Linux shows for them.
 #![deny(unsafe_code)]
 
-use super::inet::packet::{LinkDesc, LINK_INDEX};
+use super::inet::packet::{is_link_local, LinkDesc, LINK_INDEX};
 use smoltcp::wire::{IpAddress, Ipv4Cidr};
 
 /// `IFF_*` interface flags.
@@ -129,15 +129,23 @@ pub fn addresses() -> Vec<IfAddr> {
         for (a, prefix) in &l.addrs {
             v.push(IfAddr {
                 index: LINK_INDEX,
-                addr: IpAddress::Ipv4(*a),
+                addr: IpAddress::from(*a),
                 prefix: *prefix,
-                scope: RT_SCOPE_UNIVERSE,
+                scope: scope_of(IpAddress::from(*a)),
                 flags: IFA_F_PERMANENT,
                 label: &l.name,
             });
         }
     }
     v
+}
+
+/// An address's `RT_SCOPE_*`: link for IPv6 link-local ones.
+fn scope_of(a: IpAddress) -> u8 {
+    match a {
+        IpAddress::Ipv6(v6) if is_link_local(v6) => RT_SCOPE_LINK,
+        _ => RT_SCOPE_UNIVERSE,
+    }
 }
 
 /// The kernel's routes for `lo` (`ip route show table all` in a fresh namespace), and
@@ -161,27 +169,35 @@ pub fn routes() -> Vec<Route> {
     let mut v = Vec::new();
     if let Some(l) = link() {
         for r in &l.routes {
+            let dst = IpAddress::from(r.dst);
+            let v4 = matches!(dst, IpAddress::Ipv4(_));
+            // IPv4 subnets have the address on them as their source; IPv6 routes have
+            // none and are all of universe scope.
+            let prefsrc = match dst {
+                IpAddress::Ipv4(dst) if r.gateway.is_none() => l.addrs.iter().find_map(|(a, p)| {
+                    let std::net::IpAddr::V4(a) = *a else {
+                        return None;
+                    };
+                    Ipv4Cidr::new(a, (*p).min(32))
+                        .contains_addr(&dst)
+                        .then_some(IpAddress::Ipv4(a))
+                }),
+                _ => None,
+            };
             v.push(Route {
                 // RTPROT_BOOT for what was configured; RTPROT_KERNEL for subnets.
                 protocol: if r.gateway.is_some() { 3 } else { 2 },
-                gateway: r.gateway.map(IpAddress::Ipv4),
-                prefsrc: if r.gateway.is_none() {
-                    l.addrs
-                        .iter()
-                        .find(|(a, p)| Ipv4Cidr::new(*a, *p).contains_addr(&r.dst))
-                        .map(|(a, _)| IpAddress::Ipv4(*a))
-                } else {
-                    None
-                },
+                gateway: r.gateway.map(IpAddress::from),
+                prefsrc,
                 ..route(
                     254,
-                    IpAddress::Ipv4(r.dst),
+                    dst,
                     r.dst_len,
                     1,
-                    if r.gateway.is_some() {
-                        RT_SCOPE_UNIVERSE
-                    } else {
+                    if r.gateway.is_none() && v4 {
                         RT_SCOPE_LINK
+                    } else {
+                        RT_SCOPE_UNIVERSE
                     },
                     None,
                     LINK_INDEX,
@@ -202,9 +218,12 @@ pub fn routes() -> Vec<Route> {
     ]);
     if let Some(l) = link() {
         for (a, p) in &l.addrs {
-            let me = IpAddress::Ipv4(*a);
+            let std::net::IpAddr::V4(a4) = *a else {
+                continue;
+            };
+            let me = IpAddress::Ipv4(a4);
             v.push(route(255, me, 32, 2, RT_SCOPE_HOST, Some(me), LINK_INDEX));
-            if let Some(b) = Ipv4Cidr::new(*a, *p).broadcast() {
+            if let Some(b) = Ipv4Cidr::new(a4, (*p).min(32)).broadcast() {
                 v.push(route(
                     255,
                     IpAddress::Ipv4(b),
@@ -224,6 +243,29 @@ pub fn routes() -> Vec<Route> {
         0,
         None,
     ));
+    // The link's IPv6 addresses are local on the link (Linux's `local ADDR dev eth0
+    // table local`), and its multicast route (`multicast ff00::/8`, `RTN_MULTICAST`).
+    if let Some(l) = link() {
+        let mut any = false;
+        for (a, _) in &l.addrs {
+            if let std::net::IpAddr::V6(a6) = *a {
+                let me = IpAddress::Ipv6(a6);
+                v.push(route(255, me, 128, 2, RT_SCOPE_UNIVERSE, None, LINK_INDEX));
+                any = true;
+            }
+        }
+        if any {
+            v.push(route(
+                255,
+                IpAddress::v6(0xff00, 0, 0, 0, 0, 0, 0, 0),
+                8,
+                5,
+                RT_SCOPE_UNIVERSE,
+                None,
+                LINK_INDEX,
+            ));
+        }
+    }
     v
 }
 

@@ -1,6 +1,6 @@
 //! `/proc/net/*` from the sentry's own state, in Linux's formats, so that `ss`, `netstat`,
 //! `route` and `ifconfig` read the sandbox's sockets and interfaces: `dev`, `tcp`, `tcp6`,
-//! `udp`, `udp6`, `route`, `if_inet6`, and `unix` (its header only: Unix sockets are not
+//! `udp`, `udp6`, `route`, `ipv6_route`, `if_inet6`, and `unix` (its header only: Unix sockets are not
 //! listed yet). With `--network=host` the inet tables are empty: the sockets are the
 //! host's.
 #![deny(unsafe_code)]
@@ -20,6 +20,7 @@ pub const FILES: &[(&str, Maker)] = &[
     ("udp", || sockets(libc::AF_INET, false)),
     ("udp6", || sockets(libc::AF_INET6, false)),
     ("route", route),
+    ("ipv6_route", ipv6_route),
     ("if_inet6", if_inet6),
     ("unix", unix),
 ];
@@ -153,14 +154,60 @@ fn route() -> Vec<u8> {
     out.into_bytes()
 }
 
+/// An IPv6 address as `ipv6_route` and `if_inet6` print it: its bytes in order.
+fn hex6_plain(o: [u8; 16]) -> String {
+    o.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `/proc/net/ipv6_route`: the IPv6 routes of every table (destination, prefix length,
+/// source and its length, next hop, metric, reference and use counts, flags, device).
+fn ipv6_route() -> Vec<u8> {
+    let mut out = String::new();
+    let names = iface::interfaces();
+    let none = hex6_plain([0; 16]);
+    for r in iface::routes() {
+        let IpAddress::Ipv6(dst) = r.dst else {
+            continue;
+        };
+        let Some(name) = names.iter().find(|i| i.index == r.oif).map(|i| i.name) else {
+            continue;
+        };
+        let gw = match r.gateway {
+            Some(IpAddress::Ipv6(g)) => g.octets(),
+            _ => [0; 16],
+        };
+        // RTF_UP, with RTF_GATEWAY through a gateway; local entries RTF_LOCAL and
+        // RTF_NONEXTHOP too.
+        let flags: u32 = match (r.rtype, r.gateway) {
+            (2, _) => 0x8020_0001,
+            (_, Some(_)) => 0x3,
+            _ => 0x1,
+        };
+        out.push_str(&format!(
+            "{} {:02x} {none} 00 {} 00000000 00000000 00000000 {flags:08x} {name:>8}\n",
+            hex6_plain(dst.octets()),
+            r.dst_len,
+            hex6_plain(gw),
+        ));
+    }
+    out.into_bytes()
+}
+
 /// `/proc/net/if_inet6`: address, interface index, prefix length, scope, flags, name.
 fn if_inet6() -> Vec<u8> {
     let mut out = String::new();
     for a in iface::addresses() {
         let IpAddress::Ipv6(v) = a.addr else { continue };
-        // IPV6_ADDR_LOOPBACK is 0x10 in this file's scope column.
-        let scope = if v.is_loopback() { 0x10 } else { 0 };
-        let hex: String = v.octets().iter().map(|b| format!("{b:02x}")).collect();
+        // IPV6_ADDR_LOOPBACK is 0x10 in this file's scope column, IPV6_ADDR_LINKLOCAL
+        // 0x20.
+        let scope = if v.is_loopback() {
+            0x10
+        } else if crate::net::inet::packet::is_link_local(v) {
+            0x20
+        } else {
+            0
+        };
+        let hex = hex6_plain(v.octets());
         out.push_str(&format!(
             "{hex} {:02x} {:02x} {scope:02x} {:02x} {:>8}\n",
             a.index, a.prefix, a.flags, a.label
@@ -192,5 +239,13 @@ mod tests {
         assert!(v6.starts_with("00000000000000000000000000000001 01 80 10 80"));
         let r = String::from_utf8(route()).unwrap();
         assert!(r.starts_with("Iface\tDestination"));
+        let r6 = String::from_utf8(ipv6_route()).unwrap();
+        assert!(
+            r6.starts_with(
+                "00000000000000000000000000000001 80 00000000000000000000000000000000 00 \
+                 00000000000000000000000000000000 00000000 00000000 00000000 80200001       lo\n"
+            ),
+            "{r6}"
+        );
     }
 }

@@ -114,6 +114,11 @@ pub fn encode(family: i32, addr: Option<IpAddress>, port: u16) -> Vec<u8> {
         None => Ipv6Address::UNSPECIFIED,
     };
     v[8..24].copy_from_slice(&a.octets());
+    // A link-local address is on the link (`--network=sandbox`'s only interface): Linux
+    // names it in `sin6_scope_id`.
+    if super::packet::is_link_local(a) {
+        v[24..28].copy_from_slice(&super::packet::LINK_INDEX.to_ne_bytes());
+    }
     v
 }
 
@@ -171,6 +176,19 @@ mod tests {
                 port: 7
             })
         );
+    }
+
+    #[test]
+    fn link_local_addresses_have_the_link_as_scope() {
+        let a = "fe80::1".parse::<Ipv6Address>().unwrap();
+        let v = encode(libc::AF_INET6, Some(IpAddress::Ipv6(a)), 80);
+        assert_eq!(v[24..28], 2u32.to_ne_bytes());
+        let v = encode(
+            libc::AF_INET6,
+            Some(IpAddress::v6(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+            80,
+        );
+        assert_eq!(v[24..28], [0; 4]);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 pub mod addr;
 mod device;
 pub mod icmp;
+mod ndisc;
 pub mod packet;
 pub mod stack;
 

@@ -211,16 +211,16 @@ impl Stack {
             let _ = a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
             let _ = a.push(IpCidr::new(IpAddress::v6(0, 0, 0, 0, 0, 0, 0, 1), 128));
             for c in dev.link.iter().flat_map(|w| w.addrs()) {
-                if a.push(IpCidr::Ipv4(c)).is_err() {
+                if a.push(c).is_err() {
                     tracing::warn!("netstack: too many addresses; {c} left out");
                 }
             }
         });
         // smoltcp sends only where it has a route; the device picks the next hop itself.
-        for (dst, gw) in dev.link.iter().flat_map(|w| w.gateways()) {
+        for (dst, gw) in dev.link.iter().flat_map(|w| w.routes()) {
             let route = smoltcp::iface::Route {
-                cidr: IpCidr::Ipv4(dst),
-                via_router: IpAddress::Ipv4(gw),
+                cidr: dst,
+                via_router: gw,
                 preferred_until: None,
                 expires_at: None,
             };
@@ -420,7 +420,11 @@ impl Stack {
         let w = self.dev.link.as_ref()?;
         if self.is_local(remote) && !w.reaches(remote) {
             // Loopback, or one of the link's own addresses: talk to it from itself.
-            return matches!(remote, IpAddress::Ipv4(v4) if !v4.is_loopback()).then_some(remote);
+            let lo = match remote {
+                IpAddress::Ipv4(v4) => v4.is_loopback(),
+                IpAddress::Ipv6(v6) => v6.is_loopback(),
+            };
+            return (!lo).then_some(remote);
         }
         w.source_for(remote)
     }
