@@ -270,11 +270,11 @@ impl MemoryManager {
             .range(start..end)
             .map(|(a, f)| (*a, *f))
             .collect();
-        for (addr, frame) in gone {
-            self.pages.remove(&addr);
-            self.cow.remove(&addr);
-            self.mf.dec_ref(frame);
+        for (addr, _) in &gone {
+            self.pages.remove(addr);
+            self.cow.remove(addr);
         }
+        self.mf.dec_refs(gone.into_iter().map(|(_, f)| f));
     }
 
     /// Remove every mapping in `[start, end)` (page aligned).
@@ -1188,9 +1188,8 @@ impl ForkedMm {
 
 impl Drop for ForkedMm {
     fn drop(&mut self) {
-        for (_, f) in std::mem::take(&mut self.pages) {
-            self.mf.dec_ref(f);
-        }
+        self.mf
+            .dec_refs(std::mem::take(&mut self.pages).into_values());
     }
 }
 
@@ -1221,9 +1220,8 @@ fn fill_from(mf: &MemoryFile, frame: u64, n: u64, backing: &Backing, delta: u64)
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
-        for (_, f) in std::mem::take(&mut self.pages) {
-            self.mf.dec_ref(f);
-        }
+        self.mf
+            .dec_refs(std::mem::take(&mut self.pages).into_values());
     }
 }
 

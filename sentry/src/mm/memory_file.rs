@@ -20,10 +20,37 @@ const FILE_SIZE: u64 = 64 << 30;
 struct Allocator {
     /// First never-used offset.
     bump: u64,
-    /// Freed single frames, ready for reuse.
-    free: Vec<u64>,
+    /// Freed frames, as runs (first offset → pages), joined with their neighbours: they
+    /// were punched, so they read as zeros. Without reuse of runs, the offsets would run
+    /// out however little memory is in use (a process that maps, touches and unmaps 1 MiB
+    /// in a loop did after 65536 rounds).
+    free: std::collections::BTreeMap<u64, u64>,
     /// Reference count per frame offset (absent = 1 is not used: every live frame is here).
     refs: std::collections::HashMap<u64, u32>,
+}
+
+impl Allocator {
+    /// Add a freed frame to the free runs, joined with its neighbours; a run that ends
+    /// at the never-used offsets joins those instead.
+    fn give_back(&mut self, off: u64) {
+        let mut start = off;
+        let mut n = 1;
+        if let Some((&s, &k)) = self.free.range(..off).next_back() {
+            if s + k * PAGE_SIZE == off {
+                self.free.remove(&s);
+                start = s;
+                n += k;
+            }
+        }
+        if let Some(k) = self.free.remove(&(off + PAGE_SIZE)) {
+            n += k;
+        }
+        if start + n * PAGE_SIZE == self.bump {
+            self.bump = start;
+        } else {
+            self.free.insert(start, n);
+        }
+    }
 }
 
 pub struct MemoryFile {
@@ -67,7 +94,7 @@ impl MemoryFile {
             base: base.cast(),
             alloc: Mutex::new(Allocator {
                 bump: 0,
-                free: Vec::new(),
+                free: std::collections::BTreeMap::new(),
                 refs: std::collections::HashMap::new(),
             }),
         })
@@ -85,19 +112,39 @@ impl MemoryFile {
     /// Allocate `pages` contiguous zeroed frames; returns the file offset of the first.
     pub fn allocate(&self, pages: u64) -> Result<u64> {
         let mut a = self.allocator();
-        if pages == 1 {
-            if let Some(off) = a.free.pop() {
-                a.refs.insert(off, 1);
-                return Ok(off);
-            }
-        }
         let len = pages.checked_mul(PAGE_SIZE).ok_or(errno!(ENOMEM))?;
-        let off = a.bump;
-        let end = off.checked_add(len).ok_or(errno!(ENOMEM))?;
-        if end > FILE_SIZE {
-            return Err(errno!(ENOMEM, "MemoryFile exhausted"));
+        if pages == 0 {
+            return Err(errno!(EINVAL));
         }
-        a.bump = end;
+        // The first freed run that fits among the lowest few; past the end of the used
+        // offsets only when none does; any run at all once those are gone.
+        let fit = |a: &Allocator, look: usize| {
+            a.free
+                .iter()
+                .take(look)
+                .find(|(_, n)| **n >= pages)
+                .map(|(s, n)| (*s, *n))
+        };
+        let end = a.bump.checked_add(len).ok_or(errno!(ENOMEM))?;
+        let run = match fit(&a, 64) {
+            Some(r) => Some(r),
+            None if end <= FILE_SIZE => None,
+            None => Some(fit(&a, usize::MAX).ok_or(errno!(ENOMEM, "MemoryFile exhausted"))?),
+        };
+        let off = match run {
+            Some((start, n)) => {
+                a.free.remove(&start);
+                if n > pages {
+                    a.free.insert(start + len, n - pages);
+                }
+                start
+            }
+            None => {
+                let off = a.bump;
+                a.bump = end;
+                off
+            }
+        };
         for i in 0..pages {
             a.refs.insert(off + i * PAGE_SIZE, 1);
         }
@@ -117,27 +164,47 @@ impl MemoryFile {
 
     /// Drop a reference; the last one returns the frame's host memory and recycles it.
     pub fn dec_ref(&self, off: u64) {
+        self.dec_refs([off]);
+    }
+
+    /// Drop a reference to each frame; the ones no longer held are given back, each run
+    /// of contiguous frames with one punch (a munmap frees hundreds at once).
+    pub fn dec_refs(&self, frames: impl IntoIterator<Item = u64>) {
         let mut a = self.allocator();
-        let last = match a.refs.get_mut(&off) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
+        let mut gone: Vec<u64> = frames
+            .into_iter()
+            .filter(|off| match a.refs.get_mut(off) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    a.refs.remove(off);
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        gone.sort_unstable();
+        let mut i = 0;
+        while let Some(&start) = gone.get(i) {
+            let mut n = 1;
+            while gone.get(i + n) == Some(&(start + n as u64 * PAGE_SIZE)) {
+                n += 1;
             }
-            Some(_) => true,
-            None => false,
-        };
-        if last {
-            a.refs.remove(&off);
-            // Punching returns the page to the host and makes it read back as zeros, so
-            // a recycled frame is already clean.
+            // Punching returns the pages to the host and makes them read back as zeros,
+            // so recycled frames are already clean.
             let _ = nix::fcntl::fallocate(
                 &self.fd,
                 nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
                     | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
-                off as i64,
-                PAGE_SIZE as i64,
+                start as i64,
+                (n as u64 * PAGE_SIZE) as i64,
             );
-            a.free.push(off);
+            for k in 0..n {
+                a.give_back(start + k as u64 * PAGE_SIZE);
+            }
+            i += n;
         }
     }
 
@@ -355,5 +422,58 @@ mod tests {
             .is_err());
         mf.read(f, &mut c).unwrap();
         assert_eq!(&c[10..], &[0; 6]);
+    }
+
+    #[test]
+    fn freed_runs_are_reused_and_joined() {
+        let mf = MemoryFile::new().unwrap();
+        let free_runs = |mf: &MemoryFile| mf.allocator().free.clone();
+        let a = mf.allocate(4).unwrap();
+        let b = mf.allocate(2).unwrap();
+        assert_eq!(b, a + 4 * PAGE_SIZE);
+        // Freed in any order, a's pages join into one run of 4; b's, at the end of the
+        // used offsets, go back to them.
+        for i in [1, 3, 0, 2] {
+            mf.dec_ref(a + i * PAGE_SIZE);
+        }
+        assert_eq!(free_runs(&mf).into_iter().collect::<Vec<_>>(), vec![(a, 4)]);
+        mf.dec_ref(b + PAGE_SIZE);
+        mf.dec_ref(b);
+        assert!(free_runs(&mf).is_empty());
+        assert_eq!(mf.allocator().bump, a);
+        // A run is reused whole or in part, and reads as zeros.
+        let c = mf.allocate(3).unwrap();
+        mf.write(c, b"dirty").unwrap();
+        mf.dec_ref(c);
+        let d = mf.allocate(1).unwrap();
+        assert_eq!(d, c);
+        let mut z = [1u8; 5];
+        mf.read(d, &mut z).unwrap();
+        assert_eq!(z, [0; 5]);
+    }
+
+    #[test]
+    fn mapping_and_unmapping_forever_does_not_run_out() {
+        let mf = MemoryFile::new().unwrap();
+        // Each round frees a 1 MiB run behind a frame still in use, so the run cannot go
+        // back to the never-used offsets: it must be reused, or 65536 rounds would use
+        // all 64 GiB of them.
+        let mut pinned = Vec::new();
+        for _ in 0..500 {
+            let f = mf.allocate(256).unwrap();
+            pinned.push(mf.allocate(1).unwrap());
+            for i in 0..256 {
+                mf.dec_ref(f + i * PAGE_SIZE);
+            }
+            if let Some(p) = pinned.len().checked_sub(2).map(|i| pinned.remove(i)) {
+                mf.dec_ref(p);
+            }
+        }
+        assert!(mf.allocator().bump <= 260 * PAGE_SIZE);
+        for p in pinned {
+            mf.dec_ref(p);
+        }
+        assert_eq!(mf.allocated_bytes(), 0);
+        assert_eq!(mf.allocator().bump, 0);
     }
 }
