@@ -129,6 +129,7 @@ fn tempdir(name: &str) -> PathBuf {
 struct Proc {
     pid: i32,
     ppid: i32,
+    comm: String,
     cmdline: String,
 }
 
@@ -142,17 +143,25 @@ fn processes() -> Vec<Proc> {
             continue;
         };
         // "pid (comm) state ppid …": the comm may hold spaces, so split after the ')'.
-        let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok())
-        else {
+        let Some((head, rest)) = stat.rsplit_once(')') else {
             continue;
         };
+        let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let comm = head
+            .split_once('(')
+            .map(|(_, c)| c.to_string())
+            .unwrap_or_default();
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
             .unwrap_or_default();
-        v.push(Proc { pid, ppid, cmdline });
+        v.push(Proc {
+            pid,
+            ppid,
+            comm,
+            cmdline,
+        });
     }
     v
 }
@@ -193,18 +202,21 @@ fn live_sandbox() {
     let sandbox = Sandbox(child);
     let cli = sandbox.0.id() as i32;
 
-    // The CLI's children: the gofer and the sentry (which forked into its pid namespace).
+    // The CLI's children, both forks of it: the gofer (named `carapace-gofer`) and the
+    // sentry (which forked into its pid namespace).
     let deadline = Instant::now() + Duration::from_secs(30);
     let (sentry, gofer) = loop {
         let procs = processes();
         let kids: Vec<&Proc> = procs.iter().filter(|p| p.ppid == cli).collect();
-        let gofer = kids.iter().find(|p| p.cmdline.contains(" gofer "));
-        let sentry = kids.iter().find(|p| p.cmdline.contains(" do "));
+        let gofer = kids.iter().find(|p| p.comm == "carapace-gofer");
         // The sentry has started the application once a stub is its child.
+        let sentry = kids.iter().find(|k| {
+            k.cmdline.contains(" do ")
+                && k.comm != "carapace-gofer"
+                && procs.iter().any(|p| p.ppid == k.pid)
+        });
         if let (Some(s), Some(g)) = (sentry, gofer) {
-            if procs.iter().any(|p| p.ppid == s.pid) {
-                break (s.pid, g.pid);
-            }
+            break (s.pid, g.pid);
         }
         assert!(
             Instant::now() < deadline,
