@@ -148,6 +148,8 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
             // sentry now.
             drop(cfg);
             drop(link);
+            // From here this process only waits.
+            crate::host::trim_heap();
             if removed.is_some() {
                 crate::netsetup::wait_ending_sentry_on_signal(pid);
             }
@@ -187,7 +189,12 @@ fn sentry_main(cfg: SandboxConfig, link: Option<(OwnedFd, LinkDesc)>) -> ! {
             None => Ok(()),
         });
     let code = match confined {
-        Ok(()) => match report(sentry::boot::run(cfg)) {
+        Ok(()) => match report(sentry::boot::prepare(cfg).map(|sandbox| {
+            // Booting (the seccomp filter's build, the loader's buffers) leaves freed
+            // heap behind that the sentry would otherwise keep while it runs.
+            crate::host::trim_heap();
+            sandbox.run()
+        })) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("carapace: {e:#}");
