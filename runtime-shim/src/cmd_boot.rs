@@ -68,7 +68,11 @@ pub fn run(args: BootArgs, opts: &crate::RuntimeOpts) -> anyhow::Result<u8> {
     writeln!(ready, "{READY}").context("create is gone")?;
     drop(ready);
     let status = match control.wait_for_start() {
-        StartDecision::Start => sandbox.run(),
+        StartDecision::Start => {
+            // Free heap left from booting goes back before the container runs.
+            crate::host::trim_heap();
+            sandbox.run()
+        }
         StartDecision::Killed(signo) => ExitStatus::Signaled { signo, core: false },
     };
     control.finish(status);

@@ -6,11 +6,11 @@
 use anyhow::Context;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::termios::SetArg;
+use nix::unistd::{ForkResult, Pid};
 use sentry::boot::{BootError, SandboxConfig};
 use sentry::net::inet::packet::LinkDesc;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::process::Stdio;
 
 #[derive(clap::Args)]
 pub struct DoArgs {
@@ -86,6 +86,8 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
     if args.tty && !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
         anyhow::bail!("--tty: standard input is not a terminal");
     }
+    // Before any descriptor of this command is opened: the forked gofer inherits them.
+    let (gofer, sentry_end) = spawn_gofer()?;
     let console = if args.tty {
         Some(crate::host::dup_stdio(0)?)
     } else {
@@ -96,7 +98,6 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let (gofer, sentry_end) = spawn_gofer()?;
     let stdio = [
         crate::host::dup_stdio(0)?,
         crate::host::dup_stdio(1)?,
@@ -147,6 +148,8 @@ pub fn run(args: DoArgs) -> anyhow::Result<u8> {
             // sentry now.
             drop(cfg);
             drop(link);
+            // From here this process only waits.
+            crate::host::trim_heap();
             if removed.is_some() {
                 crate::netsetup::wait_ending_sentry_on_signal(pid);
             }
@@ -186,7 +189,12 @@ fn sentry_main(cfg: SandboxConfig, link: Option<(OwnedFd, LinkDesc)>) -> ! {
             None => Ok(()),
         });
     let code = match confined {
-        Ok(()) => match report(sentry::boot::run(cfg)) {
+        Ok(()) => match report(sentry::boot::prepare(cfg).map(|sandbox| {
+            // Booting (the seccomp filter's build, the loader's buffers) leaves freed
+            // heap behind that the sentry would otherwise keep while it runs.
+            crate::host::trim_heap();
+            sandbox.run()
+        })) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("carapace: {e:#}");
@@ -237,9 +245,22 @@ fn report(result: Result<sentry::kernel::ExitStatus, BootError>) -> anyhow::Resu
     }
 }
 
-/// Start `carapace gofer` serving the host root read-only; returns it and the sentry's end
+/// Start the gofer serving the host root read-only; returns its pid and the sentry's end
 /// of the socketpair.
-fn spawn_gofer() -> anyhow::Result<(std::process::Child, OwnedFd)> {
+///
+/// The gofer is a fork of this process rather than a fresh `carapace gofer`: a new exec
+/// of this (position-independent) binary dirties its own ~440 KiB of relocated read-only
+/// data and builds its own heap, while a fork shares them with this process and the
+/// sentry (another fork of it) until written. That is safe because `do` is
+/// single-threaded here (it starts no thread before `fork_into_pid_namespace`, which
+/// relies on the same): the child inherits no lock held by another thread. What an exec
+/// would have dropped, the child drops itself: the sentry's end of the socket (or it would
+/// never see the sentry hang up), standard input (`/dev/null`, as before). It keeps
+/// stdout, stderr and the log. Confinement is the same code as `carapace gofer`'s
+/// ([`crate::cmd_gofer::serve`]). The trade-off: the gofer shares the address-space
+/// layout (binary, libc, heap, stack) of this process and the sentry instead of getting
+/// its own randomisation from an exec.
+fn spawn_gofer() -> anyhow::Result<(Pid, OwnedFd)> {
     let (sentry_end, gofer_end) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -247,25 +268,52 @@ fn spawn_gofer() -> anyhow::Result<(std::process::Child, OwnedFd)> {
         SockFlag::SOCK_CLOEXEC,
     )
     .context("socketpair for the gofer")?;
-    // The gofer inherits its end: a close-on-exec-free duplicate made just for the spawn.
-    let inherited = nix::unistd::dup(&gofer_end).context("dup for the gofer")?;
-    drop(gofer_end);
-    let exe = std::env::current_exe().context("cannot find the carapace binary")?;
-    let child = std::process::Command::new(exe)
-        .arg("gofer")
-        .arg("--root")
-        .arg("/")
-        .arg("--read-only")
-        .arg("--sock-fd")
-        .arg(inherited.as_raw_fd().to_string())
-        .stdin(Stdio::null())
-        .spawn()
-        .context("cannot start the gofer")?;
-    drop(inherited);
-    Ok((child, sentry_end))
+    match crate::host::fork().context("cannot start the gofer")? {
+        ForkResult::Parent { child } => {
+            drop(gofer_end);
+            Ok((child, sentry_end))
+        }
+        ForkResult::Child => {
+            drop(sentry_end);
+            // Whatever happens (a panic included), the child ends here and never returns
+            // into `run`, which is the parent's.
+            let code = match std::panic::catch_unwind(move || gofer_main(gofer_end)) {
+                Ok(Ok(code)) => code,
+                Ok(Err(e)) => {
+                    eprintln!("carapace: {e:#}");
+                    125
+                }
+                Err(_) => 125,
+            };
+            std::process::exit(i32::from(code))
+        }
+    }
 }
 
-fn stop_gofer(mut child: std::process::Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+/// The gofer's side of the fork.
+fn gofer_main(sock: OwnedFd) -> anyhow::Result<u8> {
+    // What `ps`, `top` and `pgrep` show (the command line stays the `do` one).
+    let _ = nix::sys::prctl::set_name(GOFER_NAME);
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("gofer: opening /dev/null")?;
+    nix::unistd::dup2_stdin(&null).context("gofer: standard input")?;
+    drop(null);
+    crate::cmd_gofer::serve(std::path::Path::new("/"), sock, true, None)
+}
+
+/// The gofer's process name (`/proc/PID/comm`).
+const GOFER_NAME: &std::ffi::CStr = c"carapace-gofer";
+
+fn stop_gofer(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
 }

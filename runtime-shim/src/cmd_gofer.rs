@@ -53,14 +53,33 @@ pub fn run(args: GoferArgs) -> anyhow::Result<u8> {
     if !binds.is_empty() && !args.staged {
         anyhow::bail!("--bind needs --staged");
     }
-    // From here the gofer's `/` is the tree it serves, and nothing else of the host.
-    crate::confine::gofer(
+    serve(
         &args.root,
+        sock,
         args.read_only,
         args.staged.then_some(binds.as_slice()),
+    )
+}
+
+/// Confine this process as the gofer of `root` (see [`crate::confine::gofer`]) and serve
+/// the tree on `sock` until the sentry hangs up. `carapace gofer` ends here, and so does
+/// the gofer `do` forks (`cmd_do::spawn_gofer`).
+pub fn serve(
+    root: &std::path::Path,
+    sock: std::os::fd::OwnedFd,
+    read_only: bool,
+    staged: Option<&[crate::confine::BindSource]>,
+) -> anyhow::Result<u8> {
+    // From here the gofer's `/` is the tree it serves, and nothing else of the host.
+    crate::confine::gofer(
+        root,
+        read_only,
+        staged,
         crate::confine::seccomp::Mode::from_env(),
     )
     .context("confining the gofer")?;
+    // What confining allocated and freed (the seccomp filter's build) goes back.
+    crate::host::trim_heap();
     let root = nix::fcntl::open(
         "/",
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -73,7 +92,7 @@ pub fn run(args: GoferArgs) -> anyhow::Result<u8> {
         gofer::server::ServeOptions {
             // Staged, each tree's own mount says whether it takes writes (the host
             // answers EROFS); the staging root itself is read-only.
-            read_only: args.read_only && !args.staged,
+            read_only: read_only && staged.is_none(),
         },
     )
     .context("gofer failed")?;

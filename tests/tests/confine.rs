@@ -9,6 +9,8 @@
 //!   the gofer from the host's /proc: seccomp filter on, no_new_privs, capabilities
 //!   dropped, their own namespaces, the sentry's root an empty read-only directory, the
 //!   gofer's tree read-only and `nodev` with none of the host's /proc in it.
+//! - `killed_cli_leaves_nothing_running`: SIGKILL to `carapace do` ends its sentry, stubs
+//!   and gofer too.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -129,6 +131,7 @@ fn tempdir(name: &str) -> PathBuf {
 struct Proc {
     pid: i32,
     ppid: i32,
+    comm: String,
     cmdline: String,
 }
 
@@ -142,17 +145,25 @@ fn processes() -> Vec<Proc> {
             continue;
         };
         // "pid (comm) state ppid …": the comm may hold spaces, so split after the ')'.
-        let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok())
-        else {
+        let Some((head, rest)) = stat.rsplit_once(')') else {
             continue;
         };
+        let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let comm = head
+            .split_once('(')
+            .map(|(_, c)| c.to_string())
+            .unwrap_or_default();
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
             .unwrap_or_default();
-        v.push(Proc { pid, ppid, cmdline });
+        v.push(Proc {
+            pid,
+            ppid,
+            comm,
+            cmdline,
+        });
     }
     v
 }
@@ -182,8 +193,9 @@ impl Drop for Sandbox {
     }
 }
 
-#[test]
-fn live_sandbox() {
+/// Start `carapace do /bin/sleep 30`; returns it and the pids of its sentry and gofer once
+/// the application runs.
+fn start_sandbox() -> (Sandbox, i32, i32) {
     let child = Command::new(carapace())
         .args(["do", "/bin/sleep", "30"])
         .stdin(Stdio::null())
@@ -193,25 +205,44 @@ fn live_sandbox() {
     let sandbox = Sandbox(child);
     let cli = sandbox.0.id() as i32;
 
-    // The CLI's children: the gofer and the sentry (which forked into its pid namespace).
+    // The CLI's children, both forks of it: the gofer (named `carapace-gofer`) and the
+    // sentry (which forked into its pid namespace).
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (sentry, gofer) = loop {
+    loop {
         let procs = processes();
         let kids: Vec<&Proc> = procs.iter().filter(|p| p.ppid == cli).collect();
-        let gofer = kids.iter().find(|p| p.cmdline.contains(" gofer "));
-        let sentry = kids.iter().find(|p| p.cmdline.contains(" do "));
+        let gofer = kids.iter().find(|p| p.comm == "carapace-gofer");
         // The sentry has started the application once a stub is its child.
+        let sentry = kids.iter().find(|k| {
+            k.cmdline.contains(" do ")
+                && k.comm != "carapace-gofer"
+                && procs.iter().any(|p| p.ppid == k.pid)
+        });
         if let (Some(s), Some(g)) = (sentry, gofer) {
-            if procs.iter().any(|p| p.ppid == s.pid) {
-                break (s.pid, g.pid);
-            }
+            return (sandbox, s.pid, g.pid);
         }
         assert!(
             Instant::now() < deadline,
             "no sentry and gofer under carapace do (pid {cli})"
         );
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+/// Whether `pid` still runs (a zombie waiting for its reaper does not).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|st| st != "Z"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn live_sandbox() {
+    let (sandbox, sentry, gofer) = start_sandbox();
 
     for (who, pid) in [("sentry", sentry), ("gofer", gofer)] {
         assert_eq!(
@@ -282,4 +313,46 @@ fn live_sandbox() {
         (served_etc.dev(), served_etc.ino())
     );
     drop(sandbox);
+}
+
+/// Killing `carapace do` outright takes the whole sandbox with it: the sentry dies with its
+/// parent, and the gofer, whose only link is its socket to the sentry, sees it hang up
+/// (it would not, had it kept a copy of the sentry's end). Its standard input is
+/// `/dev/null`, not the caller's.
+#[test]
+fn killed_cli_leaves_nothing_running() {
+    let (mut sandbox, sentry, gofer) = start_sandbox();
+    let stdin = std::fs::read_link(format!("/proc/{gofer}/fd/0")).unwrap();
+    assert_eq!(stdin, Path::new("/dev/null"), "the gofer's standard input");
+    let stubs: Vec<i32> = processes()
+        .iter()
+        .filter(|p| p.ppid == sentry)
+        .map(|p| p.pid)
+        .collect();
+    sandbox.0.kill().unwrap();
+    sandbox.0.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<i32> = [sentry, gofer]
+            .into_iter()
+            .chain(stubs.iter().copied())
+            .filter(|&p| running(p))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            // Nothing of a failed run stays behind either.
+            for &p in &left {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &p.to_string()])
+                    .status();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after carapace do was killed: {left:?} (sentry {sentry}, gofer {gofer})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
