@@ -251,9 +251,10 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         set_child_tid: (f & CLONE_CHILD_SETTID != 0).then_some(a.child_tid),
     };
     let (tx, rx) = mpsc::channel::<Result<()>>();
-    let spawned = std::thread::Builder::new()
-        .name(format!("task-{tid}"))
-        .spawn(move || {
+    let reuse = kernel.platform.host_threads_reusable();
+    let spawned = run_on_host_thread(
+        reuse,
+        Box::new(move || {
             let started = start_child(seed_parts, memory, fp);
             match started {
                 Ok(mut child) => {
@@ -264,7 +265,8 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
                     let _ = tx.send(Err(e));
                 }
             }
-        });
+        }),
+    );
     let outcome = match spawned {
         Ok(_) => rx.recv().unwrap_or(Err(errno!(EAGAIN))),
         Err(_) => Err(errno!(EAGAIN, "cannot start a host thread")),
@@ -279,6 +281,78 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         wait_vfork(task, &shared);
     }
     Ok(tid as u64)
+}
+
+type HostJob = Box<dyn FnOnce() + Send>;
+
+/// Host threads whose task has ended, each waiting for another (a new host thread costs
+/// ~30 µs here, a good part of a `fork`).
+static IDLE_THREADS: Mutex<Vec<(u64, mpsc::Sender<HostJob>)>> = Mutex::new(Vec::new());
+static NEXT_IDLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// At most this many wait, each at most this long.
+const IDLE_MAX: usize = 16;
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Run a task's life on a host thread of its own: an idle one if there is one, else a
+/// new one. A task leaves nothing behind on its thread: its context (and the platform's
+/// per-thread records of it) and the kernel's current-task slot are gone when it ends.
+/// `reuse`: the platform allows it (ptrace does not: its tracer is the thread).
+fn run_on_host_thread(reuse: bool, job: HostJob) -> std::io::Result<()> {
+    let mut job = job;
+    loop {
+        let taken = if reuse {
+            lock(&IDLE_THREADS).pop()
+        } else {
+            None
+        };
+        let Some((_, idle)) = taken else {
+            break;
+        };
+        // A thread that stopped waiting hands the job back.
+        match idle.send(job) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::SendError(j)) => job = j,
+        }
+    }
+    std::thread::Builder::new()
+        .name("task".into())
+        .spawn(move || {
+            let mut job = job;
+            loop {
+                job();
+                if !reuse {
+                    return;
+                }
+                let (tx, rx) = mpsc::channel();
+                let me = NEXT_IDLE.fetch_add(1, Ordering::Relaxed);
+                {
+                    let mut idle = lock(&IDLE_THREADS);
+                    if idle.len() >= IDLE_MAX {
+                        return;
+                    }
+                    idle.push((me, tx));
+                }
+                job = match rx.recv_timeout(IDLE_WAIT) {
+                    Ok(next) => next,
+                    Err(_) => {
+                        // Still listed: nobody took this thread, it may go. Taken: a job
+                        // is on its way (or its sender failed and took it back).
+                        let mut idle = lock(&IDLE_THREADS);
+                        let listed = idle.iter().position(|(id, _)| *id == me);
+                        if let Some(i) = listed {
+                            idle.swap_remove(i);
+                            return;
+                        }
+                        drop(idle);
+                        match rx.recv() {
+                            Ok(next) => next,
+                            Err(_) => return,
+                        }
+                    }
+                };
+            }
+        })
+        .map(|_| ())
 }
 
 /// What the child's host thread builds its task from.

@@ -286,6 +286,11 @@ pub trait Platform: Send + Sync {
     ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
         Err(crate::errno!(ENOSYS))
     }
+    /// Whether a host thread whose task ended may run another task's life (a new host
+    /// thread costs tens of microseconds).
+    fn host_threads_reusable(&self) -> bool {
+        false
+    }
     fn prepare_thread(&self, ctx: &mut dyn Context) -> Result<ThreadToken>;
 
     /// Second half, on the new task's host thread: the context it will run.

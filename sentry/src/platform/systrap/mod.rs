@@ -508,6 +508,12 @@ impl Platform for SystrapPlatform {
         Ok((Box::new(aspace), Box::new(ctx)))
     }
 
+    fn host_threads_reusable(&self) -> bool {
+        // Nothing of a context stays with its thread: the slot is shared memory, and
+        // the thread's record of its stubs goes with the context.
+        true
+    }
+
     fn fork_process(
         &self,
         ctx: &mut dyn Context,
