@@ -252,8 +252,13 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
     };
     let (tx, rx) = mpsc::channel::<Result<()>>();
     let reuse = kernel.platform.host_threads_reusable();
+    let cpu = match &memory {
+        ChildMemory::Forked(_, Some(t)) => kernel.platform.home_cpu(t),
+        _ => None,
+    };
     let spawned = run_on_host_thread(
         reuse,
+        cpu,
         Box::new(move || {
             let started = start_child(seed_parts, memory, fp);
             match started {
@@ -287,8 +292,8 @@ type HostJob = Box<dyn FnOnce() + Send>;
 
 /// Host threads whose task has ended, each waiting for another (a new host thread costs
 /// ~30 µs here, a good part of a `fork`).
-static IDLE_THREADS: Mutex<Vec<(u64, mpsc::Sender<HostJob>)>> = Mutex::new(Vec::new());
-static NEXT_IDLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Each by its host thread id.
+static IDLE_THREADS: Mutex<Vec<(i32, mpsc::Sender<HostJob>)>> = Mutex::new(Vec::new());
 /// At most this many wait, each at most this long.
 const IDLE_MAX: usize = 16;
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -296,8 +301,10 @@ const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Run a task's life on a host thread of its own: an idle one if there is one, else a
 /// new one. A task leaves nothing behind on its thread: its context (and the platform's
 /// per-thread records of it) and the kernel's current-task slot are gone when it ends.
-/// `reuse`: the platform allows it (ptrace does not: its tracer is the thread).
-fn run_on_host_thread(reuse: bool, job: HostJob) -> std::io::Result<()> {
+/// `reuse`: the platform allows it (ptrace does not: its tracer is the thread). `cpu`:
+/// where the task will be placed; an idle thread is moved there while it still sleeps,
+/// which costs far less than the thread moving itself once awake.
+fn run_on_host_thread(reuse: bool, cpu: Option<usize>, job: HostJob) -> std::io::Result<()> {
     let mut job = job;
     loop {
         let taken = if reuse {
@@ -305,9 +312,15 @@ fn run_on_host_thread(reuse: bool, job: HostJob) -> std::io::Result<()> {
         } else {
             None
         };
-        let Some((_, idle)) = taken else {
+        let Some((tid, idle)) = taken else {
             break;
         };
+        if let Some(cpu) = cpu {
+            let mut set = nix::sched::CpuSet::new();
+            if set.set(cpu).is_ok() {
+                let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set);
+            }
+        }
         // A thread that stopped waiting hands the job back.
         match idle.send(job) {
             Ok(()) => return Ok(()),
@@ -324,7 +337,7 @@ fn run_on_host_thread(reuse: bool, job: HostJob) -> std::io::Result<()> {
                     return;
                 }
                 let (tx, rx) = mpsc::channel();
-                let me = NEXT_IDLE.fetch_add(1, Ordering::Relaxed);
+                let me = nix::unistd::gettid().as_raw();
                 {
                     let mut idle = lock(&IDLE_THREADS);
                     if idle.len() >= IDLE_MAX {

@@ -286,6 +286,11 @@ pub trait Platform: Send + Sync {
     ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
         Err(crate::errno!(ENOSYS))
     }
+    /// The CPU the task of a `fork_process` child will be placed on, if the platform
+    /// places tasks.
+    fn home_cpu(&self, _token: &ProcessToken) -> Option<usize> {
+        None
+    }
     /// Whether a host thread whose task ended may run another task's life (a new host
     /// thread costs tens of microseconds).
     fn host_threads_reusable(&self) -> bool {

@@ -508,6 +508,11 @@ impl Platform for SystrapPlatform {
         Ok((Box::new(aspace), Box::new(ctx)))
     }
 
+    fn home_cpu(&self, token: &super::ProcessToken) -> Option<usize> {
+        let p = token.members.downcast_ref::<NewProcess>()?;
+        placement(p.pid, false).map(|(_, own)| own)
+    }
+
     fn host_threads_reusable(&self) -> bool {
         // Nothing of a context stays with its thread: the slot is shared memory, and
         // the thread's record of its stubs goes with the context.
@@ -706,6 +711,20 @@ struct NewThread {
     space: Arc<Space>,
     slot: SlotMap,
     index: u64,
+}
+
+/// Where the stub `pid` and its host thread go (see `SystrapContext::bind_cpus`): pairs
+/// spread over the CPUs by stub pid. None: the host places them.
+fn placement(pid: Pid, split: bool) -> Option<(usize, usize)> {
+    let cpus = pt::sandbox_cpus();
+    let n = cpus.len();
+    if n < 2 || std::env::var_os("CARAPACE_SYSTRAP_BIND").is_some_and(|m| m == "none") {
+        return None;
+    }
+    let i = pid.as_raw().unsigned_abs() as usize;
+    let a = cpus.get(i % n).copied()?;
+    let b = cpus.get((i + usize::from(split)) % n).copied()?;
+    Some((a, b))
 }
 
 /// Wait for a new stub thread to report from its park, set up.
@@ -1390,16 +1409,10 @@ impl SystrapContext {
             return;
         }
         self.split = Some(split);
-        let cpus = pt::sandbox_cpus();
-        let n = cpus.len();
-        if n < 2 || std::env::var_os("CARAPACE_SYSTRAP_BIND").is_some_and(|m| m == "none") {
+        let Some((a, b)) = placement(self.pid, split) else {
             self.slot.word(stub::SPLIT).store(0, Ordering::Relaxed);
             return;
-        }
-        // Pairs spread over the CPUs by stub pid.
-        let i = self.pid.as_raw().unsigned_abs() as usize;
-        let a = cpus.get(i % n).copied().unwrap_or(0);
-        let b = cpus.get((i + usize::from(split)) % n).copied().unwrap_or(0);
+        };
         let mut stub_set = nix::sched::CpuSet::new();
         let mut own_set = nix::sched::CpuSet::new();
         if stub_set.set(a).is_err() || own_set.set(b).is_err() {
