@@ -1010,6 +1010,10 @@ impl MemoryManager {
             patching: self.patching_live(),
             copied: eager,
         };
+        // Who gets what: copies (fresh frames, filled from the parent's where it wrote
+        // them), or the parent's frames shared.
+        let mut copies: Vec<(u64, u64, bool)> = Vec::new(); // (page, parent's frame, data)
+        let mut shared: Vec<(u64, u64, bool)> = Vec::new(); // (page, frame, cow)
         let mut unmap = Vec::new();
         for (start, vma) in &self.vmas {
             let private_write = !vma.shared && vma.prot.write;
@@ -1018,24 +1022,35 @@ impl MemoryManager {
                     let held = data.contains(a);
                     // An anonymous page never written is zeros: the child gets a frame
                     // when it first touches it, as for any new anonymous memory.
-                    if !held && matches!(vma.backing, Backing::Anon) {
-                        continue;
+                    if held || !matches!(vma.backing, Backing::Anon) {
+                        copies.push((*a, *f, held));
                     }
-                    let new = self.mf.allocate(1)?;
-                    child.pages.insert(*a, new);
-                    if held {
-                        self.mf.copy_frame(*f, new)?;
-                    }
-                    continue;
-                }
-                self.mf.inc_ref(*f);
-                child.pages.insert(*a, *f);
-                if !vma.shared {
-                    child.cow.insert(*a);
+                } else {
+                    shared.push((*a, *f, !vma.shared));
                 }
             }
             if private_write && !eager {
                 unmap.push((*start, vma.end - *start));
+            }
+        }
+        self.mf.inc_refs(shared.iter().map(|(_, f, _)| *f));
+        for (a, f, cow) in shared {
+            child.pages.insert(a, f);
+            if cow {
+                child.cow.insert(a);
+            }
+        }
+        if !copies.is_empty() {
+            // One run of frames: one allocation, and the copied pages that are neighbours
+            // in memory map as one.
+            let first = self.mf.allocate(copies.len() as u64)?;
+            for (k, (a, _, _)) in copies.iter().enumerate() {
+                child.pages.insert(*a, first + k as u64 * PAGE_SIZE);
+            }
+            for (k, (_, f, held)) in copies.iter().enumerate() {
+                if *held {
+                    self.mf.copy_frame(*f, first + k as u64 * PAGE_SIZE)?;
+                }
             }
         }
         for a in &child.cow {

@@ -153,8 +153,15 @@ impl MemoryFile {
 
     /// Take another reference to a frame (a fork sharing it copy-on-write).
     pub fn inc_ref(&self, off: u64) {
+        self.inc_refs([off]);
+    }
+
+    /// Take another reference to each frame, under one lock.
+    pub fn inc_refs(&self, frames: impl IntoIterator<Item = u64>) {
         let mut a = self.allocator();
-        *a.refs.entry(off).or_insert(0) += 1;
+        for off in frames {
+            *a.refs.entry(off).or_insert(0) += 1;
+        }
     }
 
     /// How many address spaces hold this frame.
