@@ -181,7 +181,12 @@ pub fn do_clone(task: &mut Task, a: CloneArgs) -> Result<u64> {
         drop(mm);
         ChildMemory::Forked(forked, token)
     };
-    let fp = task.ctx.fp_state()?;
+    // The child's FP state: the parent's, unless the host copy has it already (fetching
+    // it can cost a round trip to the stub).
+    let fp = match &memory {
+        ChildMemory::Forked(_, Some(t)) if kernel.platform.fork_inherits_fp(t) => None,
+        _ => Some(task.ctx.fp_state()?),
+    };
     let mut regs = task.regs;
     regs.rax = 0;
     if a.stack != 0 {
@@ -394,7 +399,12 @@ enum ChildMemory {
 }
 
 /// On the child's host thread: its own stub, its memory, the parent's FP state.
-fn start_child(p: SeedParts, memory: ChildMemory, fp: crate::platform::FpState) -> Result<Task> {
+/// `fp`: the FP state to give the child (None: its host copy has it already).
+fn start_child(
+    p: SeedParts,
+    memory: ChildMemory,
+    fp: Option<crate::platform::FpState>,
+) -> Result<Task> {
     let platform = &p.kernel.platform;
     let (mm, mut ctx) = match memory {
         ChildMemory::Shared(mm, token) => (mm, platform.adopt_thread(token)?),
@@ -407,6 +417,8 @@ fn start_child(p: SeedParts, memory: ChildMemory, fp: crate::platform::FpState) 
             });
             let (aspace, ctx, inherited) = match adopted {
                 Some((aspace, ctx)) => (aspace, ctx, true),
+                // Without the parent's FP state a fresh stub cannot stand in.
+                None if fp.is_none() => return Err(errno!(EAGAIN, "the host copy failed")),
                 None => {
                     let (aspace, ctx) = platform.new_process(&p.kernel.memory_file)?;
                     (aspace, ctx, false)
@@ -420,7 +432,9 @@ fn start_child(p: SeedParts, memory: ChildMemory, fp: crate::platform::FpState) 
             )
         }
     };
-    ctx.set_fp_state(&fp)?;
+    if let Some(fp) = &fp {
+        ctx.set_fp_state(fp)?;
+    }
     let task = Task::from_seed(TaskSeed {
         kernel: p.kernel,
         shared: p.shared,

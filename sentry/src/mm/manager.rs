@@ -792,9 +792,7 @@ impl MemoryManager {
         if mapped {
             // A write to a copy-on-write page gets its own copy.
             if vma.prot.write && self.cow.contains(&page) {
-                let prot = vma.prot;
-                let frame = self.break_cow(page)?;
-                return self.aspace.map(page, PAGE_SIZE, prot, frame);
+                return self.break_cow(page).map(|_| ());
             }
             // A fault on a writable page that is no longer copy-on-write is stale: threads
             // of the process wrote to the same copy-on-write page at once, and another
@@ -932,10 +930,12 @@ impl MemoryManager {
         self.aspace.map_many(&maps)
     }
 
-    /// Give `page` a frame of its own (the first write after `fork`). If the other side
-    /// already let go of the frame, it is simply ours now. The stub's read-only view of
-    /// the old frame is removed; the next access maps the new one.
+    /// Give `page` a frame of its own (the first write after `fork`, or a patch of shared
+    /// code). If the other side already let go of the frame, it is simply ours now. The
+    /// stub's read-only view of the old frame is replaced by the new one, as the VMA
+    /// allows (a stale view would show the application the old bytes).
     fn break_cow(&mut self, page: u64) -> Result<u64> {
+        let prot = self.find_vma(page).ok_or(errno!(EFAULT))?.1.prot;
         let old = *self.pages.get(&page).ok_or(errno!(EFAULT))?;
         self.cow.remove(&page);
         let frame = if self.mf.ref_count(old) <= 1 {
@@ -951,7 +951,7 @@ impl MemoryManager {
             self.mf.dec_ref(old);
             new
         };
-        self.aspace.unmap(page, PAGE_SIZE)?;
+        self.aspace.map(page, PAGE_SIZE, prot, frame)?;
         Ok(frame)
     }
 

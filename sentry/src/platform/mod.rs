@@ -286,6 +286,11 @@ pub trait Platform: Send + Sync {
     ) -> Result<(Box<dyn AddressSpace>, Box<dyn Context>)> {
         Err(crate::errno!(ENOSYS))
     }
+    /// Whether a `fork_process` child has its parent's FP state already (the kernel
+    /// then neither fetches nor sets it).
+    fn fork_inherits_fp(&self, _token: &ProcessToken) -> bool {
+        false
+    }
     /// The CPU the task of a `fork_process` child will be placed on, if the platform
     /// places tasks.
     fn home_cpu(&self, _token: &ProcessToken) -> Option<usize> {

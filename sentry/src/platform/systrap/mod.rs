@@ -508,6 +508,13 @@ impl Platform for SystrapPlatform {
         Ok((Box::new(aspace), Box::new(ctx)))
     }
 
+    fn fork_inherits_fp(&self, token: &super::ProcessToken) -> bool {
+        token
+            .members
+            .downcast_ref::<NewProcess>()
+            .is_some_and(|p| p.fp_inherited)
+    }
+
     fn home_cpu(&self, token: &super::ProcessToken) -> Option<usize> {
         let p = token.members.downcast_ref::<NewProcess>()?;
         placement(p.pid, false).map(|(_, own)| own)
@@ -529,6 +536,7 @@ impl Platform for SystrapPlatform {
             .downcast_ref::<SystrapContext>()
             .ok_or(errno!(EINVAL))?;
         let index = parent.index;
+        let fp_inherited = !parent.fp_fresh;
         let own = slot_addr(index);
         let own_end = own + stub::SLOT_SIZE;
         // The child's set-up: none of the parent's other slots, then the fix-ups.
@@ -597,6 +605,7 @@ impl Platform for SystrapPlatform {
                 aspace,
                 slot,
                 index,
+                fp_inherited,
             }),
         }))
     }
@@ -614,6 +623,7 @@ impl Platform for SystrapPlatform {
             aspace,
             slot,
             index,
+            ..
         } = *p;
         let ctx = SystrapContext::new(pid, slot, index, aspace.space.clone());
         ctx.wait_parked()?;
@@ -701,6 +711,9 @@ struct NewProcess {
     aspace: SystrapAddressSpace,
     slot: SlotMap,
     index: u64,
+    /// The parent stopped on the patched-site path, which leaves the application's FP
+    /// state in the CPU: the fork copied it, and the child's first stop saves it.
+    fp_inherited: bool,
 }
 
 /// The top of user space: the end of what a stub can map.
