@@ -705,6 +705,11 @@ impl Platform for SystrapPlatform {
     }
 }
 
+/// A site is patched when it traps for the second time in an address space: a call made
+/// once (a process's exit, most of start-up) is not worth a patch, and in a forked child
+/// that still shares its code with the parent a patch costs a copy of the page.
+const PATCH_AFTER: u8 = 2;
+
 /// A process made by `fork_process`, carried to `adopt_process`.
 struct NewProcess {
     pid: Pid,
@@ -898,7 +903,7 @@ impl Space {
             id: NEXT_SPACE.fetch_add(1, Ordering::Relaxed),
             patch,
             table_live: std::sync::atomic::AtomicBool::new(false),
-            tried: Mutex::new(std::collections::HashSet::new()),
+            tried: Mutex::new(std::collections::HashMap::new()),
             base,
             slots: Mutex::new(Slots {
                 mapped: 1,
@@ -936,8 +941,8 @@ struct Space {
     patch: Option<Arc<PatchArea>>,
     /// The jump table is mapped in the stub (the application has nothing there).
     table_live: std::sync::atomic::AtomicBool,
-    /// Sites already considered for patching (each is tried once).
-    tried: Mutex<std::collections::HashSet<u64>>,
+    /// How often each site trapped, up to [`PATCH_AFTER`] (then it was tried, once).
+    tried: Mutex<std::collections::HashMap<u64, u8>>,
     /// Where its slots are in the slots file.
     base: u64,
     slots: Mutex<Slots>,
@@ -1752,8 +1757,16 @@ impl Context for SystrapContext {
             return None;
         }
         let ret = regs.rip;
-        if !pt::lock(&self.space.tried).insert(ret) {
-            return None;
+        {
+            let mut tried = pt::lock(&self.space.tried);
+            let n = tried.entry(ret).or_insert(0);
+            if *n >= PATCH_AFTER {
+                return None;
+            }
+            *n += 1;
+            if *n < PATCH_AFTER {
+                return None;
+            }
         }
         let (site, nr) = plan_site(ret, regs, code, stack)?;
         let i = patch.entry(nr, ret)?;
