@@ -1,11 +1,13 @@
 //! The systrap platform: application syscalls and faults trap into a signal handler in
 //! the stub, which hands the registers to the sentry through shared memory and a futex.
 //!
-//! Like the ptrace platform, each address space is a stub process exec'd from a tiny
-//! image, and each task has its own stub thread (a process cloned with `CLONE_VM` inside
-//! the first one). Unlike it, ptrace is used only while the first stub is set up: the
-//! sentry injects the mappings, signal handlers and the stub's seccomp filter, then
-//! detaches. From then on every system call the application makes is stopped by that
+//! Like the ptrace platform, each address space is a stub process running a tiny image,
+//! and each task has its own stub thread (a process cloned with `CLONE_VM` inside the
+//! first one). Unlike it, ptrace is used only while an exec'd stub is set up: the sentry
+//! injects the mappings, signal handlers and the stub's seccomp filter, then detaches.
+//! Only the sandbox's first process and the [`Zygote`] are exec'd stubs: a `fork` is a
+//! host copy of the parent's stub (`S_FORK`, with the parent's mappings, fixed up), and
+//! any other new address space a copy of the zygote. From then on every system call the application makes is stopped by that
 //! filter (`SECCOMP_RET_TRAP`) and every fault raises a signal; the stub's handler (see
 //! [`stub`]) saves the state into the thread's slot, a page shared with the sentry, and
 //! the task's host thread picks it up. Mapping changes and new threads are made by the
