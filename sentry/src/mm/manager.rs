@@ -957,7 +957,7 @@ impl MemoryManager {
 
     /// The child's half of `fork`: the same VMAs, and every populated page. Shared
     /// memory is shared; other read-only pages are shared copy-on-write. Writable private
-    /// memory is copied now if there is little of it (see [`EAGER_FORK_PAGES`]);
+    /// memory is copied now if there is little of it (see `EAGER_FORK_PAGES`);
     /// otherwise it is shared copy-on-write too, and the parent's writable private pages
     /// leave its stub, so that its next write faults and copies.
     ///
