@@ -518,8 +518,7 @@ impl Platform for SystrapPlatform {
     }
 
     fn home_cpu(&self, token: &super::ProcessToken) -> Option<usize> {
-        let p = token.members.downcast_ref::<NewProcess>()?;
-        placement(p.pid, false).map(|(_, own)| own)
+        token.members.downcast_ref::<NewProcess>()?.cpu
     }
 
     fn host_threads_reusable(&self) -> bool {
@@ -539,6 +538,7 @@ impl Platform for SystrapPlatform {
             .ok_or(errno!(EINVAL))?;
         let index = parent.index;
         let fp_inherited = !parent.fp_fresh;
+        let cpu = placement(parent.place, parent.split.unwrap_or(false)).map(|(stub, _)| stub);
         let own = slot_addr(index);
         let own_end = own + stub::SLOT_SIZE;
         // The child's set-up: none of the parent's other slots, then the fix-ups.
@@ -608,6 +608,7 @@ impl Platform for SystrapPlatform {
                 slot,
                 index,
                 fp_inherited,
+                cpu,
             }),
         }))
     }
@@ -625,9 +626,14 @@ impl Platform for SystrapPlatform {
             aspace,
             slot,
             index,
+            cpu,
             ..
         } = *p;
-        let ctx = SystrapContext::new(pid, slot, index, aspace.space.clone());
+        let space = aspace.space.clone();
+        let ctx = match cpu {
+            Some(cpu) => SystrapContext::beside(pid, slot, index, space, cpu),
+            None => SystrapContext::new(pid, slot, index, space),
+        };
         ctx.wait_parked()?;
         Ok((Box::new(aspace), Box::new(ctx)))
     }
@@ -712,6 +718,14 @@ impl Platform for SystrapPlatform {
 /// that still shares its code with the parent a patch costs a copy of the page.
 const PATCH_AFTER: u8 = 2;
 
+/// A forked child starts on its parent's stub's CPU, and is placed by its own pid (as
+/// every other task) after this many switches. Hand-overs then stay on one CPU for a
+/// child that lives briefly (a wake-up across CPUs costs tens of µs in a nested VM:
+/// fork+exit+wait ~300 -> ~275 µs here); a child that goes on making calls, or a worker
+/// of a pool, soon gets a CPU of its own. One that computes right after fork without a
+/// call shares its parent's CPU until it makes them.
+const BESIDE_SWITCHES: u32 = 8;
+
 /// A process made by `fork_process`, carried to `adopt_process`.
 struct NewProcess {
     pid: Pid,
@@ -721,6 +735,8 @@ struct NewProcess {
     /// The parent stopped on the patched-site path, which leaves the application's FP
     /// state in the CPU: the fork copied it, and the child's first stop saves it.
     fp_inherited: bool,
+    /// The parent's stub's CPU, where the child starts (None: the host places it).
+    cpu: Option<usize>,
 }
 
 /// The top of user space: the end of what a stub can map.
@@ -733,15 +749,17 @@ struct NewThread {
     index: u64,
 }
 
-/// Where the stub `pid` and its host thread go (see `SystrapContext::bind_cpus`): pairs
-/// spread over the CPUs by stub pid. None: the host places them.
-fn placement(pid: Pid, split: bool) -> Option<(usize, usize)> {
+/// Where a context's stub and host thread go (see `SystrapContext::bind_cpus`): pairs
+/// spread over the CPUs in turn, by `place`, the context's number. (By stub pid, two
+/// workers forked in a row could get one CPU: the host pids between them are not only
+/// theirs.) None: the host places them.
+fn placement(place: usize, split: bool) -> Option<(usize, usize)> {
     let cpus = pt::sandbox_cpus();
     let n = cpus.len();
     if n < 2 || std::env::var_os("CARAPACE_SYSTRAP_BIND").is_some_and(|m| m == "none") {
         return None;
     }
-    let i = pid.as_raw().unsigned_abs() as usize;
+    let i = place;
     let a = cpus.get(i % n).copied()?;
     let b = cpus.get((i + usize::from(split)) % n).copied()?;
     Some((a, b))
@@ -926,6 +944,9 @@ impl Drop for Space {
         }
     }
 }
+
+/// The next context's number (see [`placement`]).
+static NEXT_PLACE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How many systrap contexts (tasks) exist.
 static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -1380,6 +1401,11 @@ pub struct SystrapContext {
     /// The application's last run ended within the spin window.
     last_short: bool,
     switches: u32,
+    /// Its number among contexts, for placement.
+    place: usize,
+    /// A forked child placed on its parent's stub's CPU rather than by its own pid (see
+    /// [`BESIDE_SWITCHES`]).
+    beside: bool,
     /// How the last stop came: 0 a signal (the slot has the FP state), or from a patched
     /// site (`stub::K_FAST`, the FP state is still in the CPU until asked for).
     last_kind: u32,
@@ -1393,9 +1419,37 @@ impl SystrapContext {
     /// A context for a new stub thread, which goes on this thread's CPU until its first
     /// switch decides (so that setting it up hands over on one CPU).
     fn new(pid: Pid, slot: SlotMap, index: u64, space: Arc<Space>) -> SystrapContext {
+        let mut ctx = Self::unplaced(pid, slot, index, space);
+        ctx.bind_cpus(false);
+        ctx
+    }
+
+    /// A forked child's context on its parent's stub's CPU `cpu`, where the child's stub
+    /// already is (it inherited the parent's affinity); this thread was moved there
+    /// before it woke.
+    fn beside(
+        pid: Pid,
+        slot: SlotMap,
+        index: u64,
+        space: Arc<Space>,
+        cpu: usize,
+    ) -> SystrapContext {
+        let mut ctx = Self::unplaced(pid, slot, index, space);
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(cpu).is_ok() && nix::sched::sched_setaffinity(Pid::from_raw(0), &set).is_ok() {
+            ctx.split = Some(false);
+            ctx.beside = true;
+            ctx.slot.word(stub::SPLIT).store(0, Ordering::Relaxed);
+        } else {
+            ctx.bind_cpus(false);
+        }
+        ctx
+    }
+
+    fn unplaced(pid: Pid, slot: SlotMap, index: u64, space: Arc<Space>) -> SystrapContext {
         MY_STUBS.with(|s| s.borrow_mut().push((space.id, pid, slot.ptr as usize)));
         LIVE.fetch_add(1, Ordering::Relaxed);
-        let mut ctx = SystrapContext {
+        SystrapContext {
             pid,
             slot,
             index,
@@ -1406,12 +1460,12 @@ impl SystrapContext {
             max_active: 0,
             last_short: true,
             switches: 0,
+            place: NEXT_PLACE.fetch_add(1, Ordering::Relaxed),
+            beside: false,
             last_kind: 0,
             fp_fresh: true,
             stack_load: None,
-        };
-        ctx.bind_cpus(false);
-        ctx
+        }
     }
 
     /// While the sandbox has CPUs to spare, put the stub thread and this host thread on
@@ -1429,7 +1483,7 @@ impl SystrapContext {
             return;
         }
         self.split = Some(split);
-        let Some((a, b)) = placement(self.pid, split) else {
+        let Some((a, b)) = placement(self.place, split) else {
             self.slot.word(stub::SPLIT).store(0, Ordering::Relaxed);
             return;
         };
@@ -1661,7 +1715,13 @@ impl Context for SystrapContext {
         self.max_active = self.max_active.max(live);
         // CPU placement follows the most tasks of the last 128 switches, not each one:
         // moving threads between CPUs costs more than a hand-over.
-        if self.switches == 1 || self.switches.is_multiple_of(128) {
+        if self.beside && self.switches > BESIDE_SWITCHES {
+            // It lives on: placed by its own pid, like any task.
+            self.beside = false;
+            self.split = None;
+            self.bind_cpus(false);
+        }
+        if !self.beside && (self.switches == 1 || self.switches.is_multiple_of(128)) {
             let split = self.max_active * 2 <= pt::sandbox_cpus().len();
             self.bind_cpus(split);
             self.max_active = live;
