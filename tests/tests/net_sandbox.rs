@@ -220,6 +220,19 @@ impl Pair {
         let inside = self.inside.clone();
         self.start(&inside, &bin, &all)
     }
+
+    /// `HTTP_SERVER_PY` bound to `bind`, outside; its port.
+    fn http_server_outside(&mut self, bind: &str) -> String {
+        let outside = self.outside.clone();
+        let args = ["-c", HTTP_SERVER_PY, bind, "/usr/lib/python3.11"];
+        port_of(&self.start(&outside, PYTHON, &args).1)
+    }
+
+    /// `HTTP_SERVER_PY` bound to `bind`, in a `--network=sandbox` sandbox; its port.
+    fn http_server_sandboxed(&mut self, bind: &str) -> String {
+        let args = ["-c", HTTP_SERVER_PY, bind, "/usr/lib/python3.11"];
+        port_of(&self.start_sandboxed("sandbox", PYTHON, &args).1)
+    }
 }
 
 fn ok(r: &Run) -> &str {
@@ -280,12 +293,8 @@ fn http_server_in_the_sandbox_is_reached_from_outside() {
     if !have_python() {
         return;
     }
-    let (_, ready) = p.start_sandboxed(
-        "sandbox",
-        PYTHON,
-        &["-c", HTTP_SERVER_PY, "0.0.0.0", "/usr/lib/python3.11"],
-    );
-    let url = format!("http://{}:{}/http/server.py", p.in_addr, port_of(&ready));
+    let port = p.http_server_sandboxed("0.0.0.0");
+    let url = format!("http://{}:{port}/http/server.py", p.in_addr);
     let outside = p.outside.clone();
     let r = p.exec(&outside, PYTHON, &["-c", FETCH_PY, &url, FILE]);
     let size = std::fs::metadata(FILE).map(|m| m.len()).unwrap_or(0);
@@ -307,13 +316,9 @@ fn urllib_in_the_sandbox_fetches_from_outside() {
     if !have_python() {
         return;
     }
-    let (outside, out_addr) = (p.outside.clone(), p.out_addr.clone());
-    let (_, ready) = p.start(
-        &outside,
-        PYTHON,
-        &["-c", HTTP_SERVER_PY, &out_addr, "/usr/lib/python3.11"],
-    );
-    let url = format!("http://{out_addr}:{}/http/server.py", port_of(&ready));
+    let out_addr = p.out_addr.clone();
+    let port = p.http_server_outside(&out_addr);
+    let url = format!("http://{out_addr}:{port}/http/server.py");
     let r = p.sandboxed("sandbox", PYTHON, &["-c", FETCH_PY, &url, FILE]);
     let size = std::fs::metadata(FILE).map(|m| m.len()).unwrap_or(0);
     assert_eq!(ok(&r), format!("{size} True"));
@@ -328,12 +333,7 @@ fn http_server_in_the_sandbox_is_reached_over_ipv6() {
     if !have_python() {
         return;
     }
-    let (_, ready) = p.start_sandboxed(
-        "sandbox",
-        PYTHON,
-        &["-c", HTTP_SERVER_PY, "::", "/usr/lib/python3.11"],
-    );
-    let port = port_of(&ready);
+    let port = p.http_server_sandboxed("::");
     let outside = p.outside.clone();
     let size = std::fs::metadata(FILE).map(|m| m.len()).unwrap_or(0);
     // At its global address, and at its link-local one (the outside kernel resolves
@@ -368,13 +368,7 @@ fn clients_in_the_sandbox_fetch_over_ipv6() {
     if !have_python() {
         return;
     }
-    let outside = p.outside.clone();
-    let (_, ready) = p.start(
-        &outside,
-        PYTHON,
-        &["-c", HTTP_SERVER_PY, "::", "/usr/lib/python3.11"],
-    );
-    let port = port_of(&ready);
+    let port = p.http_server_outside("::");
     let size = std::fs::metadata(FILE).map(|m| m.len()).unwrap_or(0);
     // On the sandbox's prefix (the neighbour resolved directly), and beyond it (through
     // the default route's link-local router).
@@ -575,13 +569,8 @@ fn none_mode_reaches_nothing_outside() {
     if !have_python() {
         return;
     }
-    let (outside, out_addr) = (p.outside.clone(), p.out_addr.clone());
-    let (_, ready) = p.start(
-        &outside,
-        PYTHON,
-        &["-c", HTTP_SERVER_PY, &out_addr, "/usr/lib/python3.11"],
-    );
-    let port = port_of(&ready);
+    let out_addr = p.out_addr.clone();
+    let port = p.http_server_outside(&out_addr);
     // The same namespace, the same server: reachable natively, not from a `none` sandbox.
     let script = r#"
 import socket, sys, errno
@@ -642,14 +631,9 @@ fn the_application_gets_no_host_socket() {
     if !have_python() {
         return;
     }
-    let (outside, out_addr, out6) = (p.outside.clone(), p.out_addr.clone(), p.out6.clone());
+    let (out_addr, out6) = (p.out_addr.clone(), p.out6.clone());
     // Dual-stack: IPv4 and IPv6 clients reach it.
-    let (_, ready) = p.start(
-        &outside,
-        PYTHON,
-        &["-c", HTTP_SERVER_PY, "::", "/usr/lib/python3.11"],
-    );
-    let port = port_of(&ready);
+    let port = p.http_server_outside("::");
     // Sockets of every kind the stack has, open at once, two of them connected outside
     // (over IPv4 and over IPv6).
     let script = r#"
@@ -795,13 +779,9 @@ fn oci_joins_the_spec_network_namespace() {
     if !have_python() || !Path::new("/bin/busybox").exists() {
         return;
     }
-    let (outside, out_addr) = (p.outside.clone(), p.out_addr.clone());
-    let (_, ready) = p.start(
-        &outside,
-        PYTHON,
-        &["-c", HTTP_SERVER_PY, &out_addr, "/usr/lib/python3.11"],
-    );
-    let url = format!("http://{out_addr}:{}/http/server.py", port_of(&ready));
+    let out_addr = p.out_addr.clone();
+    let port = p.http_server_outside(&out_addr);
+    let url = format!("http://{out_addr}:{port}/http/server.py");
     let script = format!("ip -4 addr; wget -q -O - {url} | wc -c");
     let size = std::fs::metadata(FILE).map(|m| m.len()).unwrap_or(0);
     // --network none: loopback only, the namespace's interface is not the container's.

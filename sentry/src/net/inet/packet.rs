@@ -460,15 +460,7 @@ impl Wire {
     /// Write one Ethernet frame; a full transmit queue drops it, as a NIC would (TCP
     /// sends it again).
     fn frame(&mut self, to: EthernetAddress, proto: EthernetProtocol, payload: &[u8]) {
-        let eth = EthernetRepr {
-            src_addr: self.mac,
-            dst_addr: to,
-            ethertype: proto,
-        };
-        let mut buf = vec![0u8; eth.buffer_len() + payload.len()];
-        let mut f = EthernetFrame::new_unchecked(&mut buf);
-        eth.emit(&mut f);
-        f.payload_mut().copy_from_slice(payload);
+        let buf = ethernet_frame(self.mac, to, proto, payload);
         match nix::unistd::write(self.fd, &buf) {
             Ok(_) => {
                 self.counts.tx_packets += 1;
@@ -718,6 +710,25 @@ fn ip_dst(packet: &[u8]) -> Option<IpAddress> {
     }
 }
 
+/// An Ethernet frame from `src` to `to` carrying `payload`.
+fn ethernet_frame(
+    src: EthernetAddress,
+    to: EthernetAddress,
+    proto: EthernetProtocol,
+    payload: &[u8],
+) -> Vec<u8> {
+    let eth = EthernetRepr {
+        src_addr: src,
+        dst_addr: to,
+        ethertype: proto,
+    };
+    let mut buf = vec![0u8; eth.buffer_len() + payload.len()];
+    let mut f = EthernetFrame::new_unchecked(&mut buf);
+    eth.emit(&mut f);
+    f.payload_mut().copy_from_slice(payload);
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -772,16 +783,7 @@ mod tests {
 
     /// An Ethernet frame from the peer carrying `payload`.
     fn frame(to: EthernetAddress, proto: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
-        let eth = EthernetRepr {
-            src_addr: PEER,
-            dst_addr: to,
-            ethertype: proto,
-        };
-        let mut buf = vec![0u8; eth.buffer_len() + payload.len()];
-        let mut f = EthernetFrame::new_unchecked(&mut buf);
-        eth.emit(&mut f);
-        f.payload_mut().copy_from_slice(payload);
-        buf
+        ethernet_frame(PEER, to, proto, payload)
     }
 
     /// A minimal IPv6 packet (no payload) to `dst`.
