@@ -722,9 +722,14 @@ const PATCH_AFTER: u8 = 2;
 /// every other task) after this many switches. Hand-overs then stay on one CPU for a
 /// child that lives briefly (a wake-up across CPUs costs tens of µs in a nested VM:
 /// fork+exit+wait ~300 -> ~275 µs here); a child that goes on making calls, or a worker
-/// of a pool, soon gets a CPU of its own. One that computes right after fork without a
-/// call shares its parent's CPU until it makes them.
+/// of a pool, soon gets a CPU of its own, as does one that computes for [`BESIDE_RUN`]
+/// without a call.
 const BESIDE_SWITCHES: u32 = 8;
+
+/// A forked child that runs this long without a call also leaves its parent's CPU (two
+/// such children forked at once: 146 -> 81 ms, native 75). Waits with a timeout under
+/// ~10 ms cost fork+exit+wait ~15 µs here (measured with 2 ms).
+const BESIDE_RUN: Duration = Duration::from_millis(10);
 
 /// A process made by `fork_process`, carried to `adopt_process`.
 struct NewProcess {
@@ -1097,12 +1102,17 @@ impl SlotMap {
 
     /// The same, spinning for at most `limit`.
     fn wait_stopped_within(&self, pid: Pid, limit: Duration) -> Result<()> {
+        self.wait_stopped_for(pid, limit, Duration::MAX).map(|_| ())
+    }
+
+    /// The same, giving up (false) after `patience`.
+    fn wait_stopped_for(&self, pid: Pid, limit: Duration, patience: Duration) -> Result<bool> {
         let st = self.word(stub::STATE);
         let start = Instant::now();
         let mut n = 0u32;
         loop {
             if st.load(Ordering::Acquire) == stub::S_STOPPED {
-                return Ok(());
+                return Ok(true);
             }
             n = n.wrapping_add(1);
             if n.is_multiple_of(16) && start.elapsed() >= limit {
@@ -1116,11 +1126,18 @@ impl SlotMap {
             let v = st.load(Ordering::SeqCst);
             if v == stub::S_STOPPED {
                 sleeping.store(0, Ordering::Relaxed);
-                return Ok(());
+                return Ok(true);
             }
-            if !futex_wait(st, v, LIVENESS_PERIOD) && !alive(pid) {
-                sleeping.store(0, Ordering::Relaxed);
-                return Err(errno!(ESRCH, "stub died"));
+            let left = patience.saturating_sub(start.elapsed());
+            if !futex_wait(st, v, left.min(LIVENESS_PERIOD)) {
+                if start.elapsed() >= patience {
+                    sleeping.store(0, Ordering::Relaxed);
+                    return Ok(false);
+                }
+                if !alive(pid) {
+                    sleeping.store(0, Ordering::Relaxed);
+                    return Err(errno!(ESRCH, "stub died"));
+                }
             }
         }
     }
@@ -1468,6 +1485,13 @@ impl SystrapContext {
         }
     }
 
+    /// A forked child that lives on is placed like any task (see [`BESIDE_SWITCHES`]).
+    fn leave_beside(&mut self) {
+        self.beside = false;
+        self.split = None;
+        self.bind_cpus(false);
+    }
+
     /// While the sandbox has CPUs to spare, put the stub thread and this host thread on
     /// two different CPUs, so that each can spin while the other works: measured here
     /// 2.4–4.3 µs per getpid that way, against 8–10 µs with both on one CPU (no spinning;
@@ -1716,10 +1740,7 @@ impl Context for SystrapContext {
         // CPU placement follows the most tasks of the last 128 switches, not each one:
         // moving threads between CPUs costs more than a hand-over.
         if self.beside && self.switches > BESIDE_SWITCHES {
-            // It lives on: placed by its own pid, like any task.
-            self.beside = false;
-            self.split = None;
-            self.bind_cpus(false);
+            self.leave_beside();
         }
         if !self.beside && (self.switches == 1 || self.switches.is_multiple_of(128)) {
             let split = self.max_active * 2 <= pt::sandbox_cpus().len();
@@ -1740,7 +1761,16 @@ impl Context for SystrapContext {
             .store(stub_spin, Ordering::Relaxed);
         let posted = Instant::now();
         self.slot.post(stub::S_RUN);
-        self.slot.wait_stopped_within(self.pid, limit)?;
+        if self.beside {
+            if !self.slot.wait_stopped_for(self.pid, limit, BESIDE_RUN)? {
+                // It computes on without calls: a CPU of its own now, not after its
+                // switches.
+                self.leave_beside();
+                self.slot.wait_stopped_within(self.pid, Duration::ZERO)?;
+            }
+        } else {
+            self.slot.wait_stopped_within(self.pid, limit)?;
+        }
         self.last_short = posted.elapsed() <= window;
         self.read_regs(regs);
         let exit = self.exit(regs);
