@@ -58,8 +58,13 @@ pub struct BundleMaker {
 
 impl BundleMaker {
     /// `read_only` and `writable` are host directories bind-mounted at the same path inside.
+    /// `runtime`: the runtime's binary, a name on `PATH` or a path.
     pub fn new(runtime: &str, read_only: &[&Path], writable: &[&Path]) -> Result<Self, String> {
-        let dir = TempDir::new(&format!("carapace-bench-{runtime}"))?;
+        let label = Path::new(runtime)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("runtime");
+        let dir = TempDir::new(&format!("carapace-bench-{label}"))?;
         let rootfs = dir.path().join("rootfs");
         let mut mounts = Vec::new();
         let mkdir = |p: &Path| {

@@ -178,7 +178,12 @@ fn run(args: Args) -> Result<(), String> {
             None => prepare::build_carapace(&root),
         };
         for p in carapace_platforms {
-            runtimes.push(Box::new(Carapace::new(binary.clone(), p)));
+            runtimes.push(Box::new(Carapace::new(
+                binary.clone(),
+                p,
+                &visible,
+                &writable,
+            )));
         }
     }
     if runtimes.is_empty() {

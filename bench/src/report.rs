@@ -144,6 +144,20 @@ const TARGETS: &[Target] = &[
         factor: 5.0,
     },
     Target {
+        label: "open+read+close 5× faster than runsc on systrap",
+        metric: "open_read_close",
+        runtime: Some("carapace-systrap"),
+        reference: "runsc",
+        factor: 0.2,
+    },
+    Target {
+        label: "fork+exit+wait 5× faster than runsc on systrap",
+        metric: "fork_exit_wait",
+        runtime: Some("carapace-systrap"),
+        reference: "runsc",
+        factor: 0.2,
+    },
+    Target {
         label: "getpid under 2× native on KVM",
         metric: "getpid",
         runtime: Some("carapace-kvm"),

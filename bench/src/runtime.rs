@@ -299,28 +299,45 @@ pub fn state_pid(json: &str) -> Result<u32, String> {
         .ok_or_else(|| "state has no pid".to_string())
 }
 
-/// Carapace on one platform. Today only `carapace do` exists, so runs go through it; once
-/// the OCI CLI lands (issue 7), `create_start_delete` (and, if wanted, `run`) becomes a
-/// call into an [`OciCli`] on the same binary.
+/// Carapace on one platform. Programs run through `carapace do` (the host's root,
+/// read-only, as the other runtimes' bundles show it); containers' create, start and
+/// delete through its OCI CLI, on bundles like runc's and runsc's.
 pub struct Carapace {
     name: String,
     binary: Result<PathBuf, String>,
     platform: String,
     /// Flags of the platform's variant (`systrap-nopatch`: `--systrap-patch=off`).
     extra: Vec<String>,
+    /// The OCI CLI of the same binary, with the same platform flags.
+    oci: Option<OciCli>,
 }
 
 impl Carapace {
-    pub fn new(binary: Result<PathBuf, String>, variant: &str) -> Carapace {
+    /// `visible` and `writable`: as for [`OciCli::new`], for containers.
+    pub fn new(
+        binary: Result<PathBuf, String>,
+        variant: &str,
+        visible: &[&Path],
+        writable: &[&Path],
+    ) -> Carapace {
         let (platform, extra) = match variant {
             "systrap-nopatch" => ("systrap", vec!["--systrap-patch=off".to_string()]),
             p => (p, Vec::new()),
         };
+        let name = format!("carapace-{variant}");
+        let oci = binary.as_ref().ok().and_then(|b| b.to_str()).map(|b| {
+            let platform_flag = format!("--platform={platform}");
+            // No network, as runsc here.
+            let mut global = vec![platform_flag.as_str(), "--network=none"];
+            global.extend(extra.iter().map(String::as_str));
+            OciCli::new(&name, b, &global, visible, writable)
+        });
         Carapace {
-            name: format!("carapace-{variant}"),
+            name,
             binary,
             platform: platform.to_string(),
             extra,
+            oci,
         }
     }
 
@@ -355,8 +372,16 @@ impl Runtime for Carapace {
         exec::run(&mut self.command(argv)?, timeout)?.success()
     }
 
-    fn create_start_delete(&self, _: &[String], _: Duration) -> Result<Duration, String> {
-        Err("no OCI create/start/delete yet (issue 7)".to_string())
+    fn create_start_delete(&self, argv: &[String], timeout: Duration) -> Result<Duration, String> {
+        match &self.oci {
+            Some(oci) => oci.create_start_delete(argv, timeout),
+            None => Err(self
+                .binary
+                .as_ref()
+                .err()
+                .cloned()
+                .unwrap_or_else(|| "carapace's path is not UTF-8".to_string())),
+        }
     }
 
     fn idle_memory(&self, argv: &[String], settle: Duration) -> Result<u64, String> {
@@ -398,12 +423,16 @@ mod tests {
             rt.probe(),
             Err("no-such-runtime-xyz not installed: apt-get install no-such-runtime-xyz".into())
         );
-        let n = Carapace::new(Err("not built".into()), "systrap-nopatch");
+        let n = Carapace::new(Err("not built".into()), "systrap-nopatch", &[], &[]);
         assert_eq!(n.name(), "carapace-systrap-nopatch");
         assert_eq!(n.platform, "systrap");
         assert_eq!(n.extra, ["--systrap-patch=off"]);
-        let c = Carapace::new(Err("not built".into()), "ptrace");
+        let c = Carapace::new(Err("not built".into()), "ptrace", &[], &[]);
         assert_eq!(c.probe(), Err("not built".into()));
+        assert_eq!(
+            c.create_start_delete(&[], Duration::from_secs(1)),
+            Err("not built".into())
+        );
         assert_eq!(c.name(), "carapace-ptrace");
     }
 }
