@@ -2,7 +2,8 @@
  * rounds, and fork/wait while another process keeps signalling us (SA_RESTART handlers
  * must make wait4 carry on; without it every EINTR is retried), with no hang, no lost
  * child, no wrong status. Iteration counts stay modest: a fork costs about 1 ms on the
- * ptrace platform; the whole program must take under 30 s there (a few 100 ms natively). */
+ * ptrace platform. The time taken is printed, never checked (speed is for bench/); a hang
+ * is caught by the harness's timeout. */
 #include "child.h"
 
 #define ROUNDS 1000
@@ -143,6 +144,5 @@ int main(void)
     noisy_rounds(0);
     long long secs = (now_ns() - t0) / 1000000000LL;
     printf("stress_fork: %lld s\n", secs);
-    CHECK(secs < 30);
     return check_done();
 }
