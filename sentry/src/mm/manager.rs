@@ -5,7 +5,9 @@
 //! mappings) and maps it into the stub. The sentry reads and writes application memory
 //! through its own mapping of the MemoryFile, populating pages the same way.
 
-use super::{page_down, page_up, MappableFile, MemoryFile, PageCache, UserAddr, PAGE_SIZE};
+use super::{
+    page_down, page_up, FileCache, MappableFile, MemoryFile, PageCache, UserAddr, PAGE_SIZE,
+};
 use crate::error::Result;
 use crate::platform::{Access, AddressSpace, Prot};
 use crate::{errno, return_errno};
@@ -630,6 +632,12 @@ impl MemoryManager {
             self.pages.insert(page, frame);
             return Ok(frame);
         }
+        if let Some(src) = self.cached_file(&vma.backing) {
+            let copy = vma.prot.write;
+            self.populate_cached(&src, start, page, page + PAGE_SIZE, copy)?;
+            // Past the end of the file: the application would get SIGBUS; a syscall EFAULT.
+            return self.pages.get(&page).copied().ok_or(errno!(EFAULT));
+        }
         let backing = vma.backing.clone();
         let frame = self.mf.allocate(1)?;
         match fill_from(&self.mf, frame, 1, &backing, page - start) {
@@ -773,8 +781,14 @@ impl MemoryManager {
         if let Backing::File { file, offset } = &vma.backing {
             if !mapped && !self.pages.contains_key(&page) {
                 let foff = offset.saturating_add(page - start);
-                let mut probe = [0u8; 1];
-                if matches!(file.read_at(&mut probe, foff), Ok(0)) {
+                let past_end = match file.file_cache(&self.mf) {
+                    Some(cache) => foff >= cache.size(),
+                    None => {
+                        let mut probe = [0u8; 1];
+                        matches!(file.read_at(&mut probe, foff), Ok(0))
+                    }
+                };
+                if past_end {
                     return Err(FaultSignal::Bus);
                 }
             }
@@ -835,17 +849,11 @@ impl MemoryManager {
 
     /// Give every page of `[lo, hi)` inside `vma` a frame.
     fn populate(&mut self, vstart: u64, vma: &Vma, lo: u64, hi: u64) -> Result<()> {
-        let mut p = lo;
-        while p < hi {
-            if self.pages.contains_key(&p) {
-                p += PAGE_SIZE;
-                continue;
-            }
-            // A run of missing pages gets contiguous frames, filled in one go.
-            let mut q = p;
-            while q < hi && !self.pages.contains_key(&q) {
-                q += PAGE_SIZE;
-            }
+        if let Some(src) = self.cached_file(&vma.backing) {
+            return self.populate_cached(&src, vstart, lo, hi, vma.prot.write);
+        }
+        // A run of missing pages gets contiguous frames, filled in one go.
+        for (p, q) in self.missing_runs(lo, hi) {
             let n = (q - p) / PAGE_SIZE;
             let frame = self.mf.allocate(n)?;
             let filled = match fill_from(&self.mf, frame, n, &vma.backing, p - vstart) {
@@ -868,40 +876,123 @@ impl MemoryManager {
                 // The rest is past the end of the file.
                 return Ok(());
             }
-            p = q;
         }
         Ok(())
+    }
+
+    /// The runs `[p, q)` of pages of `[lo, hi)` that have no frame yet.
+    fn missing_runs(&self, lo: u64, hi: u64) -> Vec<(u64, u64)> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut p = lo;
+        for (&a, _) in self.pages.range(lo..hi) {
+            if a > p {
+                runs.push((p, a));
+            }
+            p = a + PAGE_SIZE;
+        }
+        if p < hi {
+            runs.push((p, hi));
+        }
+        runs
+    }
+
+    /// Put `frames` (`(file page index, frame)`, from a cache asked for the pages of the
+    /// run `[p, q)`, the first being `first`) in the page map; one outside the run (there
+    /// are none) is given back. `cow`: the frames are shared, copy-on-write.
+    fn place_frames(&mut self, p: u64, q: u64, first: u64, frames: Vec<(u64, u64)>, cow: bool) {
+        for (index, frame) in frames {
+            let at = index
+                .checked_sub(first)
+                .and_then(|k| k.checked_mul(PAGE_SIZE))
+                .and_then(|d| p.checked_add(d))
+                .filter(|&a| a < q);
+            match at {
+                Some(a) => {
+                    self.pages.insert(a, frame);
+                    if cow {
+                        self.cow.insert(a);
+                    }
+                }
+                None => self.mf.dec_ref(frame),
+            }
+        }
+    }
+
+    /// The file cache behind a private file mapping, if its file has one (and the
+    /// mapping's offset is page-aligned, as `mmap` and the ELF loader make it).
+    fn cached_file(&self, backing: &Backing) -> Option<CachedFile> {
+        let Backing::File { file, offset } = backing else {
+            return None;
+        };
+        if !offset.is_multiple_of(PAGE_SIZE) {
+            return None;
+        }
+        Some(CachedFile {
+            cache: file.file_cache(&self.mf)?,
+            file: file.clone(),
+            offset: *offset,
+        })
+    }
+
+    /// Give the missing pages of `[lo, hi)` of a private mapping of a cached file (whose
+    /// VMA starts at `vstart`) the cache's frames, copy-on-write, as far as the file
+    /// reaches; or, with `copy` (a writable mapping, which would fault again on its first
+    /// write: most are written), copies of them.
+    fn populate_cached(
+        &mut self,
+        src: &CachedFile,
+        vstart: u64,
+        lo: u64,
+        hi: u64,
+        copy: bool,
+    ) -> Result<()> {
+        for (p, q) in self.missing_runs(lo, hi) {
+            let first = src.offset.checked_add(p - vstart).ok_or(errno!(EFAULT))? / PAGE_SIZE;
+            let n = (q - p) / PAGE_SIZE;
+            let mut got = src.cache.frames_for(&*src.file, first, n)?;
+            let complete = got.len() as u64 == n;
+            if copy && !got.is_empty() {
+                got = self.copies_of(got)?;
+            }
+            self.place_frames(p, q, first, got, !copy);
+            if !complete {
+                // The rest is past the end of the file.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Fresh frames holding what `frames` hold, whose references are given back.
+    fn copies_of(&self, frames: Vec<(u64, u64)>) -> Result<Vec<(u64, u64)>> {
+        let copied = self
+            .mf
+            .allocate_to_overwrite(frames.len() as u64)
+            .and_then(|(first, _)| {
+                let new: Vec<(u64, u64)> = frames
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (i, _))| (*i, first + k as u64 * PAGE_SIZE))
+                    .collect();
+                for ((_, from), (_, to)) in frames.iter().zip(&new) {
+                    if let Err(e) = self.mf.copy_frame(*from, *to) {
+                        self.mf.dec_refs(new.iter().map(|(_, f)| *f));
+                        return Err(e);
+                    }
+                }
+                Ok(new)
+            });
+        self.mf.dec_refs(frames.iter().map(|(_, f)| *f));
+        copied
     }
 
     /// Give the pages of `[lo, hi)` inside the shared `vma` their page cache frames, as
     /// far as the file reaches.
     fn populate_shared(&mut self, vstart: u64, vma: &Vma, lo: u64, hi: u64) -> Result<()> {
-        let mut p = lo;
-        while p < hi {
-            if self.pages.contains_key(&p) {
-                p += PAGE_SIZE;
-                continue;
-            }
-            let mut q = p;
-            while q < hi && !self.pages.contains_key(&q) {
-                q += PAGE_SIZE;
-            }
+        for (p, q) in self.missing_runs(lo, hi) {
             let (cache, first) = vma.shared_index(vstart, p).ok_or(errno!(EFAULT))?;
-            for (index, frame) in cache.frames_for(first, (q - p) / PAGE_SIZE)? {
-                // `frames_for` stays inside the run it was asked for.
-                let at = index
-                    .checked_sub(first)
-                    .and_then(|k| k.checked_mul(PAGE_SIZE))
-                    .and_then(|d| p.checked_add(d))
-                    .filter(|&a| a < q);
-                match at {
-                    Some(a) => {
-                        self.pages.insert(a, frame);
-                    }
-                    None => self.mf.dec_ref(frame),
-                }
-            }
-            p = q;
+            let frames = cache.frames_for(first, (q - p) / PAGE_SIZE)?;
+            self.place_frames(p, q, first, frames, false);
         }
         Ok(())
     }
@@ -1249,6 +1340,14 @@ impl Drop for ForkedMm {
         self.mf
             .dec_refs(std::mem::take(&mut self.pages).into_values());
     }
+}
+
+/// A private mapping's file that has a [`FileCache`], and the file offset of the VMA's
+/// start.
+struct CachedFile {
+    cache: Arc<FileCache>,
+    file: Arc<dyn MappableFile>,
+    offset: u64,
 }
 
 /// Fill `n` fresh frames starting at `frame` with the backing's bytes for the VMA offset

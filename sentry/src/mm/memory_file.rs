@@ -5,6 +5,7 @@
 //! once and reads or writes application memory through that mapping; stubs map ranges of
 //! it where the application sees them.
 
+use super::file_cache::FileCaches;
 use crate::errno;
 use crate::error::{Error, Result};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -72,6 +73,7 @@ pub struct MemoryFile {
     fd: OwnedFd,
     base: *mut u8,
     alloc: Mutex<Allocator>,
+    file_caches: FileCaches,
 }
 
 // SAFETY: `base` points at a shared mapping that lives as long as the MemoryFile; all
@@ -116,7 +118,13 @@ impl MemoryFile {
                 dirty_max: DIRTY_MAX,
                 known_data: std::collections::HashSet::new(),
             }),
+            file_caches: FileCaches::new(),
         })
+    }
+
+    /// The caches of unchanging files' pages kept here.
+    pub fn file_caches(&self) -> &FileCaches {
+        &self.file_caches
     }
 
     /// The memfd, for platforms that map it into stubs.
@@ -441,13 +449,22 @@ impl MemoryFile {
         Ok(())
     }
 
-    /// Fill a frame from a closure that writes into a page-sized sentry buffer view.
-    pub fn fill_frame(&self, off: u64, f: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<()> {
-        let p = self.ptr(off, PAGE_SIZE as usize)?;
-        // SAFETY: the frame lies in the mapping; while it is being filled it is not yet
-        // mapped into any stub, so no one else writes it.
-        let page = unsafe { std::slice::from_raw_parts_mut(p, PAGE_SIZE as usize) };
-        f(page)
+    /// Fill `pages` fresh frames from `off` through a closure that writes into the
+    /// sentry's view of them (a host `pread` straight into application memory).
+    pub fn fill_frames(
+        &self,
+        off: u64,
+        pages: u64,
+        f: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<()> {
+        let len = usize::try_from(pages.checked_mul(PAGE_SIZE).ok_or(errno!(EFAULT))?)
+            .map_err(|_| errno!(EFAULT))?;
+        let p = self.ptr(off, len)?;
+        // SAFETY: the frames lie in the mapping (checked by `ptr`); the caller allocated
+        // them and has not mapped them into any stub or shared them yet, so nothing else
+        // reads or writes them while the slice lives.
+        let frames = unsafe { std::slice::from_raw_parts_mut(p, len) };
+        f(frames)
     }
 
     /// Bytes of host memory the file holds (for `sysinfo` and benchmarks).

@@ -1,10 +1,12 @@
 //! Application memory: the [`MemoryFile`] that holds it and the [`MemoryManager`] that
 //! keeps each process's VMAs (the truth) and tells the platform what to map where.
 
+mod file_cache;
 mod manager;
 mod memory_file;
 mod page_cache;
 
+pub use file_cache::FileCache;
 pub use manager::{Backing, ExecLayout, FaultSignal, ForkedMm, MemoryManager, Vma, STACK_SIZE};
 pub use memory_file::{MemoryFile, PAGE_SIZE};
 pub use page_cache::PageCache;
@@ -48,6 +50,12 @@ pub trait MappableFile: Send + Sync {
     /// `MAP_SHARED` maps those pages themselves. Files without one (host files through
     /// the gofer) can only be mapped as private copies.
     fn page_cache(&self) -> Option<std::sync::Arc<PageCache>> {
+        None
+    }
+
+    /// For files that do not change while the sandbox runs: their pages cached in `mf`,
+    /// which private mappings share copy-on-write instead of copying.
+    fn file_cache(&self, _mf: &std::sync::Arc<MemoryFile>) -> Option<std::sync::Arc<FileCache>> {
         None
     }
 }

@@ -14,7 +14,7 @@ use ::gofer::client;
 pub use client::Client;
 
 use crate::error::{Errno, Error, Result};
-use crate::mm::MappableFile;
+use crate::mm::{FileCache, MappableFile, MemoryFile};
 use crate::vfs::{
     anon_dev, Creds, DirEntry, FileDescription, FileState, Inode, Stat, StatFs, Timespec, VfsPath,
 };
@@ -166,7 +166,7 @@ impl GoferInode {
             .client
             .open(self.handle, libc::O_RDWR)
             .map_err(gerr)?;
-        let f = Arc::new(HostFdMappable { fd });
+        let f = Arc::new(HostFdMappable::new(fd, None));
         *slot = Some(f.clone());
         Ok(f)
     }
@@ -181,7 +181,9 @@ impl GoferInode {
             .client
             .open(self.handle, libc::O_RDONLY)
             .map_err(gerr)?;
-        let f = Arc::new(HostFdMappable { fd });
+        // A read-only tree does not change: its pages may be cached for mappings.
+        let size = (!self.fs.writable).then(|| self.attr().size);
+        let f = Arc::new(HostFdMappable::new(fd, size));
         *slot = Some(f.clone());
         Ok(f)
     }
@@ -311,7 +313,7 @@ impl Inode for GoferInode {
             .map_err(gerr)?;
         let child = self.new_child(h, creds, attr);
         *child.rw_fd.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Arc::new(HostFdMappable { fd }));
+            Some(Arc::new(HostFdMappable::new(fd, None)));
         Ok(child)
     }
 
@@ -541,9 +543,30 @@ impl Inode for GoferInode {
 /// A donated read-only host fd of a regular file: `pread` only.
 pub struct HostFdMappable {
     fd: OwnedFd,
+    /// The file's size if it never changes (a read-only tree): then private mappings share
+    /// its pages through a [`FileCache`], made on first use.
+    fixed_size: Option<u64>,
+    cache: OnceLock<Arc<FileCache>>,
+}
+
+impl HostFdMappable {
+    fn new(fd: OwnedFd, fixed_size: Option<u64>) -> HostFdMappable {
+        HostFdMappable {
+            fd,
+            fixed_size,
+            cache: OnceLock::new(),
+        }
+    }
 }
 
 impl MappableFile for HostFdMappable {
+    fn file_cache(&self, mf: &Arc<MemoryFile>) -> Option<Arc<FileCache>> {
+        let size = self.fixed_size?;
+        let cache = self.cache.get_or_init(|| FileCache::new(mf, size));
+        // One MemoryFile per sandbox; another one (tests) copies as before.
+        cache.is_in(mf).then(|| cache.clone())
+    }
+
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
