@@ -110,6 +110,10 @@ impl Vma {
 const ANON_FAULT_AROUND: u64 = 256;
 /// Pages copied from a file around a fault in a private file mapping.
 const FILE_FAULT_AROUND: u64 = 16;
+/// Pages populated around a fault in a private mapping of a cached file: the same pages
+/// serve every later mapping, so more are read at once, and mapping them costs the stub
+/// nothing until it touches them.
+const CACHED_FAULT_AROUND: u64 = 64;
 
 /// A fork copies the parent's writable private memory at once when it has at most this
 /// many pages of it, instead of sharing it copy-on-write: a copy costs well under a
@@ -830,6 +834,9 @@ impl MemoryManager {
         let vma = vma.clone();
         let around = match vma.backing {
             Backing::Anon => ANON_FAULT_AROUND,
+            Backing::File { ref file, .. } if file.file_cache(&self.mf).is_some() => {
+                CACHED_FAULT_AROUND
+            }
             Backing::File { .. } | Backing::Shared { .. } => FILE_FAULT_AROUND,
         };
         let chunk = around * PAGE_SIZE;
