@@ -38,6 +38,27 @@ pub trait Runtime {
 }
 
 /// Spawns `cmd` in its own process group, measures the tree's PSS after `settle`, kills it.
+/// The environment every workload runs with: the one `runc spec` and `runsc spec` give a
+/// container. Native and `carapace do` runs would otherwise inherit the bench's own, and
+/// under `cargo run` that has an `LD_LIBRARY_PATH` of four directories, which makes every
+/// dynamic program probe a dozen missing paths before it finds libc.
+const WORKLOAD_ENV: &[(&str, &str)] = &[
+    (
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ),
+    ("TERM", "xterm"),
+];
+
+/// `program args…` with [`WORKLOAD_ENV`] and nothing else in its environment.
+fn workload_command(program: impl AsRef<std::ffi::OsStr>, args: &[String]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(WORKLOAD_ENV.iter().copied());
+    cmd
+}
+
 fn spawned_tree_pss(cmd: &mut Command, settle: Duration) -> Result<u64, String> {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -89,7 +110,7 @@ impl Runtime for Native {
 
     fn run(&self, argv: &[String], timeout: Duration) -> Result<Captured, String> {
         let (program, args) = argv.split_first().ok_or("empty command")?;
-        exec::run(Command::new(program).args(args), timeout)?.success()
+        exec::run(&mut workload_command(program, args), timeout)?.success()
     }
 
     fn create_start_delete(&self, _: &[String], _: Duration) -> Result<Duration, String> {
@@ -98,7 +119,7 @@ impl Runtime for Native {
 
     fn idle_memory(&self, argv: &[String], settle: Duration) -> Result<u64, String> {
         let (program, args) = argv.split_first().ok_or("empty command")?;
-        spawned_tree_pss(Command::new(program).args(args), settle)
+        spawned_tree_pss(&mut workload_command(program, args), settle)
     }
 }
 
@@ -343,11 +364,10 @@ impl Carapace {
 
     fn command(&self, argv: &[String]) -> Result<Command, String> {
         let binary = self.binary.as_ref().map_err(String::clone)?;
-        let mut cmd = Command::new(binary);
-        cmd.args(["do", "--platform", &self.platform])
-            .args(&self.extra)
-            .args(argv);
-        Ok(cmd)
+        let mut args: Vec<String> = vec!["do".into(), "--platform".into(), self.platform.clone()];
+        args.extend(self.extra.iter().cloned());
+        args.extend(argv.iter().cloned());
+        Ok(workload_command(binary, &args))
     }
 }
 
