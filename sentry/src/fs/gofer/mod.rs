@@ -24,8 +24,9 @@ use ::gofer::protocol::{
 };
 use client::{Attr, Handle, SetAttr};
 use std::any::Any;
+use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 fn gerr(e: client::Errno) -> Error {
     Error::new(Errno::from_raw(e.0))
@@ -72,6 +73,16 @@ pub struct GoferInode {
     /// Read-only trees: every extended attribute, fetched once (`ls -l` asks for a few
     /// names per file; most files have none, which one request answers).
     xattrs: Mutex<Option<Arc<XattrList>>>,
+    /// Read-only trees: names a lookup in this directory did not find, which it never
+    /// will (the dynamic linker and interpreters probe many: each was a gofer walk).
+    missing: Mutex<HashSet<Vec<u8>>>,
+}
+
+/// How many missing names a directory remembers; past that it starts again.
+const MISSING_MAX: usize = 1024;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
@@ -86,7 +97,16 @@ impl GoferInode {
             host_fd: Mutex::new(None),
             rw_fd: Mutex::new(None),
             xattrs: Mutex::new(None),
+            missing: Mutex::new(HashSet::new()),
         })
+    }
+
+    fn remember_missing(&self, name: &[u8]) {
+        let mut missing = lock(&self.missing);
+        if missing.len() >= MISSING_MAX {
+            missing.clear();
+        }
+        missing.insert(name.to_vec());
     }
 
     /// The attributes of a file of a read-only tree, from the cache or the gofer.
@@ -240,7 +260,18 @@ impl Inode for GoferInode {
         if !self.is_dir() {
             return_errno!(ENOTDIR);
         }
-        let walked = self.fs.client.walk(self.handle, &[name]).map_err(gerr)?;
+        if !self.fs.writable && lock(&self.missing).contains(name) {
+            return_errno!(ENOENT);
+        }
+        let walked = match self.fs.client.walk(self.handle, &[name]) {
+            Ok(w) => w,
+            Err(e) => {
+                if e.0 == libc::ENOENT && !self.fs.writable {
+                    self.remember_missing(name);
+                }
+                return Err(gerr(e));
+            }
+        };
         let mut it = walked.into_iter();
         let (h, attr) = it.next().ok_or(errno!(ENOENT))?;
         // A one-name walk gives at most one handle; close any extra defensively.

@@ -414,3 +414,21 @@ fn inotify_sees_changes_on_a_gofer_tree() {
     assert_eq!(field(40), field(72), "one cookie for both names");
     assert_eq!(&buf[80..83], b"h2\0");
 }
+
+#[test]
+fn a_read_only_tree_remembers_names_it_lacks() {
+    for (read_only, tag) in [(true, "neg-ro"), (false, "neg-rw")] {
+        let (tree, ctx) = served(read_only, RootOverlay::None, tag);
+        assert_eq!(open_err(&ctx, "/etc/later", libc::O_RDONLY), Errno::ENOENT);
+        // The name appears on the host afterwards. A read-only tree is taken not to
+        // change (as its attributes are), so it stays missing; a read-write one asks.
+        std::fs::write(tree.0.join("etc/later"), b"x").unwrap();
+        let again = open(&ctx, "/etc/later", libc::O_RDONLY).map_err(|e| e.errno);
+        assert_eq!(again.is_ok(), !read_only, "{tag}");
+        if read_only {
+            assert_eq!(again.err(), Some(Errno::ENOENT));
+        }
+        // Other names of the directory are unaffected.
+        assert_eq!(read_via(&ctx, "/etc/hostname"), b"sandbox\n");
+    }
+}
