@@ -713,6 +713,9 @@ impl Platform for SystrapPlatform {
     }
 }
 
+/// The size of the volatile copies between the sentry and a slot.
+const CHUNK: usize = 64;
+
 /// A site is patched when it traps for the second time in an address space: a call made
 /// once (a process's exit, most of start-up) is not worth a patch, and in a forked child
 /// that still shares its code with the parent a patch costs a copy of the page.
@@ -1053,23 +1056,47 @@ impl SlotMap {
         unsafe { std::ptr::write_volatile(self.ptr.add(off) as *mut u64, v) }
     }
 
+    /// Copy bytes out of the slot (the FP state, siginfo), in volatile chunks of
+    /// [`CHUNK`] bytes: byte by byte, the FP state of every stop cost a debug build most
+    /// of its time.
     fn read_bytes(&self, off: usize, buf: &mut [u8]) {
         let n = buf
             .len()
             .min((stub::SLOT_SIZE as usize).saturating_sub(off));
-        for (i, b) in buf.iter_mut().take(n).enumerate() {
-            // SAFETY: `off + i` is inside the mapping (bounded above).
-            *b = unsafe { std::ptr::read_volatile(self.ptr.add(off + i)) };
+        let (whole, rest) = buf[..n].split_at_mut(n - n % CHUNK);
+        for (i, c) in whole.chunks_exact_mut(CHUNK).enumerate() {
+            // SAFETY: `off + i * CHUNK + CHUNK <= off + n` is inside the mapping (bounded
+            // above); `[u8; CHUNK]` needs no alignment.
+            let v = unsafe {
+                std::ptr::read_volatile(self.ptr.add(off + i * CHUNK).cast::<[u8; CHUNK]>())
+            };
+            c.copy_from_slice(&v);
+        }
+        let tail = off + whole.len();
+        for (i, b) in rest.iter_mut().enumerate() {
+            // SAFETY: `tail + i < off + n` is inside the mapping (bounded above).
+            *b = unsafe { std::ptr::read_volatile(self.ptr.add(tail + i)) };
         }
     }
 
+    /// Copy bytes into the slot, as [`Self::read_bytes`] copies them out.
     fn write_bytes(&self, off: usize, data: &[u8]) {
         let n = data
             .len()
             .min((stub::SLOT_SIZE as usize).saturating_sub(off));
-        for (i, b) in data.iter().take(n).enumerate() {
-            // SAFETY: `off + i` is inside the mapping (bounded above).
-            unsafe { std::ptr::write_volatile(self.ptr.add(off + i), *b) };
+        let (whole, rest) = data[..n].split_at(n - n % CHUNK);
+        for (i, c) in whole.chunks_exact(CHUNK).enumerate() {
+            let mut v = [0u8; CHUNK];
+            v.copy_from_slice(c);
+            // SAFETY: as in `read_bytes`.
+            unsafe {
+                std::ptr::write_volatile(self.ptr.add(off + i * CHUNK).cast::<[u8; CHUNK]>(), v)
+            };
+        }
+        let tail = off + whole.len();
+        for (i, b) in rest.iter().enumerate() {
+            // SAFETY: as in `read_bytes`.
+            unsafe { std::ptr::write_volatile(self.ptr.add(tail + i), *b) };
         }
     }
 
