@@ -14,6 +14,7 @@ use ::gofer::client;
 pub use client::Client;
 
 use crate::error::{Errno, Error, Result};
+use crate::kernel::process::lock;
 use crate::mm::{FileCache, MappableFile, MemoryFile};
 use crate::vfs::{
     anon_dev, Creds, DirEntry, FileDescription, FileState, Inode, Stat, StatFs, Timespec, VfsPath,
@@ -26,7 +27,7 @@ use client::{Attr, Handle, SetAttr};
 use std::any::Any;
 use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 fn gerr(e: client::Errno) -> Error {
     Error::new(Errno::from_raw(e.0))
@@ -80,10 +81,6 @@ pub struct GoferInode {
 
 /// How many missing names a directory remembers; past that it starts again.
 const MISSING_MAX: usize = 1024;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
 
