@@ -141,6 +141,13 @@ impl Kernel {
     /// Take the whole thread group down with `status` (`exit_group`, a fatal signal):
     /// every thread notices on its way back to application code.
     pub fn group_exit(&self, tg: &Arc<ThreadGroup>, status: ExitStatus) {
+        self.group_exit_from(tg, status, None);
+    }
+
+    /// [`Kernel::group_exit`] made by thread `caller` of the group (`exit_group`, a fatal
+    /// signal it took), which is in the sentry already: it is not kicked out of
+    /// application code it is not in (a signal to its stub, for nothing).
+    pub fn group_exit_from(&self, tg: &Arc<ThreadGroup>, status: ExitStatus, caller: Option<i32>) {
         let threads = {
             let mut st = tg.state();
             if st.group_exit.is_none() {
@@ -151,7 +158,9 @@ impl Kernel {
         };
         tg.stop_events.notify(events::ALL);
         for t in threads {
-            t.interrupt();
+            if Some(t.tid) != caller {
+                t.interrupt();
+            }
         }
     }
 
@@ -215,16 +224,25 @@ impl Kernel {
     /// Send a process-directed signal: queued on the group and taken by any thread that
     /// does not block it.
     pub fn signal_group(&self, tg: &Arc<ThreadGroup>, info: SigInfo) {
+        self.queue_group_signal(tg, info).wake();
+    }
+
+    /// [`Kernel::signal_group`] without the wake-ups, which the caller makes once it has
+    /// let go of its locks: a woken parent would otherwise find `exit_notify` held and go
+    /// back to sleep (two switches more a `wait`).
+    fn queue_group_signal(&self, tg: &Arc<ThreadGroup>, info: SigInfo) -> SignalWake {
         let signo = info.signo;
         if signo == libc::SIGKILL {
             self.group_exit(tg, ExitStatus::Signaled { signo, core: false });
-            return;
+            return SignalWake::None;
         }
         if signo == libc::SIGCONT {
             self.continue_group(tg);
         }
         let threads = tg.threads();
-        let Some(first) = threads.first() else { return };
+        let Some(first) = threads.first() else {
+            return SignalWake::None;
+        };
         let act = lock(&first.sighand())
             .get((signo as usize).saturating_sub(1))
             .copied();
@@ -232,17 +250,20 @@ impl Kernel {
         let all_block = threads.iter().all(|t| lock(&t.signals).mask & bit != 0);
         // An ignored signal is dropped at once unless blocked (signal(7)).
         if act.is_some_and(|a| is_ignored(&a, signo)) && !all_block && signo != libc::SIGSTOP {
-            return;
+            return SignalWake::None;
         }
         if is_stop_signal(signo) {
             tg.state().pending.discard(sig_bit(libc::SIGCONT as usize));
         }
         tg.state().pending.push(info);
-        tg.signal_events.notify(events::IN);
-        match threads.iter().find(|t| lock(&t.signals).mask & bit == 0) {
-            Some(t) => t.interrupt(),
+        let taker = threads
+            .iter()
+            .find(|t| lock(&t.signals).mask & bit == 0)
+            .cloned();
+        match taker {
+            Some(t) => SignalWake::Interrupt(tg.clone(), t),
             // Everyone blocks it: only a sigtimedwait-style waiter may take it now.
-            None => threads.iter().for_each(|t| t.blocker.notify()),
+            None => SignalWake::Notify(tg.clone(), threads),
         }
     }
 
@@ -276,7 +297,7 @@ impl Kernel {
     /// A task's loop ended: take it out of its thread group; the last one out makes the
     /// group a zombie, hands its children to a reaper, and tells its parent.
     fn task_exited(&self, task: &Task, status: ExitStatus) {
-        let _exit = lock(&self.exit_notify);
+        let exit = lock(&self.exit_notify);
         let tg = &task.tg;
         task.shared.exited.store(true, Ordering::Release);
         self.pids().tasks.remove(&task.tid);
@@ -336,11 +357,15 @@ impl Kernel {
         }
         // The signal is queued before waiters wake, so a wait that returns the child
         // returns with its SIGCHLD already pending (delivered on the way out), as in Linux.
-        if exit_signal > 0 {
+        let wake = if exit_signal > 0 {
             let mut info = Task::child_event_signal(ChildEvent::Exited(final_status), tg.tgid, 0);
             info.signo = exit_signal;
-            self.signal_group(&parent, info);
-        }
+            self.queue_group_signal(&parent, info)
+        } else {
+            SignalWake::None
+        };
+        drop(exit);
+        wake.wake();
         parent.child_events.notify(events::ALL);
     }
 
@@ -498,4 +523,30 @@ fn stop_signals() -> u64 {
     [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU]
         .iter()
         .fold(0, |m, s| m | sig_bit(*s as usize))
+}
+
+/// Who a queued signal wakes (see [`Kernel::queue_group_signal`]).
+#[must_use]
+enum SignalWake {
+    None,
+    /// The group's signal waiters, and the thread that will take the signal.
+    Interrupt(Arc<ThreadGroup>, Arc<TaskShared>),
+    /// The group's signal waiters, and every thread (all block the signal).
+    Notify(Arc<ThreadGroup>, Vec<Arc<TaskShared>>),
+}
+
+impl SignalWake {
+    fn wake(self) {
+        match self {
+            SignalWake::None => {}
+            SignalWake::Interrupt(tg, t) => {
+                tg.signal_events.notify(events::IN);
+                t.interrupt();
+            }
+            SignalWake::Notify(tg, threads) => {
+                tg.signal_events.notify(events::IN);
+                threads.iter().for_each(|t| t.blocker.notify());
+            }
+        }
+    }
 }

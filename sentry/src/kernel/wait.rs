@@ -139,15 +139,24 @@ impl WaitQueue {
         WaitQueue::default()
     }
 
-    /// Wake every waiter interested in any of `events`.
+    /// Wake every waiter interested in any of `events`. Tasks are woken once the queue is
+    /// unlocked: a woken task leaves the queue first thing, and would otherwise find it
+    /// locked and sleep again (two more switches for every `wait` that a child's exit
+    /// ends, when both run on one CPU).
     pub fn notify(&self, events: u32) {
+        let mut first: Option<Arc<Blocker>> = None;
+        let mut more: Vec<Arc<Blocker>> = Vec::new();
         for e in lock(&self.entries).iter() {
             if e.mask & events != 0 {
                 match &e.waiter {
-                    Waiter::Task(b) => b.notify(),
+                    Waiter::Task(b) if first.is_none() => first = Some(b.clone()),
+                    Waiter::Task(b) => more.push(b.clone()),
                     Waiter::Callback(f) => f(e.mask & events),
                 }
             }
+        }
+        for b in first.iter().chain(more.iter()) {
+            b.notify();
         }
     }
 

@@ -12,7 +12,8 @@ use crate::{errno, return_errno};
 
 pub fn sys_exit_group(task: &mut Task, code: i32) -> Result<SyscallReturn> {
     let status = ExitStatus::Exited(code & 0xff);
-    task.kernel.group_exit(&task.tg, status);
+    task.kernel
+        .group_exit_from(&task.tg, status, Some(task.tid));
     task.exit_status = Some(status);
     Ok(SyscallReturn::Exit)
 }
