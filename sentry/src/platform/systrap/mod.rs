@@ -773,13 +773,13 @@ fn placement(place: usize, split: bool) -> Option<(usize, usize)> {
     Some((a, b))
 }
 
-/// Move the stub `pid` and this thread to a CPU other than this one, if the sandbox has
-/// one. A forked child that lived beside its parent (see [`BESIDE_SWITCHES`]) dies there:
+/// Move the stub `pid` (and this thread, if `this_thread_too`) to a CPU other than this
+/// one, if the sandbox has one. A forked child that lived beside its parent (see [`BESIDE_SWITCHES`]) dies there:
 /// its stub's exit (~50 µs here: the host tears its address space down) and this thread's
 /// clean-up (the wait for it, the slot, the frames) then run beside the parent's next
 /// steps instead of ahead of them on its CPU. The move costs this CPU ~10 µs (the
 /// migration thread); fork+exit+wait 540 -> 509 µs here (A/B, medians of 10).
-fn leave_for_another_cpu(pid: Pid) {
+fn leave_for_another_cpu(pid: Pid, this_thread_too: bool) {
     // SAFETY: sched_getcpu takes no arguments and only reads this thread's CPU.
     let here = unsafe { libc::sched_getcpu() };
     let Some(cpu) = pt::sandbox_cpus()
@@ -792,7 +792,9 @@ fn leave_for_another_cpu(pid: Pid) {
     let mut set = nix::sched::CpuSet::new();
     if set.set(cpu).is_ok() {
         let _ = nix::sched::sched_setaffinity(pid, &set);
-        let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
+        if this_thread_too {
+            let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
+        }
     }
 }
 
@@ -1759,12 +1761,18 @@ impl Drop for SystrapContext {
     fn drop(&mut self) {
         let pid = self.pid;
         let ptr = self.slot.ptr as usize;
-        MY_STUBS.with(|s| s.borrow_mut().retain(|(_, _, p)| *p != ptr));
+        // The last context of this thread's task (not an image `execve` replaced: the
+        // new one is this thread's already, and placed).
+        let last = MY_STUBS.with(|s| {
+            let mut s = s.borrow_mut();
+            s.retain(|(_, _, p)| *p != ptr);
+            s.is_empty()
+        });
         pt::lock(&self.space.members).retain(|p| *p != pid);
         unregister_stub(pid);
         LIVE.fetch_sub(1, Ordering::Relaxed);
         if self.beside {
-            leave_for_another_cpu(pid);
+            leave_for_another_cpu(pid, last);
         }
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
