@@ -1185,7 +1185,45 @@ impl MemoryManager {
         for (a, len) in unmap {
             self.aspace.unmap(a, len)?;
         }
+        // The pages left out were not touched since they were populated (holes of the
+        // MemoryFile, which read as zeros): the parent lets them go too, so that its next
+        // forks neither look at them again nor unmap them from each child (a process
+        // forking in a loop had ~290 of them, its stack populated around a first fault;
+        // MemoryManager::fork 52 -> 35 µs). Its next touch there faults a zero page in,
+        // as it would have read. Nothing runs in the parent meanwhile (`alone`).
+        if eager && self.release_untouched(&child.left_out) {
+            child.left_out.clear();
+        }
         Ok(child)
+    }
+
+    /// Unmap and free the populated pages `pages` (sorted), each run with one host call;
+    /// true if all of them went. A run the stub fails to unmap keeps its frames.
+    fn release_untouched(&mut self, pages: &[u64]) -> bool {
+        let mut i = 0;
+        while let Some(&start) = pages.get(i) {
+            let mut n = 1;
+            while pages.get(i + n) == Some(&(start + n as u64 * PAGE_SIZE)) {
+                n += 1;
+            }
+            let len = n as u64 * PAGE_SIZE;
+            if let Err(e) = self.aspace.unmap(start, len) {
+                tracing::debug!("fork: untouched pages at {start:#x} kept ({e})");
+                return false;
+            }
+            let frames: Vec<u64> = pages
+                .get(i..i + n)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|a| {
+                    self.cow.remove(a);
+                    self.pages.remove(a)
+                })
+                .collect();
+            self.mf.dec_refs(frames);
+            i += n;
+        }
+        true
     }
 
     /// Map what the child of a fork inherited into its new stub, as much as
@@ -1530,7 +1568,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fork_leaves_out_long_runs_of_holes_and_unmaps_them_in_the_child() {
+    fn a_fork_leaves_out_long_runs_of_holes_and_the_parent_lets_them_go() {
         let mf = Arc::new(MemoryFile::new().unwrap());
         let mut parent = mm(&mf);
         let a = anon_rw(&mut parent, 64);
@@ -1540,27 +1578,31 @@ mod tests {
         assert_eq!(parent.pages.len(), 64);
         parent.copy_out(UserAddr(a), b"parent").unwrap();
         let forked = parent.fork(true).unwrap();
-        // The page with data is copied; the 63 holes are the child's to fault in.
+        // The page with data is copied; the 63 holes are the child's to fault in, and
+        // the parent's too: it unmapped them, so the child's host copy has none to undo.
         assert_eq!(
             forked.host_fixups(),
-            [
-                MapOp::Unmap {
-                    addr: a + PAGE_SIZE,
-                    len: 63 * PAGE_SIZE,
-                },
-                MapOp::Map {
-                    addr: a,
-                    len: PAGE_SIZE,
-                    prot: Prot::RW,
-                    offset: forked.pages[&a],
-                },
-            ]
+            [MapOp::Map {
+                addr: a,
+                len: PAGE_SIZE,
+                prot: Prot::RW,
+                offset: forked.pages[&a],
+            }]
         );
+        assert_eq!(parent.pages.len(), 1);
+        assert_eq!(mf.allocated_bytes(), 2 * PAGE_SIZE);
         let mut child = MemoryManager::from_fork(forked, Box::new(NoStub), false);
         assert_eq!(child.pages.len(), 1);
+        // Either side reads zeros there and writes its own page.
+        assert_eq!(read(&mut parent, a + 40 * PAGE_SIZE, 1), b"\0");
         parent.copy_out(UserAddr(a + 40 * PAGE_SIZE), b"P").unwrap();
         assert_eq!(read(&mut child, a + 40 * PAGE_SIZE, 1), b"\0");
+        assert_eq!(read(&mut parent, a + 40 * PAGE_SIZE, 1), b"P");
         assert_eq!(read(&mut child, a, 6), b"parent");
+        // A second fork finds nothing left out.
+        let again = parent.fork(true).unwrap();
+        assert!(again.left_out.is_empty());
+        drop(again);
         drop(child);
         drop(parent);
         assert_eq!(mf.allocated_bytes(), 0);
