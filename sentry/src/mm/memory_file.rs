@@ -111,7 +111,7 @@ impl Frames {
             0 => false,
             1 => {
                 *s = 0;
-                self.live -= 1;
+                self.live = self.live.saturating_sub(1);
                 true
             }
             n => {

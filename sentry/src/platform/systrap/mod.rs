@@ -774,10 +774,10 @@ fn placement(place: usize, split: bool) -> Option<(usize, usize)> {
 }
 
 /// Move the stub `pid` (and this thread, if `this_thread_too`) to a CPU other than this
-/// one, if the sandbox has one. A forked child that lived beside its parent (see [`BESIDE_SWITCHES`]) dies there:
-/// its stub's exit (~50 µs here: the host tears its address space down) and this thread's
-/// clean-up (the wait for it, the slot, the frames) then run beside the parent's next
-/// steps instead of ahead of them on its CPU. The move costs this CPU ~10 µs (the
+/// one, if the sandbox has one. A forked child that lived beside its parent (see
+/// [`BESIDE_SWITCHES`]) dies there: its stub's exit (~50 µs here: the host tears its
+/// address space down) and this thread's clean-up (the wait for it, the slot, the frames)
+/// then run beside the parent's next steps instead of ahead of them on its CPU. The move costs this CPU ~10 µs (the
 /// migration thread); fork+exit+wait 540 -> 509 µs here (A/B, medians of 10).
 fn leave_for_another_cpu(pid: Pid, this_thread_too: bool) {
     // SAFETY: sched_getcpu takes no arguments and only reads this thread's CPU.
